@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+
+/// Counts shown by `corpus status`.
+public struct StoreStatus: Codable, Sendable, Equatable {
+    public var schemaVersion: Int
+    public var sources: Int
+    public var records: Int
+    public var rejects: Int
+}
+
+/// A `key=value` filter on record tags.
+public struct TagFilter: Sendable, Equatable {
+    public var key: String
+    public var value: String
+
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+
+    /// Parses `key=value`; nil when there is no `=` or the key is empty.
+    public init?(parsing text: String) {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else { return nil }
+        key = String(text[..<eq])
+        value = String(text[text.index(after: eq)...])
+    }
+}
+
+extension CorpusStore {
+    /// Schema version and row counts.
+    public func status() throws -> StoreStatus {
+        let version = try schemaVersion()
+        return try pool.read { db in
+            StoreStatus(
+                schemaVersion: version,
+                sources: try Source.fetchCount(db),
+                records: try Record.fetchCount(db),
+                rejects: try Reject.fetchCount(db))
+        }
+    }
+
+    /// Every source, oldest first.
+    public func allSources() throws -> [Source] {
+        try pool.read { db in try Source.order(Column("id")).fetchAll(db) }
+    }
+
+    /// The source with this id, or nil.
+    public func source(id: Int64) throws -> Source? {
+        try pool.read { db in try Source.fetchOne(db, key: id) }
+    }
+
+    /// Sources whose file had this SHA-256.
+    public func sources(sha256: String) throws -> [Source] {
+        try pool.read { db in try Source.filter(Column("sha256") == sha256).order(Column("id")).fetchAll(db) }
+    }
+
+    /// Records in id order, optionally of one source and carrying every given tag.
+    public func records(sourceId: Int64? = nil, tags: [TagFilter] = [], limit: Int? = nil, offset: Int = 0) throws -> [Record] {
+        try pool.read { db in
+            var request = Record.order(Column("id")).all()
+            if let sourceId { request = request.filter(Column("source_id") == sourceId) }
+            for tag in tags {
+                request = request.filter(sql: "json_extract(tags, ?) = ?", arguments: [Self.jsonPath(tag.key), tag.value])
+            }
+            if let limit { request = request.limit(limit, offset: offset) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// The record with this id, or nil.
+    public func record(id: Int64) throws -> Record? {
+        try pool.read { db in try Record.fetchOne(db, key: id) }
+    }
+
+    /// Rejects in id order, optionally of one source.
+    public func rejects(sourceId: Int64? = nil, limit: Int? = nil) throws -> [Reject] {
+        try pool.read { db in
+            var request = Reject.order(Column("id")).all()
+            if let sourceId { request = request.filter(Column("source_id") == sourceId) }
+            if let limit { request = request.limit(limit) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Number of rejects per reason for one source, most frequent first.
+    public func rejectCounts(sourceId: Int64) throws -> [(reason: String, count: Int)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT reason, COUNT(*) AS n FROM rejects WHERE source_id = ?
+                GROUP BY reason ORDER BY n DESC, reason
+                """, arguments: [sourceId]).map { (reason: $0["reason"], count: $0["n"]) }
+        }
+    }
+
+    /// Appends an entry to the audit log.
+    public func logAudit(command: String, arguments: [String], toolVersion: String, outcome: [String: Any] = [:]) throws {
+        let argumentsJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: arguments, options: [.sortedKeys])) ?? Data("[]".utf8), as: UTF8.self)
+        let outcomeJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: outcome, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+        try pool.write { db in
+            var entry = AuditEntry(at: Timestamp.now(), command: command, arguments: argumentsJSON,
+                                   toolVersion: toolVersion, outcome: outcomeJSON)
+            try entry.insert(db)
+        }
+    }
+
+    /// The audit log, oldest first.
+    public func auditLog() throws -> [AuditEntry] {
+        try pool.read { db in try AuditEntry.order(Column("id")).fetchAll(db) }
+    }
+
+    /// A JSON path selecting `key` in a tags object, quoted so any key is safe.
+    static func jsonPath(_ key: String) -> String {
+        "$.\"" + key.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import GRDB
+
+/// The corpus store: one SQLite file in WAL mode with foreign keys on.
+///
+/// Opening an existing store applies any migrations this build has and the file lacks; a file
+/// written by a newer build (it has migrations this build does not know) is refused.
+public final class CorpusStore: Sendable {
+    /// Absolute path of the database file.
+    public let path: String
+    /// The connection pool. GRDB's `DatabasePool` is itself `Sendable`.
+    public let pool: DatabasePool
+
+    /// Opens the store at `path`.
+    /// - Parameter create: when false, a missing file is an error that says to run `corpus init`.
+    /// - Throws: `CorpusDBError` (`.notInitialized`, `.newerSchema`, `.cannotOpen`).
+    public init(path: String, create: Bool = false) throws {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        self.path = absolute
+        let exists = FileManager.default.fileExists(atPath: absolute)
+        if !exists && !create {
+            throw CorpusDBError(.notInitialized,
+                "\(absolute): no corpus store here; run `corpus init` first, or pass --db PATH (or set CORPUS_DB) to use another store")
+        }
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        do {
+            pool = try DatabasePool(path: absolute, configuration: configuration)
+        } catch {
+            throw CorpusDBError(.cannotOpen, "\(absolute): cannot open as a SQLite database (\(error)); check the path, or move the file aside and run `corpus init`")
+        }
+        try migrate()
+    }
+
+    private func migrate() throws {
+        let migrator = Migrations.migrator()
+        do {
+            let superseded = try pool.read { db in try migrator.hasBeenSuperseded(db) }
+            if superseded {
+                let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+                let known = Set(Migrations.all.map(\.identifier))
+                let unknown = applied.filter { !known.contains($0) }.sorted()
+                throw CorpusDBError(.newerSchema,
+                    "\(path): written by a newer version of corpus (schema migrations \(unknown.joined(separator: ", ")) are unknown to this build, which knows up to version \(Migrations.latestVersion)); upgrade corpus to open it")
+            }
+            try migrator.migrate(pool)
+        } catch let error as CorpusDBError {
+            throw error
+        } catch {
+            throw CorpusDBError(.cannotOpen, "\(path): not a usable corpus store (\(error)); check the path, or move the file aside and run `corpus init`")
+        }
+    }
+
+    /// The number of migrations applied to this file.
+    public func schemaVersion() throws -> Int {
+        try pool.read { db in try Migrations.migrator().appliedIdentifiers(db).count }
+    }
+
+    /// Runs `PRAGMA integrity_check` and `PRAGMA foreign_key_check`; returns the problems found
+    /// (empty when the file is sound).
+    public func integrityProblems() throws -> [String] {
+        try pool.read { db in
+            var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+            let fk = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+            problems += fk.map { "foreign key violation in \($0[0] as String? ?? "?") row \($0[1] as Int64? ?? -1)" }
+            return problems
+        }
+    }
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import CorpusDB
+
+/// The `corpus` command: question-answer data in, fine-tuned adapters out, everything on record.
+@main
+struct Corpus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corpus",
+        abstract: "Curate question-answer data into a SQLite corpus with provenance, and train on it.",
+        discussion: """
+            Exit codes: 0 success; 1 unexpected internal error; 3 an input file could not be \
+            ingested (the others were); 4 the store cannot be opened or is newer than this build; \
+            5 a record or source that was asked for does not exist; 64 invalid command-line usage; \
+            130 interrupted (Ctrl-C), nothing half-written. See docs/EXIT_CODES.md.
+            """,
+        version: CorpusVersion.string,
+        subcommands: [
+            InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
+            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self,
+        ]
+    )
+}
