@@ -10,7 +10,7 @@ out=Sources/CorpusDB/Store/Migrations+Generated.swift
   echo ""
   echo "extension Migrations {"
   echo "    /// The numbered migrations, in order: (identifier, SQL)."
-  echo "    static let all: [(identifier: String, sql: String)] = ["
+  echo "    public static let all: [(identifier: String, sql: String)] = ["
   for f in migrations/*.sql; do
     name=$(basename "$f" .sql)
     echo "        (\"$name\", #\"\"\""

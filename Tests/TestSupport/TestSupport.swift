@@ -1,2 +1,104 @@
+import CorpusDB
 import Foundation
-public enum TestSupport {}
+
+/// Builders of fixtures shared by the test targets: temporary directories and stores, the paths
+/// of the repository's examples and of ../shared, and a runner for the real `corpus` binary.
+public enum TestSupport {
+    /// The package root (the folder holding Package.swift), derived from this file's path.
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `../shared/data` beside the repository, when it exists.
+    public static var sharedData: URL? {
+        let url = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data")
+        return FileManager.default.fileExists(atPath: url.path) ? url : nil
+    }
+
+    /// True when running in CI, where missing shared fixtures are failures rather than skips.
+    public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// A new empty temporary directory, unique per call.
+    public static func temporaryDirectory(_ label: String = "corpus-test") throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A fresh store in a temporary directory.
+    public static func temporaryStore() throws -> CorpusStore {
+        try CorpusStore(path: temporaryDirectory().appendingPathComponent("corpus.db").path, create: true)
+    }
+
+    /// Writes `bytes` to `name` inside `directory` and returns the path.
+    @discardableResult
+    public static func write(_ bytes: [UInt8], to name: String, in directory: URL) throws -> String {
+        let url = directory.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    /// Writes UTF-8 `text` to `name` inside `directory` and returns the path.
+    @discardableResult
+    public static func write(_ text: String, to name: String, in directory: URL) throws -> String {
+        try write(Array(text.utf8), to: name, in: directory)
+    }
+}
+
+/// The result of running the `corpus` binary.
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+
+    /// stdout parsed as JSON.
+    public func json() throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(stdout.utf8), options: [.fragmentsAllowed])
+    }
+}
+
+extension TestSupport {
+    /// The `corpus` executable built beside the test bundle.
+    public static var corpusBinary: URL {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        var dir = executable.deletingLastPathComponent()
+        // Linux: .build/<triple>/<config>/corpusPackageTests.xctest is a file; the binary sits beside it.
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("corpus")
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return executable.deletingLastPathComponent().appendingPathComponent("corpus")
+    }
+
+    /// Runs `corpus` with `arguments` (and `environment` added), waiting for it to finish.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = corpusBinary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "CORPUS_DB")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes concurrently with the process so large outputs cannot dead-lock.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return CommandResult(status: process.terminationStatus,
+                             stdout: String(decoding: outData, as: UTF8.self),
+                             stderr: String(decoding: errData, as: UTF8.self))
+    }
+}

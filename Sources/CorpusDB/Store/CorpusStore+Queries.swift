@@ -7,6 +7,13 @@ public struct StoreStatus: Codable, Sendable, Equatable {
     public var sources: Int
     public var records: Int
     public var rejects: Int
+
+    public init(schemaVersion: Int, sources: Int, records: Int, rejects: Int) {
+        self.schemaVersion = schemaVersion
+        self.sources = sources
+        self.records = records
+        self.rejects = rejects
+    }
 }
 
 /// A `key=value` filter on record tags.
@@ -61,7 +68,9 @@ extension CorpusStore {
             var request = Record.order(Column("id")).all()
             if let sourceId { request = request.filter(Column("source_id") == sourceId) }
             for tag in tags {
-                request = request.filter(sql: "json_extract(tags, ?) = ?", arguments: [Self.jsonPath(tag.key), tag.value])
+                // json_each instead of a JSON path: any key works, quotes and dots included.
+                request = request.filter(sql: "EXISTS (SELECT 1 FROM json_each(records.tags) WHERE json_each.key = ? AND json_each.value = ?)",
+                                         arguments: [tag.key, tag.value])
             }
             if let limit { request = request.limit(limit, offset: offset) }
             return try request.fetchAll(db)
@@ -107,10 +116,5 @@ extension CorpusStore {
     /// The audit log, oldest first.
     public func auditLog() throws -> [AuditEntry] {
         try pool.read { db in try AuditEntry.order(Column("id")).fetchAll(db) }
-    }
-
-    /// A JSON path selecting `key` in a tags object, quoted so any key is safe.
-    static func jsonPath(_ key: String) -> String {
-        "$.\"" + key.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

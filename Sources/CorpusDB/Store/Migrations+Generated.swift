@@ -2,7 +2,7 @@
 
 extension Migrations {
     /// The numbered migrations, in order: (identifier, SQL).
-    static let all: [(identifier: String, sql: String)] = [
+    public static let all: [(identifier: String, sql: String)] = [
         ("0001_initial", #"""
 -- 0001: sources, records, rejects and the audit log.
 -- Shipped migrations are never edited; add a new numbered file instead (docs/STORE.md).

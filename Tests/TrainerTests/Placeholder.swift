@@ -1,3 +1,0 @@
-import Testing
-
-@Test func placeholderTrainerTests() { #expect(1 + 1 == 2) }
