@@ -15,7 +15,7 @@ struct Corpus: ParsableCommand {
             """,
         version: CorpusVersion.string,
         subcommands: [
-            InitCommand.self, StatusCommand.self, SourcesCommand.self,
+            InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
             RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self,
         ]
     )

@@ -1,0 +1,164 @@
+import CICU
+
+/// A byte sequence that is invalid in the file's encoding. In the decoded text U+FFFD
+/// (`EF BF BD`) stands in its place.
+public struct InvalidSpan: Sendable, Equatable {
+    /// Offset of the replacement in `DecodedText.utf8`.
+    public var utf8Offset: Int
+    /// Offset of the bad sequence in the original file (BOM included).
+    public var originalOffset: Int
+    /// The offending original bytes (at most 8).
+    public var bytes: [UInt8]
+
+    public init(utf8Offset: Int, originalOffset: Int, bytes: [UInt8]) {
+        self.utf8Offset = utf8Offset
+        self.originalOffset = originalOffset
+        self.bytes = bytes
+    }
+}
+
+/// A file's text as UTF-8, with what is needed to map any position back to the original bytes.
+public struct DecodedText: Sendable {
+    /// The text, BOM removed, each invalid sequence replaced by U+FFFD.
+    public var utf8: [UInt8]
+    /// Invalid sequences, sorted by `utf8Offset`.
+    public var invalidSpans: [InvalidSpan]
+    /// For non-UTF-8 input: positions where decoded and original offsets line up (sorted).
+    let checkpoints: [(utf8: Int, original: Int)]
+    /// For non-UTF-8 input: the original bytes and the ICU converter name, to refine offsets.
+    let original: [UInt8]
+    let charset: String?
+    let bomLength: Int
+
+    /// Byte offset in the original file of the character starting at `utf8Offset` (exact for any
+    /// character boundary, in any encoding).
+    public func originalOffset(ofUTF8Offset offset: Int) -> Int {
+        guard let charset else {
+            // UTF-8: the BOM, plus for every replaced sequence before `offset` its length minus 3.
+            var shift = bomLength
+            var lo = 0, hi = invalidSpans.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if invalidSpans[mid].utf8Offset < offset { lo = mid + 1 } else { hi = mid }
+            }
+            for span in invalidSpans[..<lo] { shift += span.bytes.count - 3 }
+            return offset + shift
+        }
+        // The last checkpoint at or before `offset`, then walk the original characters from there.
+        var lo = 0, hi = checkpoints.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if checkpoints[mid].utf8 <= offset { lo = mid + 1 } else { hi = mid }
+        }
+        let checkpoint = checkpoints[max(lo - 1, 0)]
+        if checkpoint.utf8 == offset { return checkpoint.original }
+        let refined = original.withUnsafeBufferPointer { p in
+            cicu_refine(charset, p.baseAddress, Int64(p.count), Int64(checkpoint.original), Int64(checkpoint.utf8), Int64(offset))
+        }
+        return refined >= 0 ? Int(refined) : checkpoint.original
+    }
+
+    /// The invalid spans whose replacement lies in `range`.
+    public func invalidSpans(in range: Range<Int>) -> ArraySlice<InvalidSpan> {
+        var lo = 0, hi = invalidSpans.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if invalidSpans[mid].utf8Offset < range.lowerBound { lo = mid + 1 } else { hi = mid }
+        }
+        var end = lo
+        while end < invalidSpans.count && invalidSpans[end].utf8Offset < range.upperBound { end += 1 }
+        return invalidSpans[lo..<end]
+    }
+}
+
+/// Decodes a file's bytes to UTF-8 without losing track of invalid bytes or offsets.
+public enum Transcoder {
+    /// Distance between offset checkpoints in the decoded text, besides one at every line start.
+    static let checkpointEvery: Int64 = 4096
+
+    /// Decodes `bytes` as `encoding`. UTF-8 is validated in Swift; everything else goes through ICU.
+    /// - Throws: `IngestError(.unknownEncoding)` when ICU cannot convert from that encoding.
+    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding) throws -> DecodedText {
+        if encoding.name == "UTF-8" { return decodeUTF8(bytes, bom: encoding.bomLength) }
+        var decoded = cicu_decoded()
+        let body = Array(bytes[min(encoding.bomLength, bytes.count)...])
+        let status = body.withUnsafeBufferPointer { p in
+            cicu_decode(encoding.name, p.baseAddress, Int64(p.count), checkpointEvery, &decoded)
+        }
+        defer { cicu_decoded_free(&decoded) }
+        guard status == 0 else {
+            let message = withUnsafeBytes(of: decoded.error) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            throw IngestError(.unknownEncoding, "cannot decode the file as \(encoding.name): \(message); force another one with --encoding")
+        }
+        let bom = encoding.bomLength
+        let utf8 = Array(UnsafeBufferPointer(start: decoded.utf8, count: Int(decoded.utf8_length)))
+        let checkpoints = UnsafeBufferPointer(start: decoded.checkpoints, count: Int(decoded.checkpoint_count))
+            .map { (utf8: Int($0.utf8), original: Int($0.orig) + bom) }
+        let spans = UnsafeBufferPointer(start: decoded.invalid, count: Int(decoded.invalid_count)).map { entry -> InvalidSpan in
+            let count = Int(min(entry.length, 8))
+            let raw = withUnsafeBytes(of: entry.bytes) { Array($0.prefix(count)) }
+            return InvalidSpan(utf8Offset: Int(entry.utf8), originalOffset: Int(entry.orig) + bom, bytes: raw)
+        }
+        // Refinement walks the original from a checkpoint; keep the BOM so offsets stay file offsets.
+        return DecodedText(utf8: utf8, invalidSpans: spans, checkpoints: checkpoints, original: bytes,
+                           charset: encoding.name, bomLength: bom)
+    }
+
+    /// UTF-8: copy as is (BOM dropped) unless there are invalid sequences, which become U+FFFD.
+    static func decodeUTF8(_ bytes: [UInt8], bom: Int) -> DecodedText {
+        var spans: [InvalidSpan] = []
+        var out: [UInt8] = []
+        bytes.withUnsafeBufferPointer { p in
+            var i = bom
+            var copiedUpTo = bom
+            let n = p.count
+            while i < n {
+                if p[i] < 0x80 { i += 1; continue }
+                let length = UTF8Scan.sequenceLength(p, i)
+                if length > 0 { i += length; continue }
+                // An invalid byte: maximal subpart as one span (a truncated sequence counts once).
+                var end = i + 1
+                while end < n && end - i < 4 && p[end] >= 0x80 && p[end] <= 0xBF && UTF8Scan.sequenceLength(p, i) == 0
+                    && isPrefixOfSequence(p, i, end - i + 1) { end += 1 }
+                if out.isEmpty { out.reserveCapacity(n + 64) }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: p[copiedUpTo..<i]))
+                spans.append(InvalidSpan(utf8Offset: out.count, originalOffset: i, bytes: Array(p[i..<end])))
+                out.append(contentsOf: [0xEF, 0xBF, 0xBD])
+                i = end
+                copiedUpTo = end
+            }
+            if spans.isEmpty {
+                out = Array(UnsafeBufferPointer(rebasing: p[bom...]))
+            } else {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: p[copiedUpTo..<n]))
+            }
+        }
+        return DecodedText(utf8: out, invalidSpans: spans, checkpoints: [], original: [], charset: nil, bomLength: bom)
+    }
+
+    /// Whether bytes `i..<i+count` could start a well-formed sequence (the maximal-subpart rule).
+    static func isPrefixOfSequence(_ p: UnsafeBufferPointer<UInt8>, _ i: Int, _ count: Int) -> Bool {
+        let b0 = p[i]
+        let need: Int
+        switch b0 {
+        case 0xC2...0xDF: need = 2
+        case 0xE0...0xEF: need = 3
+        case 0xF0...0xF4: need = 4
+        default: return false
+        }
+        guard count < need else { return false }
+        if count >= 2 {
+            let b1 = p[i + 1]
+            switch b0 {
+            case 0xE0: if b1 < 0xA0 { return false }
+            case 0xED: if b1 > 0x9F { return false }
+            case 0xF0: if b1 < 0x90 { return false }
+            case 0xF4: if b1 > 0x8F { return false }
+            default: break
+            }
+        }
+        return true
+    }
+}

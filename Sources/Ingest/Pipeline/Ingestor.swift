@@ -1,0 +1,191 @@
+import CorpusDB
+import Foundation
+import GRDB
+
+/// Ingests files into a store: each file is read, decoded, split into rows, mapped to canonical
+/// conversations and written as records or rejects in ONE transaction, so a failed or interrupted
+/// file leaves nothing behind.
+public final class Ingestor {
+    public let store: CorpusStore
+    public let options: IngestOptions
+    /// Called a few times per second while a file is processed.
+    public var onProgress: ((IngestProgress) -> Void)?
+    /// Polled between rows; returning true rolls the current file back with `.interrupted`.
+    public var isCancelled: () -> Bool = { false }
+
+    public init(store: CorpusStore, options: IngestOptions) {
+        self.store = store
+        self.options = options
+    }
+
+    /// Ingests one file.
+    /// - Throws: `IngestError` when the file as a whole cannot be ingested (nothing is written then).
+    public func ingest(_ input: InputFile) throws -> FileSummary {
+        let start = Date()
+        let path = input.path
+        let bytes = try Self.readFile(path)
+        let sha256 = ContentHash.sha256Hex(bytes)
+        var summary = FileSummary(path: path, sha256: sha256, bytes: bytes.count, sourceId: nil, alreadyIngestedAs: nil,
+                                  format: nil, encoding: "", encodingConfidence: 0, rows: 0, records: 0,
+                                  rejectsByReason: [], seconds: 0)
+        if !options.force, let existing = try store.sources(sha256: sha256).first {
+            summary.alreadyIngestedAs = existing.id
+            summary.format = SourceFormat(rawValue: existing.format)
+            summary.encoding = existing.encoding
+            summary.seconds = Date().timeIntervalSince(start)
+            return summary
+        }
+        guard !bytes.isEmpty else {
+            throw IngestError(.emptyFile, "\(path): the file is empty (0 bytes); nothing to ingest")
+        }
+        let encoding: DetectedEncoding
+        if let forced = options.encoding {
+            encoding = try EncodingDetector.forced(forced, bytes: bytes)
+        } else {
+            encoding = EncodingDetector.detect(bytes)
+        }
+        if let kind = Self.binaryKind(bytes, encoding: encoding) {
+            throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
+        }
+        let text = try Transcoder.decode(bytes, as: encoding)
+        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
+        }
+        let format = options.format ?? FormatSniffer.sniff(text.utf8)
+        summary.format = format
+        summary.encoding = encoding.name
+        summary.encodingConfidence = encoding.confidence
+
+        let rows = try RowSource.make(format: format, text: text, path: path, options: options)
+        let mapper = try rows.mapper(options: options, path: path)
+
+        var counts: [String: Int] = [:]
+        var rowCount = 0
+        var lastProgress = Date()
+        let sourceID: Int64 = try store.pool.write { db in
+            var source = Source(path: path, sha256: sha256, bytes: Int64(bytes.count), format: format.rawValue,
+                                encoding: encoding.name, encodingConfidence: encoding.confidence,
+                                encodingMethod: encoding.method, mapping: mapper.mappingJSON,
+                                tags: CanonicalJSON.object(options.tags.merging(input.directoryTags) { explicit, _ in explicit }),
+                                options: Self.jsonText(options.json), importedAt: Timestamp.now(),
+                                toolVersion: CorpusVersion.string)
+            try source.insert(db)
+            guard let sourceID = source.id else {
+                throw IngestError(.malformedInput, "\(path): the store did not return an id for the new source")
+            }
+            let writer = try RowWriter(db)
+            try rows.forEach { row in
+                rowCount += 1
+                if rowCount % 512 == 0 {
+                    if self.isCancelled() {
+                        throw IngestError(.interrupted, "\(path): interrupted after \(rowCount) rows; nothing of this file was kept, run the same command again")
+                    }
+                    let now = Date()
+                    if now.timeIntervalSince(lastProgress) > 0.5, let onProgress = self.onProgress {
+                        lastProgress = now
+                        onProgress(IngestProgress(path: path, rows: rowCount, processed: row.range.upperBound,
+                                                  total: text.utf8.count, elapsed: now.timeIntervalSince(start)))
+                    }
+                }
+                let offset = text.originalOffset(ofUTF8Offset: row.range.lowerBound)
+                let end = text.originalOffset(ofUTF8Offset: row.range.upperBound)
+                func reject(_ code: String, _ detail: String) throws {
+                    counts[code, default: 0] += 1
+                    try writer.insert(Reject(sourceId: sourceID, rowIndex: row.index, locator: row.locator, line: row.line,
+                                             byteOffset: Int64(offset), byteLength: Int64(end - offset), reason: code,
+                                             detail: detail, excerpt: Self.excerpt(text.utf8, row.range)))
+                }
+                if let problem = row.problem {
+                    try reject(problem.code, problem.detail)
+                    return
+                }
+                var flags: [String] = []
+                let invalid = text.invalidSpans(in: row.range)
+                if let first = invalid.first {
+                    if options.lossy {
+                        flags.append("lossy_decoding")
+                    } else {
+                        let hex = first.bytes.map { String(format: "0x%02X", $0) }.joined(separator: " ")
+                        try reject("undecodable_bytes",
+                                   "invalid \(encoding.name) byte sequence \(hex) at byte offset \(first.originalOffset)"
+                                   + (invalid.count > 1 ? " (and \(invalid.count - 1) more in this row)" : "")
+                                   + "; fix the file, force another --encoding, or re-run with --lossy to keep the row with U+FFFD")
+                        return
+                    }
+                }
+                switch row.map(mapper) {
+                case let .failure(reason):
+                    try reject(reason.code, reason.detail)
+                case let .success(mapped):
+                    // Precedence: directory tags are defaults, the row's own columns win over them,
+                    // and an explicit --tag wins over both.
+                    var tags = input.directoryTags
+                    tags.merge(mapped.tags) { _, row in row }
+                    tags.merge(options.tags) { _, explicit in explicit }
+                    let canonical = CanonicalJSON.encode(mapped.conversation)
+                    try writer.insert(Record(sourceId: sourceID, rowIndex: row.index, locator: row.locator, line: row.line,
+                                             byteOffset: Int64(offset), byteLength: Int64(end - offset),
+                                             conversation: String(decoding: canonical, as: UTF8.self),
+                                             original: mapped.originalJSON, tags: CanonicalJSON.object(tags),
+                                             contentHash: ContentHash.sha256Hex(canonical),
+                                             flags: flags.isEmpty ? "[]" : Self.jsonText(flags)))
+                }
+            }
+            if rowCount == 0 {
+                throw IngestError(.emptyFile, "\(path): no data rows (\(rows.emptyDescription)); nothing to ingest")
+            }
+            try db.execute(sql: "UPDATE sources SET rows_read = ?, records_added = ?, rows_rejected = ? WHERE id = ?",
+                           arguments: [rowCount, writer.recordCount, writer.rejectCount, sourceID])
+            return sourceID
+        }
+        summary.sourceId = sourceID
+        summary.rows = rowCount
+        summary.records = rowCount - counts.values.reduce(0, +)
+        summary.rejectsByReason = counts.map { (reason: $0.key, count: $0.value) }
+            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.reason < $1.reason }
+        summary.seconds = Date().timeIntervalSince(start)
+        return summary
+    }
+
+    // MARK: - Helpers
+
+    static func readFile(_ path: String) throws -> [UInt8] {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw IngestError(.unreadableFile, "\(path): cannot open the file for reading; check that it exists and that you may read it")
+        }
+        defer { try? handle.close() }
+        do {
+            return [UInt8](try handle.readToEnd() ?? Data())
+        } catch {
+            throw IngestError(.unreadableFile, "\(path): reading failed (\(error.localizedDescription))")
+        }
+    }
+
+    /// Names the kind of binary file, or nil for text. Magic numbers first, then the share of
+    /// control bytes in the first 64 KiB (UTF-16 text legitimately has NULs and is exempt).
+    static func binaryKind(_ bytes: [UInt8], encoding: DetectedEncoding) -> String? {
+        let magics: [([UInt8], String)] = [
+            ([0x89, 0x50, 0x4E, 0x47], "PNG image"), ([0x25, 0x50, 0x44, 0x46], "PDF document"),
+            ([0x50, 0x4B, 0x03, 0x04], "ZIP archive, e.g. .xlsx or .docx"), ([0x7F, 0x45, 0x4C, 0x46], "ELF executable"),
+            ([0x1F, 0x8B], "gzip archive"), (Array("SQLite format 3".utf8), "SQLite database"),
+            ([0xD0, 0xCF, 0x11, 0xE0], "OLE document, e.g. .xls or .doc"), ([0xFF, 0xD8, 0xFF], "JPEG image"),
+        ]
+        for (magic, name) in magics where bytes.starts(with: magic) { return name }
+        if encoding.name.hasPrefix("UTF-16") || encoding.name.hasPrefix("UTF-32") { return nil }
+        let sample = bytes.prefix(65_536)
+        let control = sample.reduce(0) { n, b in n + ((b < 0x09 || (b > 0x0D && b < 0x20 && b != 0x1B)) ? 1 : 0) }
+        return control * 10 > sample.count ? "\(control) of its first \(sample.count) bytes are control characters" : nil
+    }
+
+    static func excerpt(_ utf8: [UInt8], _ range: Range<Int>) -> String {
+        let end = min(range.upperBound, range.lowerBound + 600)
+        var text = String(decoding: utf8[range.lowerBound..<end], as: UTF8.self)
+        if text.count > 200 { text = String(text.prefix(200)) + "…" }
+        return text.replacingOccurrences(of: "\u{0}", with: "\\0")
+    }
+
+    static func jsonText(_ value: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,148 @@
+/// One CSV row with its position in the decoded text.
+public struct CSVRow: Sendable {
+    /// 0-based row number in the file; the header is row 0. Blank lines are not rows.
+    public var index: Int
+    /// 1-based physical line where the row starts.
+    public var line: Int
+    /// Byte range of the row in the decoded UTF-8 text, without the line terminator.
+    public var range: Range<Int>
+    /// The fields, unquoted (`""` inside quotes becomes `"`).
+    public var fields: [String]
+    /// Nil for a well-formed row; otherwise what is wrong, naming the field or line.
+    public var problem: String?
+}
+
+/// A streaming RFC 4180 reader over UTF-8 bytes, written by hand (instead of a CSV package)
+/// because ingest must report physical line numbers and byte offsets and recover from broken rows.
+///
+/// - Quoted fields may hold delimiters, doubled quotes and line breaks (LF, CRLF or CR).
+/// - Rows end at LF, CRLF or a lone CR; a final line break does not make an empty row, and empty
+///   lines are skipped (they are not rows).
+/// - A quote inside an unquoted field is kept as text (lenient, as Python's csv module is).
+/// - Text after a closing quote (`"abc"def`) is kept but makes the row a problem.
+/// - An unterminated quote must not swallow the rest of the file: the row is reported as a problem
+///   ending at the end of the line where the quote opened, and reading resumes on the next line.
+/// - A NUL byte in a field makes the row a problem.
+public struct CSVReader: Sequence, IteratorProtocol {
+    private let utf8: [UInt8]
+    private let delimiter: UInt8
+    private var position = 0
+    private var line = 1
+    private var index = 0
+
+    public init(utf8: [UInt8], delimiter: UInt8 = UInt8(ascii: ",")) {
+        self.utf8 = utf8
+        self.delimiter = delimiter
+    }
+
+    /// The most frequent of `,` `\t` `;` `|` on the first line outside quotes (`,` when none).
+    public static func sniffDelimiter(_ utf8: [UInt8]) -> UInt8 {
+        let candidates: [UInt8] = [0x2C, 0x09, 0x3B, 0x7C]
+        var counts = [Int](repeating: 0, count: candidates.count)
+        var quoted = false
+        for byte in utf8 {
+            if byte == 0x22 { quoted.toggle(); continue }
+            if quoted { continue }
+            if byte == 0x0A || byte == 0x0D { break }
+            if let k = candidates.firstIndex(of: byte) { counts[k] += 1 }
+        }
+        guard let best = counts.indices.max(by: { counts[$0] < counts[$1] }), counts[best] > 0 else { return 0x2C }
+        return candidates[best]
+    }
+
+    public mutating func next() -> CSVRow? {
+        utf8.withUnsafeBufferPointer { p -> CSVRow? in
+            let n = p.count
+            // Skip empty lines.
+            while position < n && (p[position] == 0x0A || p[position] == 0x0D) {
+                if p[position] == 0x0D && position + 1 < n && p[position + 1] == 0x0A { position += 1 }
+                position += 1
+                line += 1
+            }
+            guard position < n else { return nil }
+            let start = position
+            let startLine = line
+            var fields: [String] = []
+            var problem: String?
+            var i = position
+            var rowEnd = n
+            var finished = false
+            while !finished {
+                let fieldNumber = fields.count + 1
+                if i < n && p[i] == 0x22 {
+                    // A quoted field.
+                    let quoteLine = line
+                    var j = i + 1
+                    var bytes: [UInt8] = []
+                    var chunkStart = j
+                    var closed = false
+                    while j < n {
+                        let b = p[j]
+                        if b == 0x22 {
+                            if j + 1 < n && p[j + 1] == 0x22 {
+                                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[chunkStart...j]))
+                                j += 2
+                                chunkStart = j
+                                continue
+                            }
+                            closed = true
+                            break
+                        }
+                        if b == 0x0A || (b == 0x0D && !(j + 1 < n && p[j + 1] == 0x0A)) { line += 1 }
+                        if b == 0 && problem == nil { problem = "NUL byte in field \(fieldNumber)" }
+                        j += 1
+                    }
+                    if !closed {
+                        // Unterminated: end the row at the end of the line where the quote opened.
+                        line = quoteLine
+                        var k = i
+                        while k < n && p[k] != 0x0A && p[k] != 0x0D { k += 1 }
+                        fields.append(String(decoding: UnsafeBufferPointer(rebasing: p[(i + 1)..<k]), as: UTF8.self))
+                        problem = "unterminated quoted field \(fieldNumber) starting at line \(quoteLine)"
+                        rowEnd = k
+                        i = k
+                        finished = true
+                        break
+                    }
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[chunkStart..<j]))
+                    i = j + 1
+                    // After the closing quote: a delimiter, a line break or the end.
+                    if i < n && p[i] != delimiter && p[i] != 0x0A && p[i] != 0x0D {
+                        var k = i
+                        while k < n && p[k] != delimiter && p[k] != 0x0A && p[k] != 0x0D { k += 1 }
+                        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[i..<k]))
+                        if problem == nil { problem = "text after the closing quote of field \(fieldNumber)" }
+                        i = k
+                    }
+                    fields.append(String(decoding: bytes, as: UTF8.self))
+                } else {
+                    var j = i
+                    while j < n {
+                        let b = p[j]
+                        if b == delimiter || b == 0x0A || b == 0x0D { break }
+                        if b == 0 && problem == nil { problem = "NUL byte in field \(fieldNumber)" }
+                        j += 1
+                    }
+                    fields.append(String(decoding: UnsafeBufferPointer(rebasing: p[i..<j]), as: UTF8.self))
+                    i = j
+                }
+                if i < n && p[i] == delimiter {
+                    i += 1
+                    continue
+                }
+                rowEnd = i
+                finished = true
+            }
+            // Consume the line terminator.
+            if rowEnd < n {
+                if p[rowEnd] == 0x0D && rowEnd + 1 < n && p[rowEnd + 1] == 0x0A { position = rowEnd + 2 } else { position = rowEnd + 1 }
+                line += 1
+            } else {
+                position = n
+            }
+            let row = CSVRow(index: index, line: startLine, range: start..<rowEnd, fields: fields, problem: problem)
+            index += 1
+            return row
+        }
+    }
+}
