@@ -16,7 +16,7 @@ python=${PEER_PYTHON:-$HOME/.cache/corpus-peers/bin/python}
 mkdir -p "$dir"
 
 scripts/install-deps.sh
-swift build -c release --product corpus >&2
+swift build -c release --product corpus > "$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; exit 1; }
 corpus="$(swift build -c release --show-bin-path)/corpus"
 
 # A clean seed CSV from the example rows (the bundled example has defects on purpose; the seed
@@ -41,18 +41,18 @@ measure() { # label, command...: prints seconds and peak RSS
   local label=$1; shift
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" > "$dir/$label.out" 2>&1 || { cat "$dir/$label.out"; exit 1; }
   read -r secs kb < "$dir/time.txt"
-  python3 -c "import sys; s=float('$secs'); b=$bytes; r=$rows; print(f'$label: {s:.2f} s, {b/s/1e6:.1f} MB/s, {r/s:,.0f} rows/s, peak RSS {int('$kb')/1024:.0f} MiB')"
+  python3 -c "s=float('$secs'); b=$bytes; r=$rows; kb=int('$kb'); print('$label: %.2f s, %.1f MB/s, %d rows/s, peak RSS %d MiB' % (s, b/s/1e6, r/s, kb/1024))"
   echo "$secs" > "$dir/$label.secs"
 }
 
 rm -f "$dir/corpus.db"*
 "$corpus" init --db "$dir/corpus.db" >/dev/null
-measure corpus "$corpus" ingest --db "$dir/corpus.db" "$big"
-grep -E "rows →" "$dir/corpus.out" || true
+CORPUS_TIMING=1 measure corpus "$corpus" ingest --db "$dir/corpus.db" "$big"
+grep -E "rows →|timing" "$dir/corpus.out" || true
 if [ -x "$python" ] && "$python" -c "import pandas" 2>/dev/null; then
   rm -f "$dir/pandas.db"
   measure pandas "$python" "$peers/pandas_ingest.py" "$big" "$dir/pandas.db"
-  python3 -c "print(f'ratio: corpus is {float(open(\"$dir/pandas.secs\").read())/float(open(\"$dir/corpus.secs\").read()):.2f}x the speed of pandas')"
+  python3 -c "p=float(open('$dir/pandas.secs').read()); c=float(open('$dir/corpus.secs').read()); print('ratio: corpus takes %.2fx the time of pandas (%.2fx its speed)' % (c/p, p/c))"
 else
   echo "pandas not found at $python: peer not measured"
 fi

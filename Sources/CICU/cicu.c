@@ -18,7 +18,7 @@ int32_t cicu_detect(const uint8_t *bytes, int64_t length, char *name, int32_t na
     UErrorCode status = U_ZERO_ERROR;
     UCharsetDetector *detector = ucsdet_open(&status);
     if (U_FAILURE(status)) return -1;
-    int32_t n = length > (1 << 20) ? (1 << 20) : (int32_t)length;  // the first MiB is plenty
+    int32_t n = length > (1 << 16) ? (1 << 16) : (int32_t)length;  /* the first 64 KiB is plenty */
     ucsdet_setText(detector, (const char *)bytes, n, &status);
     const UCharsetMatch *match = U_SUCCESS(status) ? ucsdet_detect(detector, &status) : NULL;
     int32_t confidence = -1;

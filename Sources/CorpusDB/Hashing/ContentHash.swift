@@ -8,6 +8,11 @@ public enum ContentHash {
         SHA256.hash(data: bytes).hexString
     }
 
+    /// Hex SHA-256 of a byte array (the fast path: one contiguous buffer).
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes { SHA256.hash(data: $0).hexString }
+    }
+
     /// Hex SHA-256 of a file, read in 4 MiB chunks.
     /// - Throws: the underlying file error.
     public static func sha256Hex(fileAt path: String) throws -> String {
@@ -26,13 +31,12 @@ public enum ContentHash {
 extension Digest {
     /// Lowercase hexadecimal form of the digest.
     var hexString: String {
-        var out = ""
+        var out: [UInt8] = []
         out.reserveCapacity(Self.byteCount * 2)
-        let digits: [Character] = Array("0123456789abcdef")
         for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+            out.append(CanonicalJSON.hexDigits[Int(byte >> 4)])
+            out.append(CanonicalJSON.hexDigits[Int(byte & 0x0f)])
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }

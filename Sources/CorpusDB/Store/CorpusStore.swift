@@ -25,6 +25,12 @@ public final class CorpusStore: Sendable {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // WAL with synchronous=NORMAL: a crash or power loss cannot corrupt the store or leave a
+            // half-written transaction; at worst the last committed transaction is lost on power
+            // loss (SQLite's documented trade-off, and what SQLite recommends for WAL).
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536")
+        }
         do {
             pool = try DatabasePool(path: absolute, configuration: configuration)
         } catch {

@@ -111,6 +111,8 @@ struct UTF8Scan {
             while i < n {
                 let b = buffer[i]
                 if b < 0x80 { i += 1; continue }
+                // Clearly not UTF-8 (rule 4 can no longer hold): stop early, the rest does not matter.
+                if invalid > 1000 && invalid * 10 > multibyte { return }
                 let length = UTF8Scan.sequenceLength(buffer, i)
                 if length > 0 { multibyte += 1; i += length } else { invalid += 1; i += 1 }
             }

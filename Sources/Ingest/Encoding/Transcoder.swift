@@ -30,6 +30,17 @@ public struct DecodedText: Sendable {
     let charset: String?
     let bomLength: Int
 
+    /// Bytes an ASCII character takes in the original encoding, for the encodings where every
+    /// ASCII character is one fixed-width unit and never part of a multi-byte sequence; nil for
+    /// the others (stateful ones such as ISO-2022), which take the exact character walk.
+    var asciiWidth: Int? {
+        guard let charset else { return 1 }
+        if charset.hasPrefix("UTF-16") { return 2 }
+        if charset.hasPrefix("UTF-32") { return 4 }
+        let asciiCompatible = ["GB18030", "Big5", "Shift_JIS", "EUC-", "ISO-8859-", "windows-125", "KOI8", "UTF-8"]
+        return asciiCompatible.contains(where: { charset.hasPrefix($0) }) ? 1 : nil
+    }
+
     /// Byte offset in the original file of the character starting at `utf8Offset` (exact for any
     /// character boundary, in any encoding).
     public func originalOffset(ofUTF8Offset offset: Int) -> Int {
@@ -52,6 +63,15 @@ public struct DecodedText: Sendable {
         }
         let checkpoint = checkpoints[max(lo - 1, 0)]
         if checkpoint.utf8 == offset { return checkpoint.original }
+        // A position just before a line start (a row's end, before its CR/LF): every character in
+        // between is ASCII, which takes `asciiWidth` bytes in the original (1 in ASCII-compatible
+        // encodings such as GB18030, 2 in UTF-16), so no character walk is needed.
+        if lo < checkpoints.count, let asciiWidth {
+            let next = checkpoints[lo]
+            if next.utf8 - offset <= 8, utf8[offset..<next.utf8].allSatisfy({ $0 < 0x80 }) {
+                return next.original - (next.utf8 - offset) * asciiWidth
+            }
+        }
         let refined = original.withUnsafeBufferPointer { p in
             cicu_refine(charset, p.baseAddress, Int64(p.count), Int64(checkpoint.original), Int64(checkpoint.utf8), Int64(offset))
         }

@@ -18,7 +18,8 @@ public struct RejectReason: Error, Sendable, Equatable, Hashable {
 public struct MappedRow: Sendable {
     public var conversation: Conversation
     public var tags: [String: String]
-    /// The row's original fields as a JSON object with sorted keys, so export can reproduce them.
+    /// The row's original fields as a JSON object, so export can reproduce them: for JSON input
+    /// the element's own text, for CSV the header → value object with sorted keys.
     public var originalJSON: String
 }
 
@@ -138,19 +139,21 @@ public struct FieldMapper: Sendable {
 
     /// Maps CSV fields (header name → value).
     public func map(fields: [String: String]) -> Result<MappedRow, RejectReason> {
-        map(lookup: { fields[$0] }, original: { jsonText(fields) })
+        map(lookup: { fields[$0] }, original: { CanonicalJSON.object(fields) })
     }
 
-    /// Maps a JSON object.
-    public func map(object: [String: Any]) -> Result<MappedRow, RejectReason> {
+    /// Maps a JSON object. `originalText` is the element's JSON text as it stands in the file
+    /// (stored as the record's original fields); when nil the object is serialized.
+    public func map(object: [String: Any], originalText: String? = nil) -> Result<MappedRow, RejectReason> {
+        let original = { originalText ?? jsonText(object) }
         switch shape {
         case .columns:
-            return map(lookup: { key in object[key].flatMap { text($0, joiner: "\n") } }, original: { jsonText(object) },
+            return map(lookup: { key in object[key].flatMap { text($0, joiner: "\n") } }, original: original,
                        tagLookup: { key in object[key].flatMap { text($0, joiner: "; ") } }, present: { object[$0] != nil })
         case .alpaca:
-            return mapAlpaca(object)
+            return mapAlpaca(object, original: original)
         case .sharegpt, .messages:
-            return mapTurns(object)
+            return mapTurns(object, original: original)
         }
     }
 
@@ -181,7 +184,7 @@ public struct FieldMapper: Sendable {
         return .success(MappedRow(conversation: Conversation(messages: messages), tags: tags, originalJSON: original()))
     }
 
-    private func mapAlpaca(_ object: [String: Any]) -> Result<MappedRow, RejectReason> {
+    private func mapAlpaca(_ object: [String: Any], original: () -> String) -> Result<MappedRow, RejectReason> {
         guard let instruction = object["instruction"].flatMap({ text($0, joiner: "\n") }) else {
             return .failure(RejectReason(code: "missing_field", detail: "the element has no 'instruction' field"))
         }
@@ -213,10 +216,10 @@ public struct FieldMapper: Sendable {
             }
         }
         messages += [Message(role: .user, content: user), Message(role: .assistant, content: output)]
-        return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: jsonText(object)))
+        return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: original()))
     }
 
-    private func mapTurns(_ object: [String: Any]) -> Result<MappedRow, RejectReason> {
+    private func mapTurns(_ object: [String: Any], original: () -> String) -> Result<MappedRow, RejectReason> {
         let sharegpt = shape == .sharegpt
         let listKey = sharegpt ? "conversations" : "messages"
         let (roleKey, contentKey) = sharegpt ? ("from", "value") : ("role", "content")
@@ -248,7 +251,7 @@ public struct FieldMapper: Sendable {
         if messages.last?.role == .user {
             return .failure(RejectReason(code: "ends_on_user_turn", detail: "the last turn (\(messages.count)) is from the user and has no answer to learn from"))
         }
-        return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: jsonText(object)))
+        return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: original()))
     }
 
     static func role(_ speaker: String) -> Role? {

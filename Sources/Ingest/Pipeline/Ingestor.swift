@@ -25,6 +25,7 @@ public final class Ingestor {
         let path = input.path
         let bytes = try Self.readFile(path)
         let sha256 = ContentHash.sha256Hex(bytes)
+        Self.phase("read+hash", start)
         var summary = FileSummary(path: path, sha256: sha256, bytes: bytes.count, sourceId: nil, alreadyIngestedAs: nil,
                                   format: nil, encoding: "", encodingConfidence: 0, rows: 0, records: 0,
                                   rejectsByReason: [], seconds: 0)
@@ -47,7 +48,9 @@ public final class Ingestor {
         if let kind = Self.binaryKind(bytes, encoding: encoding) {
             throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
         }
+        Self.phase("detect", start)
         let text = try Transcoder.decode(bytes, as: encoding)
+        Self.phase("decode", start)
         if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
         }
@@ -74,63 +77,49 @@ public final class Ingestor {
                 throw IngestError(.malformedInput, "\(path): the store did not return an id for the new source")
             }
             let writer = try RowWriter(db)
-            try rows.forEach { row in
-                rowCount += 1
-                if rowCount % 512 == 0 {
-                    if self.isCancelled() {
-                        throw IngestError(.interrupted, "\(path): interrupted after \(rowCount) rows; nothing of this file was kept, run the same command again")
+            // Two stages on the two cores: a producer thread reads, maps, serializes and hashes
+            // rows into batches; this thread writes them. The bounded queue keeps memory flat.
+            let queue = BatchQueue<PreparedRow>(capacity: 8)
+            let preparer = RowPreparer(sourceID: sourceID, text: text, mapper: mapper, options: options,
+                                       directoryTags: input.directoryTags, encodingName: encoding.name)
+            let producer = UncheckedSendable(rows)
+            DispatchQueue.global(qos: .userInitiated).async {
+                var batch: [PreparedRow] = []
+                batch.reserveCapacity(256)
+                do {
+                    try producer.value.forEach { row in
+                        batch.append(preparer.prepare(row))
+                        if batch.count == 256 {
+                            guard queue.put(batch) else { throw CancellationError() }
+                            batch.removeAll(keepingCapacity: true)
+                        }
                     }
-                    let now = Date()
-                    if now.timeIntervalSince(lastProgress) > 0.5, let onProgress = self.onProgress {
-                        lastProgress = now
-                        onProgress(IngestProgress(path: path, rows: rowCount, processed: row.range.upperBound,
-                                                  total: text.utf8.count, elapsed: now.timeIntervalSince(start)))
-                    }
-                }
-                let offset = text.originalOffset(ofUTF8Offset: row.range.lowerBound)
-                let end = text.originalOffset(ofUTF8Offset: row.range.upperBound)
-                func reject(_ code: String, _ detail: String) throws {
-                    counts[code, default: 0] += 1
-                    try writer.insert(Reject(sourceId: sourceID, rowIndex: row.index, locator: row.locator, line: row.line,
-                                             byteOffset: Int64(offset), byteLength: Int64(end - offset), reason: code,
-                                             detail: detail, excerpt: Self.excerpt(text.utf8, row.range)))
-                }
-                if let problem = row.problem {
-                    try reject(problem.code, problem.detail)
-                    return
-                }
-                var flags: [String] = []
-                let invalid = text.invalidSpans(in: row.range)
-                if let first = invalid.first {
-                    if options.lossy {
-                        flags.append("lossy_decoding")
-                    } else {
-                        let hex = first.bytes.map { String(format: "0x%02X", $0) }.joined(separator: " ")
-                        try reject("undecodable_bytes",
-                                   "invalid \(encoding.name) byte sequence \(hex) at byte offset \(first.originalOffset)"
-                                   + (invalid.count > 1 ? " (and \(invalid.count - 1) more in this row)" : "")
-                                   + "; fix the file, force another --encoding, or re-run with --lossy to keep the row with U+FFFD")
-                        return
+                    if !batch.isEmpty { _ = queue.put(batch) }
+                } catch {}
+                queue.finish()
+            }
+            defer { queue.cancel() }
+            while let batch = queue.take() {
+                for prepared in batch {
+                    rowCount += 1
+                    switch prepared {
+                    case let .record(record, _): try writer.insert(record)
+                    case let .reject(reject, _):
+                        counts[reject.reason, default: 0] += 1
+                        try writer.insert(reject)
                     }
                 }
-                switch row.map(mapper) {
-                case let .failure(reason):
-                    try reject(reason.code, reason.detail)
-                case let .success(mapped):
-                    // Precedence: directory tags are defaults, the row's own columns win over them,
-                    // and an explicit --tag wins over both.
-                    var tags = input.directoryTags
-                    tags.merge(mapped.tags) { _, row in row }
-                    tags.merge(options.tags) { _, explicit in explicit }
-                    let canonical = CanonicalJSON.encode(mapped.conversation)
-                    try writer.insert(Record(sourceId: sourceID, rowIndex: row.index, locator: row.locator, line: row.line,
-                                             byteOffset: Int64(offset), byteLength: Int64(end - offset),
-                                             conversation: String(decoding: canonical, as: UTF8.self),
-                                             original: mapped.originalJSON, tags: CanonicalJSON.object(tags),
-                                             contentHash: ContentHash.sha256Hex(canonical),
-                                             flags: flags.isEmpty ? "[]" : Self.jsonText(flags)))
+                if self.isCancelled() {
+                    throw IngestError(.interrupted, "\(path): interrupted after \(rowCount) rows; nothing of this file was kept, run the same command again")
+                }
+                let now = Date()
+                if now.timeIntervalSince(lastProgress) > 0.5, let onProgress = self.onProgress, let last = batch.last {
+                    lastProgress = now
+                    onProgress(IngestProgress(path: path, rows: rowCount, processed: last.position,
+                                              total: text.utf8.count, elapsed: now.timeIntervalSince(start)))
                 }
             }
+            Self.phase("rows", start)
             if rowCount == 0 {
                 throw IngestError(.emptyFile, "\(path): no data rows (\(rows.emptyDescription)); nothing to ingest")
             }
@@ -138,6 +127,7 @@ public final class Ingestor {
                            arguments: [rowCount, writer.recordCount, writer.rejectCount, sourceID])
             return sourceID
         }
+        Self.phase("commit", start)
         summary.sourceId = sourceID
         summary.rows = rowCount
         summary.records = rowCount - counts.values.reduce(0, +)
@@ -148,6 +138,12 @@ public final class Ingestor {
     }
 
     // MARK: - Helpers
+
+    /// With CORPUS_TIMING=1, prints the seconds since `start` at the end of each phase to stderr.
+    static func phase(_ name: String, _ start: Date) {
+        guard ProcessInfo.processInfo.environment["CORPUS_TIMING"] == "1" else { return }
+        FileHandle.standardError.write(Data(String(format: "  [timing] %@ done at %.3fs\n", name, Date().timeIntervalSince(start)).utf8))
+    }
 
     static func readFile(_ path: String) throws -> [UInt8] {
         guard let handle = FileHandle(forReadingAtPath: path) else {

@@ -22,7 +22,7 @@ struct InputRow {
     var problem: RowProblem?
     var payload: Payload
 
-    func map(_ mapper: FieldMapper) -> Result<MappedRow, RejectReason> {
+    func map(_ mapper: FieldMapper, text: [UInt8]) -> Result<MappedRow, RejectReason> {
         switch payload {
         case let .fields(fields):
             return mapper.map(fields: fields)
@@ -31,7 +31,7 @@ struct InputRow {
                 return .failure(RejectReason(code: "not_an_object",
                     detail: "the element is \(Self.kind(of: value)), expected an object with question and answer fields"))
             }
-            return mapper.map(object: object)
+            return mapper.map(object: object, originalText: String(decoding: text[range], as: UTF8.self))
         }
     }
 
