@@ -186,7 +186,7 @@ public struct JSONLReader: Sequence, IteratorProtocol {
 /// Detects the format of decoded text from its content.
 public enum FormatSniffer {
     /// `[` → json; `{` whose first line is a whole JSON value followed by another line starting
-    /// with `{` → jsonl; other `{` → json; anything else → csv.
+    /// with `{` → jsonl; other `{` (one minified object included) → json; anything else → csv.
     public static func sniff(_ utf8: [UInt8]) -> SourceFormat {
         var i = 0
         while i < utf8.count, [0x20, 0x09, 0x0A, 0x0D].contains(utf8[i]) { i += 1 }
@@ -199,7 +199,7 @@ public enum FormatSniffer {
         guard (try? JSONSerialization.jsonObject(with: firstLine)) != nil else { return .json }
         var j = end
         while j < utf8.count, [0x20, 0x09, 0x0A, 0x0D].contains(utf8[j]) { j += 1 }
-        return j >= utf8.count || utf8[j] == UInt8(ascii: "{") ? .jsonl : .json
+        return j < utf8.count && utf8[j] == UInt8(ascii: "{") ? .jsonl : .json
     }
 }
 
