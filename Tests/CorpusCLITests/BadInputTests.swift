@@ -178,3 +178,35 @@ struct BadInputTests {
         #expect(try f.status().records == 1)
     }
 }
+
+@Suite("Interrupting corpus ingest")
+struct InterruptTests {
+    @Test func ctrlCRollsTheFileBack() throws {
+        let dir = try TestSupport.temporaryDirectory("corpus-interrupt")
+        let db = dir.appendingPathComponent("corpus.db").path
+        _ = try TestSupport.run(["init", "--db", db])
+        // Big enough that the ingest is still running when the signal arrives.
+        var text = ""
+        for i in 0..<300_000 { text += #"{"question": "第\#(i)个问题：头痛怎么办？", "answer": "第\#(i)个回答：多休息，必要时就医。"}"# + "\n" }
+        let path = try TestSupport.write(text, to: "big.jsonl", in: dir)
+        let process = Process()
+        process.executableURL = TestSupport.corpusBinary
+        process.arguments = ["ingest", "--db", db, path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        let stillRunning = process.isRunning
+        process.interrupt() // SIGINT, as Ctrl-C sends
+        process.waitUntilExit()
+        let status = try CorpusStore(path: db).status()
+        #expect(try CorpusStore(path: db).integrityProblems().isEmpty)
+        if stillRunning {
+            #expect(process.terminationStatus == 130)
+            #expect(status.sources == 0 && status.records == 0 && status.rejects == 0)
+        } else {
+            // The machine was fast enough to finish first: then the file is there whole.
+            #expect(status.records == 300_000)
+        }
+    }
+}
