@@ -23,14 +23,8 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     }
 }
 
-extension AuditEntry: FetchableRecord, MutablePersistableRecord {
+extension AuditEntry: StoreRecord {
     public static let databaseTableName = "audit_log"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
 }
 
 /// ISO 8601 timestamps in UTC with milliseconds, the store's only time format.

@@ -55,12 +55,6 @@ public struct Record: Codable, Sendable, Equatable {
     }
 }
 
-extension Record: FetchableRecord, MutablePersistableRecord {
+extension Record: StoreRecord {
     public static let databaseTableName = "records"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
 }

@@ -32,12 +32,6 @@ public struct Reject: Codable, Sendable, Equatable {
     }
 }
 
-extension Reject: FetchableRecord, MutablePersistableRecord {
+extension Reject: StoreRecord {
     public static let databaseTableName = "rejects"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
 }

@@ -47,12 +47,6 @@ public struct Source: Codable, Sendable, Equatable {
     }
 }
 
-extension Source: FetchableRecord, MutablePersistableRecord {
+extension Source: StoreRecord {
     public static let databaseTableName = "sources"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
 }
