@@ -169,3 +169,50 @@ struct GGUFTests {
         }
     }
 }
+
+@Suite("GGUF to Hugging Face layout")
+struct GGUFModelTests {
+    /// llama.cpp's forward permutation, written independently of the loader's inverse.
+    static func permute(_ rows: [[Float]], heads: Int) -> [[Float]] {
+        let headDim = rows.count / heads, half = headDim / 2
+        var out = rows
+        for h in 0..<heads { for t in 0..<2 { for i in 0..<half { out[h * headDim + 2 * i + t] = rows[h * headDim + t * half + i] } } }
+        return out
+    }
+
+    @Test func unpermuteInvertsTheConverter() throws {
+        let heads = 3, headDim = 8, cols = 5
+        let hf: [[Float]] = (0..<(heads * headDim)).map { r in (0..<cols).map { Float(r * 100 + $0) } }
+        let gguf = Self.permute(hf, heads: heads)
+        #expect(gguf != hf)
+        let back = try GGUFFile.unpermuteRows(try Tensor(shape: [heads * headDim, cols], data: gguf.flatMap { $0 }), heads: heads, name: "q")
+        #expect(back.data == hf.flatMap { $0 })
+    }
+
+    @Test func names() {
+        #expect(GGUFFile.huggingFaceName("blk.12.attn_k.weight") == "model.layers.12.self_attn.k_proj.weight")
+        #expect(GGUFFile.huggingFaceName("blk.0.attn_q.bias") == "model.layers.0.self_attn.q_proj.bias")
+        #expect(GGUFFile.huggingFaceName("blk.3.ffn_norm.weight") == "model.layers.3.post_attention_layernorm.weight")
+        #expect(GGUFFile.huggingFaceName("token_embd.weight") == "model.embed_tokens.weight")
+        #expect(GGUFFile.huggingFaceName("something.else") == nil)
+    }
+
+    @Test func realSmolLM2Configuration() throws {
+        guard let path = TrainerFixtures.smolLM2 else { return }
+        let file = try GGUFFile(path: path)
+        let c = try file.llamaConfiguration()
+        #expect(c == LlamaConfiguration(modelType: "llama", hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 30,
+                                        numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64, vocabSize: 49152,
+                                        rmsNormEps: 1e-5, ropeTheta: 100_000, maxPositionEmbeddings: c.maxPositionEmbeddings,
+                                        tieWordEmbeddings: true, attentionBias: false, bosTokenId: c.bosTokenId, eosTokenIds: c.eosTokenIds))
+        let model = try file.loadModel()
+        #expect(model.tensors.count == 272)
+        #expect(model.tensors["model.layers.29.self_attn.k_proj.weight"]?.shape == [192, 576])
+        #expect(model.tensors["lm_head.weight"] == nil)
+        // Row 1 of Hugging Face's q_proj is GGUF row 2 (head 0, first half, i = 1).
+        let raw = try file.tensor(named: "blk.0.attn_q.weight")
+        let q = try #require(model.tensors["model.layers.0.self_attn.q_proj.weight"])
+        #expect(Array(q.data[576..<1152]) == Array(raw.data[1152..<1728]))
+        #expect(Array(q.data[32 * 576..<33 * 576]) == Array(raw.data[576..<1152]))
+    }
+}

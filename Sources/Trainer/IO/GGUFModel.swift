@@ -1,0 +1,125 @@
+import Foundation
+
+/// A model's configuration and fp32 weights with Hugging Face names and PyTorch shapes.
+public struct LoadedModel: Sendable {
+    public var configuration: LlamaConfiguration
+    /// `model.embed_tokens.weight`, `model.layers.N.self_attn.q_proj.weight`, ... as in a Hugging
+    /// Face checkpoint: linear weights `[out, in]`, Q and K rows in Hugging Face order.
+    public var tensors: [String: Tensor]
+    /// "gguf" or "safetensors".
+    public var format: String
+    /// The files the weights came from (for the model fingerprint).
+    public var weightFiles: [String]
+}
+
+extension GGUFFile {
+    /// The Hugging Face name of a GGUF tensor (llama.cpp's naming), or nil for tensors we do not use.
+    static func huggingFaceName(_ name: String) -> String? {
+        switch name {
+        case "token_embd.weight": return "model.embed_tokens.weight"
+        case "output_norm.weight": return "model.norm.weight"
+        case "output.weight": return "lm_head.weight"
+        default: break
+        }
+        let parts = name.split(separator: ".")
+        guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]) else { return nil }
+        let module: String
+        switch parts[2] {
+        case "attn_q": module = "self_attn.q_proj"
+        case "attn_k": module = "self_attn.k_proj"
+        case "attn_v": module = "self_attn.v_proj"
+        case "attn_output": module = "self_attn.o_proj"
+        case "attn_norm": module = "input_layernorm"
+        case "ffn_norm": module = "post_attention_layernorm"
+        case "ffn_gate": module = "mlp.gate_proj"
+        case "ffn_up": module = "mlp.up_proj"
+        case "ffn_down": module = "mlp.down_proj"
+        default: return nil
+        }
+        return "model.layers.\(layer).\(module).\(parts[3])"
+    }
+
+    /// The configuration from the GGUF metadata (`{arch}.embedding_length`, ...).
+    /// - Throws: `TrainerError.unsupported` for an architecture other than llama/qwen2, or when a
+    ///   required key is missing.
+    public func llamaConfiguration() throws -> LlamaConfiguration {
+        guard let arch = metadata["general.architecture"]?.string else {
+            throw TrainerError.invalidFile(path: path, detail: "no general.architecture in the metadata")
+        }
+        guard ["llama", "qwen2", "mistral"].contains(arch) else {
+            throw TrainerError.unsupported("\(path): architecture \(arch) is not supported; supported: llama (Llama 2/3, SmolLM2, Mistral), qwen2")
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = metadata["\(arch).\(key)"]?.int else {
+                throw TrainerError.invalidFile(path: path, detail: "metadata \(arch).\(key) is missing")
+            }
+            return v
+        }
+        if tensors.contains(where: { $0.name == "rope_freqs.weight" }) {
+            throw TrainerError.unsupported("\(path): the model has rope_freqs.weight (Llama 3.1-style RoPE scaling stored as a tensor), which this loader does not read yet")
+        }
+        let heads = try int("attention.head_count")
+        let hidden = try int("embedding_length")
+        let vocab = metadata["tokenizer.ggml.tokens"]?.strings?.count ?? metadata["\(arch).vocab_size"]?.int
+        guard let vocab else { throw TrainerError.invalidFile(path: path, detail: "no tokenizer.ggml.tokens and no \(arch).vocab_size") }
+        var eos: [Int] = []
+        if let id = metadata["tokenizer.ggml.eos_token_id"]?.int { eos.append(id) }
+        return LlamaConfiguration(
+            modelType: arch, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
+            numHiddenLayers: try int("block_count"), numAttentionHeads: heads,
+            numKeyValueHeads: metadata["\(arch).attention.head_count_kv"]?.int ?? heads,
+            headDim: metadata["\(arch).attention.key_length"]?.int, vocabSize: vocab,
+            rmsNormEps: metadata["\(arch).attention.layer_norm_rms_epsilon"]?.float ?? 1e-5,
+            ropeTheta: metadata["\(arch).rope.freq_base"]?.float ?? 10_000,
+            maxPositionEmbeddings: metadata["\(arch).context_length"]?.int ?? 2048,
+            tieWordEmbeddings: !tensors.contains { $0.name == "output.weight" },
+            attentionBias: arch == "qwen2" || tensors.contains { $0.name == "blk.0.attn_q.bias" },
+            bosTokenId: metadata["tokenizer.ggml.bos_token_id"]?.int, eosTokenIds: eos)
+    }
+
+    /// All weights with Hugging Face names, dequantized to fp32; for `llama` the Q and K rows are
+    /// put back in Hugging Face order (llama.cpp's converter interleaves the two RoPE halves of
+    /// every head, see `unpermuteRows`). Tensors we do not know are an error naming them.
+    public func loadModel() throws -> LoadedModel {
+        let configuration = try llamaConfiguration()
+        var out: [String: Tensor] = [:]
+        for info in tensors {
+            guard let name = Self.huggingFaceName(info.name) else {
+                throw TrainerError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
+            }
+            var tensor = try tensorData(info)
+            if configuration.modelType != "qwen2" {
+                if info.name.hasSuffix("attn_q.weight") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numAttentionHeads, name: info.name) }
+                if info.name.hasSuffix("attn_k.weight") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numKeyValueHeads, name: info.name) }
+            }
+            out[name] = tensor
+        }
+        return LoadedModel(configuration: configuration, tensors: out, format: "gguf", weightFiles: [path])
+    }
+
+    /// Undoes llama.cpp's `permute(w, n_head)`: it reshapes the rows as (heads, 2, HD/2) and swaps
+    /// the last two axes, so GGUF row `h·HD + 2i + t` holds Hugging Face row `h·HD + t·HD/2 + i`.
+    static func unpermuteRows(_ tensor: Tensor, heads: Int, name: String) throws -> Tensor {
+        let rows = tensor.shape[0]
+        let cols = tensor.count / max(rows, 1)
+        guard heads > 0, rows % (2 * heads) == 0 else {
+            throw TrainerError.shapeMismatch(tensor: name, expected: [heads * 2, cols], found: tensor.shape)
+        }
+        let headDim = rows / heads, half = headDim / 2
+        var out = [Float](repeating: 0, count: tensor.count)
+        tensor.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for h in 0..<heads {
+                    for i in 0..<half {
+                        for t in 0..<2 {
+                            let from = (h * headDim + 2 * i + t) * cols
+                            let to = (h * headDim + t * half + i) * cols
+                            for c in 0..<cols { dst[to + c] = src[from + c] }
+                        }
+                    }
+                }
+            }
+        }
+        return try Tensor(shape: tensor.shape, data: out)
+    }
+}
