@@ -1,0 +1,29 @@
+import CBLAS
+
+/// Matrix products through OpenBLAS's fp32 `cblas_sgemm` (row-major throughout).
+public enum BLAS {
+    /// Sets OpenBLAS's thread count (default: the machine's cores). Call before heavy work; never
+    /// run our own parallel loops at the same time as a BLAS call, or the cores are oversubscribed.
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    /// C[M,N] = alpha · A[M,K] · B[N,K]ᵀ + beta · C, with leading dimensions (row strides) given.
+    /// This is `y = x · Wᵀ` for a linear layer whose weight W is `[out, in]` as in PyTorch.
+    @inline(__always)
+    static func matmulTransposedB(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                                  _ c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
+                                  alpha: Float = 1, beta: Float = 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// C[M,N] = alpha · A[M,K] · B[K,N] + beta · C.
+    @inline(__always)
+    static func matmul(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                       _ c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
+                       alpha: Float = 1, beta: Float = 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
