@@ -66,3 +66,34 @@ struct ForwardTests {
         #expect(generated == expected)
     }
 }
+
+@Suite("Generation with a KV cache", .serialized)
+struct GenerationTests {
+    @Test func cachedDecodingMatchesTheReference() throws {
+        guard let reference = try ForwardTests.reference(), let path = TrainerFixtures.smolLM2 else { return }
+        let file = try GGUFFile(path: path)
+        let loaded = try file.loadModel()
+        let model = try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors)
+        let tokenizer = try BPETokenizer.fromGGUF(file.metadata)
+        let template = try ChatTemplate.recognize(file.metadata["tokenizer.chat_template"]?.string)
+        let generation = try #require(reference["generation"] as? [String: Any])
+        let prompt = template.render([ChatMessage(role: "user", content: "What is the capital of France?")], generationPrompt: true)
+        #expect(prompt == generation["prompt"] as? String)
+        var parameters = GenerationParameters()
+        parameters.maxTokens = 32
+        parameters.stopTokenIDs = [2]
+        let ids = try Generator.generate(model: model, prompt: tokenizer.encode(prompt), parameters: parameters)
+        #expect(ids == generation["greedy_ids"] as? [Int])
+        #expect(tokenizer.decode(ids) == generation["greedy_text"] as? String)
+
+        // The cache gives the same next-token logits as running the whole sequence again.
+        let sequence = tokenizer.encode(prompt) + ids.prefix(3)
+        let full = try model.logits(Array(sequence))
+        let cache = KVCache(configuration: model.configuration, capacity: sequence.count)
+        _ = try model.forward(Array(sequence.dropLast()), cache: cache, allLogits: false)
+        let last = try model.forward([sequence[sequence.count - 1]], cache: cache, allLogits: false)
+        let V = model.configuration.vocabSize
+        let worst = zip(last, full[((sequence.count - 1) * V)...]).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-3)
+    }
+}

@@ -82,39 +82,60 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Logits of every position of one sequence: (T, V) row-major.
     public func logits(_ ids: [Int]) throws -> [Float] {
+        let cache = KVCache(configuration: configuration, capacity: ids.count)
+        return try forward(ids, cache: cache, allLogits: true)
+    }
+
+    /// Runs `ids` after what `cache` already holds, appends their keys and values to it, and
+    /// returns the logits of every new position (`allLogits`) or only of the last one: (T or 1, V).
+    /// - Throws: `TrainerError` for an id outside the vocabulary or a full cache.
+    public func forward(_ ids: [Int], cache: KVCache, allLogits: Bool) throws -> [Float] {
         let c = configuration
         let T = ids.count, C = c.hiddenSize, V = c.vocabSize
         guard T > 0 else { return [] }
         for id in ids where id < 0 || id >= V {
             throw TrainerError.unsupported("token id \(id) is outside the vocabulary (0..<\(V))")
         }
+        guard cache.length + T <= cache.capacity else {
+            throw TrainerError.unsupported("the sequence would be \(cache.length + T) tokens; this cache holds \(cache.capacity)")
+        }
         var x = [Float](repeating: 0, count: T * C)                // (T, C) the residual stream
         for (t, id) in ids.enumerated() {
             for i in 0..<C { x[t * C + i] = embedding[id * C + i] }
         }
-        for layer in layers { forward(layer, &x, T: T) }
-        var h = [Float](repeating: 0, count: T * C)                // (T, C)
-        Self.rmsNorm(x, finalNorm, &h, T: T, C: C, eps: c.rmsNormEps)
-        var out = [Float](repeating: 0, count: T * V)              // (T, V)
-        h.withUnsafeBufferPointer { a in lmHead.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { o in
-            BLAS.matmulTransposedB(a.baseAddress!, lda: C, b.baseAddress!, ldb: C, o.baseAddress!, ldc: V, m: T, n: V, k: C)
-        } } }
+        for (l, layer) in layers.enumerated() { forward(layer, &x, T: T, cache: cache, layer: l) }
+        cache.length += T
+        let rows = allLogits ? T : 1
+        let first = T - rows
+        var h = [Float](repeating: 0, count: rows * C)             // (rows, C)
+        Self.rmsNorm(Array(x[(first * C)...]), finalNorm, &h, T: rows, C: C, eps: c.rmsNormEps)
+        var out = [Float](repeating: 0, count: rows * V)           // (rows, V)
+        Self.linear(h, lmHead, &out, rows: rows, inFeatures: C, outFeatures: V)
         return out
     }
 
-    /// One decoder block, in place on the residual stream x (T, C).
-    func forward(_ layer: Layer, _ x: inout [Float], T: Int) {
+    /// One decoder block, in place on the residual stream x (T, C) of positions
+    /// cache.length ..< cache.length + T.
+    func forward(_ layer: Layer, _ x: inout [Float], T: Int, cache: KVCache, layer l: Int) {
         let c = configuration
         let C = c.hiddenSize, NH = c.numAttentionHeads, NKV = c.numKeyValueHeads, HD = c.headDim, FFN = c.intermediateSize
-        let QKV = (NH + 2 * NKV) * HD
+        let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD
         var h = [Float](repeating: 0, count: T * C)                // (T, C)
         Self.rmsNorm(x, layer.inputNorm, &h, T: T, C: C, eps: c.rmsNormEps)
         var qkv = [Float](repeating: 0, count: T * QKV)            // (T, QKV)
         Self.linear(h, layer.qkv, &qkv, rows: T, inFeatures: C, outFeatures: QKV)
         if let bias = layer.qkvBias { for t in 0..<T { for j in 0..<QKV { qkv[t * QKV + j] += bias[j] } } }
-        applyRoPE(&qkv, T: T, heads: NH + NKV, stride: QKV)        // q and k heads are the first NH + NKV
+        applyRoPE(&qkv, T: T, start: cache.length, heads: NH + NKV, stride: QKV)  // q and k heads come first
+        for t in 0..<T {                                           // keys and values into the cache
+            let row = (cache.length + t) * KV
+            for j in 0..<KV {
+                cache.keys[l][row + j] = qkv[t * QKV + NH * HD + j]
+                cache.values[l][row + j] = qkv[t * QKV + (NH + NKV) * HD + j]
+            }
+        }
         var attention = [Float](repeating: 0, count: T * NH * HD)  // (T, NH·HD)
-        Self.causalAttention(qkv, &attention, T: T, NH: NH, NKV: NKV, HD: HD)
+        Self.causalAttention(qkv, keys: cache.keys[l], values: cache.values[l], &attention, T: T, start: cache.length,
+                             NH: NH, NKV: NKV, HD: HD)
         var projected = [Float](repeating: 0, count: T * C)        // (T, C)
         Self.linear(attention, layer.output, &projected, rows: T, inFeatures: NH * HD, outFeatures: C)
         for i in 0..<(T * C) { x[i] += projected[i] }
@@ -136,8 +157,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// y = x · Wᵀ for W (out, in).
     static func linear(_ x: [Float], _ w: [Float], _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
         x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
-            BLAS.matmulTransposedB(a.baseAddress!, lda: inFeatures, b.baseAddress!, ldb: inFeatures, o.baseAddress!,
-                                   ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
+            guard let a = a.baseAddress, let b = b.baseAddress, let o = o.baseAddress else { return }
+            BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
         } } }
     }
 
@@ -154,11 +175,11 @@ public final class LlamaModel: @unchecked Sendable {
     /// Rotary embedding, "rotate half" on Hugging Face layout: within each head, element i pairs
     /// with i + HD/2 and turns by angle position · inverseFrequencies[i]. Applied to the first
     /// `heads` heads of every row (the query and key heads of the fused QKV row).
-    func applyRoPE(_ qkv: inout [Float], T: Int, heads: Int, stride: Int) {
+    func applyRoPE(_ qkv: inout [Float], T: Int, start: Int, heads: Int, stride: Int) {
         let HD = configuration.headDim, half = HD / 2
         for t in 0..<T {
             for i in 0..<half {
-                let angle = Float(t) * inverseFrequencies[i]
+                let angle = Float(start + t) * inverseFrequencies[i]
                 let cosA = cos(angle), sinA = sin(angle)
                 for h in 0..<heads {
                     let base = t * stride + h * HD
@@ -170,30 +191,51 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Grouped-query causal attention: query head h reads key/value head h / (NH / NKV).
-    /// qkv (T, QKV) → out (T, NH·HD). Scores and values go through sgemm per head.
-    static func causalAttention(_ qkv: [Float], _ out: inout [Float], T: Int, NH: Int, NKV: Int, HD: Int) {
-        let QKV = (NH + 2 * NKV) * HD
+    /// Grouped-query causal attention: query head h reads key/value head h / (NH / NKV). The T new
+    /// queries (positions start ..< start + T) come from qkv (T, QKV); keys and values from the
+    /// cache (start + T, NKV·HD). out (T, NH·HD). Scores and weighted values go through sgemm.
+    static func causalAttention(_ qkv: [Float], keys: [Float], values: [Float], _ out: inout [Float], T: Int, start: Int,
+                                NH: Int, NKV: Int, HD: Int) {
+        let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD
+        let S = start + T                                          // keys visible to the last query
         let group = NH / NKV
         let scale = 1 / Float(HD).squareRoot()
-        var scores = [Float](repeating: 0, count: T * T)           // (T, T) one head at a time
-        qkv.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in scores.withUnsafeMutableBufferPointer { s in
-            let base = src.baseAddress!
+        var scores = [Float](repeating: 0, count: T * S)           // (T, S) one head at a time
+        qkv.withUnsafeBufferPointer { q in keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in
+        out.withUnsafeMutableBufferPointer { dst in scores.withUnsafeMutableBufferPointer { s in
+            guard let q = q.baseAddress, let k = k.baseAddress, let v = v.baseAddress,
+                  let dst = dst.baseAddress, let s = s.baseAddress else { return }
             for h in 0..<NH {
                 let kvh = h / group
-                let q = base + h * HD, k = base + (NH + kvh) * HD, v = base + (NH + NKV + kvh) * HD
-                BLAS.matmulTransposedB(q, lda: QKV, k, ldb: QKV, s.baseAddress!, ldc: T, m: T, n: T, k: HD, alpha: scale)
+                BLAS.matmulTransposedB(q + h * HD, lda: QKV, k + kvh * HD, ldb: KV, s, ldc: S, m: T, n: S, k: HD, alpha: scale)
                 for t in 0..<T {
-                    let row = s.baseAddress! + t * T
+                    let row = s + t * S
+                    let visible = start + t + 1
                     var maxScore = -Float.infinity
-                    for u in 0...t { maxScore = max(maxScore, row[u]) }
+                    for u in 0..<visible { maxScore = max(maxScore, row[u]) }
                     var sum: Float = 0
-                    for u in 0...t { row[u] = exp(row[u] - maxScore); sum += row[u] }
-                    for u in 0...t { row[u] /= sum }
-                    for u in (t + 1)..<T { row[u] = 0 }
+                    for u in 0..<visible { row[u] = exp(row[u] - maxScore); sum += row[u] }
+                    for u in 0..<visible { row[u] /= sum }
+                    for u in visible..<S { row[u] = 0 }
                 }
-                BLAS.matmul(s.baseAddress!, lda: T, v, ldb: QKV, dst.baseAddress! + h * HD, ldc: NH * HD, m: T, n: HD, k: T)
+                BLAS.matmul(s, lda: S, v + kvh * HD, ldb: KV, dst + h * HD, ldc: NH * HD, m: T, n: HD, k: S)
             }
-        } } }
+        } } } } }
+    }
+}
+
+/// Keys and values of the positions already run, per layer, for incremental decoding.
+public final class KVCache {
+    public let capacity: Int
+    /// Positions filled.
+    public internal(set) var length = 0
+    var keys: [[Float]]                                            // L × (capacity, NKV·HD), after RoPE
+    var values: [[Float]]                                          // L × (capacity, NKV·HD)
+
+    public init(configuration c: LlamaConfiguration, capacity: Int) {
+        self.capacity = capacity
+        let size = capacity * c.numKeyValueHeads * c.headDim
+        keys = Array(repeating: [Float](repeating: 0, count: size), count: c.numHiddenLayers)
+        values = keys
     }
 }

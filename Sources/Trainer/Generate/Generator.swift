@@ -1,0 +1,79 @@
+import Foundation
+
+/// How to pick tokens.
+public struct GenerationParameters: Sendable {
+    /// Tokens to generate at most.
+    public var maxTokens = 256
+    /// 0 picks the most likely token (greedy); otherwise logits are divided by it before sampling.
+    public var temperature: Float = 0
+    /// Sample only among the k most likely tokens (0: all).
+    public var topK = 0
+    /// Sample only among the most likely tokens whose probabilities add up to p (1: all).
+    public var topP: Float = 1
+    /// Seed of the sampler, so a sampled answer can be reproduced.
+    public var seed: UInt64 = 0
+    /// Generation stops after any of these (EOS, end of turn); the stop token is included.
+    public var stopTokenIDs: Set<Int> = []
+
+    public init() {}
+}
+
+/// Decoding with a KV cache: the prompt runs once, then one token at a time.
+public enum Generator {
+    /// The tokens generated after `prompt`.
+    /// - Throws: `TrainerError` for an invalid id.
+    public static func generate(model: LlamaModel, prompt: [Int], parameters: GenerationParameters) throws -> [Int] {
+        guard !prompt.isEmpty else { return [] }
+        let cache = KVCache(configuration: model.configuration, capacity: prompt.count + parameters.maxTokens)
+        var rng = SplitMix64(seed: parameters.seed)
+        var logits = try model.forward(prompt, cache: cache, allLogits: false)
+        var out: [Int] = []
+        while out.count < parameters.maxTokens {
+            let next = pick(logits, parameters, &rng)
+            out.append(next)
+            if parameters.stopTokenIDs.contains(next) || out.count == parameters.maxTokens { break }
+            logits = try model.forward([next], cache: cache, allLogits: false)
+        }
+        return out
+    }
+
+    static func pick(_ logits: [Float], _ p: GenerationParameters, _ rng: inout SplitMix64) -> Int {
+        guard p.temperature > 0 else { return logits.indices.max { logits[$0] < logits[$1] } ?? 0 }
+        var order = logits.indices.sorted { logits[$0] > logits[$1] }
+        if p.topK > 0 { order = Array(order.prefix(p.topK)) }
+        let top = logits[order[0]]
+        var weights = order.map { exp((logits[$0] - top) / p.temperature) }
+        let total = weights.reduce(0, +)
+        if p.topP < 1 {
+            var cumulative: Float = 0
+            var keep = 0
+            for w in weights { cumulative += w / total; keep += 1; if cumulative >= p.topP { break } }
+            order = Array(order.prefix(keep))
+            weights = Array(weights.prefix(keep))
+        }
+        var r = Float(rng.nextDouble()) * weights.reduce(0, +)
+        for (i, w) in weights.enumerated() {
+            r -= w
+            if r <= 0 { return order[i] }
+        }
+        return order[order.count - 1]
+    }
+}
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator.
+public struct SplitMix64: Sendable {
+    var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
