@@ -40,3 +40,33 @@ struct ModelCommandTests {
         #expect(result.stderr.contains("not a GGUF file"))
     }
 }
+
+extension ModelCommandTests {
+    /// Where the next token is among the reference's top 5, its log-probability must equal
+    /// logit − logsumexp of transformers' row (../shared/reference/logits.json).
+    @Test func scoreMatchesTheReference() throws {
+        guard let model else { return }
+        let url = TestSupport.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference/logits.json")
+        guard let data = try? Data(contentsOf: url) else { return }
+        let reference = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let entry = try #require((reference["logits"] as? [[String: Any]])?.first)
+        let result = try TestSupport.run(["score", "--model", model, "--json", try #require(entry["text"] as? String)])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try #require(try result.json() as? [String: Any])
+        let ids = try #require(json["ids"] as? [Int])
+        #expect(ids == entry["ids"] as? [Int])
+        let logprobs = try #require(json["logprobs"] as? [Any])
+        #expect(logprobs.first is NSNull)
+        var compared = 0
+        for (t, position) in try #require(entry["positions"] as? [[String: Any]]).enumerated() where t + 1 < ids.count {
+            let top = try #require(position["top5_ids"] as? [Int])
+            guard let k = top.firstIndex(of: ids[t + 1]) else { continue }
+            let expected = (try #require(position["top5_logits"] as? [Double]))[k] - (try #require(position["logsumexp"] as? Double))
+            let ours = try #require(logprobs[t + 1] as? Double)
+            #expect(abs(ours - expected) < 2e-3, "position \(t + 1)")
+            compared += 1
+        }
+        #expect(compared == 3)
+        #expect(json["mean_nll"] is Double)
+    }
+}

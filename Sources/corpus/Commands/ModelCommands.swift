@@ -107,3 +107,52 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 }
+
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Per-token log-probabilities of a text under the model, with the top alternatives and the mean negative log-likelihood.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var output: JSONOption
+    @Option(name: .long, help: "Alternatives shown per position.") var top = 5
+    @Argument(help: "The text (no special tokens are added; write them in the text to use them).") var text: String
+
+    func run() throws {
+        try Exit.reportingModel {
+            let loaded = try modelOptions.load()
+            let ids = loaded.tokenizer.encode(text)
+            let V = loaded.model.configuration.vocabSize
+            let logits = try loaded.model.logits(ids)
+            var logprobs: [Any] = [NSNull()]
+            var alternatives: [[[String: Any]]] = []
+            var nll: Double = 0
+            for t in 0..<ids.count {
+                let row = logits[(t * V)..<((t + 1) * V)]
+                let maxLogit = row.max() ?? 0
+                let lse = Double(maxLogit) + log(row.reduce(0.0) { $0 + exp(Double($1 - maxLogit)) })
+                let best = row.indices.sorted { row[$0] > row[$1] }.prefix(max(top, 0))
+                alternatives.append(best.map { i in
+                    ["id": i - t * V, "piece": loaded.tokenizer.decode([i - t * V]), "logprob": Double(row[i]) - lse]
+                })
+                if t + 1 < ids.count {
+                    let lp = Double(row[t * V + ids[t + 1]]) - lse
+                    logprobs.append(lp)
+                    nll -= lp
+                }
+            }
+            let mean: Any = ids.count > 1 ? nll / Double(ids.count - 1) : NSNull()
+            if output.json {
+                Output.printJSON(["ids": ids, "logprobs": logprobs, "mean_nll": mean,
+                                  "top": alternatives.dropLast().map { $0 } as [Any]])
+            } else {
+                for (t, id) in ids.enumerated() {
+                    let lp = (logprobs[t] as? Double).map { String(format: "%8.3f", $0) } ?? "       -"
+                    let next = t > 0 ? alternatives[t - 1].map { "\(($0["piece"] as? String ?? "").debugDescription) \(String(format: "%.2f", $0["logprob"] as? Double ?? 0))" }.joined(separator: ", ") : ""
+                    print("\(id)\t\(lp)\t\(loaded.tokenizer.decode([id]).debugDescription)\t\(next)")
+                }
+                if let mean = mean as? Double { print(String(format: "mean NLL %.4f, perplexity %.2f over %d predicted tokens", mean, exp(mean), ids.count - 1)) }
+            }
+        }
+    }
+}
