@@ -154,8 +154,10 @@ public final class Ingestor {
         // only after waiting on `done`.
         private var result: Value?
         private let done = DispatchSemaphore(value: 0)
+        private let work: @Sendable () -> Value
 
         init(_ work: @escaping @Sendable () -> Value) {
+            self.work = work
             DispatchQueue.global(qos: .userInitiated).async {
                 self.result = work()
                 self.done.signal()
@@ -165,8 +167,9 @@ public final class Ingestor {
         func value() -> Value {
             done.wait()
             done.signal()
-            // The worker always stores a value before signalling.
-            return result ?? { preconditionFailure("BackgroundResult signalled without a value") }()
+            // The worker always stores a value before signalling; computing it here is a fallback
+            // that cannot be reached, kept so that no path can crash.
+            return result ?? work()
         }
     }
 
