@@ -37,8 +37,9 @@ public final class Ingestor {
             encoding = EncodingDetector.detect(bytes)
         }
         Self.phase("detect", start)
+        let binary = Self.binaryKind(bytes, encoding: encoding)
         let decoded: Result<DecodedText, any Error>
-        if Self.binaryKind(bytes, encoding: encoding) == nil {
+        if binary == nil {
             decoded = Result { try Transcoder.decode(bytes, as: encoding) }
         } else {
             decoded = .failure(CancellationError())
@@ -56,7 +57,7 @@ public final class Ingestor {
             summary.seconds = Date().timeIntervalSince(start)
             return summary
         }
-        if let kind = Self.binaryKind(bytes, encoding: encoding) {
+        if let kind = binary {
             throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
         }
         let text = try decoded.get()
