@@ -37,6 +37,9 @@ public final class LlamaModel: @unchecked Sendable {
               c.numAttentionHeads % c.numKeyValueHeads == 0 else {
             throw TrainerError.unsupported("configuration not usable: hidden \(c.hiddenSize), heads \(c.numAttentionHeads)/\(c.numKeyValueHeads), head_dim \(c.headDim), intermediate \(c.intermediateSize), vocab \(c.vocabSize), layers \(c.numHiddenLayers); every size must be positive, head_dim even and heads a multiple of key/value heads")
         }
+        if let scaling = c.ropeScaling {
+            throw TrainerError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not applied by this runtime yet; models without RoPE scaling work")
+        }
         var used = Set<String>()
         func take(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let t = tensors[name] else {
