@@ -101,9 +101,10 @@ public enum Transcoder {
     public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding) throws -> DecodedText {
         if encoding.name == "UTF-8" { return decodeUTF8(bytes, bom: encoding.bomLength) }
         var decoded = cicu_decoded()
-        let body = Array(bytes[min(encoding.bomLength, bytes.count)...])
-        let status = body.withUnsafeBufferPointer { p in
-            cicu_decode(encoding.name, p.baseAddress, Int64(p.count), checkpointEvery, &decoded)
+        // Decode past the BOM in place (no copy of the file).
+        let skip = min(encoding.bomLength, bytes.count)
+        let status = bytes.withUnsafeBufferPointer { p in
+            cicu_decode(encoding.name, p.baseAddress.map { $0 + skip }, Int64(p.count - skip), checkpointEvery, &decoded)
         }
         defer { cicu_decoded_free(&decoded) }
         guard status == 0 else {

@@ -80,7 +80,7 @@ public final class Ingestor {
                                 encoding: encoding.name, encodingConfidence: encoding.confidence,
                                 encodingMethod: encoding.method, mapping: mapper.mappingJSON,
                                 tags: CanonicalJSON.object(options.tags.merging(input.directoryTags) { explicit, _ in explicit }),
-                                options: Self.jsonText(options.json), importedAt: Timestamp.now(),
+                                options: jsonText(options.json), importedAt: Timestamp.now(),
                                 toolVersion: CorpusVersion.string)
             try source.insert(db)
             guard let sourceID = source.id else {
@@ -213,10 +213,5 @@ public final class Ingestor {
         var text = String(decoding: utf8[range.lowerBound..<end], as: UTF8.self)
         if text.count > 200 { text = String(text.prefix(200)) + "…" }
         return text.replacingOccurrences(of: "\u{0}", with: "\\0")
-    }
-
-    static func jsonText(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -60,7 +60,7 @@ struct RowPreparer: Sendable {
                                   conversation: String(decoding: canonical, as: UTF8.self),
                                   original: mapped.originalJSON, tags: CanonicalJSON.object(tags),
                                   contentHash: ContentHash.sha256Hex(canonical),
-                                  flags: flags.isEmpty ? "[]" : Ingestor.jsonText(flags)), position: row.range.upperBound)
+                                  flags: flags.isEmpty ? "[]" : jsonText(flags)), position: row.range.upperBound)
         }
     }
 }

@@ -116,11 +116,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// - Throws: `TrainerError.invalidFile` naming the byte offset and what is wrong.
     public init(path: String) throws {
         self.path = path
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw TrainerError.invalidFile(path: path, detail: "cannot read the file (\(error.localizedDescription))")
-        }
+        data = try mapFile(path)
         var reader = GGUFReader(data: data, path: path)
         let magic = try reader.u32()
         guard magic == 0x4655_4747 else { // "GGUF" little-endian
@@ -266,5 +262,15 @@ struct GGUFReader {
         default:
             throw TrainerError.invalidFile(path: path, detail: "metadata \(key) has unknown value type \(type) at byte \(offset)")
         }
+    }
+}
+
+/// Memory-maps a model file read-only.
+/// - Throws: `TrainerError.invalidFile` naming the file when it cannot be read.
+func mapFile(_ path: String) throws -> Data {
+    do {
+        return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+    } catch {
+        throw TrainerError.invalidFile(path: path, detail: "cannot read the file (\(error.localizedDescription))")
     }
 }

@@ -21,11 +21,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// - Throws: `TrainerError.invalidFile` naming the problem and offset.
     public init(path: String) throws {
         self.path = path
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw TrainerError.invalidFile(path: path, detail: "cannot read the file (\(error.localizedDescription))")
-        }
+        data = try mapFile(path)
         guard data.count >= 8 else { throw TrainerError.invalidFile(path: path, detail: "shorter than the 8-byte header length") }
         let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard length <= UInt64(data.count - 8) else {
