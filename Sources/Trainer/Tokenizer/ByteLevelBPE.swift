@@ -1,18 +1,26 @@
 import Foundation
 
-/// Byte-level BPE as GPT-2 defined it and Hugging Face `tokenizers` implements it: text is split
-/// by a pre-tokenizer, each piece's UTF-8 bytes are written with GPT-2's byte-to-character table,
-/// and merges are applied lowest rank first. Special tokens written in the text are matched first.
+/// Byte-level BPE as GPT-2 defined it and Hugging Face `tokenizers` implements it: text is
+/// normalized (NFC for Qwen2), split by a pre-tokenizer, each piece's UTF-8 bytes are written with
+/// GPT-2's byte-to-character table, and merges are applied lowest rank first. Added and special
+/// tokens written in the text are matched first.
 public final class BPETokenizer: @unchecked Sendable {
     // @unchecked: everything is immutable after init except the word cache, which is guarded by `lock`.
     public let tokens: [String]
     let ids: [String: Int]
     /// (left id, right id) → (rank, merged id).
     let merges: [Int64: (rank: Int, merged: Int)]
-    /// Special tokens, longest first, with their ids.
+    /// Added tokens matched in the text, longest first, with their ids.
     let specials: [(text: [UInt8], id: Int)]
+    /// First bytes of `specials`, to skip the search quickly.
+    let specialStarts: Set<UInt8>
+    /// Tokens that `decode(skipSpecial: true)` leaves out.
     public let specialIDs: Set<Int>
-    let preTokenizer: PreTokenizer
+    public let preTokenizer: PreTokenizer
+    /// NFC before splitting (Qwen2's tokenizer.json has this normalizer).
+    public let normalizeNFC: Bool
+    /// A piece that is itself in the vocabulary is taken whole (tokenizer.json `ignore_merges`, Llama 3).
+    public let ignoreMerges: Bool
     /// Id of the token for each byte (its GPT-2 character).
     let byteIDs: [Int]
     public let bosID: Int?
@@ -20,21 +28,39 @@ public final class BPETokenizer: @unchecked Sendable {
     private var cache: [String: [Int]] = [:]
     private let lock = NSLock()
 
-    /// How text is split before BPE.
-    public enum PreTokenizer: String, Sendable {
+    /// How text is split before BPE. The regexes are hand-written in `PreTokenization`.
+    public enum PreTokenizer: String, Sendable, CaseIterable {
         /// GPT-2's regex.
         case gpt2
         /// SmolLM2: every digit on its own, then GPT-2's regex ("smollm" in GGUF).
         case smollm
+        /// Llama 3's regex: numbers in groups of up to three ("llama-bpe" in GGUF).
+        case llama3
+        /// Qwen2's regex: Llama 3's with every digit on its own ("qwen2" in GGUF).
+        case qwen2
+
+        /// The pre-tokenizer that GGUF's `tokenizer.ggml.pre` names.
+        public init?(ggufName: String) {
+            switch ggufName {
+            case "smollm": self = .smollm
+            case "gpt2", "default": self = .gpt2
+            case "llama3", "llama-v3", "llama-bpe", "smaug-bpe", "falcon3", "dbrx": self = .llama3
+            case "qwen2", "deepseek-r1-qwen": self = .qwen2
+            default: return nil
+            }
+        }
+
+        static let ggufNames = "smollm, gpt2, llama-bpe (llama3), qwen2"
     }
 
     /// - Throws: `TrainerError.unsupported` for a merge naming a token that is not in the vocabulary.
     public init(tokens: [String], merges: [String], specialTokenIDs: [Int], preTokenizer: PreTokenizer,
-                bos: Int?, eos: Int?, unknown: Int? = nil) throws {
+                bos: Int?, eos: Int?, unknown: Int? = nil, addedTokenIDs: [Int] = [],
+                normalizeNFC: Bool = false, ignoreMerges: Bool = false) throws {
         self.tokens = tokens
         var ids: [String: Int] = [:]
         ids.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = i }
+        for (i, t) in tokens.enumerated() where ids[t] == nil && !t.isEmpty { ids[t] = i }
         self.ids = ids
         var table: [Int64: (rank: Int, merged: Int)] = [:]
         table.reserveCapacity(merges.count)
@@ -51,10 +77,13 @@ public final class BPETokenizer: @unchecked Sendable {
         // A byte whose character is not in the vocabulary (SmolLM2 lacks a few control bytes)
         // becomes the unknown token, as Hugging Face's BPE does without byte fallback.
         self.byteIDs = (0..<256).map { ids[String(Self.byteCharacters[$0])] ?? (unknown ?? 0) }
-        specials = specialTokenIDs.filter { $0 >= 0 && $0 < tokens.count }.map { (Array(tokens[$0].utf8), $0) }
-            .sorted { $0.text.count > $1.text.count }
+        let matched = Set(specialTokenIDs + addedTokenIDs).filter { $0 >= 0 && $0 < tokens.count && !tokens[$0].isEmpty }
+        specials = matched.map { (Array(tokens[$0].utf8), $0) }.sorted { ($0.text.count, $1.id) > ($1.text.count, $0.id) }
+        specialStarts = Set(specials.compactMap(\.text.first))
         specialIDs = Set(specialTokenIDs)
         self.preTokenizer = preTokenizer
+        self.normalizeNFC = normalizeNFC
+        self.ignoreMerges = ignoreMerges
         bosID = bos
         eosID = eos
     }
@@ -62,22 +91,23 @@ public final class BPETokenizer: @unchecked Sendable {
     /// The tokenizer stored in a GGUF file's `tokenizer.ggml.*` metadata.
     public static func fromGGUF(_ metadata: [String: GGUFValue]) throws -> BPETokenizer {
         guard metadata["tokenizer.ggml.model"]?.string == "gpt2" else {
-            throw TrainerError.unsupported("tokenizer.ggml.model \(metadata["tokenizer.ggml.model"]?.string ?? "(none)") is not supported; byte-level BPE (gpt2) is")
+            throw TrainerError.unsupported("tokenizer.ggml.model \(metadata["tokenizer.ggml.model"]?.string ?? "(none)") is not supported; byte-level BPE (gpt2) is. SentencePiece vocabularies (Llama 2, Mistral) are not supported yet")
         }
         guard let tokens = metadata["tokenizer.ggml.tokens"]?.strings, let merges = metadata["tokenizer.ggml.merges"]?.strings else {
             throw TrainerError.unsupported("the GGUF has no tokenizer.ggml.tokens or tokenizer.ggml.merges")
         }
         let types = metadata["tokenizer.ggml.token_type"]?.ints ?? []
-        let special = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map(\.offset)
-        let pre: PreTokenizer
-        switch metadata["tokenizer.ggml.pre"]?.string ?? "gpt2" {
-        case "smollm": pre = .smollm
-        case "gpt2", "default": pre = .gpt2
-        case let other: throw TrainerError.unsupported("pre-tokenizer \(other) is not supported yet; supported: smollm, gpt2")
+        // 3 = control (special), 4 = user-defined (an added token matched whole, not special).
+        let special = types.enumerated().filter { $0.element == 3 }.map(\.offset)
+        let userDefined = types.enumerated().filter { $0.element == 4 }.map(\.offset)
+        let name = metadata["tokenizer.ggml.pre"]?.string ?? "gpt2"
+        guard let pre = PreTokenizer(ggufName: name) else {
+            throw TrainerError.unsupported("pre-tokenizer \(name) (tokenizer.ggml.pre) is not supported yet; supported: \(PreTokenizer.ggufNames)")
         }
         return try BPETokenizer(tokens: tokens, merges: merges, specialTokenIDs: special, preTokenizer: pre,
                                 bos: metadata["tokenizer.ggml.bos_token_id"]?.int, eos: metadata["tokenizer.ggml.eos_token_id"]?.int,
-                                unknown: metadata["tokenizer.ggml.unknown_token_id"]?.int)
+                                unknown: metadata["tokenizer.ggml.unknown_token_id"]?.int, addedTokenIDs: userDefined,
+                                normalizeNFC: pre == .qwen2, ignoreMerges: pre == .llama3)
     }
 
     /// Token ids of `text`; special tokens written in the text are matched as such. No BOS is added.
@@ -86,7 +116,7 @@ public final class BPETokenizer: @unchecked Sendable {
         let bytes = Array(text.utf8)
         var start = 0, i = 0
         while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "<"), let special = specials.first(where: { bytes[i...].starts(with: $0.text) }) {
+            if specialStarts.contains(bytes[i]), let special = specials.first(where: { bytes[i...].starts(with: $0.text) }) {
                 encodeOrdinary(bytes[start..<i], into: &out)
                 out.append(special.id)
                 i += special.text.count
@@ -101,13 +131,16 @@ public final class BPETokenizer: @unchecked Sendable {
 
     private func encodeOrdinary(_ bytes: ArraySlice<UInt8>, into out: inout [Int]) {
         guard !bytes.isEmpty else { return }
-        let text = String(decoding: bytes, as: UTF8.self)
+        var text = String(decoding: bytes, as: UTF8.self)
+        if normalizeNFC { text = text.precomposedStringWithCanonicalMapping }
         for piece in PreTokenization.split(text, kind: preTokenizer) {
             lock.lock()
             let cached = cache[piece]
             lock.unlock()
             if let cached { out += cached; continue }
-            let ids = bpe(Array(piece.utf8).map { byteIDs[Int($0)] })
+            let start = Array(piece.utf8).map { byteIDs[Int($0)] }
+            let whole = ignoreMerges && start.count > 1 ? self.ids[String(piece.utf8.map { Self.byteCharacters[Int($0)] })] : nil
+            let ids = whole.map { [$0] } ?? bpe(start)
             lock.lock()
             if cache.count > 100_000 { cache.removeAll() }
             cache[piece] = ids
@@ -186,10 +219,15 @@ enum PreTokenization {
 
     /// Splits `text` into pieces. GPT-2: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
     /// SmolLM: first every numeric character is isolated (Hugging Face `Digits(individual_digits)`),
-    /// then GPT-2's rules run on each part.
+    /// then GPT-2's rules run on each part. Llama 3 and Qwen2: see `llama3`.
     static func split(_ text: String, kind preKind: BPETokenizer.PreTokenizer) -> [String] {
         let scalars = Array(text.unicodeScalars)
-        guard preKind == .smollm else { return gpt2(scalars[...]) }
+        switch preKind {
+        case .gpt2: return gpt2(scalars[...])
+        case .llama3: return llama3(scalars[...], maxDigits: 3)
+        case .qwen2: return llama3(scalars[...], maxDigits: 1)
+        case .smollm: break
+        }
         var out: [String] = []
         var start = 0
         for (i, s) in scalars.enumerated() where kind(s) == .number {
@@ -198,6 +236,84 @@ enum PreTokenization {
             start = i + 1
         }
         if start < scalars.count { out += gpt2(scalars[start..<scalars.count]) }
+        return out
+    }
+
+    /// Case-insensitive contraction after an apostrophe at `i` (`(?i:'s|'t|'re|'ve|'m|'ll|'d)`):
+    /// the length of the match, or 0. `ignoreCase` folds as Oniguruma does (ſ is s).
+    static func contraction(_ s: ArraySlice<Unicode.Scalar>, _ i: Int, ignoreCase: Bool) -> Int {
+        guard s[i] == "'", i + 1 < s.endIndex else { return 0 }
+        func fold(_ c: Unicode.Scalar) -> Unicode.Scalar {
+            guard ignoreCase else { return c }
+            if c == "\u{17F}" { return "s" }
+            if ("A"..."Z").contains(c), let lower = Unicode.Scalar(c.value + 32) { return lower }
+            return c
+        }
+        let n1 = fold(s[i + 1])
+        if n1 == "s" || n1 == "t" || n1 == "m" || n1 == "d" { return 2 }
+        if i + 2 < s.endIndex {
+            let n2 = fold(s[i + 2])
+            if (n1 == "r" && n2 == "e") || (n1 == "v" && n2 == "e") || (n1 == "l" && n2 == "l") { return 3 }
+        }
+        return 0
+    }
+
+    static func isNewline(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
+
+    /// Llama 3's regex, and Qwen2's with `maxDigits` 1:
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+    /// the alternatives tried in order at each position, as the regex engine does.
+    static func llama3(_ s: ArraySlice<Unicode.Scalar>, maxDigits: Int) -> [String] {
+        var out: [String] = []
+        var i = s.startIndex
+        let end = s.endIndex
+        func emit(_ a: Int, _ b: Int) {
+            var piece = String.UnicodeScalarView()
+            piece.append(contentsOf: s[a..<b])
+            out.append(String(piece))
+        }
+        while i < end {
+            let c = s[i]
+            let k = kind(c)
+            // 1. Contractions, case-insensitive.
+            let contraction = contraction(s, i, ignoreCase: true)
+            if contraction > 0 { emit(i, i + contraction); i += contraction; continue }
+            // 2. Letters, optionally after one character that is not a letter, digit or newline.
+            var j = i
+            if k != .letter && k != .number && !isNewline(c) && i + 1 < end && kind(s[i + 1]) == .letter { j = i + 1 }
+            if kind(s[j]) == .letter {
+                while j < end && kind(s[j]) == .letter { j += 1 }
+                emit(i, j); i = j; continue
+            }
+            // 3. Numbers, up to `maxDigits` at a time.
+            if k == .number {
+                j = i
+                while j < end && j - i < maxDigits && kind(s[j]) == .number { j += 1 }
+                emit(i, j); i = j; continue
+            }
+            // 4. Punctuation and symbols, optionally after a space, then any newlines.
+            j = i
+            if c == " " && i + 1 < end && kind(s[i + 1]) == .other { j = i + 1 }
+            if kind(s[j]) == .other {
+                while j < end && kind(s[j]) == .other { j += 1 }
+                while j < end && isNewline(s[j]) { j += 1 }
+                emit(i, j); i = j; continue
+            }
+            // k == .space from here. 5. Whitespace up to and including its last newline.
+            j = i
+            var lastNewline: Int?
+            while j < end && kind(s[j]) == .space {
+                if isNewline(s[j]) { lastNewline = j }
+                j += 1
+            }
+            if let lastNewline { emit(i, lastNewline + 1); i = lastNewline + 1; continue }
+            // 6. Whitespace not followed by a non-space (all but the last), 7. else the whitespace.
+            if j < end && j - i >= 2 {
+                emit(i, j - 1); i = j - 1
+            } else {
+                emit(i, j); i = j
+            }
+        }
         return out
     }
 
@@ -212,15 +328,9 @@ enum PreTokenization {
         }
         while i < end {
             let c = s[i]
-            // Contractions.
-            if c == "'" && i + 1 < end {
-                let n1 = s[i + 1]
-                if ["s", "t", "m", "d"].contains(n1) { emit(i, i + 2); i += 2; continue }
-                if i + 2 < end {
-                    let pair = String(String.UnicodeScalarView([n1, s[i + 2]]))
-                    if pair == "re" || pair == "ve" || pair == "ll" { emit(i, i + 3); i += 3; continue }
-                }
-            }
+            // Contractions (case-sensitive in GPT-2's regex).
+            let contraction = contraction(s, i, ignoreCase: false)
+            if contraction > 0 { emit(i, i + contraction); i += contraction; continue }
             var j = i
             var k = kind(c)
             if c == " " && i + 1 < end && kind(s[i + 1]) != .space {

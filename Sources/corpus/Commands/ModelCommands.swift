@@ -2,30 +2,29 @@ import ArgumentParser
 import Foundation
 import Trainer
 
-/// `--model PATH`: a GGUF file (Hugging Face folders and registered names come with `corpus models`).
+/// `--model PATH`: a GGUF file or a Hugging Face folder.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "The model: a .gguf file (e.g. SmolLM2-135M-Instruct.Q4_1.gguf).")
+    @Option(name: .long, help: "The model: a .gguf file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).")
     var model: String
 
     struct Loaded {
+        var files: ModelFiles
         var model: LlamaModel
         var tokenizer: BPETokenizer
-        var chatTemplate: String?
+        var chatTemplate: String? { files.chatTemplate }
+        var stopTokenIDs: Set<Int> { files.stopTokenIDs(tokenizer: tokenizer, configuration: model.configuration) }
     }
 
-    func loadTokenizer() throws -> (GGUFFile, BPETokenizer) {
-        guard model.hasSuffix(".gguf") else {
-            throw TrainerError.unsupported("\(model): only .gguf files can be loaded so far; Hugging Face folders are coming (issue 5)")
-        }
-        let file = try GGUFFile(path: model)
-        return (file, try BPETokenizer.fromGGUF(file.metadata))
+    func loadTokenizer() throws -> (ModelFiles, BPETokenizer) {
+        let files = try ModelFiles(path: model)
+        return (files, try files.tokenizer())
     }
 
     func load() throws -> Loaded {
-        let (file, tokenizer) = try loadTokenizer()
-        let weights = try file.loadModel()
-        return Loaded(model: try LlamaModel(configuration: weights.configuration, tensors: weights.tensors),
-                      tokenizer: tokenizer, chatTemplate: file.metadata["tokenizer.chat_template"]?.string)
+        let (files, tokenizer) = try loadTokenizer()
+        let weights = try files.weights()
+        return Loaded(files: files, model: try LlamaModel(configuration: weights.configuration, tensors: weights.tensors),
+                      tokenizer: tokenizer)
     }
 }
 
@@ -96,7 +95,7 @@ struct GenerateCommand: ParsableCommand {
             parameters.topK = topK
             parameters.topP = topP
             parameters.seed = seed
-            parameters.stopTokenIDs = Set([loaded.tokenizer.eosID].compactMap { $0 } + loaded.model.configuration.eosTokenIds)
+            parameters.stopTokenIDs = loaded.stopTokenIDs
             let ids = try Generator.generate(model: loaded.model, prompt: promptIDs, parameters: parameters)
             let answer = loaded.tokenizer.decode(ids, skipSpecial: true)
             if output.json {
