@@ -25,7 +25,7 @@ public final class BPETokenizer: @unchecked Sendable {
     let byteIDs: [Int]
     public let bosID: Int?
     public let eosID: Int?
-    private var cache: [String: [Int]] = [:]
+    private var cache: [String: (ids: [Int], lengths: [Int])] = [:]
     private let lock = NSLock()
 
     /// How text is split before BPE. The regexes are hand-written in `PreTokenization`.
@@ -111,47 +111,64 @@ public final class BPETokenizer: @unchecked Sendable {
     }
 
     /// Token ids of `text`; special tokens written in the text are matched as such. No BOS is added.
-    public func encode(_ text: String) -> [Int] {
-        var out: [Int] = []
+    public func encode(_ text: String) -> [Int] { encodeWithOffsets(text).ids }
+
+    /// Token ids and, for each, the UTF-8 byte range of `text` it stands for. (With the NFC
+    /// normalizer, a stretch of text that NFC changes gives its tokens the whole stretch's range.)
+    public func encodeWithOffsets(_ text: String) -> (ids: [Int], offsets: [Range<Int>]) {
+        var ids: [Int] = []
+        var offsets: [Range<Int>] = []
         let bytes = Array(text.utf8)
         var start = 0, i = 0
         while i < bytes.count {
             if specialStarts.contains(bytes[i]), let special = specials.first(where: { bytes[i...].starts(with: $0.text) }) {
-                encodeOrdinary(bytes[start..<i], into: &out)
-                out.append(special.id)
+                encodeOrdinary(bytes[start..<i], ids: &ids, offsets: &offsets)
+                ids.append(special.id)
+                offsets.append(i..<(i + special.text.count))
                 i += special.text.count
                 start = i
             } else {
                 i += 1
             }
         }
-        encodeOrdinary(bytes[start..<bytes.count], into: &out)
-        return out
+        encodeOrdinary(bytes[start..<bytes.count], ids: &ids, offsets: &offsets)
+        return (ids, offsets)
     }
 
-    private func encodeOrdinary(_ bytes: ArraySlice<UInt8>, into out: inout [Int]) {
+    private func encodeOrdinary(_ bytes: ArraySlice<UInt8>, ids out: inout [Int], offsets: inout [Range<Int>]) {
         guard !bytes.isEmpty else { return }
         var text = String(decoding: bytes, as: UTF8.self)
         if normalizeNFC { text = text.precomposedStringWithCanonicalMapping }
+        let exactOffsets = text.utf8.count == bytes.count
+        var position = bytes.startIndex
         for piece in PreTokenization.split(text, kind: preTokenizer) {
             lock.lock()
             let cached = cache[piece]
             lock.unlock()
-            if let cached { out += cached; continue }
-            let start = Array(piece.utf8).map { byteIDs[Int($0)] }
-            let whole = ignoreMerges && start.count > 1 ? self.ids[String(piece.utf8.map { Self.byteCharacters[Int($0)] })] : nil
-            let ids = whole.map { [$0] } ?? bpe(start)
-            lock.lock()
-            if cache.count > 100_000 { cache.removeAll() }
-            cache[piece] = ids
-            lock.unlock()
-            out += ids
+            let word: (ids: [Int], lengths: [Int])
+            if let cached {
+                word = cached
+            } else {
+                let start = Array(piece.utf8).map { byteIDs[Int($0)] }
+                let whole = ignoreMerges && start.count > 1 ? self.ids[String(piece.utf8.map { Self.byteCharacters[Int($0)] })] : nil
+                word = whole.map { ([$0], [start.count]) } ?? bpe(start)
+                lock.lock()
+                if cache.count > 100_000 { cache.removeAll() }
+                cache[piece] = word
+                lock.unlock()
+            }
+            out += word.ids
+            for length in word.lengths {
+                offsets.append(exactOffsets ? position..<(position + length) : bytes.startIndex..<bytes.endIndex)
+                position += length
+            }
         }
     }
 
-    /// Merges the pair of lowest rank until none applies.
-    func bpe(_ start: [Int]) -> [Int] {
+    /// Merges the pair of lowest rank until none applies; also returns each token's byte count.
+    func bpe(_ start: [Int]) -> (ids: [Int], lengths: [Int]) {
         var word = start
+        var lengths = [Int](repeating: 1, count: start.count)
         while word.count > 1 {
             var best: (index: Int, rank: Int, merged: Int)?
             for i in 0..<(word.count - 1) {
@@ -162,8 +179,10 @@ public final class BPETokenizer: @unchecked Sendable {
             guard let merge = best else { break }
             word[merge.index] = merge.merged
             word.remove(at: merge.index + 1)
+            lengths[merge.index] += lengths[merge.index + 1]
+            lengths.remove(at: merge.index + 1)
         }
-        return word
+        return (word, lengths)
     }
 
     /// The text of `ids`; bytes that do not form UTF-8 become U+FFFD, as Hugging Face decodes.

@@ -13,6 +13,12 @@ struct ModelOptions: ParsableArguments {
         var tokenizer: BPETokenizer
         var chatTemplate: String? { files.chatTemplate }
         var stopTokenIDs: Set<Int> { files.stopTokenIDs(tokenizer: tokenizer, configuration: model.configuration) }
+
+        /// The chat template named by `--template`, or else the model's own.
+        func template(_ name: String?) throws -> ChatTemplate {
+            if let name { return try ChatTemplate.named(name, tokenizer: tokenizer) }
+            return try ChatTemplate.recognize(chatTemplate, tokenizer: tokenizer)
+        }
     }
 
     func loadTokenizer() throws -> (ModelFiles, BPETokenizer) {
@@ -75,6 +81,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Sample among the most likely tokens covering this probability (1: all).") var topP: Float = 1
     @Option(name: .long, help: "Seed for sampling, so an answer can be reproduced.") var seed: UInt64 = 0
     @Flag(name: .long, help: "Use the prompt as is, without the chat template.") var raw = false
+    @Option(name: .long, help: "Chat template: chatml, llama3, mistral or alpaca (default: recognized from the model).") var template: String?
     @Argument(help: "The prompt.") var prompt: String
 
     func validate() throws {
@@ -86,7 +93,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try Exit.reportingModel {
             let loaded = try modelOptions.load()
-            let text = raw ? prompt : try ChatTemplate.recognize(loaded.chatTemplate)
+            let text = raw ? prompt : try loaded.template(template)
                 .render([ChatMessage(role: "user", content: prompt)], generationPrompt: true)
             let promptIDs = loaded.tokenizer.encode(text)
             var parameters = GenerationParameters()
