@@ -17,7 +17,7 @@ struct Corpus: ParsableCommand {
         subcommands: [
             InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
             RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self,
-            TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, BenchCommand.self,
+            TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -85,6 +85,11 @@ struct GenerationTests {
         let ids = try Generator.generate(model: model, prompt: tokenizer.encode(prompt), parameters: parameters)
         #expect(ids == generation["greedy_ids"] as? [Int])
         #expect(tokenizer.decode(ids) == generation["greedy_text"] as? String)
+        // The same prompt in a batch with another, longer one gives the same answer.
+        let other = template.render([ChatMessage(role: "user", content: "Name three colors of the rainbow, please.")], generationPrompt: true)
+        let batched = try Generator.generate(model: model, prompts: [tokenizer.encode(other), tokenizer.encode(prompt)], parameters: parameters)
+        #expect(batched[1] == generation["greedy_ids"] as? [Int])
+        #expect(batched[0] == (try Generator.generate(model: model, prompt: tokenizer.encode(other), parameters: parameters)))
 
         // The cache gives the same next-token logits as running the whole sequence again.
         let sequence = tokenizer.encode(prompt) + ids.prefix(3)

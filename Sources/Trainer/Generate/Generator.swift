@@ -23,18 +23,37 @@ public enum Generator {
     /// The tokens generated after `prompt`.
     /// - Throws: `TrainerError` for an invalid id.
     public static func generate(model: LlamaModel, prompt: [Int], parameters: GenerationParameters) throws -> [Int] {
-        guard !prompt.isEmpty else { return [] }
-        let cache = KVCache(configuration: model.configuration, capacity: prompt.count + parameters.maxTokens)
-        var rng = SplitMix64(seed: parameters.seed)
-        var logits = try model.forward(prompt, cache: cache, allLogits: false)
-        var out: [Int] = []
-        while out.count < parameters.maxTokens {
-            let next = pick(logits, parameters, &rng)
-            out.append(next)
-            if parameters.stopTokenIDs.contains(next) || out.count == parameters.maxTokens { break }
-            logits = try model.forward([next], cache: cache, allLogits: false)
+        try generate(model: model, prompts: [prompt], parameters: parameters).first ?? []
+    }
+
+    /// The tokens generated after each prompt, all prompts decoded together: the prompts run as
+    /// one batch, then every step feeds each unfinished sequence's last token as one row of the
+    /// same matrix products. Each sequence samples with its own generator seeded with
+    /// `parameters.seed`, so its answer does not depend on what else is in the batch.
+    /// `onToken(sequence, token)` sees every token as it is chosen.
+    /// - Throws: `TrainerError` for an invalid id.
+    public static func generate(model: LlamaModel, prompts: [[Int]], parameters: GenerationParameters,
+                                onToken: ((Int, Int) -> Void)? = nil) throws -> [[Int]] {
+        var outputs = [[Int]](repeating: [], count: prompts.count)
+        let active = prompts.indices.filter { !prompts[$0].isEmpty }
+        guard !active.isEmpty, parameters.maxTokens > 0 else { return outputs }
+        let caches = prompts.map { KVCache(configuration: model.configuration, capacity: $0.count + parameters.maxTokens) }
+        var rngs = prompts.map { _ in SplitMix64(seed: parameters.seed) }
+        var logits = try model.forward(batch: active.map { (prompts[$0], caches[$0]) }, allLogits: false)
+        var running = active
+        while !running.isEmpty {
+            var next: [Int] = []
+            for (j, s) in running.enumerated() {
+                let token = pick(logits[j], parameters, &rngs[s])
+                outputs[s].append(token)
+                onToken?(s, token)
+                if !parameters.stopTokenIDs.contains(token) && outputs[s].count < parameters.maxTokens { next.append(s) }
+            }
+            running = next
+            guard !running.isEmpty else { break }
+            logits = try model.forward(batch: running.map { ([outputs[$0][outputs[$0].count - 1]], caches[$0]) }, allLogits: false)
         }
-        return out
+        return outputs
     }
 
     static func pick(_ logits: [Float], _ p: GenerationParameters, _ rng: inout SplitMix64) -> Int {

@@ -55,9 +55,6 @@ extension GGUFFile {
             }
             return v
         }
-        if tensors.contains(where: { $0.name == "rope_freqs.weight" }) {
-            throw TrainerError.unsupported("\(path): the model has rope_freqs.weight (Llama 3.1-style RoPE scaling stored as a tensor), which this loader does not read yet")
-        }
         let heads = try int("attention.head_count")
         let hidden = try int("embedding_length")
         let vocab = metadata["tokenizer.ggml.tokens"]?.strings?.count ?? metadata["\(arch).vocab_size"]?.int
@@ -84,6 +81,8 @@ extension GGUFFile {
         let configuration = try llamaConfiguration()
         var out: [String: Tensor] = [:]
         for info in tensors {
+            // Llama 3.1+ RoPE scaling as divisors of the frequencies; LlamaModel applies them.
+            if info.name == "rope_freqs.weight" { out[LlamaModel.ropeFactorsName] = try tensorData(info); continue }
             guard let name = Self.huggingFaceName(info.name) else {
                 throw TrainerError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
             }

@@ -37,8 +37,8 @@ public final class LlamaModel: @unchecked Sendable {
               c.numAttentionHeads % c.numKeyValueHeads == 0 else {
             throw TrainerError.unsupported("configuration not usable: hidden \(c.hiddenSize), heads \(c.numAttentionHeads)/\(c.numKeyValueHeads), head_dim \(c.headDim), intermediate \(c.intermediateSize), vocab \(c.vocabSize), layers \(c.numHiddenLayers); every size must be positive, head_dim even and heads a multiple of key/value heads")
         }
-        if let scaling = c.ropeScaling {
-            throw TrainerError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not applied by this runtime yet; models without RoPE scaling work")
+        if let scaling = c.ropeScaling, scaling.ropeType != "llama3" {
+            throw TrainerError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not supported; plain RoPE and llama3 scaling are")
         }
         var used = Set<String>()
         func take(_ name: String, _ shape: [Int]) throws -> [Float] {
@@ -76,11 +76,41 @@ public final class LlamaModel: @unchecked Sendable {
         } else {
             lmHead = try take("lm_head.weight", [c.vocabSize, C])
         }
+        // GGUF files of Llama 3.1+ carry the scaled frequencies as divisors (llama.cpp's rope_freqs).
+        let factors = tensors[Self.ropeFactorsName] == nil ? nil : try take(Self.ropeFactorsName, [HD / 2])
         let unused = Set(tensors.keys).subtracting(used).sorted()
         guard unused.isEmpty else {
             throw TrainerError.unsupported("unexpected tensors for a \(c.modelType) model: \(unused.prefix(5).joined(separator: ", "))\(unused.count > 5 ? " and \(unused.count - 5) more" : "")")
         }
-        inverseFrequencies = (0..<(HD / 2)).map { i in 1 / pow(c.ropeTheta, Float(2 * i) / Float(HD)) }
+        inverseFrequencies = Self.inverseFrequencies(c, factors: factors)
+    }
+
+    /// Name under which the GGUF loader hands over `rope_freqs.weight`.
+    public static let ropeFactorsName = "rope_freqs.weight"
+
+    /// RoPE inverse frequencies θ^(-2i/HD), with Llama 3's scaling (Hugging Face's
+    /// `_compute_llama3_parameters`): long wavelengths divided by `factor`, short ones kept, the
+    /// band between interpolated. Or divided by GGUF's stored factors.
+    static func inverseFrequencies(_ c: LlamaConfiguration, factors: [Float]?) -> [Float] {
+        let HD = c.headDim
+        var inv = (0..<(HD / 2)).map { i in 1 / pow(c.ropeTheta, Float(2 * i) / Float(HD)) }
+        if let factors {
+            for i in inv.indices { inv[i] /= factors[i] }
+        } else if let s = c.ropeScaling, s.ropeType == "llama3" {
+            let low = s.lowFreqFactor ?? 1, high = s.highFreqFactor ?? 4
+            let old = Float(s.originalMaxPositionEmbeddings ?? 8192)
+            let lowWavelength = old / low, highWavelength = old / high
+            for i in inv.indices {
+                let wavelength = 2 * Float.pi / inv[i]
+                if wavelength > lowWavelength {
+                    inv[i] /= s.factor
+                } else if wavelength >= highWavelength {
+                    let smooth = (old / wavelength - low) / (high - low)
+                    inv[i] = (1 - smooth) * inv[i] / s.factor + smooth * inv[i]
+                }
+            }
+        }
+        return inv
     }
 
     /// Logits of every position of one sequence: (T, V) row-major.
@@ -93,68 +123,112 @@ public final class LlamaModel: @unchecked Sendable {
     /// returns the logits of every new position (`allLogits`) or only of the last one: (T or 1, V).
     /// - Throws: `TrainerError` for an id outside the vocabulary or a full cache.
     public func forward(_ ids: [Int], cache: KVCache, allLogits: Bool) throws -> [Float] {
-        let c = configuration
-        let T = ids.count, C = c.hiddenSize, V = c.vocabSize
-        guard T > 0 else { return [] }
-        for id in ids where id < 0 || id >= V {
-            throw TrainerError.unsupported("token id \(id) is outside the vocabulary (0..<\(V))")
-        }
-        guard cache.length + T <= cache.capacity else {
-            throw TrainerError.unsupported("the sequence would be \(cache.length + T) tokens; this cache holds \(cache.capacity)")
-        }
-        var x = [Float](repeating: 0, count: T * C)                // (T, C) the residual stream
-        for (t, id) in ids.enumerated() {
-            for i in 0..<C { x[t * C + i] = embedding[id * C + i] }
-        }
-        for (l, layer) in layers.enumerated() { forward(layer, &x, T: T, cache: cache, layer: l) }
-        cache.length += T
-        let rows = allLogits ? T : 1
-        let first = T - rows
-        var h = [Float](repeating: 0, count: rows * C)             // (rows, C)
-        Self.rmsNorm(Array(x[(first * C)...]), finalNorm, &h, T: rows, C: C, eps: c.rmsNormEps)
-        var out = [Float](repeating: 0, count: rows * V)           // (rows, V)
-        Self.linear(h, lmHead, &out, rows: rows, inFeatures: C, outFeatures: V)
-        return out
+        try forward(batch: [(ids, cache)], allLogits: allLogits).first ?? []
     }
 
-    /// One decoder block, in place on the residual stream x (T, C) of positions
-    /// cache.length ..< cache.length + T.
-    func forward(_ layer: Layer, _ x: inout [Float], T: Int, cache: KVCache, layer l: Int) {
+    /// Runs several sequences of different lengths together, each after what its own cache
+    /// holds: their tokens are stacked into one (N, C) matrix so every linear layer is one sgemm
+    /// for the whole batch; attention runs per sequence over its own cache. Returns each
+    /// sequence's logits, (T_i or 1, V).
+    /// - Throws: `TrainerError` for an id outside the vocabulary, a full cache, or a cache given twice.
+    public func forward(batch: [(ids: [Int], cache: KVCache)], allLogits: Bool) throws -> [[Float]] {
+        let c = configuration
+        let C = c.hiddenSize, V = c.vocabSize
+        var rows: [BatchRows] = []
+        var N = 0
+        for (ids, cache) in batch {
+            for id in ids where id < 0 || id >= V {
+                throw TrainerError.unsupported("token id \(id) is outside the vocabulary (0..<\(V))")
+            }
+            guard cache.length + ids.count <= cache.capacity else {
+                throw TrainerError.unsupported("the sequence would be \(cache.length + ids.count) tokens; this cache holds \(cache.capacity)")
+            }
+            guard !rows.contains(where: { $0.cache === cache }) else {
+                throw TrainerError.unsupported("a KV cache appears twice in one batch")
+            }
+            rows.append(BatchRows(first: N, count: ids.count, cache: cache))
+            N += ids.count
+        }
+        guard N > 0 else { return batch.map { _ in [] } }
+        var x = [Float](repeating: 0, count: N * C)                // (N, C) the residual stream
+        var r = 0
+        for (ids, _) in batch {
+            for id in ids {
+                for i in 0..<C { x[r * C + i] = embedding[id * C + i] }
+                r += 1
+            }
+        }
+        for (l, layer) in layers.enumerated() { forward(layer, &x, rows: rows, N: N, layer: l) }
+        for row in rows { row.cache.length += row.count }
+        // The rows whose logits are wanted: all, or each sequence's last.
+        let wanted = rows.flatMap { row -> [Int] in
+            guard row.count > 0 else { return [] }
+            return allLogits ? Array(row.first..<(row.first + row.count)) : [row.first + row.count - 1]
+        }
+        var selected = [Float](repeating: 0, count: wanted.count * C)
+        for (j, r) in wanted.enumerated() { for i in 0..<C { selected[j * C + i] = x[r * C + i] } }
+        var h = [Float](repeating: 0, count: wanted.count * C)     // (W, C)
+        Self.rmsNorm(selected, finalNorm, &h, T: wanted.count, C: C, eps: c.rmsNormEps)
+        var out = [Float](repeating: 0, count: wanted.count * V)   // (W, V)
+        Self.linear(h, lmHead, &out, rows: wanted.count, inFeatures: C, outFeatures: V)
+        var result: [[Float]] = []
+        var j = 0
+        for row in rows {
+            let n = row.count == 0 ? 0 : (allLogits ? row.count : 1)
+            result.append(Array(out[(j * V)..<((j + n) * V)]))
+            j += n
+        }
+        return result
+    }
+
+    /// Where one sequence's rows sit in the stacked batch.
+    struct BatchRows {
+        var first: Int
+        var count: Int
+        var cache: KVCache
+    }
+
+    /// One decoder block, in place on the residual stream x (N, C) of a batch whose sequence i
+    /// occupies rows[i] and continues at position rows[i].cache.length.
+    func forward(_ layer: Layer, _ x: inout [Float], rows: [BatchRows], N: Int, layer l: Int) {
         let c = configuration
         let C = c.hiddenSize, NH = c.numAttentionHeads, NKV = c.numKeyValueHeads, HD = c.headDim, FFN = c.intermediateSize
         let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD
-        var h = [Float](repeating: 0, count: T * C)                // (T, C)
-        Self.rmsNorm(x, layer.inputNorm, &h, T: T, C: C, eps: c.rmsNormEps)
-        var qkv = [Float](repeating: 0, count: T * QKV)            // (T, QKV)
-        Self.linear(h, layer.qkv, &qkv, rows: T, inFeatures: C, outFeatures: QKV)
-        if let bias = layer.qkvBias { for t in 0..<T { for j in 0..<QKV { qkv[t * QKV + j] += bias[j] } } }
-        applyRoPE(&qkv, T: T, start: cache.length, heads: NH + NKV, stride: QKV)  // q and k heads come first
-        for t in 0..<T {                                           // keys and values into the cache
-            let row = (cache.length + t) * KV
-            for j in 0..<KV {
-                cache.keys[l][row + j] = qkv[t * QKV + NH * HD + j]
-                cache.values[l][row + j] = qkv[t * QKV + (NH + NKV) * HD + j]
+        var h = [Float](repeating: 0, count: N * C)                // (N, C)
+        Self.rmsNorm(x, layer.inputNorm, &h, T: N, C: C, eps: c.rmsNormEps)
+        var qkv = [Float](repeating: 0, count: N * QKV)            // (N, QKV)
+        Self.linear(h, layer.qkv, &qkv, rows: N, inFeatures: C, outFeatures: QKV)
+        if let bias = layer.qkvBias { for t in 0..<N { for j in 0..<QKV { qkv[t * QKV + j] += bias[j] } } }
+        var attention = [Float](repeating: 0, count: N * NH * HD)  // (N, NH·HD)
+        for row in rows where row.count > 0 {
+            let cache = row.cache, start = cache.length
+            applyRoPE(&qkv, firstRow: row.first, T: row.count, start: start, heads: NH + NKV, stride: QKV)  // q and k heads come first
+            for t in 0..<row.count {                               // keys and values into the cache
+                let dst = (start + t) * KV, src = (row.first + t) * QKV
+                for j in 0..<KV {
+                    cache.keys[l][dst + j] = qkv[src + NH * HD + j]
+                    cache.values[l][dst + j] = qkv[src + (NH + NKV) * HD + j]
+                }
             }
+            Self.causalAttention(qkv, firstRow: row.first, keys: cache.keys[l], values: cache.values[l], &attention,
+                                 T: row.count, start: start, NH: NH, NKV: NKV, HD: HD)
         }
-        var attention = [Float](repeating: 0, count: T * NH * HD)  // (T, NH·HD)
-        Self.causalAttention(qkv, keys: cache.keys[l], values: cache.values[l], &attention, T: T, start: cache.length,
-                             NH: NH, NKV: NKV, HD: HD)
-        var projected = [Float](repeating: 0, count: T * C)        // (T, C)
-        Self.linear(attention, layer.output, &projected, rows: T, inFeatures: NH * HD, outFeatures: C)
-        for i in 0..<(T * C) { x[i] += projected[i] }
+        var projected = [Float](repeating: 0, count: N * C)        // (N, C)
+        Self.linear(attention, layer.output, &projected, rows: N, inFeatures: NH * HD, outFeatures: C)
+        for i in 0..<(N * C) { x[i] += projected[i] }
 
-        Self.rmsNorm(x, layer.postNorm, &h, T: T, C: C, eps: c.rmsNormEps)
-        var gateUp = [Float](repeating: 0, count: T * 2 * FFN)     // (T, 2·FFN)
-        Self.linear(h, layer.gateUp, &gateUp, rows: T, inFeatures: C, outFeatures: 2 * FFN)
-        var act = [Float](repeating: 0, count: T * FFN)            // (T, FFN) silu(gate)·up
-        for t in 0..<T {
+        Self.rmsNorm(x, layer.postNorm, &h, T: N, C: C, eps: c.rmsNormEps)
+        var gateUp = [Float](repeating: 0, count: N * 2 * FFN)     // (N, 2·FFN)
+        Self.linear(h, layer.gateUp, &gateUp, rows: N, inFeatures: C, outFeatures: 2 * FFN)
+        var act = [Float](repeating: 0, count: N * FFN)            // (N, FFN) silu(gate)·up
+        for t in 0..<N {
             for j in 0..<FFN {
                 let g = gateUp[t * 2 * FFN + j], u = gateUp[t * 2 * FFN + FFN + j]
                 act[t * FFN + j] = g / (1 + exp(-g)) * u
             }
         }
-        Self.linear(act, layer.down, &projected, rows: T, inFeatures: FFN, outFeatures: C)
-        for i in 0..<(T * C) { x[i] += projected[i] }
+        Self.linear(act, layer.down, &projected, rows: N, inFeatures: FFN, outFeatures: C)
+        for i in 0..<(N * C) { x[i] += projected[i] }
     }
 
     /// y = x · Wᵀ for W (out, in).
@@ -178,14 +252,14 @@ public final class LlamaModel: @unchecked Sendable {
     /// Rotary embedding, "rotate half" on Hugging Face layout: within each head, element i pairs
     /// with i + HD/2 and turns by angle position · inverseFrequencies[i]. Applied to the first
     /// `heads` heads of every row (the query and key heads of the fused QKV row).
-    func applyRoPE(_ qkv: inout [Float], T: Int, start: Int, heads: Int, stride: Int) {
+    func applyRoPE(_ qkv: inout [Float], firstRow: Int, T: Int, start: Int, heads: Int, stride: Int) {
         let HD = configuration.headDim, half = HD / 2
         for t in 0..<T {
             for i in 0..<half {
                 let angle = Float(start + t) * inverseFrequencies[i]
                 let cosA = cos(angle), sinA = sin(angle)
                 for h in 0..<heads {
-                    let base = t * stride + h * HD
+                    let base = (firstRow + t) * stride + h * HD
                     let a = qkv[base + i], b = qkv[base + i + half]
                     qkv[base + i] = a * cosA - b * sinA
                     qkv[base + i + half] = b * cosA + a * sinA
@@ -196,8 +270,8 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Grouped-query causal attention: query head h reads key/value head h / (NH / NKV). The T new
     /// queries (positions start ..< start + T) come from qkv (T, QKV); keys and values from the
-    /// cache (start + T, NKV·HD). out (T, NH·HD). Scores and weighted values go through sgemm.
-    static func causalAttention(_ qkv: [Float], keys: [Float], values: [Float], _ out: inout [Float], T: Int, start: Int,
+    /// cache (start + T, NKV·HD). out (T, NH·HD). Both from row `firstRow` of a stacked batch. Scores and weighted values go through sgemm.
+    static func causalAttention(_ qkv: [Float], firstRow: Int, keys: [Float], values: [Float], _ out: inout [Float], T: Int, start: Int,
                                 NH: Int, NKV: Int, HD: Int) {
         let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD
         let S = start + T                                          // keys visible to the last query
@@ -206,8 +280,9 @@ public final class LlamaModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: T * S)           // (T, S) one head at a time
         qkv.withUnsafeBufferPointer { q in keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in
         out.withUnsafeMutableBufferPointer { dst in scores.withUnsafeMutableBufferPointer { s in
-            guard let q = q.baseAddress, let k = k.baseAddress, let v = v.baseAddress,
-                  let dst = dst.baseAddress, let s = s.baseAddress else { return }
+            guard let q0 = q.baseAddress, let k = k.baseAddress, let v = v.baseAddress,
+                  let dst0 = dst.baseAddress, let s = s.baseAddress else { return }
+            let q = q0 + firstRow * QKV, dst = dst0 + firstRow * NH * HD
             for h in 0..<NH {
                 let kvh = h / group
                 BLAS.matmulTransposedB(q + h * HD, lda: QKV, k + kvh * HD, ldb: KV, s, ldc: S, m: T, n: S, k: HD, alpha: scale)

@@ -69,46 +69,129 @@ struct TokenizeCommand: ParsableCommand {
     }
 }
 
-struct GenerateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "generate", abstract: "Answer a prompt with the model (its chat template applied unless --raw).")
-
-    @OptionGroup var modelOptions: ModelOptions
-    @OptionGroup var output: JSONOption
+/// Sampling options shared by `generate` and `chat`.
+struct SamplingOptions: ParsableArguments {
     @Option(name: .long, help: "Tokens to generate at most.") var maxTokens = 256
     @Option(name: .long, help: "0 for greedy decoding; higher values sample more freely.") var temperature: Float = 0
     @Option(name: .long, help: "Sample among the k most likely tokens (0: all).") var topK = 0
     @Option(name: .long, help: "Sample among the most likely tokens covering this probability (1: all).") var topP: Float = 1
     @Option(name: .long, help: "Seed for sampling, so an answer can be reproduced.") var seed: UInt64 = 0
-    @Flag(name: .long, help: "Use the prompt as is, without the chat template.") var raw = false
     @Option(name: .long, help: "Chat template: chatml, llama3, mistral or alpaca (default: recognized from the model).") var template: String?
-    @Argument(help: "The prompt.") var prompt: String
 
     func validate() throws {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
         if temperature < 0 { throw ValidationError("--temperature must be 0 or more") }
         if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        if topK < 0 { throw ValidationError("--top-k must be 0 or more") }
+        if let template, !ChatTemplate.names.contains(template) {
+            throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))")
+        }
+    }
+
+    func parameters(stopping stop: Set<Int>) -> GenerationParameters {
+        var p = GenerationParameters()
+        p.maxTokens = maxTokens
+        p.temperature = temperature
+        p.topK = topK
+        p.topP = topP
+        p.seed = seed
+        p.stopTokenIDs = stop
+        return p
+    }
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Answer prompts with the model (its chat template applied unless --raw); several prompts are generated together as one batch.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var output: JSONOption
+    @Flag(name: .long, help: "Use the prompts as they are, without the chat template.") var raw = false
+    @Argument(help: "The prompts.") var prompts: [String]
+
+    func validate() throws {
+        if prompts.isEmpty { throw ValidationError("give at least one prompt") }
     }
 
     func run() throws {
         try Exit.reportingModel {
             let loaded = try modelOptions.load()
-            let text = raw ? prompt : try loaded.template(template)
-                .render([ChatMessage(role: "user", content: prompt)], generationPrompt: true)
-            let promptIDs = loaded.tokenizer.encode(text)
-            var parameters = GenerationParameters()
-            parameters.maxTokens = maxTokens
-            parameters.temperature = temperature
-            parameters.topK = topK
-            parameters.topP = topP
-            parameters.seed = seed
-            parameters.stopTokenIDs = loaded.stopTokenIDs
-            let ids = try Generator.generate(model: loaded.model, prompt: promptIDs, parameters: parameters)
-            let answer = loaded.tokenizer.decode(ids, skipSpecial: true)
+            let template = raw ? nil : try loaded.template(sampling.template)
+            let promptIDs = prompts.map { prompt in
+                loaded.tokenizer.encode(template?.render([ChatMessage(role: "user", content: prompt)], generationPrompt: true) ?? prompt)
+            }
+            let answers = try Generator.generate(model: loaded.model, prompts: promptIDs,
+                                                 parameters: sampling.parameters(stopping: loaded.stopTokenIDs))
+            let results = zip(promptIDs, answers).map { prompt, ids -> [String: Any] in
+                ["prompt_ids": prompt, "ids": ids, "text": loaded.tokenizer.decode(ids, skipSpecial: true)]
+            }
             if output.json {
-                Output.printJSON(["prompt_ids": promptIDs, "ids": ids, "text": answer])
+                // One prompt: one object; several: an array of objects in the order given.
+                Output.printJSON(results.count == 1 ? results[0] : results)
             } else {
-                print(answer)
+                for (i, result) in results.enumerated() {
+                    if results.count > 1 { print(i == 0 ? "[\(i + 1)]" : "\n[\(i + 1)]") }
+                    print(result["text"] as? String ?? "")
+                }
+            }
+        }
+    }
+}
+
+struct ChatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat",
+        abstract: "Talk with the model: type a message and press Enter; /reset starts over, /quit or Ctrl-D leaves.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sampling: SamplingOptions
+    @Option(name: .long, help: "A system message for the conversation.") var system: String?
+
+    func run() throws {
+        try Exit.reportingModel {
+            let loaded = try modelOptions.load()
+            let template = try loaded.template(sampling.template)
+            let parameters = sampling.parameters(stopping: loaded.stopTokenIDs)
+            let window = loaded.model.configuration.maxPositionEmbeddings
+            var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+            let interactive = isatty(0) == 1
+            Output.progress("corpus chat: \(modelOptions.model) (\(template.name) template). /reset starts over, /quit leaves.")
+            while true {
+                if interactive { Output.write("> ") }
+                guard let line = readLine() else { break }
+                let text = line.trimmingCharacters(in: .whitespaces)
+                if text.isEmpty { continue }
+                if text == "/quit" || text == "/exit" { break }
+                if text == "/reset" {
+                    messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+                    Output.write("(conversation cleared)\n")
+                    continue
+                }
+                messages.append(ChatMessage(role: "user", content: text))
+                let prompt = loaded.tokenizer.encode(template.render(messages, generationPrompt: true))
+                if prompt.count + parameters.maxTokens > window {
+                    messages.removeLast()
+                    Output.write("(the conversation is \(prompt.count) tokens; with --max-tokens \(parameters.maxTokens) it would pass the model's \(window)-token window: /reset to start over)\n")
+                    continue
+                }
+                // The answer is printed as it is generated, decoding whole UTF-8 characters only.
+                var ids: [Int] = []
+                var shown = ""
+                let answer = try Generator.generate(model: loaded.model, prompts: [prompt], parameters: parameters) { _, token in
+                    ids.append(token)
+                    let text = loaded.tokenizer.decode(ids, skipSpecial: true)
+                    if !text.hasSuffix("\u{FFFD}"), text.count > shown.count, text.hasPrefix(shown) {
+                        Output.write(String(text.dropFirst(shown.count)))
+                        shown = text
+                    }
+                }
+                let reply = loaded.tokenizer.decode(answer[0], skipSpecial: true)
+                // Standard output is written directly (not through print's buffer) so the streamed
+                // text and the rest appear in order when piped.
+                Output.write((reply.hasPrefix(shown) ? String(reply.dropFirst(shown.count)) : "") + "\n")
+                messages.append(ChatMessage(role: "assistant", content: reply))
             }
         }
     }

@@ -16,6 +16,11 @@ enum Output {
     }
 
     /// Prints a JSON value (dictionaries, arrays, strings, numbers, NSNull) with sorted keys.
+    /// Writes to stdout at once, without a newline (for a prompt or text as it is generated).
+    static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
     static func printJSON(_ value: Any) {
         let data = (try? JSONSerialization.data(
             withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])) ?? Data("null".utf8)
