@@ -26,6 +26,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("icuuc"), .linkedLibrary("icui18n"), .linkedLibrary("icudata")]
         ),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        // Decoding kernels in C (AVX-512 chosen at run time): small-batch products that stream
+        // the weights once, in fp32 or bf16.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "CorpusDB",
             dependencies: [
@@ -40,7 +43,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "Quality", dependencies: ["CorpusDB"], swiftSettings: swiftSettings),
-        .target(name: "Trainer", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
+        .target(name: "Trainer", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",
             dependencies: [

@@ -82,3 +82,26 @@ struct BatchTests {
         }
     }
 }
+
+/// The decoding kernels against sgemm on shapes that exercise every remainder path.
+@Suite("Small-batch matrix kernels")
+struct KernelTests {
+    @Test func smallBatchMatmulEqualsSgemm() throws {
+        var rng = SplitMix64(seed: 3)
+        for (m, n, k) in [(1, 7, 5), (1, 300, 64), (3, 259, 37), (16, 1024, 576), (5, 4, 16), (2, 257, 33)] {
+            let x = (0..<(m * k)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            let w = (0..<(n * k)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            var expected = [Float](repeating: 0, count: m * n)
+            var got = [Float](repeating: .nan, count: m * n)
+            x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in
+                expected.withUnsafeMutableBufferPointer { e in got.withUnsafeMutableBufferPointer { g in
+                    guard let a = a.baseAddress, let b = b.baseAddress, let e = e.baseAddress, let g = g.baseAddress else { return }
+                    BLAS.matmulTransposedB(a, lda: k, b, ldb: k, e, ldc: n, m: m, n: n, k: k)
+                    BLAS.smallBatchMatmul(a, rows: m, b, g, n: n, k: k)
+                } }
+            } }
+            let worst = zip(expected, got).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst < 1e-4 * Float(k).squareRoot(), "m \(m) n \(n) k \(k): \(worst)")
+        }
+    }
+}

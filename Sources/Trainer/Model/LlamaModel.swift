@@ -231,11 +231,16 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<(N * C) { x[i] += projected[i] }
     }
 
-    /// y = x · Wᵀ for W (out, in).
+    /// y = x · Wᵀ for W (out, in). Up to `BLAS.smallBatchRows` rows (decoding steps) go through
+    /// the streaming kernel, more through sgemm.
     static func linear(_ x: [Float], _ w: [Float], _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
         x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
             guard let a = a.baseAddress, let b = b.baseAddress, let o = o.baseAddress else { return }
-            BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
+            if rows <= BLAS.smallBatchRows {
+                BLAS.smallBatchMatmul(a, rows: rows, b, o, n: outFeatures, k: inFeatures)
+            } else {
+                BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
+            }
         } } }
     }
 
@@ -277,6 +282,12 @@ public final class LlamaModel: @unchecked Sendable {
         let S = start + T                                          // keys visible to the last query
         let group = NH / NKV
         let scale = 1 / Float(HD).squareRoot()
+        if T <= 4 {
+            // Decoding steps: a few queries, where the hundreds of tiny sgemm calls per token
+            // would cost more in call overhead than the arithmetic itself.
+            smallCausalAttention(qkv, firstRow: firstRow, keys: keys, values: values, &out, T: T, start: start, NH: NH, NKV: NKV, HD: HD)
+            return
+        }
         var scores = [Float](repeating: 0, count: T * S)           // (T, S) one head at a time
         qkv.withUnsafeBufferPointer { q in keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in
         out.withUnsafeMutableBufferPointer { dst in scores.withUnsafeMutableBufferPointer { s in
@@ -297,6 +308,46 @@ public final class LlamaModel: @unchecked Sendable {
                     for u in visible..<S { row[u] = 0 }
                 }
                 BLAS.matmul(s, lda: S, v + kvh * HD, ldb: KV, dst + h * HD, ldc: NH * HD, m: T, n: HD, k: S)
+            }
+        } } } } }
+    }
+}
+
+extension LlamaModel {
+    /// `causalAttention` for a few queries, with plain loops (same arithmetic, no BLAS calls).
+    static func smallCausalAttention(_ qkv: [Float], firstRow: Int, keys: [Float], values: [Float], _ out: inout [Float], T: Int,
+                                     start: Int, NH: Int, NKV: Int, HD: Int) {
+        let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD
+        let group = NH / NKV
+        let scale = 1 / Float(HD).squareRoot()
+        var scores = [Float](repeating: 0, count: start + T)
+        qkv.withUnsafeBufferPointer { q in keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in
+        out.withUnsafeMutableBufferPointer { dst in scores.withUnsafeMutableBufferPointer { s in
+            guard let q = q.baseAddress, let k = k.baseAddress, let v = v.baseAddress,
+                  let dst = dst.baseAddress, let s = s.baseAddress else { return }
+            for t in 0..<T {
+                let visible = start + t + 1
+                for h in 0..<NH {
+                    let query = q + (firstRow + t) * QKV + h * HD
+                    let kvOffset = (h / group) * HD
+                    var maxScore = -Float.infinity
+                    for u in 0..<visible {
+                        let key = k + u * KV + kvOffset
+                        var dot: Float = 0
+                        for i in 0..<HD { dot += query[i] * key[i] }
+                        s[u] = dot * scale
+                        maxScore = max(maxScore, s[u])
+                    }
+                    var sum: Float = 0
+                    for u in 0..<visible { s[u] = exp(s[u] - maxScore); sum += s[u] }
+                    let o = dst + (firstRow + t) * NH * HD + h * HD
+                    for i in 0..<HD { o[i] = 0 }
+                    for u in 0..<visible {
+                        let w = s[u] / sum
+                        let value = v + u * KV + kvOffset
+                        for i in 0..<HD { o[i] += w * value[i] }
+                    }
+                }
             }
         } } } } }
     }
