@@ -75,3 +75,43 @@ struct ChatTemplateTests {
         #expect(!noAnswer.contains(true))
     }
 }
+
+/// A Hugging Face folder's tokenizer.json, tokenizer_config.json (template, BOS/EOS) and
+/// generation_config.json (stop ids) are read together by ModelFiles.
+@Suite("Model folder files")
+struct ModelFilesTests {
+    @Test func folderTokenizerTemplateAndStopIDs() throws {
+        guard let path = TrainerFixtures.smolLM2 else { return }
+        let gguf = try GGUFFile(path: path)
+        let tokens = try #require(gguf.metadata["tokenizer.ggml.tokens"]?.strings)
+        let merges = try #require(gguf.metadata["tokenizer.ggml.merges"]?.strings)
+        let jinja = try #require(gguf.metadata["tokenizer.chat_template"]?.string)
+        let dir = try TemporaryFolder("model-folder")
+        func write(_ name: String, _ json: [String: Any]) throws {
+            try JSONSerialization.data(withJSONObject: json).write(to: dir.url.appendingPathComponent(name))
+        }
+        try write("tokenizer.json", [
+            "model": ["type": "BPE", "vocab": Dictionary(uniqueKeysWithValues: tokens.enumerated().map { ($1, $0) }), "merges": merges],
+            "pre_tokenizer": ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true],
+                                                                    ["type": "ByteLevel", "add_prefix_space": false, "use_regex": true]]],
+            "decoder": ["type": "ByteLevel"],
+            "added_tokens": [0, 1, 2].map { ["id": $0, "content": tokens[$0], "special": true] },
+        ])
+        try write("tokenizer_config.json", ["bos_token": ["content": "<|im_start|>"], "eos_token": "<|im_end|>", "chat_template": jinja])
+        try write("generation_config.json", ["eos_token_id": [2, 0]])
+        let files = try ModelFiles(path: dir.url.path)
+        let tokenizer = try files.tokenizer()
+        #expect(tokenizer.preTokenizer == .smollm)
+        #expect(tokenizer.bosID == 1)
+        #expect(tokenizer.eosID == 2)
+        #expect(tokenizer.encode("<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n")
+            == [1, 4093, 198, 18645, 250, 48392, 138, 2, 198, 1, 520, 9531, 198])
+        #expect(files.chatTemplate == jinja)
+        #expect(try ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer).name == "chatml")
+        #expect(files.stopTokenIDs(tokenizer: tokenizer, configuration: LoaderTests.config) == [0, 2])
+        #expect(throws: TrainerError.invalidFile(path: dir.url.appendingPathComponent("nothing").path,
+                                                 detail: "no such file or folder; give a .gguf file or a Hugging Face model folder")) {
+            try ModelFiles(path: dir.url.appendingPathComponent("nothing").path)
+        }
+    }
+}
