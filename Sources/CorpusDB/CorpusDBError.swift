@@ -12,6 +12,8 @@ public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
         case cannotOpen
         /// A record, source or other object that was asked for does not exist.
         case notFound
+        /// The request cannot be carried out as given (a bad name, an empty selection...).
+        case invalid
     }
 
     public var code: Code

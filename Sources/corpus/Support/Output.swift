@@ -71,6 +71,7 @@ enum Exit {
     static let inputError: Int32 = 3
     static let storeError: Int32 = 4
     static let notFound: Int32 = 5
+    static let verificationFailed: Int32 = 6
     static let interrupted: Int32 = 130
 
     /// Runs `body`, turning known errors into a message on stderr and their exit code.
@@ -81,6 +82,7 @@ enum Exit {
             Output.error("error: \(error.message)")
             switch error.code {
             case .notFound: throw ExitCode(notFound)
+            case .invalid: throw ExitCode(inputError)
             default: throw ExitCode(storeError)
             }
         } catch let error as IngestError {

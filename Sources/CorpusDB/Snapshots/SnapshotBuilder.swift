@@ -1,0 +1,169 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// How `corpus snapshot create` selects its members (stored as the snapshot's `spec`).
+public struct SnapshotSpec: Sendable, Equatable {
+    /// "none", "default" (the latest check configuration when verdicts exist, else none) or a
+    /// check configuration hash.
+    public var checks = "default"
+    /// Records must carry every one of these tags.
+    public var tags: [TagFilter] = []
+    /// Records must come from one of these sources (empty: all).
+    public var sources: [Int64] = []
+    /// Share of members put in the eval split, in [0, 1).
+    public var evalRatio = 0.05
+    public var seed: Int64 = 0
+    /// At most this many members per tag set (records with identical tags), chosen by hash.
+    public var maxPerTag: Int?
+    public var note = ""
+
+    public init() {}
+
+    /// The spec as stored: a JSON object with sorted keys.
+    func json(resolvedChecks: String?) -> String {
+        var object: [String: Any] = [
+            "checks": resolvedChecks ?? "none",
+            "tags": tags.map { "\($0.key)=\($0.value)" },
+            "sources": sources,
+            "eval_ratio": evalRatio,
+            "seed": seed,
+        ]
+        if let maxPerTag { object["max_per_tag"] = maxPerTag }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The definitions that make a snapshot reproducible; docs/SNAPSHOTS.md states them for auditors.
+public enum SnapshotMath {
+    /// A record's place in [0, 1) for the split: the first 8 bytes of SHA-256("seed:content_hash")
+    /// read big-endian, divided by 2^64. It depends only on the record's content and the seed, so
+    /// adding records never moves existing ones between train and eval.
+    public static func splitValue(contentHash: String, seed: Int64) -> Double {
+        let digest = SHA256.hash(data: Data("\(seed):\(contentHash)".utf8))
+        var value: UInt64 = 0
+        for byte in digest.prefix(8) { value = value << 8 | UInt64(byte) }
+        return Double(value) / 18_446_744_073_709_551_616.0
+    }
+
+    public static func split(contentHash: String, seed: Int64, evalRatio: Double) -> String {
+        splitValue(contentHash: contentHash, seed: seed) < evalRatio ? "eval" : "train"
+    }
+
+    /// The snapshot hash: hex SHA-256 of the lines `"<content_hash> <split>\n"` of the members in
+    /// position order (members are ordered by content hash).
+    public static func hash<S: Sequence>(_ members: S) -> String where S.Element == (contentHash: String, split: String) {
+        var hasher = SHA256()
+        for member in members { hasher.update(data: Data("\(member.contentHash) \(member.split)\n".utf8)) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension CorpusStore {
+    /// Creates the next version of snapshot `name`, in one transaction with its audit entry.
+    /// - Throws: `CorpusDBError(.invalid)` for a bad name or spec, or when nothing is selected;
+    ///   `.notFound` for an unknown source or check configuration.
+    public func createSnapshot(name: String, spec: SnapshotSpec, arguments: [String] = []) throws -> Snapshot {
+        guard !name.isEmpty, name.count <= 100,
+              name.unicodeScalars.allSatisfy({ !$0.properties.isWhitespace && $0.value >= 0x20 && $0 != "@" && $0 != "/" }) else {
+            throw CorpusDBError(.invalid, "snapshot name '\(name)' is not usable: use 1-100 characters without spaces, '@' or '/' (e.g. med-v1)")
+        }
+        guard spec.evalRatio >= 0, spec.evalRatio < 1 else {
+            throw CorpusDBError(.invalid, "--eval-ratio \(spec.evalRatio) must be at least 0 and below 1")
+        }
+        if let cap = spec.maxPerTag, cap < 1 { throw CorpusDBError(.invalid, "--max-per-tag must be at least 1") }
+        return try pool.write { db in
+            for id in spec.sources where try Source.fetchOne(db, key: id) == nil {
+                throw CorpusDBError(.notFound, "\(path): no source \(id); `corpus sources` lists them")
+            }
+            // Quality verdicts arrive with the quality checks (issue 3); until a store has any,
+            // "default" means no checks and a named configuration cannot exist.
+            let resolvedChecks: String?
+            switch spec.checks {
+            case "none", "default": resolvedChecks = nil
+            default:
+                throw CorpusDBError(.notFound, "\(path): no check verdicts under configuration \(spec.checks); run `corpus check` first, or use --checks none")
+            }
+
+            var sql = """
+                SELECT r.id, r.content_hash, r.tags, w.record_id IS NOT NULL AS withdrawn
+                FROM records r LEFT JOIN withdrawals w ON w.record_id = r.id
+                """
+            if !spec.sources.isEmpty { sql += " WHERE r.source_id IN (\(spec.sources.map { String($0) }.joined(separator: ",")))" }
+            sql += " ORDER BY r.id"
+            var excluded: [String: Int] = [:]
+            var seen = Set<String>()
+            var candidates: [(id: Int64, hash: String, tags: String, value: Double)] = []
+            let cursor = try Row.fetchCursor(db, sql: sql)
+            while let row = try cursor.next() {
+                let tags: String = row["tags"]
+                if !spec.tags.isEmpty {
+                    let decoded = (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [String: Any] ?? [:]
+                    guard spec.tags.allSatisfy({ decoded[$0.key] as? String == $0.value }) else { continue }
+                }
+                if row["withdrawn"] as Bool { excluded["withdrawn", default: 0] += 1; continue }
+                let hash: String = row["content_hash"]
+                // Exact duplicates: the first ingested record represents its content.
+                guard seen.insert(hash).inserted else { excluded["duplicate", default: 0] += 1; continue }
+                candidates.append((row["id"], hash, tags, SnapshotMath.splitValue(contentHash: hash, seed: spec.seed)))
+            }
+            if let cap = spec.maxPerTag {
+                var groups: [String: [Int]] = [:]
+                for (i, c) in candidates.enumerated() { groups[c.tags, default: []].append(i) }
+                var keep = Set<Int>()
+                for (_, members) in groups {
+                    let chosen = members.sorted { (candidates[$0].value, candidates[$0].hash) < (candidates[$1].value, candidates[$1].hash) }.prefix(cap)
+                    keep.formUnion(chosen)
+                }
+                excluded["cap_per_tag"] = candidates.count - keep.count
+                candidates = candidates.indices.filter { keep.contains($0) }.map { candidates[$0] }
+            }
+            guard !candidates.isEmpty else {
+                throw CorpusDBError(.invalid, "\(path): no records match (tags \(spec.tags.map { "\($0.key)=\($0.value)" }), sources \(spec.sources)); nothing to snapshot")
+            }
+            candidates.sort { $0.hash < $1.hash }
+            let splits = candidates.map { $0.value < spec.evalRatio ? "eval" : "train" }
+            let hash = SnapshotMath.hash(zip(candidates, splits).map { (contentHash: $0.hash, split: $1) })
+
+            var tagCounts: [String: [String: Int]] = [:]
+            for (candidate, split) in zip(candidates, splits) {
+                let decoded = (try? JSONSerialization.jsonObject(with: Data(candidate.tags.utf8))) as? [String: Any] ?? [:]
+                for (key, value) in decoded {
+                    tagCounts["\(key)=\(value as? String ?? "\(value)")", default: ["train": 0, "eval": 0]][split, default: 0] += 1
+                }
+            }
+            let previous = try Snapshot.filter(Column("name") == name).order(Column("version").desc).fetchOne(db)
+            let evalCount = splits.filter { $0 == "eval" }.count
+            var snapshot = Snapshot(
+                id: nil, name: name, version: (previous?.version ?? 0) + 1, parentId: previous?.id, hash: hash,
+                spec: spec.json(resolvedChecks: resolvedChecks), checks: resolvedChecks, evalRatio: spec.evalRatio, seed: spec.seed,
+                records: candidates.count, train: candidates.count - evalCount, eval: evalCount,
+                tagCounts: Self.sortedJSON(tagCounts), excluded: Self.sortedJSON(excluded), note: spec.note,
+                createdAt: Timestamp.now(), toolVersion: CorpusVersion.string)
+            try snapshot.insert(db)
+            guard let snapshotId = snapshot.id else { throw CorpusDBError(.cannotOpen, "\(path): the snapshot row got no id") }
+            let insert = try db.makeStatement(sql: "INSERT INTO snapshot_records (snapshot_id, position, record_id, content_hash, split) VALUES (?, ?, ?, ?, ?)")
+            for (position, (candidate, split)) in zip(candidates, splits).enumerated() {
+                try insert.execute(arguments: [snapshotId, position, candidate.id, candidate.hash, split])
+            }
+            try Self.audit(db, command: "snapshot create", arguments: arguments,
+                           outcome: ["snapshot": snapshot.label, "hash": hash, "records": snapshot.records])
+            return snapshot
+        }
+    }
+
+    /// JSON text with sorted keys of a Foundation value.
+    static func sortedJSON(_ value: Any) -> String {
+        guard JSONSerialization.isValidJSONObject(value),
+              let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// An audit entry written in the caller's transaction.
+    static func audit(_ db: Database, command: String, arguments: [String], outcome: [String: Any]) throws {
+        var entry = AuditEntry(at: Timestamp.now(), command: command, arguments: sortedJSON(arguments),
+                               toolVersion: CorpusVersion.string, outcome: sortedJSON(outcome))
+        try entry.insert(db)
+    }
+}
