@@ -12,6 +12,8 @@ public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
         case cannotOpen
         /// A record, source or other object that was asked for does not exist.
         case notFound
+        /// A name is already taken by something different (e.g. a model with other weights).
+        case conflict
     }
 
     public var code: Code

@@ -2,10 +2,14 @@ import ArgumentParser
 import Foundation
 import Trainer
 
-/// `--model PATH`: a GGUF file (Hugging Face folders and registered names come with `corpus models`).
+/// `--model PATH|NAME`: a GGUF file, or a model registered with `corpus models add` (looked up in
+/// the store of `--db`, which therefore comes with this group: commands that take `--model` use
+/// `modelOptions.database` instead of a second `DatabaseOptions`). Hugging Face folders come later.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "The model: a .gguf file (e.g. SmolLM2-135M-Instruct.Q4_1.gguf).")
+    @Option(name: .long, help: "The model: a .gguf file (e.g. SmolLM2-135M-Instruct.Q4_1.gguf) or the name of a model registered with `corpus models add`.")
     var model: String
+
+    @OptionGroup var database: DatabaseOptions
 
     struct Loaded {
         var model: LlamaModel
@@ -14,6 +18,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadTokenizer() throws -> (GGUFFile, BPETokenizer) {
+        let model = try resolvedModelPath()
         guard model.hasSuffix(".gguf") else {
             throw TrainerError.unsupported("\(model): only .gguf files can be loaded so far; Hugging Face folders are coming (issue 5)")
         }

@@ -76,6 +76,7 @@ enum Exit {
             Output.error("error: \(error.message)")
             switch error.code {
             case .notFound: throw ExitCode(notFound)
+            case .conflict: throw ExitCode(inputError)
             default: throw ExitCode(storeError)
             }
         } catch let error as IngestError {
