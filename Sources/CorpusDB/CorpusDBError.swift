@@ -14,6 +14,8 @@ public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
         case notFound
         /// The request cannot be carried out as given (a bad name, an empty selection...).
         case invalid
+        /// A name is already taken by something different (e.g. a model with other weights).
+        case conflict
     }
 
     public var code: Code

@@ -9,14 +9,15 @@ struct Corpus: ParsableCommand {
         abstract: "Curate question-answer data into a SQLite corpus with provenance, and train on it.",
         discussion: """
             Exit codes: 0 success; 1 unexpected internal error; 3 an input file could not be \
-            ingested (the others were); 4 the store cannot be opened or is newer than this build; \
-            5 a record or source that was asked for does not exist; 64 invalid command-line usage; \
+            ingested (the others were), a model file is unusable or its name is taken, or an option \
+            value is invalid; 4 the store cannot be opened or is newer than this build; \
+            5 a record, source or model that was asked for does not exist; 64 invalid command-line usage; \
             130 interrupted (Ctrl-C), nothing half-written. See docs/EXIT_CODES.md.
             """,
         version: CorpusVersion.string,
         subcommands: [
             InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
-            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self,
+            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, ModelsCommand.self,
             TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self,
         ]
     )

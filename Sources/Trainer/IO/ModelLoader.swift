@@ -12,17 +12,7 @@ public enum ModelLoader {
         if !isDirectory.boolValue { return try GGUFFile(path: path).loadModel() }
         let folder = URL(fileURLWithPath: path)
         let configuration = try LlamaConfiguration(configJSON: folder.appendingPathComponent("config.json").path)
-        var files: [String] = []
-        let index = folder.appendingPathComponent("model.safetensors.index.json").path
-        if let data = FileManager.default.contents(atPath: index) {
-            guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let map = json["weight_map"] as? [String: String] else {
-                throw TrainerError.invalidFile(path: index, detail: "no weight_map object")
-            }
-            files = Set(map.values).sorted().map { folder.appendingPathComponent($0).path }
-        } else {
-            files = [folder.appendingPathComponent("model.safetensors").path]
-        }
+        let files = try weightFiles(folder: path).map { folder.appendingPathComponent($0).path }
         var tensors: [String: Tensor] = [:]
         for file in files {
             let st = try SafetensorsFile(path: file)
@@ -36,5 +26,18 @@ public enum ModelLoader {
             }
         }
         return LoadedModel(configuration: configuration, tensors: tensors, format: "safetensors", weightFiles: files)
+    }
+
+    /// The safetensors files of a Hugging Face folder, relative to it and sorted: the shards
+    /// that `model.safetensors.index.json` names, else `model.safetensors`.
+    /// - Throws: `TrainerError.invalidFile` when the index has no `weight_map`.
+    public static func weightFiles(folder path: String) throws -> [String] {
+        let index = URL(fileURLWithPath: path).appendingPathComponent("model.safetensors.index.json").path
+        guard let data = FileManager.default.contents(atPath: index) else { return ["model.safetensors"] }
+        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let map = json["weight_map"] as? [String: String] else {
+            throw TrainerError.invalidFile(path: index, detail: "no weight_map object")
+        }
+        return Set(map.values).sorted()
     }
 }

@@ -2,10 +2,14 @@ import ArgumentParser
 import Foundation
 import Trainer
 
-/// `--model PATH`: a GGUF file or a Hugging Face folder.
+/// `--model PATH|NAME`: a GGUF file, a Hugging Face folder, or a model registered with
+/// `corpus models add` (looked up in the store of `--db`, which therefore comes with this group:
+/// commands that take `--model` use `modelOptions.database` instead of a second `DatabaseOptions`).
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "The model: a .gguf file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).")
+    @Option(name: .long, help: "The model: a .gguf file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or the name of a model registered with `corpus models add`.")
     var model: String
+
+    @OptionGroup var database: DatabaseOptions
 
     struct Loaded {
         var files: ModelFiles
@@ -22,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadTokenizer() throws -> (ModelFiles, BPETokenizer) {
-        let files = try ModelFiles(path: model)
+        let files = try ModelFiles(path: try resolvedModelPath())
         return (files, try files.tokenizer())
     }
 

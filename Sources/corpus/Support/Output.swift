@@ -83,6 +83,7 @@ enum Exit {
             switch error.code {
             case .notFound: throw ExitCode(notFound)
             case .invalid: throw ExitCode(inputError)
+            case .conflict: throw ExitCode(inputError)
             default: throw ExitCode(storeError)
             }
         } catch let error as IngestError {
