@@ -1,5 +1,6 @@
 import CorpusDB
 import Foundation
+import Testing
 
 /// Builders of fixtures shared by the test targets: temporary directories and stores, the paths
 /// of the repository's examples and of ../shared, and a runner for the real `corpus` binary.
@@ -12,6 +13,14 @@ public enum TestSupport {
     public static var sharedData: URL? {
         let url = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data")
         return FileManager.default.fileExists(atPath: url.path) ? url : nil
+    }
+
+    /// A file of `../shared/data`, or nil when absent (recorded as a failure in CI, where
+    /// ../shared is always beside the checkout).
+    public static func sharedFile(_ name: String) -> String? {
+        if let url = sharedData?.appendingPathComponent(name), FileManager.default.fileExists(atPath: url.path) { return url.path }
+        if inCI { Issue.record("../shared/data/\(name) is missing") }
+        return nil
     }
 
     /// True when running in CI, where missing shared fixtures are failures rather than skips.

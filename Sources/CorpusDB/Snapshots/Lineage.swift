@@ -33,6 +33,8 @@ public struct ForgetReport: Sendable, Equatable {
     public var withdrawn: [Int64]
     /// Records that had been withdrawn before.
     public var alreadyWithdrawn: [Int64]
+    /// Records not named but withdrawn too because their text is identical to a named one's.
+    public var identicalCopies: [Int64]
     /// Every snapshot that contains any of them.
     public var snapshots: [SnapshotUse]
     /// Every adapter trained on one of those snapshots.
@@ -120,7 +122,15 @@ extension CorpusStore {
             for id in ids where try Record.fetchOne(db, key: id) == nil {
                 throw CorpusDBError(.notFound, "\(path): no record \(id); `corpus records` lists them")
             }
-            var report = ForgetReport(withdrawn: [], alreadyWithdrawn: [], snapshots: [], adapters: [])
+            // The same text ingested twice (another file, a repeated row) is withdrawn with it:
+            // otherwise its copy would take its place in the next snapshot.
+            let named = Set(ids)
+            ids = try Int64.fetchAll(db, sql: """
+                SELECT id FROM records WHERE content_hash IN (SELECT content_hash FROM records WHERE id IN (\(ids.map { String($0) }.joined(separator: ","))))
+                ORDER BY id
+                """)
+            let copies = ids.filter { !named.contains($0) }
+            var report = ForgetReport(withdrawn: [], alreadyWithdrawn: [], identicalCopies: copies, snapshots: [], adapters: [])
             let now = Timestamp.now()
             for id in ids {
                 if try Withdrawal.fetchOne(db, key: id) != nil { report.alreadyWithdrawn.append(id); continue }

@@ -56,7 +56,7 @@ public enum SnapshotMath {
     public static func hash<S: Sequence>(_ members: S) -> String where S.Element == (contentHash: String, split: String) {
         var hasher = SHA256()
         for member in members { hasher.update(data: Data("\(member.contentHash) \(member.split)\n".utf8)) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 }
 

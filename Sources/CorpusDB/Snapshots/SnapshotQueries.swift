@@ -86,7 +86,7 @@ extension CorpusStore {
                 members.append((expected, row["split"]))
                 if row["withdrawn"] as Bool { withdrawn.append(row["record_id"]); continue }
                 let text: String = row["conversation"]
-                let found = SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+                let found = SHA256.hash(data: Data(text.utf8)).hexString
                 if found != expected {
                     mismatches.append(.init(position: row["position"], recordId: row["record_id"], expected: expected, found: found))
                 }

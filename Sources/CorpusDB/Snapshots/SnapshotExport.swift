@@ -1,0 +1,195 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// Export formats LLaMA-Factory, axolotl and unsloth read.
+public enum ExportFormat: String, Sendable, CaseIterable {
+    /// `{"instruction", "input", "output", "system", "history": [[q, a], ...]}`.
+    case alpaca
+    /// `{"conversations": [{"from": "human"|"gpt"|"function_call"|"observation", "value"}], "system"}`.
+    case sharegpt
+    /// OpenAI style `{"messages": [{"role", "content"}]}`.
+    case messages
+}
+
+/// What `corpus snapshot export` wrote.
+public struct ExportReport: Sendable, Equatable {
+    /// File name → (lines, hex SHA-256), for the JSONL files.
+    public var files: [String: (lines: Int, sha256: String)]
+    /// Members left out: withdrawn, or not representable in the format (alpaca needs
+    /// user/assistant pairs).
+    public var skipped: [String: Int]
+    public var directory: String
+
+    public static func == (a: ExportReport, b: ExportReport) -> Bool {
+        a.directory == b.directory && a.skipped == b.skipped && a.files.mapValues { "\($0)" } == b.files.mapValues { "\($0)" }
+    }
+}
+
+extension CorpusStore {
+    /// Writes `train.jsonl` and/or `eval.jsonl`, `manifest.json` and LLaMA-Factory's
+    /// `dataset_info.json` into `directory` (created if missing). Only those four names are
+    /// written, each through a temporary file renamed into place inside the directory, so nothing
+    /// outside it is touched (a symlink in its place is replaced, not followed). The bytes depend
+    /// only on the snapshot: exporting twice gives identical files. Every line carries the
+    /// record's `content_hash` so the export keeps its lineage.
+    /// - Throws: `CorpusDBError(.invalid)` when `directory` is a file or cannot be written.
+    public func export(_ snapshot: Snapshot, format: ExportFormat, split: String, to directory: String) throws -> ExportReport {
+        let splits: [String]
+        switch split {
+        case "train", "eval": splits = [split]
+        case "all": splits = ["train", "eval"]
+        default: throw CorpusDBError(.invalid, "--split \(split) must be train, eval or all")
+        }
+        let dir = URL(fileURLWithPath: directory).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw CorpusDBError(.invalid, "\(dir.path) exists and is not a folder; give --out a folder to write the export into")
+        }
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw CorpusDBError(.invalid, "\(dir.path): cannot create the folder (\(error.localizedDescription))")
+        }
+        let rows = try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT m.position, m.split, m.content_hash, r.conversation, w.record_id IS NOT NULL AS withdrawn
+                FROM snapshot_records m JOIN records r ON r.id = m.record_id
+                LEFT JOIN withdrawals w ON w.record_id = m.record_id
+                WHERE m.snapshot_id = ? ORDER BY m.position
+                """, arguments: [snapshot.id])
+        }
+        var lines: [String: [UInt8]] = [:]
+        var counts: [String: Int] = [:]
+        var skipped: [String: Int] = [:]
+        for row in rows {
+            let memberSplit: String = row["split"]
+            guard splits.contains(memberSplit) else { continue }
+            if row["withdrawn"] as Bool { skipped["withdrawn", default: 0] += 1; continue }
+            let conversation = try CanonicalJSON.decode(row["conversation"])
+            guard let line = Self.exportLine(conversation, format: format, contentHash: row["content_hash"]) else {
+                skipped["not_representable_in_\(format.rawValue)", default: 0] += 1
+                continue
+            }
+            lines["\(memberSplit).jsonl", default: []] += line
+            counts["\(memberSplit).jsonl", default: 0] += 1
+        }
+        var files: [String: (lines: Int, sha256: String)] = [:]
+        for s in splits {
+            let name = "\(s).jsonl"
+            let bytes = lines[name] ?? []
+            try Self.writeInside(dir, name: name, bytes: bytes)
+            files[name] = (counts[name] ?? 0, SHA256.hash(data: bytes).hexString)
+        }
+        // The manifest and dataset_info.json, with sorted keys and no time of export, so the same
+        // snapshot always exports to the same bytes.
+        let manifest: [String: Any] = [
+            "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
+            "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
+            "files": files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
+            "skipped": skipped, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
+        ]
+        try Self.writeInside(dir, name: "manifest.json", bytes: Array((Self.sortedJSON(manifest, pretty: true) + "\n").utf8))
+        var info: [String: Any] = [:]
+        for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format) }
+        try Self.writeInside(dir, name: "dataset_info.json", bytes: Array((Self.sortedJSON(info, pretty: true) + "\n").utf8))
+        return ExportReport(files: files, skipped: skipped, directory: dir.path)
+    }
+
+    /// LLaMA-Factory's description of one file (data/README.md of LLaMA-Factory).
+    static func datasetInfo(file: String, format: ExportFormat) -> [String: Any] {
+        switch format {
+        case .alpaca:
+            return ["file_name": file, "formatting": "alpaca",
+                    "columns": ["prompt": "instruction", "query": "input", "response": "output", "system": "system", "history": "history"]]
+        case .sharegpt:
+            return ["file_name": file, "formatting": "sharegpt",
+                    "columns": ["messages": "conversations", "system": "system"],
+                    "tags": ["role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                             "observation_tag": "observation", "function_tag": "function_call"]]
+        case .messages:
+            return ["file_name": file, "formatting": "sharegpt",
+                    "columns": ["messages": "messages"],
+                    "tags": ["role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+                             "system_tag": "system", "observation_tag": "observation", "function_tag": "function_call"]]
+        }
+    }
+
+    /// One JSONL line (with its newline), keys in a fixed order and canonical string escaping;
+    /// nil when the conversation cannot be written in `format`.
+    static func exportLine(_ conversation: Conversation, format: ExportFormat, contentHash: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        func key(_ k: String) { CanonicalJSON.appendString(k, to: &out); out.append(UInt8(ascii: ":")) }
+        func string(_ s: String) { CanonicalJSON.appendString(s, to: &out) }
+        func comma() { out.append(UInt8(ascii: ",")) }
+        var messages = conversation.messages
+        var system: String?
+        if messages.first?.role == .system { system = messages.removeFirst().content }
+        out.append(UInt8(ascii: "{"))
+        switch format {
+        case .alpaca:
+            // Alternating user/assistant pairs only; the last pair is the instruction and output.
+            guard messages.count >= 2, messages.count % 2 == 0,
+                  messages.enumerated().allSatisfy({ $0.element.role == ($0.offset % 2 == 0 ? .user : .assistant) }) else { return nil }
+            let pairs = stride(from: 0, to: messages.count, by: 2).map { (messages[$0].content, messages[$0 + 1].content) }
+            let last = pairs[pairs.count - 1]
+            key("instruction"); string(last.0); comma()
+            key("input"); string(""); comma()
+            key("output"); string(last.1); comma()
+            key("system"); string(system ?? ""); comma()
+            key("history"); out.append(UInt8(ascii: "["))
+            for (i, pair) in pairs.dropLast().enumerated() {
+                if i > 0 { comma() }
+                out.append(UInt8(ascii: "[")); string(pair.0); comma(); string(pair.1); out.append(UInt8(ascii: "]"))
+            }
+            out.append(UInt8(ascii: "]"))
+        case .sharegpt, .messages:
+            let sharegpt = format == .sharegpt
+            key(sharegpt ? "conversations" : "messages"); out.append(UInt8(ascii: "["))
+            let turns = sharegpt ? messages : conversation.messages
+            for (i, m) in turns.enumerated() {
+                if i > 0 { comma() }
+                out.append(UInt8(ascii: "{"))
+                let role: String
+                switch (m.role, sharegpt) {
+                case (.user, true): role = "human"
+                case (.assistant, true): role = "gpt"
+                default: role = m.role.rawValue
+                }
+                key(sharegpt ? "from" : "role"); string(role); comma()
+                key(sharegpt ? "value" : "content"); string(m.content)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+            if sharegpt, let system { comma(); key("system"); string(system) }
+        }
+        comma(); key("content_hash"); string(contentHash)
+        out.append(contentsOf: Array("}\n".utf8))
+        return out
+    }
+
+    /// Writes `name` inside `directory` through a temporary file renamed into place.
+    static func writeInside(_ directory: URL, name: String, bytes: [UInt8]) throws {
+        let target = directory.appendingPathComponent(name)
+        let temporary = directory.appendingPathComponent(".\(name).\(UUID().uuidString).tmp")
+        do {
+            try Data(bytes).write(to: temporary)
+            if rename(temporary.path, target.path) != 0 {
+                throw CorpusDBError(.invalid, "\(target.path): cannot be replaced (errno \(errno))")
+            }
+        } catch let error as CorpusDBError {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw CorpusDBError(.invalid, "\(target.path): cannot write (\(error.localizedDescription)); check the folder's permissions and free space")
+        }
+    }
+
+    static func sortedJSON(_ value: Any, pretty: Bool) -> String {
+        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        if pretty { options.insert(.prettyPrinted) }
+        guard JSONSerialization.isValidJSONObject(value), let data = try? JSONSerialization.data(withJSONObject: value, options: options) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,365 @@
+import ArgumentParser
+import CorpusDB
+import Foundation
+
+struct SnapshotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Freeze, list, compare, verify and export dataset versions (docs/SNAPSHOTS.md).",
+        subcommands: [SnapshotCreate.self, SnapshotList.self, SnapshotShow.self, SnapshotDiffCommand.self,
+                      SnapshotVerify.self, SnapshotExport.self])
+
+    static func json(_ s: Snapshot) -> [String: Any] {
+        ["id": s.id ?? 0, "name": s.name, "version": s.version, "label": s.label, "hash": s.hash,
+         "records": s.records, "train": s.train, "eval": s.eval, "created_at": s.createdAt,
+         "parent": s.parentId.map { $0 as Any } ?? NSNull(), "checks": s.checks.map { $0 as Any } ?? NSNull(),
+         "eval_ratio": s.evalRatio, "seed": s.seed, "spec": Output.jsonValue(s.spec),
+         "tag_counts": Output.jsonValue(s.tagCounts), "excluded": Output.jsonValue(s.excluded),
+         "note": s.note, "tool_version": s.toolVersion]
+    }
+}
+
+struct SnapshotCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Freeze the records that pass the checks into the next version of NAME, with a deterministic train/eval split.")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "The snapshot name (versions are numbered: NAME@1, NAME@2, ...).") var name: String
+    @Option(name: .long, help: "Which quality verdicts select records: default, none, or a check configuration hash.") var checks = "default"
+    @Option(name: .long, help: "Only records with this tag (key=value); repeatable, all must match.") var tag: [String] = []
+    @Option(name: .long, help: "Only records from this source id; repeatable.") var source: [Int64] = []
+    @Option(name: .long, help: "Share of records put in the eval split.") var evalRatio = 0.05
+    @Option(name: .long, help: "Seed of the split (the split depends only on each record's content and this seed).") var seed: Int64 = 0
+    @Option(name: .long, help: "At most N records per tag set (records with identical tags), chosen by content hash.") var maxPerTag: Int?
+    @Option(name: .long, help: "A note kept with the snapshot.") var note = ""
+
+    func validate() throws {
+        for t in tag where TagFilter(parsing: t) == nil { throw ValidationError("--tag \(t) must be key=value") }
+    }
+
+    func run() throws {
+        try Exit.reporting {
+            var spec = SnapshotSpec()
+            spec.checks = checks
+            spec.tags = tag.compactMap(TagFilter.init(parsing:))
+            spec.sources = source
+            spec.evalRatio = evalRatio
+            spec.seed = seed
+            spec.maxPerTag = maxPerTag
+            spec.note = note
+            let snapshot = try database.open().createSnapshot(name: name, spec: spec, arguments: CommandLine.arguments)
+            if output.json {
+                Output.printJSON(SnapshotCommand.json(snapshot))
+            } else {
+                print("created snapshot \(snapshot.label): \(snapshot.records) records (\(snapshot.train) train, \(snapshot.eval) eval)")
+                print("hash \(snapshot.hash)")
+                let excluded = Output.jsonValue(snapshot.excluded) as? [String: Int] ?? [:]
+                if !excluded.isEmpty {
+                    print("left out: " + excluded.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacingOccurrences(of: "_", with: " "))" }.joined(separator: ", "))
+                }
+            }
+        }
+    }
+}
+
+struct SnapshotList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List snapshots.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        try Exit.reporting {
+            let snapshots = try database.open().snapshots()
+            if output.json {
+                Output.printJSON(snapshots.map(SnapshotCommand.json))
+            } else if snapshots.isEmpty {
+                print("no snapshots yet; create one with `corpus snapshot create NAME`")
+            } else {
+                Output.printTable(header: ["snapshot", "records", "train", "eval", "hash", "created", "note"], rows: snapshots.map { s in
+                    [s.label, "\(s.records)", "\(s.train)", "\(s.eval)", String(s.hash.prefix(12)), s.createdAt, s.note]
+                })
+            }
+        }
+    }
+}
+
+struct SnapshotShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a snapshot: hash, counts, selection, counts per tag.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "NAME (latest version), NAME@VERSION or id.") var snapshot: String
+
+    func run() throws {
+        try Exit.reporting {
+            let s = try database.open().snapshot(snapshot)
+            if output.json { Output.printJSON(SnapshotCommand.json(s)); return }
+            print("snapshot  \(s.label)\(s.parentId != nil ? " (previous version: \(s.name)@\(s.version - 1))" : "")")
+            print("hash      \(s.hash)")
+            print("records   \(s.records) (\(s.train) train, \(s.eval) eval; eval ratio \(s.evalRatio), seed \(s.seed))")
+            print("checks    \(s.checks ?? "none")")
+            print("selection \(s.spec)")
+            print("left out  \(s.excluded)")
+            print("created   \(s.createdAt) by corpus \(s.toolVersion)")
+            if !s.note.isEmpty { print("note      \(s.note)") }
+            let counts = Output.jsonValue(s.tagCounts) as? [String: [String: Int]] ?? [:]
+            if !counts.isEmpty {
+                print("")
+                Output.printTable(header: ["tag", "train", "eval"], rows: counts.keys.sorted().map { k in
+                    [k, "\(counts[k]?["train"] ?? 0)", "\(counts[k]?["eval"] ?? 0)"]
+                })
+            }
+        }
+    }
+}
+
+struct SnapshotDiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "diff", abstract: "Records added and removed between two snapshots, and tag count changes.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "The older snapshot.") var a: String
+    @Argument(help: "The newer snapshot.") var b: String
+
+    func run() throws {
+        try Exit.reporting {
+            let store = try database.open()
+            let first = try store.snapshot(a), second = try store.snapshot(b)
+            let diff = try store.diff(first, second)
+            func member(_ m: SnapshotMember) -> [String: Any] { ["record": m.recordId, "content_hash": m.contentHash, "split": m.split] }
+            if output.json {
+                Output.printJSON(["a": first.label, "b": second.label, "added": diff.added.map(member), "removed": diff.removed.map(member),
+                                  "tags": diff.tagChanges.map { ["tag": $0.tag, "a": $0.before, "b": $0.after] }])
+                return
+            }
+            print("\(first.label) → \(second.label): \(diff.added.count) added, \(diff.removed.count) removed")
+            for m in diff.added { print("+ record \(m.recordId) (\(m.split)) \(m.contentHash.prefix(12))") }
+            for m in diff.removed { print("- record \(m.recordId) (\(m.split)) \(m.contentHash.prefix(12))") }
+            if !diff.tagChanges.isEmpty {
+                Output.printTable(header: ["tag", first.label, second.label], rows: diff.tagChanges.map { [$0.tag, "\($0.before)", "\($0.after)"] })
+            }
+        }
+    }
+}
+
+struct SnapshotVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Recompute every member's hash from the stored text and the snapshot's hash; exit 6 when anything changed.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "NAME, NAME@VERSION or id; all snapshots when omitted.") var snapshot: String?
+
+    func run() throws {
+        let results = try Exit.reporting { () -> [SnapshotVerification] in
+            let store = try database.open()
+            let targets = try snapshot.map { [try store.snapshot($0)] } ?? store.snapshots()
+            return try targets.map { try store.verify($0) }
+        }
+        if output.json {
+            Output.printJSON(results.map { r in
+                ["snapshot": r.snapshot.label, "hash": r.snapshot.hash, "recomputed_hash": r.recomputedHash, "intact": r.intact,
+                 "withdrawn": r.withdrawn,
+                 "mismatches": r.mismatches.map { ["position": $0.position, "record": $0.recordId, "expected": $0.expected, "found": $0.found] }]
+            })
+        } else {
+            for r in results {
+                if r.intact {
+                    print("\(r.snapshot.label): intact (\(r.snapshot.records) records, hash \(r.snapshot.hash))")
+                } else {
+                    print("\(r.snapshot.label): CHANGED")
+                    if r.recomputedHash != r.snapshot.hash { print("  member list hash \(r.recomputedHash) differs from the recorded \(r.snapshot.hash)") }
+                    for m in r.mismatches {
+                        print("  record \(m.recordId) (position \(m.position)): its text now hashes to \(m.found), the snapshot recorded \(m.expected)")
+                    }
+                }
+                if !r.withdrawn.isEmpty {
+                    print("  \(r.withdrawn.count) member(s) withdrawn since (removal requests, not corruption): records \(r.withdrawn.map(String.init).joined(separator: ", "))")
+                }
+            }
+        }
+        if results.contains(where: { !$0.intact }) {
+            Output.error("error: \(results.filter { !$0.intact }.map(\.snapshot.label).joined(separator: ", ")) changed since it was made; see above")
+            throw ExitCode(Exit.verificationFailed)
+        }
+    }
+}
+
+struct SnapshotExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a snapshot as JSONL for LLaMA-Factory, axolotl or unsloth, with manifest.json and dataset_info.json.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "NAME, NAME@VERSION or id.") var snapshot: String
+    @Option(name: .long, help: "alpaca, sharegpt or messages.") var format: String
+    @Option(name: .long, help: "The folder to write into (created if missing; only train.jsonl, eval.jsonl, manifest.json and dataset_info.json are written).") var out: String
+    @Option(name: .long, help: "train, eval or all.") var split = "all"
+
+    func validate() throws {
+        if ExportFormat(rawValue: format) == nil { throw ValidationError("--format must be alpaca, sharegpt or messages") }
+        if !["train", "eval", "all"].contains(split) { throw ValidationError("--split must be train, eval or all") }
+    }
+
+    func run() throws {
+        try Exit.reporting {
+            let store = try database.open()
+            let s = try store.snapshot(snapshot)
+            let report = try store.export(s, format: ExportFormat(rawValue: format) ?? .messages, split: split, to: out)
+            try store.logAudit(command: "snapshot export", arguments: CommandLine.arguments, toolVersion: CorpusVersion.string,
+                               outcome: ["snapshot": s.label, "directory": report.directory, "files": report.files.mapValues { $0.sha256 }])
+            if output.json {
+                Output.printJSON(["snapshot": s.label, "hash": s.hash, "directory": report.directory, "skipped": report.skipped,
+                                  "files": report.files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] }])
+            } else {
+                for (name, file) in report.files.sorted(by: { $0.key < $1.key }) {
+                    print("wrote \(report.directory)/\(name): \(file.lines) records, sha256 \(file.sha256)")
+                }
+                print("wrote manifest.json and dataset_info.json (LLaMA-Factory: dataset names \(s.name)_\(s.version)_train / _eval)")
+                if !report.skipped.isEmpty {
+                    print("left out: " + report.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacingOccurrences(of: "_", with: " "))" }.joined(separator: ", "))
+                }
+            }
+        }
+    }
+}
+
+struct LineageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lineage",
+        abstract: "Trace a snapshot, record or source: where it came from and what used it.",
+        subcommands: [LineageSnapshot.self, LineageRecord.self, LineageSource.self])
+}
+
+struct LineageSnapshot: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "snapshot", abstract: "The sources (with SHA-256) and checks behind a snapshot, and what was trained on it.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "NAME, NAME@VERSION or id.") var snapshot: String
+
+    func run() throws {
+        try Exit.reporting {
+            let store = try database.open()
+            let s = try store.snapshot(snapshot)
+            let shares = try store.sourceShares(of: s)
+            let adapters = try store.adapterUses(snapshotIds: [s.id ?? 0])
+            if output.json {
+                Output.printJSON(["snapshot": SnapshotCommand.json(s),
+                                  "sources": shares.map { ["id": $0.source.id ?? 0, "path": $0.source.path, "sha256": $0.source.sha256,
+                                                            "records": $0.records, "train": $0.train, "eval": $0.eval] },
+                                  "adapters": adapters.map { ["id": $0.adapterId, "run": $0.runId, "path": $0.path, "sha256": $0.sha256] }])
+                return
+            }
+            print("snapshot \(s.label)  hash \(s.hash)")
+            print("  \(s.records) records (\(s.train) train, \(s.eval) eval), checks: \(s.checks ?? "none"), selection \(s.spec)")
+            print("  from \(shares.count) source(s):")
+            Output.printTable(header: ["source", "records", "train", "eval", "sha256", "path"], rows: shares.map {
+                ["\($0.source.id ?? 0)", "\($0.records)", "\($0.train)", "\($0.eval)", $0.source.sha256, $0.source.path]
+            })
+            print(adapters.isEmpty ? "  no adapters trained on it yet" : "  adapters: " + adapters.map { "\($0.adapterId) (\($0.path))" }.joined(separator: ", "))
+        }
+    }
+}
+
+struct LineageRecord: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "record", abstract: "Where a record came from, and every snapshot and adapter that used it.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "The record id.") var id: Int64
+
+    func run() throws {
+        try Exit.reporting {
+            let store = try database.open()
+            guard let record = try store.record(id: id) else {
+                throw CorpusDBError(.notFound, "\(store.path): no record \(id); `corpus records` lists them")
+            }
+            let source = try store.source(id: record.sourceId)
+            let uses = try store.snapshotUses(recordIds: [id])
+            let adapters = try store.adapterUses(snapshotIds: uses.compactMap(\.snapshot.id))
+            let withdrawal = try store.withdrawal(recordId: id)
+            if output.json {
+                Output.printJSON(["record": id, "content_hash": record.contentHash, "source": record.sourceId,
+                                  "source_sha256": source?.sha256 ?? "", "source_path": source?.path ?? "", "locator": record.locator,
+                                  "line": record.line, "byte_offset": record.byteOffset,
+                                  "withdrawn": withdrawal.map { ["reason": $0.reason, "at": $0.requestedAt, "erased": $0.erased] as Any } ?? NSNull(),
+                                  "snapshots": uses.map { ["snapshot": $0.snapshot.label, "hash": $0.snapshot.hash, "split": $0.split ?? ""] },
+                                  "adapters": adapters.map { ["id": $0.adapterId, "path": $0.path, "sha256": $0.sha256, "snapshot": $0.snapshot] }])
+                return
+            }
+            print("record \(id)  content hash \(record.contentHash)")
+            print("  from source \(record.sourceId) \(source?.path ?? "?") (sha256 \(source?.sha256 ?? "?")), \(record.locator), line \(record.line), byte offset \(record.byteOffset)")
+            if let withdrawal { print("  WITHDRAWN \(withdrawal.requestedAt): \(withdrawal.reason)\(withdrawal.erased ? " (text erased)" : "")") }
+            print(uses.isEmpty ? "  in no snapshot" : "  in snapshots: " + uses.map { "\($0.snapshot.label) (\($0.split ?? ""))" }.joined(separator: ", "))
+            if !adapters.isEmpty { print("  adapters trained on it: " + adapters.map { "\($0.adapterId) \($0.path)" }.joined(separator: ", ")) }
+        }
+    }
+}
+
+struct LineageSource: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "source", abstract: "A source file and every snapshot that uses its records.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "The source id.") var id: Int64
+
+    func run() throws {
+        try Exit.reporting {
+            let store = try database.open()
+            guard let source = try store.source(id: id) else {
+                throw CorpusDBError(.notFound, "\(store.path): no source \(id); `corpus sources` lists them")
+            }
+            let uses = try store.snapshotUses(sourceId: id)
+            if output.json {
+                Output.printJSON(["source": SourcesCommand.json(source),
+                                  "snapshots": uses.map { ["snapshot": $0.snapshot.label, "hash": $0.snapshot.hash, "records": $0.records] }])
+                return
+            }
+            print("source \(id) \(source.path)")
+            print("  sha256 \(source.sha256), \(source.rowsRead) rows: \(source.recordsAdded) records, \(source.rowsRejected) rejects; imported \(source.importedAt)")
+            print(uses.isEmpty ? "  used by no snapshot" : "  used by: " + uses.map { "\($0.snapshot.label) (\($0.records) records)" }.joined(separator: ", "))
+        }
+    }
+}
+
+struct ForgetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forget",
+        abstract: "Withdraw records (a removal request): new snapshots leave them out, and every snapshot and adapter that used them is listed.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "Record ids.") var records: [Int64] = []
+    @Option(name: .long, help: "Withdraw every record of this source.") var source: Int64?
+    @Option(name: .long, help: "Why (kept for the auditor), e.g. \"patient withdrew consent\".") var reason: String
+    @Flag(name: .long, help: "Keep the text in the store (by default it is erased; the content hash is always kept).") var keepText = false
+
+    func validate() throws {
+        if records.isEmpty && source == nil { throw ValidationError("name record ids or --source ID") }
+    }
+
+    func run() throws {
+        try Exit.reporting {
+            let report = try database.open().forget(recordIds: records, sourceId: source, reason: reason, erase: !keepText,
+                                                    arguments: CommandLine.arguments)
+            if output.json {
+                Output.printJSON(["withdrawn": report.withdrawn, "already_withdrawn": report.alreadyWithdrawn, "erased": !keepText,
+                                  "identical_copies": report.identicalCopies,
+                                  "snapshots": report.snapshots.map { ["snapshot": $0.snapshot.label, "hash": $0.snapshot.hash, "records": $0.records] },
+                                  "adapters": report.adapters.map { ["id": $0.adapterId, "path": $0.path, "sha256": $0.sha256, "snapshot": $0.snapshot] }])
+                return
+            }
+            print("withdrew \(report.withdrawn.count) record(s)\(keepText ? "" : " and erased their text")\(report.alreadyWithdrawn.isEmpty ? "" : "; \(report.alreadyWithdrawn.count) had been withdrawn before")")
+            if !report.identicalCopies.isEmpty {
+                print("including \(report.identicalCopies.count) record(s) with identical text: \(report.identicalCopies.map(String.init).joined(separator: ", "))")
+            }
+            if report.snapshots.isEmpty {
+                print("no snapshot used them")
+            } else {
+                print("snapshots that used them (they stay as they were; new snapshots leave them out):")
+                for use in report.snapshots { print("  \(use.snapshot.label): \(use.records) record(s)") }
+            }
+            if !report.adapters.isEmpty {
+                print("adapters trained on those snapshots:")
+                for a in report.adapters { print("  adapter \(a.adapterId) \(a.path) (sha256 \(a.sha256), from \(a.snapshot))") }
+            }
+        }
+    }
+}
