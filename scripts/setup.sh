@@ -21,5 +21,9 @@ run sources
 run rejects
 run records --limit 5
 run show 1
+run snapshot create demo --eval-ratio 0.2 --note "bundled examples"
+run snapshot verify demo
+run lineage snapshot demo
+run snapshot export demo --format sharegpt --out demo/export
 echo
 echo "done: the store is $CORPUS_DB; try \`CORPUS_DB=$CORPUS_DB $corpus records --json\`"
