@@ -35,6 +35,7 @@ struct GGUFWriter {
 
     mutating func add(string key: String, _ value: String) { metadata.append((key, 8, Self.string(value))) }
     mutating func add(uint32 key: String, _ value: UInt32) { metadata.append((key, 4, Self.le(value))) }
+    mutating func add(float32 key: String, _ value: Float) { metadata.append((key, 6, Self.le(value.bitPattern))) }
     mutating func add(strings key: String, _ values: [String]) {
         metadata.append((key, 9, Self.le(UInt32(8)) + Self.le(UInt64(values.count)) + values.flatMap(Self.string)))
     }

@@ -10,12 +10,13 @@ struct LoaderTests {
                                            numAttentionHeads: 4, numKeyValueHeads: 2, vocabSize: 300, rmsNormEps: 1e-5,
                                            ropeTheta: 10_000, maxPositionEmbeddings: 128, tieWordEmbeddings: true)
 
-    static func randomTensors() throws -> [String: Tensor] {
-        var rng = SplitMix64(seed: 7)
+    /// Random weights for `c` in Hugging Face names and layout: q/k/v biases when
+    /// `c.attentionBias`, `lm_head.weight` when the embeddings are not tied.
+    static func randomTensors(_ c: LlamaConfiguration = config, seed: UInt64 = 7) throws -> [String: Tensor] {
+        var rng = SplitMix64(seed: seed)
         func t(_ shape: [Int], _ scale: Float = 0.1) throws -> Tensor {
             try Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.nextDouble() * 2 - 1) * scale })
         }
-        let c = config
         var out = ["model.embed_tokens.weight": try t([c.vocabSize, c.hiddenSize], 0.5), "model.norm.weight": try t([c.hiddenSize], 1)]
         for l in 0..<c.numHiddenLayers {
             let p = "model.layers.\(l)."
@@ -28,7 +29,13 @@ struct LoaderTests {
             out[p + "mlp.down_proj.weight"] = try t([c.hiddenSize, c.intermediateSize])
             out[p + "input_layernorm.weight"] = try t([c.hiddenSize], 1)
             out[p + "post_attention_layernorm.weight"] = try t([c.hiddenSize], 1)
+            if c.attentionBias {
+                out[p + "self_attn.q_proj.bias"] = try t([c.numAttentionHeads * c.headDim], 0.5)
+                out[p + "self_attn.k_proj.bias"] = try t([c.numKeyValueHeads * c.headDim], 0.5)
+                out[p + "self_attn.v_proj.bias"] = try t([c.numKeyValueHeads * c.headDim], 0.5)
+            }
         }
+        if !c.tieWordEmbeddings { out["lm_head.weight"] = try t([c.vocabSize, c.hiddenSize], 0.5) }
         return out
     }
 
@@ -52,32 +59,8 @@ struct LoaderTests {
         #expect(folder.configuration.eosTokenIds == [2, 3])
         #expect(folder.tensors == tensors)
 
-        var writer = GGUFWriter()
-        writer.add(string: "general.architecture", "llama")
-        writer.add(uint32: "llama.embedding_length", 64)
-        writer.add(uint32: "llama.feed_forward_length", 96)
-        writer.add(uint32: "llama.block_count", 2)
-        writer.add(uint32: "llama.attention.head_count", 4)
-        writer.add(uint32: "llama.attention.head_count_kv", 2)
-        writer.add(uint32: "llama.context_length", 128)
-        writer.add(strings: "tokenizer.ggml.tokens", (0..<300).map { "t\($0)" })
-        for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
-            var ggufName = name == "model.embed_tokens.weight" ? "token_embd.weight" : name == "model.norm.weight" ? "output_norm.weight" : ""
-            var data = tensor.data
-            if ggufName.isEmpty {
-                let parts = name.split(separator: ".")   // model.layers.N.module.sub.weight
-                let module = parts[3...].dropLast().joined(separator: ".")
-                ggufName = "blk.\(parts[2]).\(Self.ggufNames[module] ?? module).weight"
-                if module == "self_attn.q_proj" || module == "self_attn.k_proj" {
-                    let heads = module == "self_attn.q_proj" ? c.numAttentionHeads : c.numKeyValueHeads
-                    let rows = (0..<tensor.shape[0]).map { Array(tensor.data[($0 * tensor.shape[1])..<(($0 + 1) * tensor.shape[1])]) }
-                    data = GGUFModelTests.permute(rows, heads: heads).flatMap { $0 }
-                }
-            }
-            writer.tensors.append((ggufName, tensor.shape.reversed(), .f32, data.flatMap { GGUFWriter.le($0.bitPattern) }))
-        }
         let ggufPath = dir.appendingPathComponent("tiny.gguf").path
-        try Data(writer.bytes()).write(to: URL(fileURLWithPath: ggufPath))
+        try TinyModelFiles.writeGGUF(tensors, configuration: c, weightType: .f32, to: ggufPath)
         let gguf = try ModelLoader.load(path: ggufPath)
         #expect(gguf.tensors == tensors)
 

@@ -74,9 +74,10 @@ extension GGUFFile {
             bosTokenId: metadata["tokenizer.ggml.bos_token_id"]?.int, eosTokenIds: eos)
     }
 
-    /// All weights with Hugging Face names, dequantized to fp32; for `llama` the Q and K rows are
-    /// put back in Hugging Face order (llama.cpp's converter interleaves the two RoPE halves of
-    /// every head, see `unpermuteRows`). Tensors we do not know are an error naming them.
+    /// All weights with Hugging Face names, dequantized to fp32; for `llama` the Q and K rows (of
+    /// the weights and, when present, the biases) are put back in Hugging Face order (llama.cpp's
+    /// converter interleaves the two RoPE halves of every head, see `unpermuteRows`). Tensors we do
+    /// not know are an error naming them.
     public func loadModel() throws -> LoadedModel {
         let configuration = try llamaConfiguration()
         var out: [String: Tensor] = [:]
@@ -88,8 +89,9 @@ extension GGUFFile {
             }
             var tensor = try tensorData(info)
             if configuration.modelType != "qwen2" {
-                if info.name.hasSuffix("attn_q.weight") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numAttentionHeads, name: info.name) }
-                if info.name.hasSuffix("attn_k.weight") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numKeyValueHeads, name: info.name) }
+                // The converter permutes q/k biases (llama with attention_bias) like the weights.
+                if name.contains(".self_attn.q_proj.") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numAttentionHeads, name: info.name) }
+                if name.contains(".self_attn.k_proj.") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numKeyValueHeads, name: info.name) }
             }
             out[name] = tensor
         }
