@@ -26,8 +26,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("icuuc"), .linkedLibrary("icui18n"), .linkedLibrary("icudata")]
         ),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
-        // Decoding kernels in C (AVX-512 chosen at run time): small-batch products that stream
-        // the weights once, in fp32 or bf16.
+        // Decoding kernels in C (AVX-512 chosen at run time): attention for one query.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "CorpusDB",

@@ -83,25 +83,35 @@ struct BatchTests {
     }
 }
 
-/// The decoding kernels against sgemm on shapes that exercise every remainder path.
-@Suite("Small-batch matrix kernels")
+/// The one-query attention kernel against the sgemm path on the same inputs.
+@Suite("Decoding attention kernel")
 struct KernelTests {
-    @Test func smallBatchMatmulEqualsSgemm() throws {
+    @Test func smallAttentionEqualsBLASAttention() throws {
         var rng = SplitMix64(seed: 3)
-        for (m, n, k) in [(1, 7, 5), (1, 300, 64), (3, 259, 37), (16, 1024, 576), (5, 4, 16), (2, 257, 33)] {
-            let x = (0..<(m * k)).map { _ in Float(rng.nextDouble() * 2 - 1) }
-            let w = (0..<(n * k)).map { _ in Float(rng.nextDouble() * 2 - 1) }
-            var expected = [Float](repeating: 0, count: m * n)
-            var got = [Float](repeating: .nan, count: m * n)
-            x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in
-                expected.withUnsafeMutableBufferPointer { e in got.withUnsafeMutableBufferPointer { g in
-                    guard let a = a.baseAddress, let b = b.baseAddress, let e = e.baseAddress, let g = g.baseAddress else { return }
-                    BLAS.matmulTransposedB(a, lda: k, b, ldb: k, e, ldc: n, m: m, n: n, k: k)
-                    BLAS.smallBatchMatmul(a, rows: m, b, g, n: n, k: k)
-                } }
-            } }
-            let worst = zip(expected, got).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(worst < 1e-4 * Float(k).squareRoot(), "m \(m) n \(n) k \(k): \(worst)")
+        for (NH, NKV, HD, start, T) in [(4, 2, 16, 0, 1), (9, 3, 64, 37, 1), (4, 4, 40, 5, 3), (6, 2, 24, 100, 4)] {
+            let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD, S = start + T
+            let qkv = (0..<(T * QKV)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            let keys = (0..<(S * KV)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            let values = (0..<(S * KV)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            var small = [Float](repeating: .nan, count: T * NH * HD)
+            LlamaModel.smallCausalAttention(qkv, firstRow: 0, keys: keys, values: values, &small, T: T, start: start, NH: NH, NKV: NKV, HD: HD)
+            // Reference: plain Double arithmetic.
+            for t in 0..<T {
+                for h in 0..<NH {
+                    let kv = (h / (NH / NKV)) * HD
+                    let visible = start + t + 1
+                    let scores = (0..<visible).map { u in
+                        (0..<HD).reduce(0.0) { $0 + Double(qkv[t * QKV + h * HD + $1]) * Double(keys[u * KV + kv + $1]) } / Double(HD).squareRoot()
+                    }
+                    let top = scores.max() ?? 0
+                    let weights = scores.map { Foundation.exp($0 - top) }
+                    let total = weights.reduce(0, +)
+                    for i in 0..<HD {
+                        let expected = (0..<visible).reduce(0.0) { $0 + weights[$1] / total * Double(values[$1 * KV + kv + i]) }
+                        #expect(abs(Double(small[t * NH * HD + h * HD + i]) - expected) < 1e-5, "NH \(NH) HD \(HD) start \(start) t \(t) h \(h) i \(i)")
+                    }
+                }
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The Llama-family decoder (Llama 2/3, SmolLM2, Mistral, Qwen2 with q/k/v bias) in fp32, with an
@@ -231,16 +232,11 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<(N * C) { x[i] += projected[i] }
     }
 
-    /// y = x · Wᵀ for W (out, in). Up to `BLAS.smallBatchRows` rows (decoding steps) go through
-    /// the streaming kernel, more through sgemm.
+    /// y = x · Wᵀ for W (out, in).
     static func linear(_ x: [Float], _ w: [Float], _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
         x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
             guard let a = a.baseAddress, let b = b.baseAddress, let o = o.baseAddress else { return }
-            if rows <= BLAS.smallBatchRows {
-                BLAS.smallBatchMatmul(a, rows: rows, b, o, n: outFeatures, k: inFeatures)
-            } else {
-                BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
-            }
+            BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
         } } }
     }
 
@@ -314,7 +310,8 @@ public final class LlamaModel: @unchecked Sendable {
 }
 
 extension LlamaModel {
-    /// `causalAttention` for a few queries, with plain loops (same arithmetic, no BLAS calls).
+    /// `causalAttention` for a few queries: one C call per query and head (vectorized dot
+    /// products, softmax and weighted sum), no BLAS calls.
     static func smallCausalAttention(_ qkv: [Float], firstRow: Int, keys: [Float], values: [Float], _ out: inout [Float], T: Int,
                                      start: Int, NH: Int, NKV: Int, HD: Int) {
         let QKV = (NH + 2 * NKV) * HD, KV = NKV * HD
@@ -326,27 +323,10 @@ extension LlamaModel {
             guard let q = q.baseAddress, let k = k.baseAddress, let v = v.baseAddress,
                   let dst = dst.baseAddress, let s = s.baseAddress else { return }
             for t in 0..<T {
-                let visible = start + t + 1
                 for h in 0..<NH {
-                    let query = q + (firstRow + t) * QKV + h * HD
-                    let kvOffset = (h / group) * HD
-                    var maxScore = -Float.infinity
-                    for u in 0..<visible {
-                        let key = k + u * KV + kvOffset
-                        var dot: Float = 0
-                        for i in 0..<HD { dot += query[i] * key[i] }
-                        s[u] = dot * scale
-                        maxScore = max(maxScore, s[u])
-                    }
-                    var sum: Float = 0
-                    for u in 0..<visible { s[u] = exp(s[u] - maxScore); sum += s[u] }
-                    let o = dst + (firstRow + t) * NH * HD + h * HD
-                    for i in 0..<HD { o[i] = 0 }
-                    for u in 0..<visible {
-                        let w = s[u] / sum
-                        let value = v + u * KV + kvOffset
-                        for i in 0..<HD { o[i] += w * value[i] }
-                    }
+                    let kv = (h / group) * HD
+                    ck_attend_one(q + (firstRow + t) * QKV + h * HD, k + kv, Int32(KV), v + kv, Int32(KV), Int32(start + t + 1),
+                                  Int32(HD), scale, s, dst + (firstRow + t) * NH * HD + h * HD)
                 }
             }
         } } } } }
