@@ -133,6 +133,27 @@ struct GGUFTests {
         #expect(throws: TrainerError.self) { try GGUFFile(path: path) }
     }
 
+    /// Damaged tensor tables (an offset past any file, a shape whose element count overflows)
+    /// are errors naming the tensor, not crashes.
+    @Test func damagedTensorTableIsAnError() throws {
+        var writer = GGUFWriter()
+        writer.tensors.append(("w", [32], .f32, [UInt8](repeating: 0, count: 128)))
+        var bytes = writer.bytes()
+        // The tensor's offset is the last 8 bytes of its table entry, just before the alignment padding.
+        let entryEnd = 4 + 4 + 8 + 8 + (8 + 1) + 4 + 8 + 4 + 8
+        for i in 0..<8 { bytes[entryEnd - 8 + i] = 0xFF }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("t-\(UUID().uuidString).gguf").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: TrainerError.invalidFile(path: path, detail: "tensor w has data offset 18446744073709551615, past any file; the file is damaged")) {
+            try GGUFFile(path: path)
+        }
+        var big = GGUFWriter()
+        big.tensors.append(("huge", [1 << 39, 1 << 39, 2], .f32, []))
+        try Data(big.bytes()).write(to: URL(fileURLWithPath: path))
+        #expect(throws: TrainerError.self) { try GGUFFile(path: path) }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     @Test func unsupportedTypeIsNamed() throws {
         var writer = GGUFWriter()
         writer.tensors.append(("odd", [32], .q5_0, [UInt8](repeating: 0, count: 22)))

@@ -150,12 +150,23 @@ public final class GGUFFile: @unchecked Sendable {
                 guard d > 0 && d < (1 << 40) else { throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has dimension \(d)") }
                 dims.append(Int(d))
             }
+            var elements = 1
+            for d in dims {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product < (1 << 48) else {
+                    throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has shape \(dims), too many elements for any file; the file is damaged")
+                }
+                elements = product
+            }
             let rawType = try reader.u32()
             guard let type = GGMLType(rawValue: rawType) else {
                 throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has unknown ggml type \(rawType)")
             }
-            let offset = try reader.u64()
-            tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: Int(offset)))
+            let rawOffset = try reader.u64()
+            guard let offset = Int(exactly: rawOffset), offset < (1 << 50) else {
+                throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has data offset \(rawOffset), past any file; the file is damaged")
+            }
+            tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: offset))
         }
         let alignment = metadata["general.alignment"]?.int ?? 32
         guard alignment > 0 else { throw TrainerError.invalidFile(path: path, detail: "general.alignment is \(alignment)") }

@@ -39,8 +39,12 @@ public final class SafetensorsFile: @unchecked Sendable {
                 continue
             }
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String, let shape = info["shape"] as? [Int],
-                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2, offsets[0] <= offsets[1],
-                  dataStart + offsets[1] <= data.count else {
+                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1],
+                  offsets[1] <= data.count - dataStart, shape.allSatisfy({ $0 >= 0 && $0 < (1 << 40) }),
+                  shape.reduce((1, false), { acc, d in
+                      let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+                      return (p, acc.1 || o || p >= (1 << 48))
+                  }).1 == false else {
                 throw TrainerError.invalidFile(path: path, detail: "tensor \(name): header entry is malformed or its data runs past the end of the file")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
