@@ -279,6 +279,12 @@ enum PreTokenization {
 
     static func isNewline(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
 
+    static func text(_ scalars: ArraySlice<Unicode.Scalar>) -> String {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars)
+        return String(view)
+    }
+
     /// Llama 3's regex, and Qwen2's with `maxDigits` 1:
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
     /// the alternatives tried in order at each position, as the regex engine does.
@@ -286,11 +292,7 @@ enum PreTokenization {
         var out: [String] = []
         var i = s.startIndex
         let end = s.endIndex
-        func emit(_ a: Int, _ b: Int) {
-            var piece = String.UnicodeScalarView()
-            piece.append(contentsOf: s[a..<b])
-            out.append(String(piece))
-        }
+        func emit(_ a: Int, _ b: Int) { out.append(text(s[a..<b])) }
         while i < end {
             let c = s[i]
             let k = kind(c)
@@ -340,11 +342,7 @@ enum PreTokenization {
         var out: [String] = []
         var i = s.startIndex
         let end = s.endIndex
-        func emit(_ a: Int, _ b: Int) {
-            var piece = String.UnicodeScalarView()
-            piece.append(contentsOf: s[a..<b])
-            out.append(String(piece))
-        }
+        func emit(_ a: Int, _ b: Int) { out.append(text(s[a..<b])) }
         while i < end {
             let c = s[i]
             // Contractions (case-sensitive in GPT-2's regex).
