@@ -24,6 +24,29 @@ struct ModelCommandTests {
         #expect((json["prompt_ids"] as? [Int])?.count == 37)
     }
 
+    /// Several prompts are generated as one batch; each answer equals its answer alone.
+    @Test func generateSeveralPromptsAsOneBatch() throws {
+        guard let model else { return }
+        let result = try TestSupport.run(["generate", "--model", model, "--json", "--max-tokens", "12",
+                                          "Name a primary color.", "What is the capital of France?"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try #require(try result.json() as? [[String: Any]])
+        #expect(json.count == 2)
+        #expect(json[1]["ids"] as? [Int] == [504, 3575, 282, 4649, 314, 7042, 30, 2])
+        let alone = try #require(try TestSupport.run(["generate", "--model", model, "--json", "--max-tokens", "12", "Name a primary color."]).json() as? [String: Any])
+        #expect(json[0]["ids"] as? [Int] == alone["ids"] as? [Int])
+        #expect((json[0]["ids"] as? [Int])?.isEmpty == false)
+    }
+
+    /// `corpus chat` reads turns from standard input and keeps the conversation.
+    @Test func chatFromStandardInput() throws {
+        guard let model else { return }
+        let input = try TestSupport.temporaryDirectory().appendingPathComponent("turns.txt")
+        try Data("What is the capital of France?\n/reset\n/quit\n".utf8).write(to: input)
+        let output = try TestSupport.shell("'\(TestSupport.corpusBinary.path)' chat --model '\(model)' --max-tokens 16 < '\(input.path)' 2>/dev/null")
+        #expect(output == "The capital of France is Paris.\n(conversation cleared)")
+    }
+
     @Test func tokenizeJSON() throws {
         guard let model else { return }
         let result = try TestSupport.run(["tokenize", "--model", model, "--json", "The capital of France is"])
