@@ -83,9 +83,30 @@ struct BatchTests {
     }
 }
 
-/// The one-query attention kernel against the sgemm path on the same inputs.
-@Suite("Decoding attention kernel")
+/// The decoding kernels against BLAS and plain Double arithmetic.
+@Suite("Decoding kernels")
 struct KernelTests {
+    /// Shapes that exercise every remainder: rows not a multiple of 4, K not a multiple of 16,
+    /// N below and above the threading cut.
+    @Test func smallBatchMatmulEqualsSgemm() throws {
+        var rng = SplitMix64(seed: 3)
+        for (m, n, k) in [(1, 7, 5), (2, 300, 64), (3, 259, 37), (4, 1024, 576), (5, 4, 16), (16, 1030, 576), (7, 513, 33), (16, 3, 1536)] {
+            let x = (0..<(m * k)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            let w = (0..<(n * k)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+            var expected = [Float](repeating: 0, count: m * n)
+            var got = [Float](repeating: .nan, count: m * n)
+            x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in
+                expected.withUnsafeMutableBufferPointer { e in got.withUnsafeMutableBufferPointer { g in
+                    guard let a = a.baseAddress, let b = b.baseAddress, let e = e.baseAddress, let g = g.baseAddress else { return }
+                    BLAS.matmulTransposedB(a, lda: k, b, ldb: k, e, ldc: n, m: m, n: n, k: k)
+                    BLAS.smallBatchMatmul(a, rows: m, b, g, n: n, k: k)
+                } }
+            } }
+            let worst = zip(expected, got).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst < 1e-4 * Float(k).squareRoot(), "m \(m) n \(n) k \(k): \(worst)")
+        }
+    }
+
     @Test func smallAttentionEqualsBLASAttention() throws {
         var rng = SplitMix64(seed: 3)
         for (NH, NKV, HD, start, T) in [(4, 2, 16, 0, 1), (9, 3, 64, 37, 1), (4, 4, 40, 5, 3), (6, 2, 24, 100, 4)] {

@@ -1,4 +1,6 @@
 import CBLAS
+import CKernels
+import Foundation
 
 /// Matrix products through OpenBLAS's fp32 `cblas_sgemm` (row-major throughout).
 public enum BLAS {
@@ -6,6 +8,31 @@ public enum BLAS {
     /// run our own parallel loops at the same time as a BLAS call, or the cores are oversubscribed.
     public static func setThreads(_ n: Int) {
         openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    /// Up to this many rows (decoding steps), `smallBatchMatmul` is used instead of sgemm
+    /// (`CORPUS_SMALL_BATCH_ROWS` overrides it for measurements; 0 sends everything to BLAS).
+    static let smallBatchRows = Int(ProcessInfo.processInfo.environment["CORPUS_SMALL_BATCH_ROWS"] ?? "") ?? 16
+
+    /// Threads for our own kernels: the machine's cores.
+    static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// y[M,N] = x[M,K] · W[N,K]ᵀ with the weights streamed once; output rows split among threads.
+    static func smallBatchMatmul(_ x: UnsafePointer<Float>, rows m: Int, _ w: UnsafePointer<Float>,
+                                 _ y: UnsafeMutablePointer<Float>, n: Int, k: Int) {
+        let parts = n >= 512 ? threads : 1
+        let pointers = KernelPointers(x: x, w: w, y: y)
+        if parts == 1 {
+            ck_matmul_wt(x, Int32(m), Int32(k), w, 0, Int32(n), y, Int32(n))
+            return
+        }
+        let chunk = (n + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let start = p * chunk, end = min(n, start + chunk)
+            if start < end {
+                ck_matmul_wt(pointers.x, Int32(m), Int32(k), pointers.w, Int32(start), Int32(end), pointers.y, Int32(n))
+            }
+        }
     }
 
     /// C[M,N] = alpha · A[M,K] · B[N,K]ᵀ + beta · C, with leading dimensions (row strides) given.
@@ -32,4 +59,11 @@ public enum BLAS {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+}
+
+/// Pointers handed to worker threads that read x and w and write disjoint parts of y.
+struct KernelPointers: @unchecked Sendable {
+    let x: UnsafePointer<Float>
+    let w: UnsafePointer<Float>
+    let y: UnsafeMutablePointer<Float>
 }

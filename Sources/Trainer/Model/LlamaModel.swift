@@ -232,11 +232,17 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<(N * C) { x[i] += projected[i] }
     }
 
-    /// y = x · Wᵀ for W (out, in).
+    /// y = x · Wᵀ for W (out, in). One row goes through sgemv (OpenBLAS streams it best), 2 to
+    /// `BLAS.smallBatchRows` rows (batched decoding) through our kernel that reads the weights once,
+    /// more through sgemm (measured: BENCHMARKS.md).
     static func linear(_ x: [Float], _ w: [Float], _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
         x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
             guard let a = a.baseAddress, let b = b.baseAddress, let o = o.baseAddress else { return }
-            BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
+            if rows > 1 && rows <= BLAS.smallBatchRows {
+                BLAS.smallBatchMatmul(a, rows: rows, b, o, n: outFeatures, k: inFeatures)
+            } else {
+                BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
+            }
         } } }
     }
 
