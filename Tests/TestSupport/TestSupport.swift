@@ -26,9 +26,25 @@ public enum TestSupport {
     /// True when running in CI, where missing shared fixtures are failures rather than skips.
     public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
-    /// A new empty temporary directory, unique per call.
+    /// This test process's folder under $TMPDIR/corpus-tests. Folders that earlier runs left there
+    /// more than an hour ago are removed first (a run cannot remove its own at exit: Swift Testing
+    /// has no global tear-down), so temporary files do not pile up on a machine.
+    static let runDirectory: URL = {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-tests")
+        try? FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        let stale = Date().addingTimeInterval(-3600)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] {
+            let url = base.appendingPathComponent(name)
+            if let modified = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date, modified < stale {
+                try? FileManager.default.removeItem(at: url)
+            }
+        }
+        return base.appendingPathComponent("run-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+    }()
+
+    /// A new empty temporary directory, unique per call, inside `runDirectory`.
     public static func temporaryDirectory(_ label: String = "corpus-test") throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+        let url = runDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

@@ -101,7 +101,20 @@ public final class SafetensorsFile: @unchecked Sendable {
         for name in names {
             tensors[name]?.data.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
         }
-        do { try out.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        // Written beside the target and renamed into place, so a reader never sees half a file
+        // (Foundation's `.atomic` leaves an empty folder in /tmp on Linux).
+        let target = URL(fileURLWithPath: path)
+        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).\(UUID().uuidString).tmp")
+        do {
+            try out.write(to: temporary)
+            guard rename(temporary.path, target.path) == 0 else {
+                throw TrainerError.invalidFile(path: path, detail: "cannot replace the file (errno \(errno))")
+            }
+        } catch let error as TrainerError {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
             throw TrainerError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription))")
         }
     }
