@@ -41,7 +41,7 @@ let package = Package(
             dependencies: ["CorpusDB", "CICU", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Quality", dependencies: ["CorpusDB"], swiftSettings: swiftSettings),
+        .target(name: "Quality", dependencies: ["CorpusDB", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .target(name: "Trainer", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",
@@ -55,6 +55,7 @@ let package = Package(
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer"], swiftSettings: swiftSettings),
+        .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

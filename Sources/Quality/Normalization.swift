@@ -1,0 +1,60 @@
+import CorpusDB
+import Crypto
+import Foundation
+
+/// Text normalized for comparison only (duplicates, filters); the stored text stays as imported.
+///
+/// Steps, in order: Unicode NFKC (which folds full-width letters, digits and punctuation to their
+/// ordinary forms, ideographic space to a space, ligatures to letters); control characters
+/// (general category Cc) other than whitespace are dropped; every run of whitespace (Unicode
+/// White_Space) becomes one space; leading and trailing spaces are removed.
+public enum Normalizer {
+    public static func comparable(_ text: String) -> String {
+        let folded = text.precomposedStringWithCompatibilityMapping
+        var out = String.UnicodeScalarView()
+        var pendingSpace = false
+        for scalar in folded.unicodeScalars {
+            if scalar.properties.isWhitespace {
+                pendingSpace = !out.isEmpty
+                continue
+            }
+            if scalar.properties.generalCategory == .control { continue }
+            if pendingSpace { out.append(" "); pendingSpace = false }
+            out.append(scalar)
+        }
+        return String(out)
+    }
+}
+
+/// Keys under which conversations count as exact duplicates.
+public enum ExactDuplicates {
+    /// What must be equal: the whole conversation (`pair`), or only what is asked (`prompt`:
+    /// system and user turns), which finds the same question answered differently.
+    public enum Basis: String, Sendable, CaseIterable {
+        case pair, prompt
+    }
+
+    /// Hex SHA-256 of the normalized turns (each as `role\u{1F}text`, separated by U+001E), so two
+    /// conversations share a key exactly when their normalized turns are equal.
+    public static func key(_ conversation: Conversation, on basis: Basis) -> String {
+        var hasher = SHA256()
+        for message in conversation.messages where basis == .pair || message.role == .system || message.role == .user {
+            hasher.update(data: Data("\(message.role.rawValue)\u{1F}\(Normalizer.comparable(message.content))\u{1E}".utf8))
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Groups of ids whose conversations share a key, each group in the given order (the first
+    /// is the representative: the first ingested when `items` are in id order); only groups of
+    /// two or more, ordered by their representative.
+    public static func groups(_ items: [(id: Int64, conversation: Conversation)], on basis: Basis) -> [[Int64]] {
+        var byKey: [String: [Int64]] = [:]
+        var order: [String] = []
+        for item in items {
+            let k = key(item.conversation, on: basis)
+            if byKey[k] == nil { order.append(k) }
+            byKey[k, default: []].append(item.id)
+        }
+        return order.compactMap { byKey[$0] }.filter { $0.count > 1 }
+    }
+}
