@@ -21,6 +21,7 @@ run sources
 run rejects
 run records --limit 5
 run show 1
+run check
 run snapshot create demo --eval-ratio 0.2 --note "bundled examples"
 run snapshot verify demo
 run lineage snapshot demo

@@ -77,13 +77,32 @@ extension CorpusStore {
             for id in spec.sources where try Source.fetchOne(db, key: id) == nil {
                 throw CorpusDBError(.notFound, "\(path): no source \(id); `corpus sources` lists them")
             }
-            // Quality verdicts arrive with the quality checks (issue 3); until a store has any,
-            // "default" means no checks and a named configuration cannot exist.
+            // Quality verdicts: "default" is the newest check configuration with verdicts (none
+            // when `corpus check` has not run), a hash (or a unique prefix of 8+ characters) names one.
             let resolvedChecks: String?
             switch spec.checks {
-            case "none", "default": resolvedChecks = nil
+            case "none": resolvedChecks = nil
+            case "default":
+                resolvedChecks = try String.fetchOne(db, sql: "SELECT hash FROM check_configs ORDER BY created_at DESC, rowid DESC LIMIT 1")
             default:
-                throw CorpusDBError(.notFound, "\(path): no check verdicts under configuration \(spec.checks); run `corpus check` first, or use --checks none")
+                let matches = spec.checks.count >= 8
+                    ? try String.fetchAll(db, sql: "SELECT hash FROM check_configs WHERE hash LIKE ? || '%'", arguments: [spec.checks]) : []
+                guard matches.count == 1 else {
+                    throw CorpusDBError(.notFound, "\(path): no single check configuration \(spec.checks); run `corpus check` first, give a hash from its output, or use --checks none")
+                }
+                resolvedChecks = matches[0]
+            }
+            // Under a configuration: the checks each record failed (PII is not a reason to leave a
+            // record out: export redacts it), and which records were checked at all.
+            var failed: [Int64: String] = [:]
+            var checked = Set<Int64>()
+            if let config = resolvedChecks {
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT record_id, MIN(name) AS name FROM checks WHERE config_hash = ? AND passed = 0 AND name != 'pii' GROUP BY record_id
+                    """, arguments: [config]) {
+                    failed[row["record_id"]] = row["name"]
+                }
+                checked = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT record_id FROM checks WHERE config_hash = ?", arguments: [config]))
             }
 
             var sql = """
@@ -103,10 +122,15 @@ extension CorpusStore {
                     guard spec.tags.allSatisfy({ decoded[$0.key] as? String == $0.value }) else { continue }
                 }
                 if row["withdrawn"] as Bool { excluded["withdrawn", default: 0] += 1; continue }
+                let id: Int64 = row["id"]
+                if resolvedChecks != nil {
+                    guard checked.contains(id) else { excluded["unchecked", default: 0] += 1; continue }
+                    if let check = failed[id] { excluded["failed_\(check)", default: 0] += 1; continue }
+                }
                 let hash: String = row["content_hash"]
                 // Exact duplicates: the first ingested record represents its content.
                 guard seen.insert(hash).inserted else { excluded["duplicate", default: 0] += 1; continue }
-                candidates.append((row["id"], hash, tags, SnapshotMath.splitValue(contentHash: hash, seed: spec.seed)))
+                candidates.append((id, hash, tags, SnapshotMath.splitValue(contentHash: hash, seed: spec.seed)))
             }
             if let cap = spec.maxPerTag {
                 var groups: [String: [Int]] = [:]

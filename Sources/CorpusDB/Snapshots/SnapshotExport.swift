@@ -34,7 +34,10 @@ extension CorpusStore {
     /// only on the snapshot: exporting twice gives identical files. Every line carries the
     /// record's `content_hash` so the export keeps its lineage.
     /// - Throws: `CorpusDBError(.invalid)` when `directory` is a file or cannot be written.
-    public func export(_ snapshot: Snapshot, format: ExportFormat, split: String, to directory: String) throws -> ExportReport {
+    /// `redact` rewrites each message of the records in `redactRecordIds` (those where the
+    /// snapshot's checks found PII); the manifest counts them.
+    public func export(_ snapshot: Snapshot, format: ExportFormat, split: String, to directory: String,
+                       redact: ((String) -> String)? = nil, redactRecordIds: Set<Int64> = []) throws -> ExportReport {
         let splits: [String]
         switch split {
         case "train", "eval": splits = [split]
@@ -53,7 +56,7 @@ extension CorpusStore {
         }
         let rows = try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT m.position, m.split, m.content_hash, r.conversation, w.record_id IS NOT NULL AS withdrawn
+                SELECT m.position, m.split, m.content_hash, m.record_id, r.conversation, w.record_id IS NOT NULL AS withdrawn
                 FROM snapshot_records m JOIN records r ON r.id = m.record_id
                 LEFT JOIN withdrawals w ON w.record_id = m.record_id
                 WHERE m.snapshot_id = ? ORDER BY m.position
@@ -62,11 +65,16 @@ extension CorpusStore {
         var lines: [String: [UInt8]] = [:]
         var counts: [String: Int] = [:]
         var skipped: [String: Int] = [:]
+        var redacted = 0
         for row in rows {
             let memberSplit: String = row["split"]
             guard splits.contains(memberSplit) else { continue }
             if row["withdrawn"] as Bool { skipped["withdrawn", default: 0] += 1; continue }
-            let conversation = try CanonicalJSON.decode(row["conversation"])
+            var conversation = try CanonicalJSON.decode(row["conversation"])
+            if let redact, redactRecordIds.contains(row["record_id"] as Int64) {
+                conversation.messages = conversation.messages.map { Message(role: $0.role, content: redact($0.content)) }
+                redacted += 1
+            }
             guard let line = Self.exportLine(conversation, format: format, contentHash: row["content_hash"]) else {
                 skipped["not_representable_in_\(format.rawValue)", default: 0] += 1
                 continue
@@ -87,7 +95,7 @@ extension CorpusStore {
             "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
             "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
             "files": files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
-            "skipped": skipped, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
+            "skipped": skipped, "redacted": redacted, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
         ]
         try Self.writeInside(dir, name: "manifest.json", bytes: Array((Self.sortedJSON(manifest, pretty: true) + "\n").utf8))
         var info: [String: Any] = [:]

@@ -1,0 +1,79 @@
+import CorpusDB
+import Foundation
+import TestSupport
+import Testing
+
+/// `corpus check` end to end: verdicts per configuration, idempotence, snapshots that select by
+/// verdicts, and exports that carry redacted text where PII was found.
+@Suite("corpus check, and snapshots by verdicts")
+struct CheckTests {
+    static let rows = [
+        #"{"messages":[{"role":"user","content":"头痛怎么办？"},{"role":"assistant","content":"多休息，多喝水。"}]}"#,
+        #"{"messages":[{"role":"user","content":"头痛怎么办?"},{"role":"assistant","content":"多休息,多喝水。"}]}"#,
+        #"{"messages":[{"role":"user","content":"可以联系您吗？"},{"role":"assistant","content":"请拨打13812345678预约。"}]}"#,
+        #"{"messages":[{"role":"user","content":"好吗？"},{"role":"assistant","content":"好"}]}"#,
+        #"{"messages":[{"role":"user","content":"发烧吃什么药？"},{"role":"assistant","content":"体温超过38.5℃可服用退烧药，并及时就医。"}]}"#,
+    ]
+
+    @Test func verdictsSnapshotsAndRedaction() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let file = dir.appendingPathComponent("qa.jsonl")
+        try Data((Self.rows.joined(separator: "\n") + "\n").utf8).write(to: file)
+        let db = dir.appendingPathComponent("corpus.db").path
+        #expect(try TestSupport.run(["init", "--db", db]).status == 0)
+        #expect(try TestSupport.run(["ingest", "--db", db, file.path]).status == 0)
+
+        let first = try #require(try TestSupport.run(["check", "--db", db, "--json"]).json() as? [String: Any])
+        let checks = try #require(first["checks"] as? [String: [String: Int]])
+        #expect(checks["exact_duplicate"] == ["checked": 5, "failed": 1])      // row 2 equals row 1 after normalization
+        #expect(checks["answer_length"] == ["checked": 5, "failed": 1])        // "好"
+        #expect(checks["pii"] == ["checked": 5, "failed": 1])                  // the mobile number
+        #expect(checks["prompt_length"] == ["checked": 5, "failed": 0])
+        #expect(first["verdicts_added"] as? Int == 20)
+        let hash = try #require(first["config_hash"] as? String)
+        // The same configuration again changes nothing.
+        let again = try #require(try TestSupport.run(["check", "--db", db, "--json"]).json() as? [String: Any])
+        #expect(again["verdicts_added"] as? Int == 0)
+        #expect(again["config_hash"] as? String == hash)
+        // The verdicts say why, naming the kept record.
+        let store = try CorpusStore(path: db)
+        let duplicate = try store.verdicts(recordId: 2).first { $0.verdict.name == "exact_duplicate" }
+        #expect(duplicate?.verdict.detail == "duplicate of record 1")
+        #expect(duplicate?.verdict.passed == false)
+
+        // A snapshot with the default checks leaves out the duplicate and the short answer, keeps
+        // the record with PII (exports redact it), and records the configuration.
+        let snapshot = try #require(try TestSupport.run(["snapshot", "create", "s", "--eval-ratio", "0", "--db", db, "--json"]).json() as? [String: Any])
+        #expect(snapshot["records"] as? Int == 3)
+        #expect(snapshot["checks"] as? String == hash)
+        #expect((snapshot["excluded"] as? [String: Int]) == ["failed_answer_length": 1, "failed_exact_duplicate": 1])
+        let none = try #require(try TestSupport.run(["snapshot", "create", "s", "--checks", "none", "--eval-ratio", "0", "--db", db, "--json"]).json() as? [String: Any])
+        #expect(none["records"] as? Int == 5)
+
+        let out = dir.appendingPathComponent("export")
+        let export = try TestSupport.run(["snapshot", "export", "s@1", "--format", "messages", "--out", out.path, "--db", db])
+        #expect(export.status == 0, "\(export.stderr)")
+        let text = try String(contentsOf: out.appendingPathComponent("train.jsonl"), encoding: .utf8)
+        #expect(text.contains("请拨打[手机号]预约。"))
+        #expect(!text.contains("13812345678"))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("manifest.json"))) as? [String: Any])
+        #expect(manifest["redacted"] as? Int == 1)
+        // The store keeps the original text.
+        #expect(try store.record(id: 3)?.conversation.contains("13812345678") == true)
+
+        // A stricter configuration adds its own verdicts beside the first ones.
+        let config = dir.appendingPathComponent("strict.json")
+        try Data(#"{"length": {"min_answer_chars": 12}}"#.utf8).write(to: config)
+        let strict = try #require(try TestSupport.run(["check", "--db", db, "--config", config.path, "--json"]).json() as? [String: Any])
+        #expect(strict["config_hash"] as? String != hash)
+        #expect((strict["checks"] as? [String: [String: Int]])?["answer_length"] == ["checked": 5, "failed": 3])
+        #expect(try store.checkSummary(configHash: hash).first { $0.name == "answer_length" }?.failed == 1)
+        let bad = dir.appendingPathComponent("bad.json")
+        try Data(#"{"lenght": {}}"#.utf8).write(to: bad)
+        let refused = try TestSupport.run(["check", "--db", db, "--config", bad.path])
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("unknown check 'lenght'"))
+        let printed = try TestSupport.run(["check", "--print-config"])
+        #expect(printed.stdout.contains("\"min_answer_chars\" : 2"))
+    }
+}
