@@ -41,7 +41,7 @@ let package = Package(
             dependencies: ["CorpusDB", "CICU", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Quality", dependencies: ["CorpusDB", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
+        .target(name: "Quality", dependencies: ["CorpusDB"], swiftSettings: swiftSettings),
         .target(name: "Trainer", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",

@@ -1,5 +1,4 @@
 import CorpusDB
-import Crypto
 import Foundation
 
 /// The configuration of `corpus check`: which checks run, with which thresholds. Its hash (SHA-256
@@ -44,7 +43,7 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
 
     /// Hex SHA-256 of `canonicalJSON()`.
     public func hash() throws -> String {
-        SHA256.hash(data: Data(try canonicalJSON().utf8)).map { String(format: "%02x", $0) }.joined()
+        ContentHash.sha256Hex(Array(try canonicalJSON().utf8))
     }
 
     /// The defaults as a file to edit (`corpus check --print-config`).

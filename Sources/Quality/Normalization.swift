@@ -1,5 +1,4 @@
 import CorpusDB
-import Crypto
 import Foundation
 
 /// Text normalized for comparison only (duplicates, filters); the stored text stays as imported.
@@ -37,11 +36,11 @@ public enum ExactDuplicates {
     /// Hex SHA-256 of the normalized turns (each as `role\u{1F}text`, separated by U+001E), so two
     /// conversations share a key exactly when their normalized turns are equal.
     public static func key(_ conversation: Conversation, on basis: Basis) -> String {
-        var hasher = SHA256()
+        var text = ""
         for message in conversation.messages where basis == .pair || message.role == .system || message.role == .user {
-            hasher.update(data: Data("\(message.role.rawValue)\u{1F}\(Normalizer.comparable(message.content))\u{1E}".utf8))
+            text += "\(message.role.rawValue)\u{1F}\(Normalizer.comparable(message.content))\u{1E}"
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return ContentHash.sha256Hex(Array(text.utf8))
     }
 
     /// Groups of ids whose conversations share a key, each group in the given order (the first

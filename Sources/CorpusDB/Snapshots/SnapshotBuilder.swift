@@ -30,8 +30,7 @@ public struct SnapshotSpec: Sendable, Equatable {
             "seed": seed,
         ]
         if let maxPerTag { object["max_per_tag"] = maxPerTag }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return CorpusStore.sortedJSON(object)
     }
 }
 
@@ -177,17 +176,21 @@ extension CorpusStore {
         }
     }
 
-    /// JSON text with sorted keys of a Foundation value.
-    static func sortedJSON(_ value: Any) -> String {
+    /// JSON text with sorted keys of a Foundation value (`pretty` for files people read).
+    static func sortedJSON(_ value: Any, pretty: Bool = false) -> String {
+        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        if pretty { options.insert(.prettyPrinted) }
         guard JSONSerialization.isValidJSONObject(value),
-              let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "{}" }
+              let data = try? JSONSerialization.data(withJSONObject: value, options: options) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// An audit entry written in the caller's transaction.
-    static func audit(_ db: Database, command: String, arguments: [String], outcome: [String: Any]) throws {
+    /// An audit entry written in the caller's transaction (every store-changing command's entry
+    /// goes through here).
+    static func audit(_ db: Database, command: String, arguments: [String], toolVersion: String = CorpusVersion.string,
+                      outcome: [String: Any]) throws {
         var entry = AuditEntry(at: Timestamp.now(), command: command, arguments: sortedJSON(arguments),
-                               toolVersion: CorpusVersion.string, outcome: sortedJSON(outcome))
+                               toolVersion: toolVersion, outcome: sortedJSON(outcome))
         try entry.insert(db)
     }
 }

@@ -194,10 +194,4 @@ extension CorpusStore {
         }
     }
 
-    static func sortedJSON(_ value: Any, pretty: Bool) -> String {
-        var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
-        if pretty { options.insert(.prettyPrinted) }
-        guard JSONSerialization.isValidJSONObject(value), let data = try? JSONSerialization.data(withJSONObject: value, options: options) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
 }

@@ -104,13 +104,7 @@ extension CorpusStore {
 
     /// Appends an entry to the audit log.
     public func logAudit(command: String, arguments: [String], toolVersion: String, outcome: [String: Any] = [:]) throws {
-        let argumentsJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: arguments, options: [.sortedKeys])) ?? Data("[]".utf8), as: UTF8.self)
-        let outcomeJSON = String(decoding: (try? JSONSerialization.data(withJSONObject: outcome, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
-        try pool.write { db in
-            var entry = AuditEntry(at: Timestamp.now(), command: command, arguments: argumentsJSON,
-                                   toolVersion: toolVersion, outcome: outcomeJSON)
-            try entry.insert(db)
-        }
+        try pool.write { db in try Self.audit(db, command: command, arguments: arguments, toolVersion: toolVersion, outcome: outcome) }
     }
 
     /// The audit log, oldest first.

@@ -169,9 +169,7 @@ public enum ChatTemplate: Sendable, Equatable {
         var a = 0, b = scalars.count
         while a < b && scalars[a].properties.isWhitespace { a += 1 }
         while b > a && scalars[b - 1].properties.isWhitespace { b -= 1 }
-        var view = String.UnicodeScalarView()
-        view.append(contentsOf: scalars[a..<b])
-        return String(view)
+        return PreTokenization.text(scalars[a..<b])
     }
 
     /// Token ids of the conversation and, for each, whether it is an assistant token (part of an
