@@ -96,9 +96,18 @@ extension CorpusStore {
             var failed: [Int64: String] = [:]
             var checked = Set<Int64>()
             if let config = resolvedChecks {
+                // Advisory checks (the configuration's "advisory" list; PII in configurations that
+                // predate the list) are reported but leave nobody out.
+                let json = try String.fetchOne(db, sql: "SELECT config FROM check_configs WHERE hash = ?", arguments: [config]) ?? "{}"
+                let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+                let advisory = object?["advisory"] as? [String] ?? ["pii"]
+                let placeholders = Array(repeating: "?", count: advisory.count).joined(separator: ", ")
+                var arguments: [any DatabaseValueConvertible] = [config]
+                arguments += advisory
                 for row in try Row.fetchAll(db, sql: """
-                    SELECT record_id, MIN(name) AS name FROM checks WHERE config_hash = ? AND passed = 0 AND name != 'pii' GROUP BY record_id
-                    """, arguments: [config]) {
+                    SELECT record_id, MIN(name) AS name FROM checks WHERE config_hash = ? AND passed = 0
+                    \(advisory.isEmpty ? "" : "AND name NOT IN (\(placeholders))") GROUP BY record_id
+                    """, arguments: StatementArguments(arguments)) {
                     failed[row["record_id"]] = row["name"]
                 }
                 checked = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT record_id FROM checks WHERE config_hash = ?", arguments: [config]))

@@ -18,13 +18,35 @@ public struct CheckVerdict: Sendable, Equatable {
     }
 }
 
+/// A group of records found to be the same (exact or near duplicates) or to ask the same
+/// question with different answers (conflict); table `duplicate_groups`.
+public struct DuplicateGroup: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case exact, near, conflict }
+    public var kind: Kind
+    /// The record kept (the first ingested by default); also the first of `members`.
+    public var representative: Int64
+    /// Every record of the group, the representative first, then by id.
+    public var members: [Int64]
+    /// Near duplicates: each member's estimated Jaccard similarity with the representative.
+    public var similarity: [Int64: Double]
+
+    public init(kind: Kind, representative: Int64, members: [Int64], similarity: [Int64: Double] = [:]) {
+        self.kind = kind
+        self.representative = representative
+        self.members = members
+        self.similarity = similarity
+    }
+}
+
 extension CorpusStore {
     /// Stores verdicts under a configuration, in one transaction with its audit entry. A verdict
     /// already stored for the same (record, check, configuration) is kept as it is, so re-running
     /// with the same configuration changes nothing; another configuration adds its own verdicts.
     /// - Returns: how many verdicts were new.
     @discardableResult
-    public func saveVerdicts(_ verdicts: [CheckVerdict], configHash: String, configJSON: String, arguments: [String] = []) throws -> Int {
+    public func saveVerdicts(_ verdicts: [CheckVerdict], configHash: String, configJSON: String,
+                             groups: [DuplicateGroup] = [], boilerplate: [(sentence: String, records: Int)] = [],
+                             arguments: [String] = []) throws -> Int {
         try pool.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO check_configs (hash, config, created_at) VALUES (?, ?, ?)",
                            arguments: [configHash, configJSON, Timestamp.now()])
@@ -35,6 +57,20 @@ extension CorpusStore {
             for v in verdicts {
                 try insert.execute(arguments: [v.recordId, v.name, configHash, v.passed, v.score, v.detail])
                 added += db.changesCount
+            }
+            // Groups and recurring sentences describe the corpus as checked now: replaced, not kept.
+            let member = try db.makeStatement(sql: """
+                INSERT OR REPLACE INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
+                """)
+            for g in groups {
+                for m in g.members {
+                    try member.execute(arguments: [configHash, g.kind.rawValue, m, g.representative, g.similarity[m]])
+                }
+            }
+            if !boilerplate.isEmpty {
+                try db.execute(sql: "DELETE FROM boilerplate WHERE config_hash = ?", arguments: [configHash])
+                let sentence = try db.makeStatement(sql: "INSERT OR REPLACE INTO boilerplate (config_hash, sentence, records) VALUES (?, ?, ?)")
+                for b in boilerplate { try sentence.execute(arguments: [configHash, b.sentence, b.records]) }
             }
             try Self.audit(db, command: "check", arguments: arguments, outcome: ["config": configHash, "verdicts_added": added])
             return added
@@ -66,5 +102,43 @@ extension CorpusStore {
             Set(try Int64.fetchAll(db, sql: "SELECT record_id FROM checks WHERE config_hash = ? AND name = ? AND passed = 0",
                                    arguments: [configHash, check]))
         }
+    }
+}
+
+extension CorpusStore {
+    /// The groups of one kind under a configuration, ordered by representative.
+    public func duplicateGroups(configHash: String, kind: DuplicateGroup.Kind) throws -> [DuplicateGroup] {
+        try pool.read { db in
+            var groups: [DuplicateGroup] = []
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT record_id, representative_id, similarity FROM duplicate_groups WHERE config_hash = ? AND kind = ?
+                ORDER BY representative_id, record_id != representative_id, record_id
+                """, arguments: [configHash, kind.rawValue])
+            while let row = try rows.next() {
+                let id: Int64 = row["record_id"], rep: Int64 = row["representative_id"]
+                if groups.last?.representative != rep { groups.append(DuplicateGroup(kind: kind, representative: rep, members: [])) }
+                groups[groups.count - 1].members.append(id)
+                if let s: Double = row["similarity"] { groups[groups.count - 1].similarity[id] = s }
+            }
+            return groups
+        }
+    }
+
+    /// The recurring sentences found under a configuration, most frequent first.
+    public func boilerplate(configHash: String, limit: Int = 20) throws -> [(sentence: String, records: Int)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT sentence, records FROM boilerplate WHERE config_hash = ? ORDER BY records DESC, sentence LIMIT ?",
+                             arguments: [configHash, limit]).map { (sentence: $0["sentence"], records: $0["records"]) }
+        }
+    }
+
+    /// The configuration stored under a hash (its canonical JSON), or nil.
+    public func checkConfiguration(hash: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT config FROM check_configs WHERE hash = ?", arguments: [hash]) }
+    }
+
+    /// The newest configuration `corpus check` ran with, or nil when none has run.
+    public func newestCheckConfiguration() throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT hash FROM check_configs ORDER BY created_at DESC, rowid DESC LIMIT 1") }
     }
 }

@@ -2,17 +2,20 @@ import ArgumentParser
 import CorpusDB
 import Foundation
 import Quality
+import Trainer
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Run the quality checks and store one verdict per record and check (nothing is deleted; snapshots select).")
+        abstract: "Run the quality checks and store one verdict per record and check (nothing is deleted; snapshots select).",
+        discussion: "Every record of the store is context (a new file is compared with the whole corpus); --source and --tag choose which records get verdicts. docs/QUALITY.md explains every check.")
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: JSONOption
     @Option(name: .long, help: "A check configuration file (start from --print-config); defaults otherwise.") var config: String?
-    @Option(name: .long, help: "Only records from this source id; repeatable.") var source: [Int64] = []
-    @Option(name: .long, help: "Only records with this tag (key=value); repeatable, all must match.") var tag: [String] = []
+    @Option(name: .long, help: "Only judge records from this source id; repeatable.") var source: [Int64] = []
+    @Option(name: .long, help: "Only judge records with this tag (key=value); repeatable, all must match.") var tag: [String] = []
+    @Option(name: .long, help: "A model (file, folder or registered name) whose tokenizer measures lengths in tokens (prompt_tokens, answer_tokens).") var model: String?
     @Flag(name: .long, help: "Print the default configuration as a file to edit, and stop.") var printConfig = false
 
     func validate() throws {
@@ -28,30 +31,43 @@ struct CheckCommand: ParsableCommand {
             let configuration = try config.map { try CheckConfiguration.load(path: $0) } ?? CheckConfiguration()
             let hash = try configuration.hash()
             let store = try database.open()
-            let filters = tag.compactMap(TagFilter.init(parsing:))
-            var records: [Record] = []
-            if source.isEmpty {
-                records = try store.records(tags: filters)
-            } else {
-                for id in source {
-                    guard try store.source(id: id) != nil else {
-                        throw CorpusDBError(.notFound, "\(store.path): no source \(id); `corpus sources` lists them")
-                    }
-                    records += try store.records(sourceId: id, tags: filters)
-                }
-                records.sort { ($0.id ?? 0) < ($1.id ?? 0) }
+            var tokens: CheckRunner.TokenCounter?
+            if let model {
+                let tokenizer = try ModelFiles(path: try ModelOptions.resolve(model, database: database)).tokenizer()
+                tokens = { tokenizer.encode($0).count }
             }
-            let items = try records.map { (id: $0.id ?? 0, conversation: try $0.decodedConversation()) }
-            let verdicts = CheckRunner.verdicts(items, configuration: configuration)
-            let added = try store.saveVerdicts(verdicts, configHash: hash, configJSON: try configuration.canonicalJSON(),
+            for id in source where try store.source(id: id) == nil {
+                throw CorpusDBError(.notFound, "\(store.path): no source \(id); `corpus sources` lists them")
+            }
+            let all = try store.records()
+            var judged: Set<Int64>?
+            if !source.isEmpty || !tag.isEmpty {
+                let filters = tag.compactMap(TagFilter.init(parsing:))
+                var chosen: [Record] = []
+                if source.isEmpty {
+                    chosen = try store.records(tags: filters)
+                } else {
+                    for id in source { chosen += try store.records(sourceId: id, tags: filters) }
+                }
+                judged = Set(chosen.compactMap(\.id))
+            }
+            let items = try all.map { CheckInput(id: $0.id ?? 0, conversation: try $0.decodedConversation()) }
+            let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens)
+            let added = try store.saveVerdicts(outcome.verdicts, configHash: hash, configJSON: try configuration.canonicalJSON(),
+                                               groups: outcome.groups, boilerplate: outcome.boilerplate,
                                                arguments: CommandLine.arguments)
             let summary = try store.checkSummary(configHash: hash)
+            let judgedCount = judged?.count ?? items.count
             if output.json {
-                Output.printJSON(["config_hash": hash, "records": items.count, "verdicts_added": added,
+                Output.printJSON(["config_hash": hash, "records": judgedCount, "verdicts_added": added,
                                   "checks": Dictionary(uniqueKeysWithValues: summary.map { ($0.name, ["checked": $0.checked, "failed": $0.failed]) })])
             } else {
-                print("checked \(items.count) records with configuration \(hash.prefix(12)) (\(added) new verdicts)")
+                print("checked \(judgedCount) records with configuration \(hash.prefix(12)) (\(added) new verdicts)")
                 Output.printTable(header: ["check", "checked", "failed"], rows: summary.map { [$0.name, "\($0.checked)", "\($0.failed)"] })
+                if !configuration.advisory.isEmpty {
+                    print("advisory (reported, never a reason to leave a record out): \(configuration.advisory.joined(separator: ", "))")
+                }
+                print("see `corpus report` for the findings, `corpus dups` for the groups")
             }
         }
     }

@@ -8,6 +8,11 @@ extension ModelOptions {
     /// store of `--db` (or `CORPUS_DB`).
     /// - Throws: `TrainerError.invalidFile` naming the argument when it is neither (exit 3).
     func resolvedModelPath() throws -> String {
+        try Self.resolve(model, database: database)
+    }
+
+    /// `resolvedModelPath()` for a command whose `--model` is optional.
+    static func resolve(_ model: String, database: DatabaseOptions) throws -> String {
         if FileManager.default.fileExists(atPath: model) { return model }
         // Names have no '/' and are not all digits; anything else can only have been a path.
         guard RegisteredModel.problem(withName: model) == nil else {

@@ -1,0 +1,297 @@
+import CorpusDB
+import Dispatch
+import Foundation
+
+/// One record as the checks see it.
+public struct CheckInput: Sendable {
+    public var id: Int64
+    public var conversation: Conversation
+    public init(id: Int64, conversation: Conversation) {
+        self.id = id
+        self.conversation = conversation
+    }
+}
+
+/// What one `corpus check` run found: verdicts, duplicate groups and the corpus's boilerplate.
+public struct CheckOutcome: Sendable {
+    public var verdicts: [CheckVerdict]
+    /// Exact-duplicate and conflicting-answer groups (and near-duplicate groups when computed).
+    public var groups: [DuplicateGroup]
+    /// Recurring sentences, most frequent first: the text and in how many answers it occurs.
+    public var boilerplate: [(sentence: String, records: Int)]
+}
+
+/// Runs the configured checks over records.
+///
+/// Records are analysed one by one on every core (normalization, keys, filters), then the
+/// corpus-wide findings (exact duplicates, conflicting answers, boilerplate) are settled in id
+/// order, so the first ingested copy of a duplicate is the one kept. `judged` limits which records
+/// get verdicts (`--source`, `--tag`) while every record given still counts as context: a new file
+/// is compared with the whole corpus.
+public enum CheckRunner {
+    /// Token counts of a text, when a tokenizer was given (`corpus check --model`).
+    public typealias TokenCounter = @Sendable (String) -> Int
+
+    public static func run(_ records: [CheckInput], configuration c: CheckConfiguration,
+                           judged: Set<Int64>? = nil, tokens: TokenCounter? = nil) -> CheckOutcome {
+        let analyses = analyseAll(records, c, tokens: tokens)
+        var verdicts: [CheckVerdict] = []
+        verdicts.reserveCapacity(records.count * 12)
+        func judge(_ id: Int64) -> Bool { judged?.contains(id) ?? true }
+
+        // Exact duplicates and conflicting answers, in id order.
+        let order = records.indices.sorted { records[$0].id < records[$1].id }
+        let basis = ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair
+        var byKey: [String: [Int]] = [:], keyOrder: [String] = []
+        var byPrompt: [String: [Int]] = [:], promptOrder: [String] = []
+        for i in order {
+            let key = basis == .pair ? analyses[i].pairKey : analyses[i].promptKey
+            if byKey[key] == nil { keyOrder.append(key) }
+            byKey[key, default: []].append(i)
+            if byPrompt[analyses[i].promptKey] == nil { promptOrder.append(analyses[i].promptKey) }
+            byPrompt[analyses[i].promptKey, default: []].append(i)
+        }
+        var groups: [DuplicateGroup] = []
+        var duplicateOf: [Int: Int64] = [:]
+        for key in keyOrder {
+            guard let members = byKey[key], members.count > 1 else { continue }
+            let rep = records[members[0]].id
+            for m in members.dropFirst() { duplicateOf[m] = rep }
+            groups.append(DuplicateGroup(kind: .exact, representative: rep, members: members.map { records[$0].id }))
+        }
+        var conflict: [Int: (first: Int64, answers: Int)] = [:]
+        for key in promptOrder {
+            guard let members = byPrompt[key], members.count > 1 else { continue }
+            // Distinct answers among the copies of this prompt (by the whole conversation's key).
+            var answers: [String] = []
+            for m in members where !answers.contains(analyses[m].pairKey) { answers.append(analyses[m].pairKey) }
+            guard answers.count > 1 else { continue }
+            for m in members { conflict[m] = (records[members[0]].id, answers.count) }
+            groups.append(DuplicateGroup(kind: .conflict, representative: records[members[0]].id, members: members.map { records[$0].id }))
+        }
+
+        // Boilerplate: sentences recurring in many answers, counted once per answer. Only hashes
+        // are kept per record; the text of a recurring sentence is read again from its first record.
+        var sentenceRecords: [UInt64: (records: Int, first: Int)] = [:]
+        for (i, a) in analyses.enumerated() {
+            for s in a.sentences {
+                if let seen = sentenceRecords[s.hash] { sentenceRecords[s.hash] = (seen.records + 1, seen.first) } else { sentenceRecords[s.hash] = (1, i) }
+            }
+        }
+        let needed = max(c.boilerplate.minRecords, Int((c.boilerplate.minShare * Double(records.count)).rounded(.up)))
+        let recurring = sentenceRecords.filter { $0.value.records >= needed }
+        var sentenceText: [UInt64: String] = [:]
+        for (hash, found) in recurring {
+            let answer = records[found.first].conversation.messages.filter { $0.role == .assistant }.map { Normalizer.comparable($0.content) }.joined(separator: " ")
+            for s in sentences(Array(answer.unicodeScalars), minChars: c.boilerplate.minSentenceChars) where s.hash == hash {
+                var view = String.UnicodeScalarView()
+                view.append(contentsOf: s.text)
+                sentenceText[hash] = String(view)
+            }
+        }
+        let boilerplate = recurring.map { (sentence: sentenceText[$0.key] ?? "", records: $0.value.records) }
+            .sorted { ($0.records, $1.sentence) > ($1.records, $0.sentence) }
+
+        for i in order where judge(records[i].id) {
+            let id = records[i].id, a = analyses[i]
+            verdicts += a.verdicts
+            if c.runs("exact_duplicate") {
+                if let rep = duplicateOf[i] {
+                    verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: false, score: nil, detail: "duplicate of record \(rep)"))
+                } else {
+                    verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: true, score: nil, detail: ""))
+                }
+            }
+            if c.runs("conflicting_answer") {
+                if let found = conflict[i] {
+                    let detail = found.first == id ? "same question as later records with other answers (\(found.answers) different answers)"
+                        : "same question as record \(found.first) with another answer (\(found.answers) different answers)"
+                    verdicts.append(CheckVerdict(recordId: id, name: "conflicting_answer", passed: false, score: Double(found.answers), detail: detail))
+                } else {
+                    verdicts.append(CheckVerdict(recordId: id, name: "conflicting_answer", passed: true, score: nil, detail: ""))
+                }
+            }
+            if c.runs("boilerplate") {
+                var chars = 0, first: String?
+                for s in a.sentences where recurring[s.hash] != nil {
+                    chars += s.length
+                    if first == nil { first = sentenceText[s.hash] }
+                }
+                let share = a.answerLength == 0 ? 0 : Double(chars) / Double(a.answerLength)
+                let passed = share <= c.boilerplate.maxAnswerShare
+                let detail = first.map { "\(Int((share * 100).rounded()))% recurring sentences, e.g. \"\($0)\"" } ?? ""
+                verdicts.append(CheckVerdict(recordId: id, name: "boilerplate", passed: passed, score: share, detail: detail))
+            }
+        }
+        return CheckOutcome(verdicts: verdicts, groups: groups, boilerplate: boilerplate)
+    }
+
+    // MARK: Per-record analysis
+
+    struct Sentence: Sendable {
+        var hash: UInt64
+        var length: Int
+    }
+
+    /// The distinct sentences of normalized text at least `minChars` long, with their FNV-1a hashes.
+    static func sentences(_ q: [Unicode.Scalar], minChars: Int) -> [(hash: UInt64, length: Int, text: ArraySlice<Unicode.Scalar>)] {
+        var seen = Set<UInt64>()
+        var out: [(hash: UInt64, length: Int, text: ArraySlice<Unicode.Scalar>)] = []
+        for s in TextFilters.sentences(q) where s.count >= minChars {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for ch in s { h = (h ^ UInt64(ch.value)) &* 0x100_0000_01b3 }
+            if seen.insert(h).inserted { out.append((h, s.count, s)) }
+        }
+        return out
+    }
+
+    struct Analysis: Sendable {
+        var pairKey = ""
+        var promptKey = ""
+        var answerLength = 0
+        /// Distinct sentences of the answer long enough to be boilerplate.
+        var sentences: [Sentence] = []
+        /// Verdicts that need nothing but the record itself.
+        var verdicts: [CheckVerdict] = []
+    }
+
+    /// Analyses every record, split over the cores in contiguous chunks; the result does not
+    /// depend on the number of cores.
+    static func analyseAll(_ records: [CheckInput], _ c: CheckConfiguration, tokens: TokenCounter?) -> [Analysis] {
+        let results = AnalysisBuffer(count: records.count)
+        let parts = min(records.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 8)
+        guard parts > 0 else { return [] }
+        let chunk = (records.count + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let start = p * chunk, end = min(records.count, start + chunk)
+            guard start < end else { return }
+            for i in start..<end { results.set(i, analyse(records[i], c, tokens: tokens)) }
+        }
+        return results.values
+    }
+
+    /// Writes from several threads into distinct slots of one buffer.
+    private final class AnalysisBuffer: @unchecked Sendable {
+        // @unchecked: each index is written by exactly one thread (the chunks do not overlap), and
+        // `values` is read only after concurrentPerform has returned. A raw buffer, not an Array:
+        // an Array's copy-on-write check is itself a race.
+        private let buffer: UnsafeMutableBufferPointer<Analysis>
+        init(count: Int) {
+            buffer = .allocate(capacity: count)
+            buffer.initialize(repeating: Analysis())
+        }
+        deinit {
+            buffer.deinitialize()
+            buffer.deallocate()
+        }
+        func set(_ i: Int, _ a: Analysis) { buffer[i] = a }
+        var values: [Analysis] { Array(buffer) }
+    }
+
+    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?) -> Analysis {
+        let id = record.id
+        var a = Analysis()
+        let messages = record.conversation.messages
+        // Keys of the normalized turns (role, U+001F, text, U+001E), as `ExactDuplicates.key`.
+        var pairText = "", promptText = ""
+        var prompt = "", answer = "", rawPrompt = "", rawAnswer = ""
+        for m in messages {
+            let n = Normalizer.comparable(m.content)
+            let turn = "\(m.role.rawValue)\u{1F}\(n)\u{1E}"
+            pairText += turn
+            if m.role == .system || m.role == .user { promptText += turn }
+            if m.role == .user {
+                prompt += prompt.isEmpty ? n : " " + n
+                rawPrompt += rawPrompt.isEmpty ? m.content : "\n" + m.content
+            } else if m.role == .assistant {
+                answer += answer.isEmpty ? n : " " + n
+                rawAnswer += rawAnswer.isEmpty ? m.content : "\n" + m.content
+            }
+        }
+        a.pairKey = ContentHash.sha256Hex(Array(pairText.utf8))
+        a.promptKey = ContentHash.sha256Hex(Array(promptText.utf8))
+        let p = Array(prompt.unicodeScalars), q = Array(answer.unicodeScalars)
+        a.answerLength = q.count
+
+        func verdict(_ name: String, _ passed: Bool, _ score: Double?, _ detail: @autoclosure () -> String) {
+            a.verdicts.append(CheckVerdict(recordId: id, name: name, passed: passed, score: score, detail: passed ? "" : detail()))
+        }
+        let L = c.length
+        if c.runs("prompt_length") {
+            verdict("prompt_length", p.count >= L.minPromptChars && p.count <= L.maxPromptChars, Double(p.count),
+                    p.count < L.minPromptChars ? "prompt shorter than \(L.minPromptChars) characters" : "prompt longer than \(L.maxPromptChars) characters")
+        }
+        if c.runs("answer_length") {
+            verdict("answer_length", q.count >= L.minAnswerChars && q.count <= L.maxAnswerChars, Double(q.count),
+                    q.count < L.minAnswerChars ? (q.isEmpty ? "empty answer" : "answer shorter than \(L.minAnswerChars) characters")
+                        : "answer longer than \(L.maxAnswerChars) characters")
+        }
+        if let tokens {
+            if c.runs("prompt_tokens") {
+                let n = tokens(rawPrompt)
+                verdict("prompt_tokens", L.maxPromptTokens == 0 || n <= L.maxPromptTokens, Double(n), "prompt longer than \(L.maxPromptTokens) tokens (\(n))")
+            }
+            if c.runs("answer_tokens") {
+                let n = tokens(rawAnswer)
+                verdict("answer_tokens", L.maxAnswerTokens == 0 || n <= L.maxAnswerTokens, Double(n), "answer longer than \(L.maxAnswerTokens) tokens (\(n))")
+            }
+        }
+        let R = c.repetition
+        // Repetition and special characters: the worse of prompt and answer, among texts long enough.
+        // Fenced code is left out of these (code repeats itself and is made of symbols).
+        let hasCode = prompt.contains("```") || answer.contains("```")
+        let pt = hasCode ? TextFilters.withoutCode(p) : p, qt = hasCode ? TextFilters.withoutCode(q) : q
+        func worse(_ measure: ([Unicode.Scalar]) -> Double, minChars: Int) -> (score: Double, part: String) {
+            let sp = pt.count >= minChars ? measure(pt) : 0, sq = qt.count >= minChars ? measure(qt) : 0
+            return sq >= sp ? (sq, "answer") : (sp, "prompt")
+        }
+        if c.runs("char_repetition") {
+            let r = worse(TextFilters.dominantCharacterShare, minChars: R.minChars)
+            verdict("char_repetition", r.score <= R.maxDominantCharacterShare, r.score,
+                    "one character is \(Int((r.score * 100).rounded()))% of the \(r.part)'s letters")
+        }
+        if c.runs("ngram_repetition") {
+            let r = worse({ TextFilters.ngramRepetition($0, n: R.ngram) }, minChars: R.minChars)
+            verdict("ngram_repetition", r.score <= R.maxNgramRepetition, r.score,
+                    "\(Int((r.score * 100).rounded()))% of the \(r.part)'s \(R.ngram)-character sequences repeat")
+        }
+        if c.runs("special_characters") {
+            let r = worse(TextFilters.specialCharacterShare, minChars: c.specialCharacters.minChars)
+            verdict("special_characters", r.score <= c.specialCharacters.maxShare, r.score,
+                    "\(Int((r.score * 100).rounded()))% of the \(r.part) is symbols or unusual characters")
+        }
+        if c.runs("mojibake") {
+            // On the stored text: normalization would fold some telltales away.
+            let found = TextFilters.mojibake(rawPrompt + "\n" + rawAnswer)
+            verdict("mojibake", found.isEmpty, Double(found.count), "garbled encoding: \(found.joined(separator: ", "))")
+        }
+        if c.runs("filler_opening") {
+            let f = TextFilters.fillerOpening(answer, fillers: c.filler.openings)
+            verdict("filler_opening", f == nil, nil, "answer opens with \"\(f ?? "")\"")
+        }
+        if c.runs("answer_echoes_prompt") {
+            let judged = q.count >= c.echo.minAnswerChars && Double(q.count) >= c.echo.minLengthRatio * Double(p.count)
+            let share = judged ? TextFilters.echo(prompt: p, answer: q) : 0
+            verdict("answer_echoes_prompt", share < c.echo.maxShare, share,
+                    "\(Int((share * 100).rounded()))% of the answer repeats the question")
+        }
+        if c.runs("language_mismatch") {
+            let sp = TextFilters.script(p), sq = TextFilters.script(q)
+            let mismatch = sp != .undetermined && sq != .undetermined && sp != sq
+                && !c.language.exemptPromptWords.contains { prompt.contains($0) }
+            verdict("language_mismatch", !mismatch, nil, "question in \(sp.rawValue), answer in \(sq.rawValue)")
+        }
+        if c.runs("pii") {
+            let kinds = Set(c.pii.kinds)
+            let findings = messages.flatMap { PII.findings(in: $0.content) }.filter { kinds.contains($0.kind.rawValue) }
+            var counts: [String: Int] = [:]
+            for f in findings { counts[f.kind.rawValue, default: 0] += 1 }
+            verdict("pii", findings.isEmpty, Double(findings.count),
+                    counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        }
+        if c.runs("boilerplate") {
+            a.sentences = sentences(q, minChars: c.boilerplate.minSentenceChars).map { Sentence(hash: $0.hash, length: $0.length) }
+        }
+        return a
+    }
+}
