@@ -78,19 +78,7 @@ extension CorpusStore {
             }
             // Quality verdicts: "default" is the newest check configuration with verdicts (none
             // when `corpus check` has not run), a hash (or a unique prefix of 8+ characters) names one.
-            let resolvedChecks: String?
-            switch spec.checks {
-            case "none": resolvedChecks = nil
-            case "default":
-                resolvedChecks = try String.fetchOne(db, sql: "SELECT hash FROM check_configs ORDER BY created_at DESC, rowid DESC LIMIT 1")
-            default:
-                let matches = spec.checks.count >= 8
-                    ? try String.fetchAll(db, sql: "SELECT hash FROM check_configs WHERE hash LIKE ? || '%'", arguments: [spec.checks]) : []
-                guard matches.count == 1 else {
-                    throw CorpusDBError(.notFound, "\(path): no single check configuration \(spec.checks); run `corpus check` first, give a hash from its output, or use --checks none")
-                }
-                resolvedChecks = matches[0]
-            }
+            let resolvedChecks = try CorpusStore.resolveChecks(db, spec.checks, path: path)
             // Under a configuration: the checks each record failed (PII is not a reason to leave a
             // record out: export redacts it), and which records were checked at all.
             var failed: [Int64: String] = [:]

@@ -137,8 +137,64 @@ extension CorpusStore {
         try pool.read { db in try String.fetchOne(db, sql: "SELECT config FROM check_configs WHERE hash = ?", arguments: [hash]) }
     }
 
-    /// The newest configuration `corpus check` ran with, or nil when none has run.
-    public func newestCheckConfiguration() throws -> String? {
-        try pool.read { db in try String.fetchOne(db, sql: "SELECT hash FROM check_configs ORDER BY created_at DESC, rowid DESC LIMIT 1") }
+    /// Resolves `--checks`: "none" is nil, "default" the newest configuration `corpus check` ran
+    /// with (nil when none has), anything else a hash or a unique prefix of 8+ characters.
+    /// - Throws: `CorpusDBError(.notFound)` when a hash names no single configuration.
+    public func resolveChecks(_ reference: String) throws -> String? {
+        try pool.read { db in try Self.resolveChecks(db, reference, path: path) }
+    }
+
+    static func resolveChecks(_ db: Database, _ reference: String, path: String) throws -> String? {
+        switch reference {
+        case "none": return nil
+        case "default":
+            return try String.fetchOne(db, sql: "SELECT hash FROM check_configs ORDER BY created_at DESC, rowid DESC LIMIT 1")
+        default:
+            let matches = reference.count >= 8
+                ? try String.fetchAll(db, sql: "SELECT hash FROM check_configs WHERE hash LIKE ? || '%'", arguments: [reference]) : []
+            guard matches.count == 1 else {
+                throw CorpusDBError(.notFound, "\(path): no single check configuration \(reference); run `corpus check` first, give a hash from its output, or use --checks none")
+            }
+            return matches[0]
+        }
+    }
+}
+
+/// What the report needs of one record: where it came from, its tags and its verdicts.
+public struct RecordFacts: Sendable {
+    public var id: Int64
+    public var sourceId: Int64
+    public var tags: [String: String]
+    public var withdrawn: Bool
+    /// The record's verdicts under the configuration asked for (none when it was not checked).
+    public var verdicts: [CheckVerdict]
+}
+
+extension CorpusStore {
+    /// Calls `body` for every record in id order with its verdicts under `configHash` (or none).
+    public func forEachRecordFacts(configHash: String?, _ body: (RecordFacts) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT r.id, r.source_id, r.tags, w.record_id IS NOT NULL AS withdrawn, c.name, c.passed, c.score, c.detail
+                FROM records r LEFT JOIN withdrawals w ON w.record_id = r.id
+                LEFT JOIN checks c ON c.record_id = r.id AND c.config_hash = ?
+                ORDER BY r.id
+                """, arguments: [configHash ?? ""])
+            var current: RecordFacts?
+            while let row = try rows.next() {
+                let id: Int64 = row["id"]
+                if current?.id != id {
+                    if let done = current { try body(done) }
+                    let tags: String = row["tags"]
+                    let decoded = (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [String: Any] ?? [:]
+                    current = RecordFacts(id: id, sourceId: row["source_id"], tags: decoded.compactMapValues { $0 as? String },
+                                          withdrawn: row["withdrawn"], verdicts: [])
+                }
+                if let name: String = row["name"] {
+                    current?.verdicts.append(CheckVerdict(recordId: id, name: name, passed: row["passed"], score: row["score"], detail: row["detail"]))
+                }
+            }
+            if let done = current { try body(done) }
+        }
     }
 }
