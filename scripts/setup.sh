@@ -22,6 +22,8 @@ run rejects
 run records --limit 5
 run show 1
 run check
+run report --taxonomy examples/taxonomy.json --html demo/report.html
+run dups
 run snapshot create demo --eval-ratio 0.2 --note "bundled examples"
 run snapshot verify demo
 run lineage snapshot demo
