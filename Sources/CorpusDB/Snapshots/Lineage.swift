@@ -137,6 +137,8 @@ extension CorpusStore {
                 try Withdrawal(recordId: id, reason: reason, requestedAt: now, erased: erase).insert(db)
                 if erase {
                     try db.execute(sql: #"UPDATE records SET conversation = '{"messages":[]}', original = '{}' WHERE id = ?"#, arguments: [id])
+                    // Signatures are derived from the text: they go with it.
+                    try db.execute(sql: "DELETE FROM minhash_signatures WHERE record_id = ?", arguments: [id])
                 }
                 report.withdrawn.append(id)
             }
