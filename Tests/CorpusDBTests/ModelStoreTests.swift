@@ -134,7 +134,7 @@ struct ModelStoreTests {
         }
         try queue.close()
         let store = try CorpusStore(path: path)
-        #expect(try store.schemaVersion() == 4)
+        #expect(try store.schemaVersion() == Migrations.latestVersion)
         #expect(try store.allModels().isEmpty)
         #expect(try store.register(Self.model("a")).model.id == 1)
     }
