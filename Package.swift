@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Decoding kernels in C (AVX-512 chosen at run time): attention for one query.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // MinHash signatures for near duplicates (AVX-512 chosen at run time).
+        .target(name: "CMinHash", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "CorpusDB",
             dependencies: [
@@ -41,7 +43,7 @@ let package = Package(
             dependencies: ["CorpusDB", "CICU", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Quality", dependencies: ["CorpusDB"], swiftSettings: swiftSettings),
+        .target(name: "Quality", dependencies: ["CorpusDB", "CMinHash"], swiftSettings: swiftSettings),
         .target(name: "Trainer", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",

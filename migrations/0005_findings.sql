@@ -4,12 +4,14 @@
 
 -- Members of exact-duplicate, near-duplicate and conflicting-answer groups under a configuration.
 -- The representative (the record kept; the first ingested by default) is a member of its own group.
+-- 'borderline': a pair just below the near-duplicate threshold, for review: record_id is the later
+-- record, representative_id the earlier one (which has no row of its own for the pair).
 CREATE TABLE duplicate_groups (
     config_hash       TEXT    NOT NULL REFERENCES check_configs (hash),
-    kind              TEXT    NOT NULL CHECK (kind IN ('exact', 'near', 'conflict')),
+    kind              TEXT    NOT NULL CHECK (kind IN ('exact', 'near', 'conflict', 'borderline')),
     record_id         INTEGER NOT NULL REFERENCES records (id),
     representative_id INTEGER NOT NULL REFERENCES records (id),
-    similarity        REAL,                          -- near: estimated Jaccard with the representative
+    similarity        REAL,                          -- near, borderline: estimated Jaccard with the representative
     PRIMARY KEY (config_hash, kind, record_id)
 ) WITHOUT ROWID;
 CREATE INDEX duplicate_groups_representative ON duplicate_groups (config_hash, kind, representative_id);

@@ -89,6 +89,7 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
     /// Checks not run at all.
     public var skip: [String] = []
     public var exactDuplicates = ExactDuplicates()
+    public var nearDuplicates = NearDuplicateSettings()
     public var length = Length()
     public var repetition = Repetition()
     public var specialCharacters = SpecialCharacters()
@@ -99,13 +100,13 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
     public var pii = PIIOptions()
 
     enum CodingKeys: String, CodingKey {
-        case advisory, skip, exactDuplicates = "exact_duplicates", length, repetition
+        case advisory, skip, exactDuplicates = "exact_duplicates", nearDuplicates = "near_duplicates", length, repetition
         case specialCharacters = "special_characters", filler, boilerplate, echo, language, pii
     }
 
     /// Every check `corpus check` can run, in the order they are reported.
     public static let checkNames = [
-        "exact_duplicate", "conflicting_answer", "prompt_length", "answer_length", "prompt_tokens", "answer_tokens",
+        "exact_duplicate", "near_duplicate", "conflicting_answer", "prompt_length", "answer_length", "prompt_tokens", "answer_tokens",
         "char_repetition", "ngram_repetition", "special_characters", "mojibake", "filler_opening", "boilerplate",
         "answer_echoes_prompt", "language_mismatch", "pii",
     ]
@@ -185,6 +186,7 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
         if let unknown = pii.kinds.first(where: { PII.Kind(rawValue: $0) == nil }) {
             throw CorpusDBError(.invalid, "\(path): pii.kinds has '\(unknown)'; known: \(PII.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        try nearDuplicates.validate(path: path)
         guard repetition.ngram >= 1 else { throw CorpusDBError(.invalid, "\(path): repetition.ngram must be at least 1") }
         guard boilerplate.minRecords >= 2 else { throw CorpusDBError(.invalid, "\(path): boilerplate.min_records must be at least 2") }
     }

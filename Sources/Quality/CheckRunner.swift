@@ -19,6 +19,8 @@ public struct CheckOutcome: Sendable {
     public var groups: [DuplicateGroup]
     /// Recurring sentences, most frequent first: the text and in how many answers it occurs.
     public var boilerplate: [(sentence: String, records: Int)]
+    /// MinHash signatures computed in this run (those not given as already stored), to store.
+    public var newSignatures: [(recordId: Int64, signature: [UInt32])] = []
 }
 
 /// Runs the configured checks over records.
@@ -32,9 +34,14 @@ public enum CheckRunner {
     /// Token counts of a text, when a tokenizer was given (`corpus check --model`).
     public typealias TokenCounter = @Sendable (String) -> Int
 
+    /// - Parameter signatures: MinHash signatures already stored under
+    ///   `c.nearDuplicates.signatureKey`, by record id; the others are computed and returned in
+    ///   `newSignatures`.
     public static func run(_ records: [CheckInput], configuration c: CheckConfiguration,
-                           judged: Set<Int64>? = nil, tokens: TokenCounter? = nil) -> CheckOutcome {
-        let analyses = analyseAll(records, c, tokens: tokens)
+                           judged: Set<Int64>? = nil, tokens: TokenCounter? = nil,
+                           signatures: [Int64: [UInt32]] = [:]) -> CheckOutcome {
+        let hasher = c.runs("near_duplicate") ? MinHasher(c.nearDuplicates) : nil
+        let analyses = analyseAll(records, c, tokens: tokens, hasher: hasher, stored: signatures)
         var verdicts: [CheckVerdict] = []
         verdicts.reserveCapacity(records.count * 12)
         func judge(_ id: Int64) -> Bool { judged?.contains(id) ?? true }
@@ -70,6 +77,34 @@ public enum CheckRunner {
             groups.append(DuplicateGroup(kind: .conflict, representative: records[members[0]].id, members: members.map { records[$0].id }))
         }
 
+        // Near duplicates among the records that are not exact copies of an earlier one.
+        var near = NearDuplicateFinder.Result()
+        var newSignatures: [(recordId: Int64, signature: [UInt32])] = []
+        if let hasher {
+            let P = hasher.settings.permutations
+            var ids: [Int64] = [], flat: [UInt32] = []
+            for i in order {
+                guard let signature = analyses[i].signature ?? signatures[records[i].id], signature.count == P else { continue }
+                if analyses[i].signature != nil { newSignatures.append((records[i].id, signature)) }
+                guard duplicateOf[i] == nil else { continue }
+                ids.append(records[i].id)
+                flat += signature
+            }
+            near = NearDuplicateFinder.find(ids: ids, signatures: flat, settings: hasher.settings)
+            var members: [Int64: [Int64]] = [:]
+            for (id, match) in near.duplicates { members[match.other, default: []].append(id) }
+            for rep in members.keys.sorted() {
+                let later = (members[rep] ?? []).sorted()
+                var similarity = [rep: 1.0]
+                for m in later { similarity[m] = near.duplicates[m]?.similarity }
+                groups.append(DuplicateGroup(kind: .near, representative: rep, members: [rep] + later, similarity: similarity))
+            }
+            for id in near.borderline.keys.sorted() {
+                guard let match = near.borderline[id] else { continue }
+                groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
+            }
+        }
+
         // Boilerplate: sentences recurring in many answers, counted once per answer. Only hashes
         // are kept per record; the text of a recurring sentence is read again from its first record.
         var sentenceRecords: [UInt64: (records: Int, first: Int)] = [:]
@@ -102,6 +137,14 @@ public enum CheckRunner {
                     verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: true, score: nil, detail: ""))
                 }
             }
+            if hasher != nil {
+                if let match = near.duplicates[id] {
+                    verdicts.append(CheckVerdict(recordId: id, name: "near_duplicate", passed: false, score: match.similarity,
+                                                 detail: "near duplicate of record \(match.other) (similarity \(String(format: "%.2f", match.similarity)))"))
+                } else {
+                    verdicts.append(CheckVerdict(recordId: id, name: "near_duplicate", passed: true, score: near.borderline[id]?.similarity, detail: ""))
+                }
+            }
             if c.runs("conflicting_answer") {
                 if let found = conflict[i] {
                     let detail = found.first == id ? "same question as later records with other answers (\(found.answers) different answers)"
@@ -123,7 +166,7 @@ public enum CheckRunner {
                 verdicts.append(CheckVerdict(recordId: id, name: "boilerplate", passed: passed, score: share, detail: detail))
             }
         }
-        return CheckOutcome(verdicts: verdicts, groups: groups, boilerplate: boilerplate)
+        return CheckOutcome(verdicts: verdicts, groups: groups, boilerplate: boilerplate, newSignatures: newSignatures)
     }
 
     // MARK: Per-record analysis
@@ -153,11 +196,14 @@ public enum CheckRunner {
         var sentences: [Sentence] = []
         /// Verdicts that need nothing but the record itself.
         var verdicts: [CheckVerdict] = []
+        /// The MinHash signature, when computed here (not stored already and there is text to compare).
+        var signature: [UInt32]?
     }
 
     /// Analyses every record, split over the cores in contiguous chunks; the result does not
     /// depend on the number of cores.
-    static func analyseAll(_ records: [CheckInput], _ c: CheckConfiguration, tokens: TokenCounter?) -> [Analysis] {
+    static func analyseAll(_ records: [CheckInput], _ c: CheckConfiguration, tokens: TokenCounter?,
+                           hasher: MinHasher? = nil, stored: [Int64: [UInt32]] = [:]) -> [Analysis] {
         let results = AnalysisBuffer(count: records.count)
         let parts = min(records.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 8)
         guard parts > 0 else { return [] }
@@ -165,7 +211,10 @@ public enum CheckRunner {
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let start = p * chunk, end = min(records.count, start + chunk)
             guard start < end else { return }
-            for i in start..<end { results.set(i, analyse(records[i], c, tokens: tokens)) }
+            for i in start..<end {
+                let sign = stored[records[i].id] == nil ? hasher : nil
+                results.set(i, analyse(records[i], c, tokens: tokens, hasher: sign))
+            }
         }
         return results.values
     }
@@ -188,15 +237,17 @@ public enum CheckRunner {
         var values: [Analysis] { Array(buffer) }
     }
 
-    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?) -> Analysis {
+    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil) -> Analysis {
         let id = record.id
         var a = Analysis()
         let messages = record.conversation.messages
         // Keys of the normalized turns (role, U+001F, text, U+001E), as `ExactDuplicates.key`.
         var pairText = "", promptText = ""
         var prompt = "", answer = "", rawPrompt = "", rawAnswer = ""
+        var turns: [(role: Role, text: String)] = []
         for m in messages {
             let n = Normalizer.comparable(m.content)
+            if hasher != nil { turns.append((m.role, n)) }
             let turn = "\(m.role.rawValue)\u{1F}\(n)\u{1E}"
             pairText += turn
             if m.role == .system || m.role == .user { promptText += turn }
@@ -208,6 +259,7 @@ public enum CheckRunner {
                 rawAnswer += rawAnswer.isEmpty ? m.content : "\n" + m.content
             }
         }
+        if let hasher { a.signature = hasher.signature(of: hasher.comparableScalars(normalizedTurns: turns)) }
         a.pairKey = ContentHash.sha256Hex(Array(pairText.utf8))
         a.promptKey = ContentHash.sha256Hex(Array(promptText.utf8))
         let p = Array(prompt.unicodeScalars), q = Array(answer.unicodeScalars)

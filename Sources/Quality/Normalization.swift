@@ -8,7 +8,11 @@ import Foundation
 /// (general category Cc) other than whitespace are dropped; every run of whitespace (Unicode
 /// White_Space) becomes one space; leading and trailing spaces are removed.
 public enum Normalizer {
+    /// Changes whenever what `comparable` returns could change (stored MinHash signatures depend on it).
+    public static let version = 1
+
     public static func comparable(_ text: String) -> String {
+        if let fast = comparableWithoutFoundation(text) { return fast }
         let folded = text.precomposedStringWithCompatibilityMapping
         var out = String.UnicodeScalarView()
         var pendingSpace = false
@@ -20,6 +24,34 @@ public enum Normalizer {
             if scalar.properties.generalCategory == .control { continue }
             if pendingSpace { out.append(" "); pendingSpace = false }
             out.append(scalar)
+        }
+        return String(out)
+    }
+
+    /// The same result without Foundation's NFKC when every scalar is one whose NFKC form is
+    /// known here: ASCII, CJK unified ideographs, the common CJK punctuation and quotes (all
+    /// unchanged by NFKC and never composed with a neighbour), the ideographic space (a space)
+    /// and the full-width forms U+FF01-FF5E (their ASCII counterparts). Nil when another scalar
+    /// occurs (then NFKC may compose or decompose it); tests check it agrees with the slow path.
+    public static func comparableWithoutFoundation(_ text: String) -> String? {
+        var out = String.UnicodeScalarView()
+        var pendingSpace = false
+        for scalar in text.unicodeScalars {
+            var v = scalar.value
+            if v >= 0xFF01 && v <= 0xFF5E { v -= 0xFEE0 } else if v == 0x3000 { v = 0x20 }
+            if v < 0x80 {
+                if v == 0x20 || (v >= 0x09 && v <= 0x0D) {
+                    pendingSpace = !out.isEmpty
+                    continue
+                }
+                if v < 0x20 || v == 0x7F { continue }
+            } else if !((v >= 0x4E00 && v <= 0x9FFF) || (v >= 0x3001 && v <= 0x3002) || (v >= 0x3008 && v <= 0x3011)
+                        || v == 0x2018 || v == 0x2019 || v == 0x201C || v == 0x201D || v == 0x2014) {
+                return nil
+            }
+            if pendingSpace { out.append(" "); pendingSpace = false }
+            guard let s = Unicode.Scalar(v) else { return nil }
+            out.append(s)
         }
         return String(out)
     }

@@ -29,7 +29,7 @@ struct CheckTests {
         #expect(checks["answer_length"] == ["checked": 5, "failed": 1])        // "好"
         #expect(checks["pii"] == ["checked": 5, "failed": 1])                  // the mobile number
         #expect(checks["prompt_length"] == ["checked": 5, "failed": 0])
-        #expect(first["verdicts_added"] as? Int == 65)   // 13 checks × 5 records (no tokenizer: no token checks)
+        #expect(first["verdicts_added"] as? Int == 70)   // 14 checks × 5 records (no tokenizer: no token checks)
         let hash = try #require(first["config_hash"] as? String)
         // The same configuration again changes nothing.
         let again = try #require(try TestSupport.run(["check", "--db", db, "--json"]).json() as? [String: Any])

@@ -41,7 +41,7 @@ struct ReportTests {
         #expect(report["near_duplicates"] as? Int == 0)
         #expect(report["kept"] as? Int == 24)
         let checks = try #require(report["checks"] as? [String: [String: Any]])
-        #expect(checks.count == 13)
+        #expect(checks.count == 14)
         #expect(checks["exact_duplicate"]?["failed"] as? Int == 2)
         #expect(checks["pii"]?["failed"] as? Int == 0)
         #expect(checks["pii"]?["advisory"] as? Bool == true)

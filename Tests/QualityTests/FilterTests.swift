@@ -123,8 +123,8 @@ struct FilterTests {
         #expect(outcome.verdicts.first { $0.recordId == 2 && $0.name == "conflicting_answer" }?.detail
             == "same question as record 1 with another answer (2 different answers)")
         #expect(outcome.groups == [DuplicateGroup(kind: .conflict, representative: 1, members: [1, 2])])
-        // 13 checks for each of 11 records; no tokenizer, so no token checks.
-        #expect(outcome.verdicts.count == 13 * 11)
+        // 14 checks for each of 11 records; no tokenizer, so no token checks.
+        #expect(outcome.verdicts.count == 14 * 11)
     }
 
     @Test func boilerplateByFrequency() {

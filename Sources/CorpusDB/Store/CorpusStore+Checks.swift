@@ -21,7 +21,9 @@ public struct CheckVerdict: Sendable, Equatable {
 /// A group of records found to be the same (exact or near duplicates) or to ask the same
 /// question with different answers (conflict); table `duplicate_groups`.
 public struct DuplicateGroup: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case exact, near, conflict }
+    /// `borderline`: a pair just below the near-duplicate threshold, listed for review; its one
+    /// member is the later record and the representative the earlier one.
+    public enum Kind: String, Sendable, CaseIterable { case exact, near, conflict, borderline }
     public var kind: Kind
     /// The record kept (the first ingested by default); also the first of `members`.
     public var representative: Int64
@@ -59,6 +61,7 @@ extension CorpusStore {
                 added += db.changesCount
             }
             // Groups and recurring sentences describe the corpus as checked now: replaced, not kept.
+            try db.execute(sql: "DELETE FROM duplicate_groups WHERE config_hash = ?", arguments: [configHash])
             let member = try db.makeStatement(sql: """
                 INSERT OR REPLACE INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
                 """)
@@ -74,6 +77,25 @@ extension CorpusStore {
             }
             try Self.audit(db, command: "check", arguments: arguments, outcome: ["config": configHash, "verdicts_added": added])
             return added
+        }
+    }
+
+    /// Stored MinHash signatures under a signature key (`NearDuplicateSettings.signatureKey`), by record id.
+    public func minHashSignatures(key: String) throws -> [Int64: Data] {
+        try pool.read { db in
+            var out: [Int64: Data] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ?", arguments: [key])
+            while let row = try rows.next() { out[row["record_id"]] = row["signature"] }
+            return out
+        }
+    }
+
+    /// Stores signatures computed under a signature key (already stored ones are left as they are).
+    public func saveMinHashSignatures(_ signatures: [(recordId: Int64, blob: Data)], key: String) throws {
+        guard !signatures.isEmpty else { return }
+        try pool.write { db in
+            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)")
+            for s in signatures { try insert.execute(arguments: [s.recordId, key, s.blob]) }
         }
     }
 

@@ -52,7 +52,16 @@ struct CheckCommand: ParsableCommand {
                 judged = Set(chosen.compactMap(\.id))
             }
             let items = try all.map { CheckInput(id: $0.id ?? 0, conversation: try $0.decodedConversation()) }
-            let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens)
+            // Signatures stored by earlier runs are reused: only new records are signed.
+            let signatureKey = configuration.nearDuplicates.signatureKey
+            var stored: [Int64: [UInt32]] = [:]
+            if configuration.runs("near_duplicate") {
+                for (id, blob) in try store.minHashSignatures(key: signatureKey) {
+                    if let s = MinHasher.signature(blob: blob, permutations: configuration.nearDuplicates.permutations) { stored[id] = s }
+                }
+            }
+            let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens, signatures: stored)
+            try store.saveMinHashSignatures(outcome.newSignatures.map { ($0.recordId, MinHasher.blob($0.signature)) }, key: signatureKey)
             let added = try store.saveVerdicts(outcome.verdicts, configHash: hash, configJSON: try configuration.canonicalJSON(),
                                                groups: outcome.groups, boilerplate: outcome.boilerplate,
                                                arguments: CommandLine.arguments)

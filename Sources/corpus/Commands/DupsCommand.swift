@@ -29,6 +29,10 @@ struct DupsCommand: ParsableCommand {
             }
             let kind: DuplicateGroup.Kind = near ? .near : conflicts ? .conflict : .exact
             let groups = try store.duplicateGroups(configHash: hash, kind: kind)
+            // With --near, the pairs just below the threshold, most similar first, for a person to judge.
+            let borderline = near ? try store.duplicateGroups(configHash: hash, kind: .borderline)
+                .flatMap { g in g.members.map { (earlier: g.representative, later: $0, similarity: g.similarity[$0] ?? 0) } }
+                .sorted { ($0.similarity, -$0.later) > ($1.similarity, -$1.later) } : []
             let shown = groups.sorted { ($0.members.count, -$0.representative) > ($1.members.count, -$1.representative) }.prefix(show)
             func texts(_ id: Int64) throws -> (prompt: String, answer: String) {
                 guard let r = try store.record(id: id), let c = try? r.decodedConversation() else { return ("", "") }
@@ -47,8 +51,19 @@ struct DupsCommand: ParsableCommand {
                     }
                     list.append(["representative": g.representative, "size": g.members.count, "members": members])
                 }
-                Output.printJSON(["config_hash": hash, "kind": kind.rawValue, "groups": groups.count,
-                                  "records": groups.reduce(0) { $0 + $1.members.count }, "shown": list])
+                var object: [String: Any] = ["config_hash": hash, "kind": kind.rawValue, "groups": groups.count,
+                                             "records": groups.reduce(0) { $0 + $1.members.count }, "shown": list]
+                if near {
+                    var pairs: [[String: Any]] = []
+                    for p in borderline.prefix(show) {
+                        let a = try texts(p.earlier), b = try texts(p.later)
+                        pairs.append(["earlier": ["id": p.earlier, "prompt": a.prompt, "answer": a.answer],
+                                      "later": ["id": p.later, "prompt": b.prompt, "answer": b.answer], "similarity": p.similarity])
+                    }
+                    object["borderline"] = borderline.count
+                    object["borderline_shown"] = pairs
+                }
+                Output.printJSON(object)
                 return
             }
             let noun = kind == .exact ? "exact-duplicate" : kind == .near ? "near-duplicate" : "conflicting-answer"
@@ -72,6 +87,17 @@ struct DupsCommand: ParsableCommand {
                         : head + " +\(v.ids.count - 1) identical"
                     return [ids, v.similarity.map { String(format: "%.2f", $0) } ?? "", Output.excerpt(v.prompt, 36), Output.excerpt(v.answer, 48)]
                 })
+            }
+            if near {
+                print("\n\(borderline.count) borderline pairs (just below the threshold; both records kept): review them, and raise or lower near_duplicates.threshold if they are duplicates or not")
+                for p in borderline.prefix(show) {
+                    let a = try texts(p.earlier), b = try texts(p.later)
+                    print("")
+                    Output.printTable(header: ["record", "similarity", "question", "answer"], rows: [
+                        ["#\(p.earlier)", "", Output.excerpt(a.prompt, 36), Output.excerpt(a.answer, 48)],
+                        ["#\(p.later)", String(format: "%.2f", p.similarity), Output.excerpt(b.prompt, 36), Output.excerpt(b.answer, 48)],
+                    ])
+                }
             }
         }
     }
