@@ -76,4 +76,34 @@ struct CheckTests {
         let printed = try TestSupport.run(["check", "--print-config"])
         #expect(printed.stdout.contains("\"min_answer_chars\" : 2"))
     }
+
+    /// A newly ingested file is compared with the corpus through the stored signatures: only its
+    /// own records are signed, and its near copy of an earlier record is found.
+    @Test func newRecordsAreComparedWithStoredSignatures() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let first = dir.appendingPathComponent("a.jsonl"), second = dir.appendingPathComponent("b.jsonl")
+        try Data((Self.rows.joined(separator: "\n") + "\n").utf8).write(to: first)
+        try Data((#"{"messages":[{"role":"user","content":"发烧吃什么药？"},{"role":"assistant","content":"体温超过38.5℃可以服用退烧药，并及时就医。"}]}"# + "\n"
+                  + #"{"messages":[{"role":"user","content":"晚上睡不着怎么办？"},{"role":"assistant","content":"睡前不要喝咖啡，规律作息。"}]}"# + "\n").utf8).write(to: second)
+        let db = dir.appendingPathComponent("corpus.db").path
+        #expect(try TestSupport.run(["init", "--db", db]).status == 0)
+        #expect(try TestSupport.run(["ingest", "--db", db, first.path]).status == 0)
+        let one = try #require(try TestSupport.run(["check", "--db", db, "--json"]).json() as? [String: Any])
+        #expect(one["signatures_computed"] as? Int == 5)
+        #expect(one["signatures_reused"] as? Int == 0)
+        #expect(try TestSupport.run(["ingest", "--db", db, second.path]).status == 0)
+        let two = try #require(try TestSupport.run(["check", "--db", db, "--source", "2", "--json"]).json() as? [String: Any])
+        #expect(two["records"] as? Int == 2)
+        #expect(two["signatures_computed"] as? Int == 2)
+        #expect(two["signatures_reused"] as? Int == 5)
+        #expect(two["verdicts_added"] as? Int == 28)
+        let store = try CorpusStore(path: db)
+        let near = try store.verdicts(recordId: 6).first { $0.verdict.name == "near_duplicate" }?.verdict
+        #expect(near?.passed == false)
+        #expect(near?.detail.hasPrefix("near duplicate of record 5 (similarity") == true)
+        #expect(try store.verdicts(recordId: 7).first { $0.verdict.name == "near_duplicate" }?.verdict.passed == true)
+        let dups = try #require(try TestSupport.run(["dups", "--db", db, "--near", "--json"]).json() as? [String: Any])
+        #expect(dups["groups"] as? Int == 1)
+        #expect((dups["shown"] as? [[String: Any]])?.first?["representative"] as? Int == 5)
+    }
 }

@@ -69,9 +69,13 @@ struct CheckCommand: ParsableCommand {
             let judgedCount = judged?.count ?? items.count
             if output.json {
                 Output.printJSON(["config_hash": hash, "records": judgedCount, "verdicts_added": added,
+                                  "signatures_computed": outcome.newSignatures.count, "signatures_reused": stored.count,
                                   "checks": Dictionary(uniqueKeysWithValues: summary.map { ($0.name, ["checked": $0.checked, "failed": $0.failed]) })])
             } else {
                 print("checked \(judgedCount) records with configuration \(hash.prefix(12)) (\(added) new verdicts)")
+                if configuration.runs("near_duplicate") {
+                    print("MinHash signatures: \(outcome.newSignatures.count) computed, \(stored.count) reused from earlier checks")
+                }
                 Output.printTable(header: ["check", "checked", "failed"], rows: summary.map { [$0.name, "\($0.checked)", "\($0.failed)"] })
                 if !configuration.advisory.isEmpty {
                     print("advisory (reported, never a reason to leave a record out): \(configuration.advisory.joined(separator: ", "))")
