@@ -77,6 +77,15 @@ extension CorpusStore {
         }
     }
 
+    /// Calls `body` with every record's id and canonical conversation JSON, in id order, reading
+    /// only those two columns (the checks need nothing else; the original fields can be large).
+    public func forEachConversation(_ body: (Int64, String) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, conversation FROM records ORDER BY id")
+            while let row = try rows.next() { try body(row[0], row[1]) }
+        }
+    }
+
     /// The record with this id, or nil.
     public func record(id: Int64) throws -> Record? {
         try pool.read { db in try Record.fetchOne(db, key: id) }

@@ -39,7 +39,7 @@ struct CheckCommand: ParsableCommand {
             for id in source where try store.source(id: id) == nil {
                 throw CorpusDBError(.notFound, "\(store.path): no source \(id); `corpus sources` lists them")
             }
-            let all = try store.records()
+            let timing = PhaseTimer()
             var judged: Set<Int64>?
             if !source.isEmpty || !tag.isEmpty {
                 let filters = tag.compactMap(TagFilter.init(parsing:))
@@ -51,7 +51,11 @@ struct CheckCommand: ParsableCommand {
                 }
                 judged = Set(chosen.compactMap(\.id))
             }
-            let items = try all.map { CheckInput(id: $0.id ?? 0, conversation: try $0.decodedConversation()) }
+            var items: [CheckInput] = []
+            try store.forEachConversation { id, json in
+                items.append(CheckInput(id: id, conversation: try CanonicalJSON.decode(json)))
+            }
+            timing.mark("read \(items.count) conversations")
             // Signatures stored by earlier runs are reused: only new records are signed.
             let signatureKey = configuration.nearDuplicates.signatureKey
             var stored: [Int64: [UInt32]] = [:]
@@ -60,11 +64,14 @@ struct CheckCommand: ParsableCommand {
                     if let s = MinHasher.signature(blob: blob, permutations: configuration.nearDuplicates.permutations) { stored[id] = s }
                 }
             }
+            timing.mark("read \(stored.count) stored signatures")
             let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens, signatures: stored)
+            timing.mark("checks (\(outcome.verdicts.count) verdicts)")
             try store.saveMinHashSignatures(outcome.newSignatures.map { ($0.recordId, MinHasher.blob($0.signature)) }, key: signatureKey)
             let added = try store.saveVerdicts(outcome.verdicts, configHash: hash, configJSON: try configuration.canonicalJSON(),
                                                groups: outcome.groups, boilerplate: outcome.boilerplate,
                                                arguments: CommandLine.arguments)
+            timing.mark("stored verdicts, groups and signatures")
             let summary = try store.checkSummary(configHash: hash)
             let judgedCount = judged?.count ?? items.count
             if output.json {

@@ -92,3 +92,15 @@ enum Exit {
         }
     }
 }
+
+/// With CORPUS_TIMING=1, prints the seconds since it was made at the end of each phase to stderr
+/// (as `corpus ingest` does); silent otherwise.
+final class PhaseTimer {
+    private let start = Date()
+    private let enabled = ProcessInfo.processInfo.environment["CORPUS_TIMING"] == "1"
+
+    func mark(_ phase: @autoclosure () -> String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data(String(format: "  [timing] %@ done at %.3fs\n", phase(), Date().timeIntervalSince(start)).utf8))
+    }
+}
