@@ -143,9 +143,8 @@ public struct MinHasher: Sendable {
 
     /// A signature as stored: little-endian unsigned 32-bit integers, one per permutation.
     public static func blob(_ signature: [UInt32]) -> Data {
-        var data = Data(capacity: signature.count * 4)
-        for v in signature { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
-        return data
+        let littleEndian = signature.map(\.littleEndian)
+        return littleEndian.withUnsafeBytes { Data($0) }
     }
 
     /// A stored signature; nil when its length is not `permutations` values.

@@ -167,7 +167,9 @@ public enum TextFilters {
     public static func fillerOpening(_ answer: String, fillers: [String]) -> String? {
         for filler in fillers {
             let f = Normalizer.comparable(filler)
-            guard !f.isEmpty, answer.hasPrefix(f) else { continue }
+            // Both normalized: compare scalars (String.hasPrefix would compare grapheme clusters
+            // under canonical equivalence, much slower and not needed here).
+            guard !f.isEmpty, answer.unicodeScalars.starts(with: f.unicodeScalars) else { continue }
             if let last = f.unicodeScalars.last, isLatinLetter(last.value),
                let after = answer.unicodeScalars.dropFirst(f.unicodeScalars.count).first, isLatinLetter(after.value) {
                 continue

@@ -38,10 +38,92 @@ public enum CanonicalJSON {
     /// Parses text written by `encode` (or any JSON of the same shape).
     /// - Throws: `CorpusDBError(.cannotOpen)` naming the problem when the text is not a conversation.
     public static func decode(_ text: String) throws -> Conversation {
+        if let fast = decodeCanonical(text) { return fast }
         do {
             return try JSONDecoder().decode(Conversation.self, from: Data(text.utf8))
         } catch {
             throw CorpusDBError(.cannotOpen, "stored conversation is not valid canonical JSON: \(error)")
+        }
+    }
+
+    /// Reads the exact form `encode` writes without Foundation's JSON parser (several times
+    /// faster; `corpus check` reads every record); nil for anything else, which then goes
+    /// through `JSONDecoder`.
+    static func decodeCanonical(_ text: String) -> Conversation? {
+        var text = text
+        return text.withUTF8 { b -> Conversation? in
+            var i = 0
+            func expect(_ literal: StaticString) -> Bool {
+                let n = literal.utf8CodeUnitCount
+                guard i + n <= b.count else { return false }
+                let p = literal.utf8Start
+                for k in 0..<n where b[i + k] != p[k] { return false }
+                i += n
+                return true
+            }
+            func string() -> String? {
+                guard i < b.count, b[i] == 0x22 else { return nil }
+                i += 1
+                var out: [UInt8] = []
+                var start = i
+                while i < b.count {
+                    let c = b[i]
+                    if c == 0x22 {
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<i]))
+                        i += 1
+                        return String(decoding: out, as: UTF8.self)
+                    }
+                    if c < 0x20 { return nil }
+                    guard c == 0x5C else { i += 1; continue }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<i]))
+                    guard i + 1 < b.count else { return nil }
+                    switch b[i + 1] {
+                    case 0x22: out.append(0x22)
+                    case 0x5C: out.append(0x5C)
+                    case 0x2F: out.append(0x2F)
+                    case UInt8(ascii: "n"): out.append(0x0A)
+                    case UInt8(ascii: "r"): out.append(0x0D)
+                    case UInt8(ascii: "t"): out.append(0x09)
+                    case UInt8(ascii: "b"): out.append(0x08)
+                    case UInt8(ascii: "f"): out.append(0x0C)
+                    case UInt8(ascii: "u"):
+                        // Canonical text escapes only U+0000-U+001F this way.
+                        guard i + 5 < b.count, b[i + 2] == 0x30, b[i + 3] == 0x30,
+                              let hi = hexValue(b[i + 4]), let lo = hexValue(b[i + 5]), hi < 2 else { return nil }
+                        out.append(hi << 4 | lo)
+                        i += 4
+                    default: return nil
+                    }
+                    i += 2
+                    start = i
+                }
+                return nil
+            }
+            guard expect(#"{"messages":["#) else { return nil }
+            var messages: [Message] = []
+            if i < b.count, b[i] == UInt8(ascii: "]") {
+                i += 1
+            } else {
+                while true {
+                    guard expect(#"{"role":"#), let role = string().flatMap(Role.init(rawValue:)),
+                          expect(#","content":"#), let content = string(), expect("}") else { return nil }
+                    messages.append(Message(role: role, content: content))
+                    if expect(",") { continue }
+                    guard expect("]") else { return nil }
+                    break
+                }
+            }
+            guard expect("}"), i == b.count else { return nil }
+            return Conversation(messages: messages)
+        }
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x61 + 10
+        case 0x41...0x46: return c - 0x41 + 10
+        default: return nil
         }
     }
 
