@@ -148,7 +148,10 @@ extension Report {
             var s = "<svg viewBox=\"0 0 \(width) \(labels.count * rowH + 4)\" width=\"100%\" role=\"img\">"
             for (i, (label, v)) in zip(labels, values).enumerated() {
                 let y = i * rowH + 2, w = max(1, v * barW / top)
-                s += "<text x=\"\(labelW - 6)\" y=\"\(y + 15)\" text-anchor=\"end\">\(esc(String(label.prefix(18))))</text>"
+                // About 11 Chinese characters fit beside the bar; longer labels end in "…", with the
+                // whole label as the tooltip.
+                let short = label.count > 11 ? String(label.prefix(10)) + "…" : label
+                s += "<text x=\"\(labelW - 6)\" y=\"\(y + 15)\" text-anchor=\"end\"><title>\(esc(label))</title>\(esc(short))</text>"
                 s += "<rect x=\"\(labelW)\" y=\"\(y + 3)\" width=\"\(w)\" height=\"16\" rx=\"3\" fill=\"\(color)\"/>"
                 s += "<text x=\"\(labelW + w + 5)\" y=\"\(y + 15)\">\(v)</text>"
             }
