@@ -113,3 +113,25 @@ extension CorpusStore {
                             removed: before.filter { !afterHashes.contains($0.contentHash) }, tagChanges: changes)
     }
 }
+
+extension CorpusStore {
+    /// The conversations of a snapshot's split ("train" or "eval"), in the snapshot's order, for
+    /// training and evaluation; withdrawn records are left out and counted.
+    public func snapshotConversations(_ snapshot: Snapshot, split: String) throws -> (members: [(recordId: Int64, conversation: Conversation)], withdrawn: Int) {
+        let rows = try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT m.record_id, r.conversation, w.record_id IS NOT NULL AS withdrawn
+                FROM snapshot_records m JOIN records r ON r.id = m.record_id
+                LEFT JOIN withdrawals w ON w.record_id = m.record_id
+                WHERE m.snapshot_id = ? AND m.split = ? ORDER BY m.position
+                """, arguments: [snapshot.id, split])
+        }
+        var members: [(recordId: Int64, conversation: Conversation)] = []
+        var withdrawn = 0
+        for row in rows {
+            if row["withdrawn"] as Bool { withdrawn += 1; continue }
+            members.append((row["record_id"], try CanonicalJSON.decode(row["conversation"])))
+        }
+        return (members, withdrawn)
+    }
+}
