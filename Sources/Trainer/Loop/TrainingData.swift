@@ -21,7 +21,7 @@ public struct TrainingExample: Sendable, Equatable {
 /// Tokenized training examples and what happened to those that did not fit.
 public struct PreparedData: Sendable {
     public var examples: [TrainingExample] = []
-    /// Examples cut to `maxLength` tokens (their answers are partly kept).
+    /// Examples kept but cut to `maxLength` tokens (their answers are partly kept).
     public var truncated = 0
     /// Records left out, with the reason ("longer than --max-len", "no answer to learn").
     public var dropped: [(recordId: Int64, reason: String)] = []
@@ -49,14 +49,14 @@ public enum TrainingData {
         var out = PreparedData()
         for c in conversations {
             var (ids, mask) = template.encode(c.messages, tokenizer: tokenizer)
-            if ids.count > maxLength {
+            let cut = ids.count > maxLength
+            if cut {
                 guard overflow == .truncate else {
                     out.dropped.append((c.id, "longer than --max-len \(maxLength) tokens (\(ids.count))"))
                     continue
                 }
                 ids.removeLast(ids.count - maxLength)
                 mask.removeLast(mask.count - maxLength)
-                out.truncated += 1
             }
             // Position t predicts token t + 1: shift the assistant mask left by one.
             var targets = [Bool](repeating: false, count: ids.count)
@@ -66,6 +66,7 @@ public enum TrainingData {
                 out.dropped.append((c.id, ids.count >= maxLength ? "no answer within --max-len \(maxLength) tokens" : "no answer to learn"))
                 continue
             }
+            if cut { out.truncated += 1 }
             out.examples.append(example)
         }
         return out
