@@ -232,7 +232,7 @@ struct LineageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lineage",
         abstract: "Trace a snapshot, record or source: where it came from and what used it.",
-        subcommands: [LineageSnapshot.self, LineageRecord.self, LineageSource.self])
+        subcommands: [LineageSnapshot.self, LineageRecord.self, LineageSource.self, LineageAdapter.self])
 }
 
 struct LineageSnapshot: ParsableCommand {
