@@ -1,0 +1,144 @@
+extension TrainingEngine {
+    /// Checks a batch against the vocabulary: every id in range, one mask flag per id.
+    /// - Throws: `TrainerError.unsupported` naming the sequence and position.
+    func validate(_ batch: [TrainingSequence]) throws {
+        let V = c.vocabSize
+        for (i, sequence) in batch.enumerated() {
+            guard sequence.targetMask.count == sequence.ids.count else {
+                throw TrainerError.unsupported("training sequence \(i): \(sequence.ids.count) ids but \(sequence.targetMask.count) target flags; give one flag per id")
+            }
+            if let p = sequence.ids.firstIndex(where: { $0 < 0 || Int($0) >= V }) {
+                throw TrainerError.unsupported("training sequence \(i), position \(p): token id \(sequence.ids[p]) is outside the vocabulary (0..<\(V)); was it tokenized for another model?")
+            }
+        }
+    }
+
+    /// Runs the batch one sequence at a time (sequences never see each other) and returns the
+    /// summed cross-entropy of the target positions. With `lora.da`/`db` present, also adds
+    /// ∂(sum / normalizer)/∂(A, B) into them. `dropout` nil means evaluation (no dropout).
+    func run(batch: [TrainingSequence], lora: LoRABuffers<S>, normalizer: Int, dropoutSeed: UInt64?) -> (sum: Double, tokens: Int) {
+        let capacity = batch.map(\.ids.count).max() ?? 0
+        guard capacity > 0 else { return (0, 0) }
+        let training = lora.da != nil
+        let C = c.hiddenSize, L = c.numHiddenLayers
+        let saveAll = training && !options.recomputeActivations
+        let acts = (0..<(saveAll ? L : 1)).map { _ in BlockActivations<S>(capacity: capacity, c, rank: lora.rank, slots: lora.slots) }
+        let inputs = (0...L).map { _ in ScalarBuffer<S>(count: capacity * C) }     // (L+1) × (T, C) block inputs, then the last output
+        let scratch = training ? BackwardScratch<S>(capacity: capacity, c, rank: lora.rank) : nil
+        let xd = ScalarBuffer<S>(count: capacity * max(C, c.numAttentionHeads * c.headDim, c.intermediateSize))
+        let scores = ScalarBuffer<S>(count: capacity * capacity)
+        let rope = ropeTables(T: capacity)
+        let head = LossHead<S>(engine: self, capacity: capacity, chunkRows: max(1, options.lossChunkRows), training: training)
+        let dcurrent = ScalarBuffer<S>(count: capacity * C), dnext = ScalarBuffer<S>(count: capacity * C)
+        var total = 0.0, tokens = 0
+        for (index, sequence) in batch.enumerated() {
+            let T = sequence.ids.count
+            guard T > 0 else { continue }
+            let dropout = dropoutSeed.map { DropoutKey(seed: $0, sequence: index) }
+            weights.embedding.withUnsafeBufferPointer { e in
+                guard let e = e.baseAddress else { return }
+                for (t, id) in sequence.ids.enumerated() { (inputs[0].base + t * C).update(from: e + Int(id) * C, count: C) }
+            }
+            for l in 0..<L {
+                blockForward(layer: l, inputs[l].base, inputs[l + 1].base, T: T, acts: acts[saveAll ? l : 0], lora: lora,
+                             dropout: dropout, rope: rope, xd: xd.base, scores: scores.base)
+            }
+            let (sum, count) = head.run(inputs[L].base, sequence: sequence, normalizer: normalizer, dx: dcurrent.base)
+            total += sum
+            tokens += count
+            guard let scratch, count > 0 else { continue }
+            var dout = dcurrent, din = dnext
+            for l in stride(from: L - 1, through: 0, by: -1) {
+                let a = acts[saveAll ? l : 0]
+                if !saveAll {
+                    blockForward(layer: l, inputs[l].base, inputs[l + 1].base, T: T, acts: a, lora: lora, dropout: dropout, rope: rope,
+                                 xd: xd.base, scores: scores.base)
+                }
+                blockBackward(layer: l, inputs[l].base, dout: dout.base, din: din.base, T: T, acts: a, lora: lora, dropout: dropout,
+                              rope: rope, scratch: scratch, xd: xd.base, scores: scores.base)
+                swap(&dout, &din)
+            }
+            // The embedding is frozen: the gradient of the block-0 input stops here.
+        }
+        return (total, tokens)
+    }
+}
+
+/// Final RMSNorm, LM head and cross-entropy over the target positions, in chunks of rows so the
+/// (tokens × V) logits never exist whole; positions that are not targets never reach the head.
+final class LossHead<S: TrainingScalar> {
+    unowned let engine: TrainingEngine<S>
+    let chunkRows: Int
+    let training: Bool
+    let h: ScalarBuffer<S>          // (T, C)  normed final hidden states
+    let rstd: ScalarBuffer<S>       // (T)
+    let dh: ScalarBuffer<S>         // (T, C)
+    let rows: ScalarBuffer<S>       // (R, C)  gathered rows of one chunk
+    let logits: ScalarBuffer<S>     // (R, V)  logits, then their gradient
+    let drows: ScalarBuffer<S>      // (R, C)
+
+    init(engine: TrainingEngine<S>, capacity T: Int, chunkRows: Int, training: Bool) {
+        let c = engine.c
+        self.engine = engine
+        self.chunkRows = chunkRows
+        self.training = training
+        h = ScalarBuffer(count: T * c.hiddenSize)
+        rstd = ScalarBuffer(count: T)
+        dh = ScalarBuffer(count: training ? T * c.hiddenSize : 0)
+        rows = ScalarBuffer(count: chunkRows * c.hiddenSize)
+        logits = ScalarBuffer(count: chunkRows * c.vocabSize)
+        drows = ScalarBuffer(count: training ? chunkRows * c.hiddenSize : 0)
+    }
+
+    /// loss = Σ_t∈targets (logsumexp(z_t) − z_t[ids[t+1]]); when training, dx (T, C) = ∂(loss /
+    /// normalizer)/∂x of the last block's output x (T, C) (overwritten).
+    func run(_ x: UnsafePointer<S>, sequence: TrainingSequence, normalizer: Int, dx: UnsafeMutablePointer<S>) -> (Double, Int) {
+        let c = engine.c, w = engine.weights
+        let C = c.hiddenSize, V = c.vocabSize, T = sequence.ids.count
+        let positions = (0..<max(T - 1, 0)).filter { sequence.targetMask[$0] }
+        guard !positions.isEmpty else { return (0, 0) }
+        TrainingKernels.rmsNormForward(x, w.finalNorm.withUnsafeBufferPointer { $0.baseAddress ?? x }, h.base, rstd: rstd.base,
+                                       T: T, C: C, eps: S(c.rmsNormEps))
+        if training { dh.zero() }
+        let inverse = 1 / S(max(normalizer, 1))
+        var total = 0.0
+        w.lmHead.withUnsafeBufferPointer { headBuffer in
+            guard let head = headBuffer.baseAddress else { return }
+            var start = 0
+            while start < positions.count {
+                let n = min(chunkRows, positions.count - start)
+                for j in 0..<n { (rows.base + j * C).update(from: h.base + positions[start + j] * C, count: C) }
+                S.gemm(transA: false, transB: true, m: n, n: V, k: C, alpha: 1, rows.base, lda: C, head, ldb: C,
+                       beta: 0, logits.base, ldc: V)
+                for j in 0..<n {
+                    let z = logits.base + j * V
+                    let target = Int(sequence.ids[positions[start + j] + 1])
+                    var m = z[0]
+                    for i in 1..<V where z[i] > m { m = z[i] }
+                    var sum: S = 0
+                    for i in 0..<V { sum += S.exponential(z[i] - m) }
+                    let lse = m + S.logarithm(sum)
+                    total += Double(lse - z[target])
+                    if training {
+                        for i in 0..<V { z[i] = S.exponential(z[i] - lse) * inverse }
+                        z[target] -= inverse
+                    }
+                }
+                if training {
+                    S.gemm(transA: false, transB: false, m: n, n: C, k: V, alpha: 1, logits.base, lda: V, head, ldb: C,
+                           beta: 0, drows.base, ldc: C)
+                    for j in 0..<n { (dh.base + positions[start + j] * C).update(from: drows.base + j * C, count: C) }
+                }
+                start += n
+            }
+        }
+        if training {
+            dx.update(repeating: 0, count: T * C)
+            w.finalNorm.withUnsafeBufferPointer { norm in
+                guard let norm = norm.baseAddress else { return }
+                TrainingKernels.rmsNormBackward(dh.base, x, norm, rstd: rstd.base, dx, T: T, C: C)
+            }
+        }
+        return (total, positions.count)
+    }
+}
