@@ -81,7 +81,10 @@ extension LoRAAdapter {
     }
 
     /// `adapter_config.json` as PEFT's `LoraConfig.save_pretrained` writes it (keys sorted,
-    /// indented by two spaces), with PEFT's defaults for every option this adapter does not use.
+    /// indented by two spaces), with PEFT's defaults for the options this adapter does not use.
+    /// Only keys that PEFT has known since 0.10 are written: PEFT before 0.14 rejects a config
+    /// with a key it does not know, and every later PEFT fills absent keys with their defaults
+    /// (PEFT 0.21 writes about twenty more, all at defaults; docs/ADAPTERS.md).
     /// - Throws: `TrainerError` when the JSON cannot be encoded (a non-finite alpha or dropout).
     public func peftConfigJSON(baseModel: String) throws -> Data {
         let c = configuration
@@ -93,9 +96,6 @@ extension LoRAAdapter {
             "auto_mapping": NSNull(),
             "base_model_name_or_path": baseModel,
             "bias": "none",
-            "corda_config": NSNull(),
-            "eva_config": NSNull(),
-            "exclude_modules": NSNull(),
             "fan_in_fan_out": false,
             "inference_mode": true,
             "init_lora_weights": true,
@@ -104,7 +104,6 @@ extension LoRAAdapter {
             "layers_to_transform": NSNull(),
             "loftq_config": [String: Any](),
             "lora_alpha": Self.jsonNumber(c.alpha),
-            "lora_bias": false,
             "lora_dropout": Self.jsonNumber(c.dropout),
             "megatron_config": NSNull(),
             "megatron_core": "megatron.core",
@@ -115,7 +114,6 @@ extension LoRAAdapter {
             "revision": NSNull(),
             "target_modules": c.targets.map(\.moduleName).sorted(),
             "task_type": "CAUSAL_LM",
-            "trainable_token_indices": NSNull(),
             "use_dora": false,
             "use_rslora": c.useRSLoRA,
         ]
