@@ -8,7 +8,7 @@ import Foundation
 ///
 ///     θ ← θ · (1 − lr·λ)                          decoupled weight decay
 ///     m ← m + (1 − β1)·(g − m)                    `exp_avg.lerp_(g, 1 − β1)` (one fused multiply-add)
-///     v ← v·β2 + (1 − β2)·g·g                     `exp_avg_sq.mul_(β2).addcmul_(g, g, 1 − β2)`
+///     v ← v·β2 + ((1 − β2)·g)·g                   `exp_avg_sq.mul_(β2).addcmul_(g, g, 1 − β2)` (fused multiply-add)
 ///     θ ← θ − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
 ///
 /// ε is added after the bias-corrected square root, as PyTorch does (not inside it).
@@ -107,8 +107,9 @@ public struct AdamW: Sendable, Equatable {
                             if let decay = c.decay { p[i] = p[i] * decay }
                             // lerp with a weight below 0.5: m + w·(g − m) as one fused multiply-add.
                             m[i] = m[i].addingProduct(c.beta1Complement, g[i] - m[i])
+                            // addcmul: v + ((1 − β2)·g)·g, the last multiply-add fused as PyTorch's CPU kernel does.
                             v[i] = v[i] * c.beta2
-                            v[i] = v[i] + c.beta2Complement * g[i] * g[i]
+                            v[i] = v[i].addingProduct(c.beta2Complement * g[i], g[i])
                             let denominator = v[i].squareRoot() / c.correction2Root + c.epsilon
                             p[i] = p[i] + c.negativeStepSize * m[i] / denominator
                         }
