@@ -124,6 +124,11 @@ struct PEFTAdapterTests {
             }
             #expect(config["target_modules"] as? [String] == (peftConfig["target_modules"] as? [String])?.sorted())
             #expect(config["base_model_name_or_path"] as? String == "HuggingFaceTB/SmolLM2-135M-Instruct")
+            // Byte for byte PEFT's file, less the keys newer PEFT versions added (all at defaults).
+            var trimmed = peftConfig.filter { config[$0.key] != nil }
+            trimmed["target_modules"] = (peftConfig["target_modules"] as? [String])?.sorted()
+            trimmed["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+            #expect(try PythonJSON.encode(trimmed, newline: false) == Data(contentsOf: dir.appendingPathComponent("adapter_config.json")))
         }
     }
 
@@ -250,12 +255,24 @@ struct PEFTAdapterTests {
         #expect(throws: TrainerError.self) { try adapter.write(to: file, baseModel: "base") }
     }
 
+    /// Python's json.dumps(indent=2, sort_keys=True) text, byte for byte: PEFT's and
+    /// transformers' files re-encoded are unchanged.
+    @Test(arguments: ["adapter-all/adapter_config.json", "adapter-rslora/adapter_config.json", "base/config.json", "base/generation_config.json"])
+    func pythonJSONMatchesPython(_ file: String) throws {
+        let data = try Data(contentsOf: PEFTFixtures.directory.appendingPathComponent(file))
+        let text = String(decoding: try PythonJSON.encode(try JSONSerialization.jsonObject(with: data), newline: file.hasPrefix("base")), as: UTF8.self)
+        #expect(text == String(decoding: data, as: UTF8.self))
+        #expect(String(decoding: try PythonJSON.encode(["k": "é\u{1F600}\"\n", "f": Float(0.1), "e": [Any](), "i": 3]), as: UTF8.self)
+                == "{\n  \"e\": [],\n  \"f\": 0.1,\n  \"i\": 3,\n  \"k\": \"\\u00e9\\ud83d\\ude00\\\"\\n\"\n}\n")
+    }
+
     @Test func configJSONWritesShortestNumbers() throws {
         let adapter = LoRAAdapter(configuration: LoRAConfiguration(rank: 8, alpha: 16, dropout: 0.05, targets: [.q, .v]),
                                   layers: [])
         let text = String(decoding: try adapter.peftConfigJSON(baseModel: "/models/SmolLM2"), as: UTF8.self)
-        #expect(text.contains("\"lora_alpha\" : 16,") || text.contains("\"lora_alpha\": 16,"))
-        #expect(text.contains("0.05,"))
+        #expect(text.contains("\n  \"lora_alpha\": 16,\n"))
+        #expect(text.contains("\n  \"lora_dropout\": 0.05,\n"))
+        #expect(text.contains("\n  \"alpha_pattern\": {},\n"))
         #expect(!text.contains("0.0500000"))
         #expect(text.contains("\"/models/SmolLM2\""))
         #expect(text.contains("\"k_proj\"") == false)

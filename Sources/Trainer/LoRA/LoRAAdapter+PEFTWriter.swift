@@ -80,8 +80,8 @@ extension LoRAAdapter {
         return out
     }
 
-    /// `adapter_config.json` as PEFT's `LoraConfig.save_pretrained` writes it (keys sorted,
-    /// indented by two spaces), with PEFT's defaults for the options this adapter does not use.
+    /// `adapter_config.json` as PEFT's `LoraConfig.save_pretrained` writes it (Python's
+    /// `json.dumps(indent=2, sort_keys=True)`), with PEFT's defaults for the options this adapter does not use.
     /// Only keys that PEFT has known since 0.10 are written: PEFT before 0.14 rejects a config
     /// with a key it does not know, and every later PEFT fills absent keys with their defaults
     /// (PEFT 0.21 writes about twenty more, all at defaults; docs/ADAPTERS.md).
@@ -104,7 +104,7 @@ extension LoRAAdapter {
             "layers_to_transform": NSNull(),
             "loftq_config": [String: Any](),
             "lora_alpha": Self.jsonNumber(c.alpha),
-            "lora_dropout": Self.jsonNumber(c.dropout),
+            "lora_dropout": Double("\(c.dropout)") ?? Double(c.dropout),
             "megatron_config": NSNull(),
             "megatron_core": "megatron.core",
             "modules_to_save": NSNull(),
@@ -117,13 +117,7 @@ extension LoRAAdapter {
             "use_dora": false,
             "use_rslora": c.useRSLoRA,
         ]
-        do {
-            var data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            data.append(0x0A)
-            return data
-        } catch {
-            throw TrainerError.unsupported("cannot encode adapter_config.json (\(error.localizedDescription))")
-        }
+        return try PythonJSON.encode(json, newline: false)
     }
 
     /// An integral value as a JSON integer (PEFT writes `"lora_alpha": 16`), any other as the

@@ -200,28 +200,22 @@ public enum LoRAMerge {
                 "architectures": [architecture], "model_type": c.modelType, "hidden_size": c.hiddenSize,
                 "intermediate_size": c.intermediateSize, "num_hidden_layers": c.numHiddenLayers,
                 "num_attention_heads": c.numAttentionHeads, "num_key_value_heads": c.numKeyValueHeads,
-                "head_dim": c.headDim, "vocab_size": c.vocabSize, "rms_norm_eps": Double("\(c.rmsNormEps)") ?? Double(c.rmsNormEps),
-                "rope_theta": Double(c.ropeTheta), "max_position_embeddings": c.maxPositionEmbeddings,
+                "head_dim": c.headDim, "vocab_size": c.vocabSize, "rms_norm_eps": c.rmsNormEps,
+                "rope_theta": c.ropeTheta, "max_position_embeddings": c.maxPositionEmbeddings,
                 "tie_word_embeddings": c.tieWordEmbeddings, "hidden_act": "silu",
                 "torch_dtype": weightType.torchName, "dtype": weightType.torchName,
             ]
             if c.modelType != "qwen2" { json["attention_bias"] = c.attentionBias }
             if let s = c.ropeScaling {
-                var scaling: [String: Any] = ["rope_type": s.ropeType, "factor": Double(s.factor)]
-                if let v = s.lowFreqFactor { scaling["low_freq_factor"] = Double(v) }
-                if let v = s.highFreqFactor { scaling["high_freq_factor"] = Double(v) }
+                var scaling: [String: Any] = ["rope_type": s.ropeType, "factor": s.factor]
+                if let v = s.lowFreqFactor { scaling["low_freq_factor"] = v }
+                if let v = s.highFreqFactor { scaling["high_freq_factor"] = v }
                 if let v = s.originalMaxPositionEmbeddings { scaling["original_max_position_embeddings"] = v }
                 json["rope_scaling"] = scaling
             }
             if let bos = c.bosTokenId { json["bos_token_id"] = bos }
             if c.eosTokenIds.count == 1 { json["eos_token_id"] = c.eosTokenIds[0] } else if !c.eosTokenIds.isEmpty { json["eos_token_id"] = c.eosTokenIds }
         }
-        do {
-            var data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            data.append(0x0A)
-            return data
-        } catch {
-            throw TrainerError.unsupported("cannot encode config.json (\(error.localizedDescription))")
-        }
+        return try PythonJSON.encode(json)
     }
 }
