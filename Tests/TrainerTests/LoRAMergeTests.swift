@@ -139,6 +139,7 @@ struct LoRAMergeTests {
                                       configuration: try PEFTFixtures.modelConfiguration)
         try adapter.write(to: root.appendingPathComponent("adapter"), baseModel: PEFTFixtures.base.path,
                           metadata: ["corpus.snapshot": "check", "corpus.run": "check"])
-        try LoRAMerge.writeMergedModel(adapter: adapter, model: PEFTFixtures.base.path, to: root.appendingPathComponent("merged"))
+        let type = WeightType(rawValue: ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_DTYPE"] ?? "F32") ?? .float32
+        try LoRAMerge.writeMergedModel(adapter: adapter, model: PEFTFixtures.base.path, to: root.appendingPathComponent("merged"), weightType: type)
     }
 }
