@@ -13,6 +13,10 @@ Writes Tests/TrainerTests/Fixtures/optim-reference.json:
   read from the LambdaLR scheduler after each step.
 - `clipping`: torch.nn.utils.clip_grad_norm_ on the same tensor shapes with a large and a small
   max_norm: the returned norm and the clipped gradients.
+
+Scalars (learning rates, hyper-parameters, norms) are written as strings (Python's repr):
+Foundation's JSONSerialization on Linux reads some doubles one unit in the last place off
+(0.00019324722294043558 becomes ...555), and these values must arrive exactly.
 """
 import json
 from pathlib import Path
@@ -49,12 +53,12 @@ def adamw_run(seed, steps, **kwargs):
             p.grad = torch.randn(p.shape, generator=g) * (10 if "lora_B" in k else 0.01)
             grads[k] = values(p.grad)
         optimizer.step()
-        record.append({"lr": lr, "gradients": grads, "parameters": {k: values(p) for k, p in params.items()}})
+        record.append({"lr": repr(lr), "gradients": grads, "parameters": {k: values(p) for k, p in params.items()}})
     state = {k: optimizer.state[p] for k, p in params.items()}
     hyper = optimizer.param_groups[0]
     return {
-        "hyperparameters": {"beta1": hyper["betas"][0], "beta2": hyper["betas"][1], "epsilon": hyper["eps"],
-                            "weight_decay": hyper["weight_decay"]},
+        "hyperparameters": {"beta1": repr(hyper["betas"][0]), "beta2": repr(hyper["betas"][1]), "epsilon": repr(hyper["eps"]),
+                            "weight_decay": repr(hyper["weight_decay"])},
         "initial": initial, "steps": record,
         "final_step": int(next(iter(state.values()))["step"].item()),
         "exp_avg": {k: values(s["exp_avg"]) for k, s in state.items()},
@@ -73,10 +77,10 @@ def schedule(kind, peak, warmup, total, steps):
         s = get_constant_schedule_with_warmup(optimizer, warmup)
     rates = []
     for _ in range(steps):
-        rates.append(s.get_last_lr()[0])
+        rates.append(repr(s.get_last_lr()[0]))
         optimizer.step()
         s.step()
-    return {"decay": kind, "peak": peak, "warmup": warmup, "total": total, "rates": rates}
+    return {"decay": kind, "peak": repr(peak), "warmup": warmup, "total": total, "rates": rates}
 
 
 def clipping(seed, max_norm):
@@ -86,7 +90,7 @@ def clipping(seed, max_norm):
         p.grad = torch.randn(p.shape, generator=g)
     before = {k: values(p.grad) for k, p in params.items()}
     norm = torch.nn.utils.clip_grad_norm_(list(params.values()), max_norm)
-    return {"max_norm": max_norm, "gradients": before, "norm": float(norm),
+    return {"max_norm": repr(max_norm), "gradients": before, "norm": repr(float(norm)),
             "clipped": {k: values(p.grad) for k, p in params.items()}}
 
 

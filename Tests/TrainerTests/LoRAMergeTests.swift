@@ -24,6 +24,7 @@ struct LoRAMergeTests {
             worst = max(worst, PEFTFixtures.maxDifference(ours.data, theirs.data))
         }
         #expect(worst <= 1e-6, "max |ours - PEFT| = \(worst)")
+        print("merge \(name): max |ours - PEFT merge_and_unload| = \(worst)")
         for (key, tensor) in base.tensors where peft.entries[key] == nil {
             #expect(merged[key] == tensor, "\(key) must not change")
         }
@@ -56,6 +57,7 @@ struct LoRAMergeTests {
         let toPEFT = PEFTFixtures.maxDifference(logits, reference.peft)
         #expect(toMerged <= 2e-5, "max |logit - PEFT merged logit| = \(toMerged)")
         #expect(toPEFT <= 2e-5, "max |logit - PEFT adapter logit| = \(toPEFT)")
+        print("merged folder \(name): max |logit - PEFT merged| = \(toMerged), max |logit - PEFT adapter| = \(toPEFT)")
         // The adapter matters: the base model's logits are far from these.
         #expect(PEFTFixtures.maxDifference(logits, reference.base) > 1e-2)
 
@@ -70,7 +72,9 @@ struct LoRAMergeTests {
         let reference = try PEFTFixtures.reference("adapter-all")
         let base = try ModelLoader.load(path: PEFTFixtures.base.path)
         let logits = try LlamaModel(configuration: base.configuration, tensors: base.tensors).logits(reference.ids)
-        #expect(PEFTFixtures.maxDifference(logits, reference.base) <= 2e-5)
+        let difference = PEFTFixtures.maxDifference(logits, reference.base)
+        #expect(difference <= 2e-5)
+        print("base logits: max |ours - transformers| = \(difference)")
     }
 
     /// The tokenizer files are copied, BF16 output is reported with how much of the update rounding
