@@ -73,7 +73,7 @@ struct PEFTAdapterTests {
     @Test func readsRSLoRAAdapterWithSomeTargets() throws {
         let adapter = try LoRAAdapter(readingPEFT: PEFTFixtures.adapter("adapter-rslora"), configuration: try PEFTFixtures.modelConfiguration)
         #expect(adapter.configuration == LoRAConfiguration(rank: 2, alpha: 3, dropout: 0.05, useRSLoRA: true, targets: [.q, .v, .down]))
-        #expect(adapter.configuration.scale == 3 / Float(2).squareRoot())
+        #expect(adapter.configuration.scale == Float(3 / 2.0.squareRoot()))
         #expect(adapter.layers.allSatisfy { Set($0.keys) == [.q, .v, .down] })
     }
 

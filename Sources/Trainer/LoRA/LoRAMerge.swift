@@ -24,12 +24,6 @@ public enum LoRAMerge {
         "chat_template.jinja", "chat_template.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
     ]
 
-    /// s as PEFT computes it: alpha / r (or alpha / √r) in double precision, then used in fp32.
-    public static func scale(_ c: LoRAConfiguration) -> Float {
-        let r = Double(c.rank)
-        return Float(Double(c.alpha) / (c.useRSLoRA ? r.squareRoot() : r))
-    }
-
     /// Copies of `tensors` (Hugging Face names, linear weights [out, in]) with every adapted
     /// projection replaced by W + s·B·A, computed as PEFT does: the product B·A in fp32 (one
     /// sgemm), scaled by s, then added to W.
@@ -40,7 +34,7 @@ public enum LoRAMerge {
         guard adapter.layers.count == model.numHiddenLayers else {
             throw TrainerError.unsupported("the adapter has \(adapter.layers.count) layers but the model has \(model.numHiddenLayers); the adapter was trained for another model")
         }
-        let s = scale(adapter.configuration)
+        let s = adapter.configuration.scale
         let r = adapter.configuration.rank
         var out = tensors
         for (l, layer) in adapter.layers.enumerated() {
