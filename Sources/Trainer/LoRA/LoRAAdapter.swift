@@ -71,9 +71,12 @@ public struct LoRAConfiguration: Sendable, Equatable, Codable {
         self.targets = targets.sorted()
     }
 
-    /// s in y = Wx + s·B(A·x): alpha/r, or alpha/√r with rsLoRA.
+    /// s in y = Wx + s·B(A·x): alpha/r, or alpha/√r with rsLoRA. Computed in double precision
+    /// and rounded once, as PEFT's Python `lora_alpha / math.sqrt(r)` reaches an fp32 kernel
+    /// (alpha 3, r 2: 2.1213202, where fp32 arithmetic gives 2.1213205).
     public var scale: Float {
-        useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank)
+        let r = Double(rank)
+        return Float(Double(alpha) / (useRSLoRA ? r.squareRoot() : r))
     }
 }
 
