@@ -146,4 +146,41 @@ struct LoRAMergeTests {
         let type = WeightType(rawValue: ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_DTYPE"] ?? "F32") ?? .float32
         try LoRAMerge.writeMergedModel(adapter: adapter, model: PEFTFixtures.base.path, to: root.appendingPathComponent("merged"), weightType: type)
     }
+
+    /// With CORPUS_PEFT_CHECK_REAL_DIR set and the SmolLM2 test model present, writes for
+    /// `scripts/make-peft-fixtures.py --check`: the GGUF model as a Hugging Face folder (base/),
+    /// a random rank-8 adapter on all seven targets (adapter/), the merged folder (merged/) and
+    /// our logits of the merged model (logits.json). A manual check on a real model.
+    @Test func writeRealModelForPEFTCheck() throws {
+        guard let dir = ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_REAL_DIR"], !dir.isEmpty,
+              let gguf = TrainerFixtures.smolLM2 else { return }
+        let root = URL(fileURLWithPath: dir)
+        try? FileManager.default.removeItem(at: root)
+        let loaded = try ModelLoader.load(path: gguf)
+        let c = loaded.configuration
+        var rng = SplitMix64(seed: 11)
+        func random(_ shape: [Int], _ scale: Float) throws -> Tensor {
+            try Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.nextDouble() * 2 - 1) * scale })
+        }
+        let configuration = LoRAConfiguration(rank: 8, alpha: 16)
+        var layers: [[LoRATarget: LoRAPair]] = []
+        for _ in 0..<c.numHiddenLayers {
+            var layer: [LoRATarget: LoRAPair] = [:]
+            for target in configuration.targets {
+                let size = target.shape(c)
+                layer[target] = LoRAPair(a: try random([8, size.in], 0.05), b: try random([size.out, 8], 0.05))
+            }
+            layers.append(layer)
+        }
+        let adapter = LoRAAdapter(configuration: configuration, layers: layers)
+        try LoRAMerge.writeMergedModel(adapter: adapter.zeros(), model: loaded, sourceFolder: nil, to: root.appendingPathComponent("base"))
+        try adapter.write(to: root.appendingPathComponent("adapter"), baseModel: root.appendingPathComponent("base").path)
+        let report = try LoRAMerge.writeMergedModel(adapter: adapter, model: gguf, to: root.appendingPathComponent("merged"))
+        print(report.notes)
+        let merged = try ModelLoader.load(path: root.appendingPathComponent("merged").path)
+        let ids = [1, 504, 3458, 282, 260, 1823, 30, 198, 2]
+        let logits = try LlamaModel(configuration: merged.configuration, tensors: merged.tensors).logits(ids)
+        let json: [String: Any] = ["input_ids": ids, "logits": logits.map { "\($0)" }]
+        try JSONSerialization.data(withJSONObject: json).write(to: root.appendingPathComponent("logits.json"))
+    }
 }
