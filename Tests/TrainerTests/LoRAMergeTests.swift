@@ -123,6 +123,31 @@ struct LoRAMergeTests {
         #expect(loaded.tensors == (try LoRAMerge.merge(adapter, into: base.tensors, configuration: base.configuration)))
     }
 
+    /// A GGUF base (the fixture written as an F32 GGUF, Q/K rows permuted as llama.cpp stores them)
+    /// merges to the same weights as the folder, with config.json built from its metadata.
+    @Test func mergesFromGGUF() throws {
+        let base = try ModelLoader.load(path: PEFTFixtures.base.path)
+        let adapter = try LoRAAdapter(readingPEFT: PEFTFixtures.adapter("adapter-all"), configuration: base.configuration)
+        let work = PEFTFixtures.temporary("merge-gguf")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let gguf = work.appendingPathComponent("tiny.gguf")
+        try TinyModelFiles.writeGGUF(base.tensors, configuration: base.configuration, weightType: .f32, to: gguf.path)
+        let out = work.appendingPathComponent("merged")
+        let report = try LoRAMerge.writeMergedModel(adapter: adapter, model: gguf.path, to: out)
+        #expect(report.weightType == .float32)
+        #expect(report.notes.count == 1 && report.notes[0].contains("GGUF"))
+        let loaded = try ModelLoader.load(path: out.path)
+        #expect(loaded.tensors == (try LoRAMerge.merge(adapter, into: base.tensors, configuration: base.configuration)))
+        #expect(loaded.configuration.hiddenSize == base.configuration.hiddenSize)
+        #expect(loaded.configuration.numKeyValueHeads == base.configuration.numKeyValueHeads)
+        #expect(loaded.configuration.rmsNormEps == base.configuration.rmsNormEps)
+        #expect(loaded.configuration.tieWordEmbeddings)
+        let reference = try PEFTFixtures.reference("adapter-all")
+        let logits = try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors).logits(reference.ids)
+        #expect(PEFTFixtures.maxDifference(logits, reference.peft) <= 2e-5)
+    }
+
     @Test func weightTypeRounding() {
         #expect(WeightType.bfloat16.rounded(1 + 1.0 / 256) == 1)             // tie: to even
         #expect(WeightType.bfloat16.rounded(1 + 3.0 / 256) == 1 + 4.0 / 256) // tie: to even, upward

@@ -71,7 +71,7 @@ public struct AdamW: Sendable, Equatable {
         let constants = Constants(
             decay: h.weightDecay == 0 ? nil : Float(1 - lr * h.weightDecay),
             beta1Complement: Float(1 - h.beta1), beta2: Float(h.beta2), beta2Complement: Float(1 - h.beta2),
-            negativeStepSize: Float(-stepSize), correction2Root: Float((1 - pow(h.beta2, t)).squareRoot()),
+            negativeStepSize: Float(-stepSize), correction2Root: Float(pow(1 - pow(h.beta2, t), 0.5)),  // Python's `** 0.5`
             epsilon: Float(h.epsilon))
         for (l, target) in adapter.slots {
             guard let g = gradients.layers[l][target] else { continue }
