@@ -24,7 +24,7 @@ public struct LearningRateSchedule: Sendable, Equatable {
     /// What follows warmup.
     public var decay: Decay
 
-    /// A schedule; negative or inconsistent step counts behave as transformers' (clamped at 0).
+    /// A schedule. The counts are used as transformers uses them, unchecked: give totalSteps > warmupSteps.
     public init(peak: Double, warmupSteps: Int, totalSteps: Int, decay: Decay = .cosine) {
         self.peak = peak
         self.warmupSteps = warmupSteps
