@@ -16,7 +16,8 @@ merge_and_unload() result is saved as merged.safetensors (the adapted projection
 reference.json holds the logits of the unmerged PEFT model and of the merged model for a fixed
 input. base/ is the tiny model (config.json, model.safetensors, generation_config.json).
 
-Check mode reads DIR/adapter (written by LoRAAdapter.write) with PeftModel.from_pretrained on the
+Check mode (DIR/base, when present, is the base model instead of the fixture's; DIR/logits.json,
+when present, holds our forward's logits of DIR/merged, compared with PEFT's) reads DIR/adapter (written by LoRAAdapter.write) with PeftModel.from_pretrained on the
 fixture's base model and checks that every lora weight PEFT loaded equals the file's, that the
 configuration reads back, that PEFT reports no missing or unexpected keys, and, when DIR/merged
 (written by LoRAMerge.writeMergedModel) exists, that transformers loads it and that its weights
@@ -43,9 +44,9 @@ def tiny_config():
                        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=None)
 
 
-def logits(model):
+def logits(model, ids=None):
     with torch.no_grad():
-        return model(torch.tensor([INPUT_IDS])).logits[0].double().flatten().tolist()
+        return model(torch.tensor([ids or INPUT_IDS])).logits[0].double().flatten().tolist()
 
 
 def make_base():
@@ -105,7 +106,14 @@ def make_fixtures():
 def check(directory):
     directory = Path(directory)
     failures = []
-    base = load_base()
+    # DIR/base (a real model written by the Swift test) replaces the fixture's base when present.
+    base_dir = directory / "base" if (directory / "base").exists() else OUT / "base"
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    ours_logits_file = directory / "logits.json"
+    input_ids = INPUT_IDS
+    if ours_logits_file.exists():
+        ours_reference = json.loads(ours_logits_file.read_text())
+        input_ids = ours_reference["input_ids"]
     adapter_dir = directory / "adapter"
     ours = load_file(adapter_dir / "adapter_model.safetensors")
     with warnings.catch_warnings(record=True) as caught:
@@ -136,7 +144,14 @@ def check(directory):
         failures.append(f"PEFT's model has {len(loaded)} lora weights, the file {len(ours)}")
     print(f"adapter: {compared} tensors equal to PEFT's loaded weights; r={config.r} alpha={config.lora_alpha} "
           f"rslora={config.use_rslora} targets={sorted(config.target_modules)}")
-    peft_logits = torch.tensor(logits(peft_model))
+    peft_logits = torch.tensor(logits(peft_model, input_ids))
+    if ours_logits_file.exists():
+        ours_swift = torch.tensor([float(x) for x in ours_reference["logits"]], dtype=torch.float64)
+        diff = (ours_swift - peft_logits).abs().max().item()
+        scale = peft_logits.abs().max().item()
+        print(f"our forward of our merged folder vs PEFT's adapter logits: max difference {diff:.3g} (logits up to {scale:.3g})")
+        if diff > 1e-3 * max(1.0, scale):
+            failures.append(f"our logits differ from PEFT's by {diff}")
     merged_peft = peft_model.merge_and_unload().eval()
     merged_dir = directory / "merged"
     if merged_dir.exists():
@@ -156,11 +171,11 @@ def check(directory):
             failures.append(f"merged: unexpected tensors {sorted(extra)[:5]}")
         if worst > (1e-6 if dtype == torch.float32 else 0):
             failures.append(f"merged weights differ from PEFT's merge_and_unload (in {dtype}) by {worst}")
-        ours_logits = torch.tensor(logits(ours_merged.float()))
+        ours_logits = torch.tensor(logits(ours_merged.float(), input_ids))
         diff = (ours_logits - peft_logits).abs().max().item()
         print(f"merged: max |weight - PEFT merge_and_unload in {dtype}| = {worst:.3g}; "
               f"max |logit - PEFT adapter logit| = {diff:.3g}")
-        if diff > (1e-5 if dtype == torch.float32 else 5e-2):
+        if diff > (1e-5 if dtype == torch.float32 else 5e-2) * max(1.0, peft_logits.abs().max().item()):
             failures.append(f"merged logits differ from PEFT's by {diff}")
     for f in failures:
         print("FAIL:", f)

@@ -123,6 +123,31 @@ struct LoRAMergeTests {
         #expect(loaded.tensors == (try LoRAMerge.merge(adapter, into: base.tensors, configuration: base.configuration)))
     }
 
+    /// A GGUF base (the fixture written as an F32 GGUF, Q/K rows permuted as llama.cpp stores them)
+    /// merges to the same weights as the folder, with config.json built from its metadata.
+    @Test func mergesFromGGUF() throws {
+        let base = try ModelLoader.load(path: PEFTFixtures.base.path)
+        let adapter = try LoRAAdapter(readingPEFT: PEFTFixtures.adapter("adapter-all"), configuration: base.configuration)
+        let work = PEFTFixtures.temporary("merge-gguf")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let gguf = work.appendingPathComponent("tiny.gguf")
+        try TinyModelFiles.writeGGUF(base.tensors, configuration: base.configuration, weightType: .f32, to: gguf.path)
+        let out = work.appendingPathComponent("merged")
+        let report = try LoRAMerge.writeMergedModel(adapter: adapter, model: gguf.path, to: out)
+        #expect(report.weightType == .float32)
+        #expect(report.notes.count == 1 && report.notes[0].contains("GGUF"))
+        let loaded = try ModelLoader.load(path: out.path)
+        #expect(loaded.tensors == (try LoRAMerge.merge(adapter, into: base.tensors, configuration: base.configuration)))
+        #expect(loaded.configuration.hiddenSize == base.configuration.hiddenSize)
+        #expect(loaded.configuration.numKeyValueHeads == base.configuration.numKeyValueHeads)
+        #expect(loaded.configuration.rmsNormEps == base.configuration.rmsNormEps)
+        #expect(loaded.configuration.tieWordEmbeddings)
+        let reference = try PEFTFixtures.reference("adapter-all")
+        let logits = try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors).logits(reference.ids)
+        #expect(PEFTFixtures.maxDifference(logits, reference.peft) <= 2e-5)
+    }
+
     @Test func weightTypeRounding() {
         #expect(WeightType.bfloat16.rounded(1 + 1.0 / 256) == 1)             // tie: to even
         #expect(WeightType.bfloat16.rounded(1 + 3.0 / 256) == 1 + 4.0 / 256) // tie: to even, upward
@@ -145,5 +170,42 @@ struct LoRAMergeTests {
                           metadata: ["corpus.snapshot": "check", "corpus.run": "check"])
         let type = WeightType(rawValue: ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_DTYPE"] ?? "F32") ?? .float32
         try LoRAMerge.writeMergedModel(adapter: adapter, model: PEFTFixtures.base.path, to: root.appendingPathComponent("merged"), weightType: type)
+    }
+
+    /// With CORPUS_PEFT_CHECK_REAL_DIR set and the SmolLM2 test model present, writes for
+    /// `scripts/make-peft-fixtures.py --check`: the GGUF model as a Hugging Face folder (base/),
+    /// a random rank-8 adapter on all seven targets (adapter/), the merged folder (merged/) and
+    /// our logits of the merged model (logits.json). A manual check on a real model.
+    @Test func writeRealModelForPEFTCheck() throws {
+        guard let dir = ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_REAL_DIR"], !dir.isEmpty,
+              let gguf = TrainerFixtures.smolLM2 else { return }
+        let root = URL(fileURLWithPath: dir)
+        try? FileManager.default.removeItem(at: root)
+        let loaded = try ModelLoader.load(path: gguf)
+        let c = loaded.configuration
+        var rng = SplitMix64(seed: 11)
+        func random(_ shape: [Int], _ scale: Float) throws -> Tensor {
+            try Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.nextDouble() * 2 - 1) * scale })
+        }
+        let configuration = LoRAConfiguration(rank: 8, alpha: 16)
+        var layers: [[LoRATarget: LoRAPair]] = []
+        for _ in 0..<c.numHiddenLayers {
+            var layer: [LoRATarget: LoRAPair] = [:]
+            for target in configuration.targets {
+                let size = target.shape(c)
+                layer[target] = LoRAPair(a: try random([8, size.in], 0.05), b: try random([size.out, 8], 0.05))
+            }
+            layers.append(layer)
+        }
+        let adapter = LoRAAdapter(configuration: configuration, layers: layers)
+        try LoRAMerge.writeMergedModel(adapter: adapter.zeros(), model: loaded, sourceFolder: nil, to: root.appendingPathComponent("base"))
+        try adapter.write(to: root.appendingPathComponent("adapter"), baseModel: root.appendingPathComponent("base").path)
+        let report = try LoRAMerge.writeMergedModel(adapter: adapter, model: gguf, to: root.appendingPathComponent("merged"))
+        print(report.notes)
+        let merged = try ModelLoader.load(path: root.appendingPathComponent("merged").path)
+        let ids = [1, 504, 3458, 282, 260, 1823, 30, 198, 2]
+        let logits = try LlamaModel(configuration: merged.configuration, tensors: merged.tensors).logits(ids)
+        let json: [String: Any] = ["input_ids": ids, "logits": logits.map { "\($0)" }]
+        try JSONSerialization.data(withJSONObject: json).write(to: root.appendingPathComponent("logits.json"))
     }
 }

@@ -266,6 +266,28 @@ struct PEFTAdapterTests {
                 == "{\n  \"e\": [],\n  \"f\": 0.1,\n  \"i\": 3,\n  \"k\": \"\\u00e9\\ud83d\\ude00\\\"\\n\"\n}\n")
     }
 
+    /// A writer that fails halfway leaves neither a new folder nor temporaries, and an existing
+    /// folder's files unchanged.
+    @Test func atomicFolderLeavesNothingOnError() throws {
+        let parent = PEFTFixtures.temporary("atomic-folder")
+        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let files = [
+            AtomicFolder.File(name: "a.txt") { try Data("new".utf8).write(to: $0) },
+            AtomicFolder.File(name: "b.txt") { _ in throw TrainerError.unsupported("disk full") },
+        ]
+        let fresh = parent.appendingPathComponent("fresh")
+        #expect(throws: TrainerError.unsupported("disk full")) { try AtomicFolder.write(files, into: fresh, requireEmpty: true) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
+
+        let existing = parent.appendingPathComponent("existing")
+        try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: true)
+        try Data("old".utf8).write(to: existing.appendingPathComponent("a.txt"))
+        #expect(throws: TrainerError.unsupported("disk full")) { try AtomicFolder.write(files, into: existing, requireEmpty: false) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: existing.path) == ["a.txt"])
+        #expect(try Data(contentsOf: existing.appendingPathComponent("a.txt")) == Data("old".utf8))
+    }
+
     @Test func configJSONWritesShortestNumbers() throws {
         let adapter = LoRAAdapter(configuration: LoRAConfiguration(rank: 8, alpha: 16, dropout: 0.05, targets: [.q, .v]),
                                   layers: [])

@@ -2,8 +2,11 @@ import Foundation
 
 /// The element types a merged model can be written in.
 public enum WeightType: String, Sendable, Equatable, CaseIterable {
+    /// IEEE single precision, safetensors "F32".
     case float32 = "F32"
+    /// IEEE half precision, safetensors "F16".
     case float16 = "F16"
+    /// bfloat16 (fp32's exponent, 7 mantissa bits), safetensors "BF16".
     case bfloat16 = "BF16"
 
     /// Bytes per element.

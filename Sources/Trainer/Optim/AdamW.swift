@@ -15,9 +15,13 @@ import Foundation
 public struct AdamW: Sendable, Equatable {
     /// PyTorch's names and defaults (`betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01`).
     public struct Hyperparameters: Sendable, Equatable {
+        /// β1, the decay of the first moment (`betas[0]`).
         public var beta1: Double
+        /// β2, the decay of the second moment (`betas[1]`).
         public var beta2: Double
+        /// ε, added to the bias-corrected √v (`eps`).
         public var epsilon: Double
+        /// λ, decoupled weight decay: θ ← θ·(1 − lr·λ) (`weight_decay`).
         public var weightDecay: Double
 
         public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) {
@@ -28,6 +32,7 @@ public struct AdamW: Sendable, Equatable {
         }
     }
 
+    /// β1, β2, ε and λ; may change between updates, as a param group's can.
     public var hyperparameters: Hyperparameters
     /// Updates taken so far (PyTorch's `state["step"]`).
     public private(set) var step: Int
@@ -71,7 +76,7 @@ public struct AdamW: Sendable, Equatable {
         let constants = Constants(
             decay: h.weightDecay == 0 ? nil : Float(1 - lr * h.weightDecay),
             beta1Complement: Float(1 - h.beta1), beta2: Float(h.beta2), beta2Complement: Float(1 - h.beta2),
-            negativeStepSize: Float(-stepSize), correction2Root: Float((1 - pow(h.beta2, t)).squareRoot()),
+            negativeStepSize: Float(-stepSize), correction2Root: Float(pow(1 - pow(h.beta2, t), 0.5)),  // Python's `** 0.5`
             epsilon: Float(h.epsilon))
         for (l, target) in adapter.slots {
             guard let g = gradients.layers[l][target] else { continue }

@@ -5,6 +5,7 @@ import Foundation
 /// half cycle, `get_linear_schedule_with_warmup`, `get_constant_schedule_with_warmup`), computed
 /// in double precision as Python does.
 public struct LearningRateSchedule: Sendable, Equatable {
+    /// The shape of the schedule after warmup.
     public enum Decay: String, Sendable, Equatable, CaseIterable {
         /// peak · ½(1 + cos(π·progress)).
         case cosine
@@ -14,11 +15,16 @@ public struct LearningRateSchedule: Sendable, Equatable {
         case constant
     }
 
+    /// The rate at the end of warmup (the optimizer's `lr` in transformers).
     public var peak: Double
+    /// Updates over which the rate rises linearly from 0 (`num_warmup_steps`).
     public var warmupSteps: Int
+    /// Updates of the whole run; the rate reaches 0 here (`num_training_steps`).
     public var totalSteps: Int
+    /// What follows warmup.
     public var decay: Decay
 
+    /// A schedule. The counts are used as transformers uses them, unchecked: give totalSteps > warmupSteps.
     public init(peak: Double, warmupSteps: Int, totalSteps: Int, decay: Decay = .cosine) {
         self.peak = peak
         self.warmupSteps = warmupSteps
