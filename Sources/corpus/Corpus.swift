@@ -17,7 +17,7 @@ struct Corpus: ParsableCommand {
         version: CorpusVersion.string,
         subcommands: [
             InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
-            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self,
+            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, MergeCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self,
             TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self,
         ]
     )

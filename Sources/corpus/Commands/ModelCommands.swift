@@ -30,12 +30,25 @@ struct ModelOptions: ParsableArguments {
         return (files, try files.tokenizer())
     }
 
-    func load() throws -> Loaded {
+    /// Loads the model; with `adapter` (a PEFT adapter folder), its update s·B·A is added to the
+    /// adapted weights in memory (nothing is written: `corpus merge` writes a merged model).
+    func load(adapter: String? = nil) throws -> Loaded {
         let (files, tokenizer) = try loadTokenizer()
         let weights = try files.weights()
-        return Loaded(files: files, model: try LlamaModel(configuration: weights.configuration, tensors: weights.tensors),
+        var tensors = weights.tensors
+        if let adapter {
+            let lora = try LoRAAdapter(readingPEFT: URL(fileURLWithPath: adapter), configuration: weights.configuration)
+            tensors = try LoRAMerge.merge(lora, into: tensors, configuration: weights.configuration)
+        }
+        return Loaded(files: files, model: try LlamaModel(configuration: weights.configuration, tensors: tensors),
                       tokenizer: tokenizer)
     }
+}
+
+/// `--adapter DIR` for the commands that run a model.
+struct AdapterOption: ParsableArguments {
+    @Option(name: .long, help: "A LoRA adapter folder in PEFT's format (adapter_config.json + adapter_model.safetensors), e.g. one `corpus train` wrote; applied in memory.")
+    var adapter: String?
 }
 
 extension Exit {
@@ -110,6 +123,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Answer prompts with the model (its chat template applied unless --raw); several prompts are generated together as one batch.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOption: AdapterOption
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var output: JSONOption
     @Flag(name: .long, help: "Use the prompts as they are, without the chat template.") var raw = false
@@ -121,7 +135,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try Exit.reportingModel {
-            let loaded = try modelOptions.load()
+            let loaded = try modelOptions.load(adapter: adapterOption.adapter)
             let template = raw ? nil : try loaded.template(sampling.template)
             let promptIDs = prompts.map { prompt in
                 loaded.tokenizer.encode(template?.render([ChatMessage(role: "user", content: prompt)], generationPrompt: true) ?? prompt)
@@ -150,12 +164,13 @@ struct ChatCommand: ParsableCommand {
         abstract: "Talk with the model: type a message and press Enter; /reset starts over, /quit or Ctrl-D leaves.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOption: AdapterOption
     @OptionGroup var sampling: SamplingOptions
     @Option(name: .long, help: "A system message for the conversation.") var system: String?
 
     func run() throws {
         try Exit.reportingModel {
-            let loaded = try modelOptions.load()
+            let loaded = try modelOptions.load(adapter: adapterOption.adapter)
             let template = try loaded.template(sampling.template)
             let parameters = sampling.parameters(stopping: loaded.stopTokenIDs)
             let window = loaded.model.configuration.maxPositionEmbeddings
@@ -207,13 +222,14 @@ struct ScoreCommand: ParsableCommand {
         abstract: "Per-token log-probabilities of a text under the model, with the top alternatives and the mean negative log-likelihood.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOption: AdapterOption
     @OptionGroup var output: JSONOption
     @Option(name: .long, help: "Alternatives shown per position.") var top = 5
     @Argument(help: "The text (no special tokens are added; write them in the text to use them).") var text: String
 
     func run() throws {
         try Exit.reportingModel {
-            let loaded = try modelOptions.load()
+            let loaded = try modelOptions.load(adapter: adapterOption.adapter)
             let ids = loaded.tokenizer.encode(text)
             let V = loaded.model.configuration.vocabSize
             let logits = try loaded.model.logits(ids)
