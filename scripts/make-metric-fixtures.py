@@ -318,6 +318,10 @@ def main():
             "normalized_reference": normalize_for_match(ref),
             "length_ratio": length_ratio(pt, rt),
         }
+        # The same numbers bit for bit (float.hex), since JSON parsers may round decimals by an ulp.
+        case["hex"] = {"rouge_precision": float(rl.precision).hex(), "rouge_recall": float(rl.recall).hex(),
+                       "rouge_f": float(rl.fmeasure).hex(), "bleu": case["bleu"].hex(),
+                       "length_ratio": case["length_ratio"].hex()}
         if pred.isascii() and ref.isascii():
             # On ASCII text our tokens are rouge-score's own tokenizer's (no stemming).
             assert rouge_tokenize.tokenize(pred, None) == pt, (pred, pt)
@@ -338,7 +342,10 @@ def main():
         "en": [i for i, c in enumerate(cases) if c["group"] == "en"],
         "short": [i for i, c in enumerate(cases) if len(c["prediction_tokens"]) < 4],
     }
-    corpora = [{"name": k, "cases": v, "bleu": corpus([cases[i] for i in v])} for k, v in indices.items()]
+    corpora = []
+    for k, v in indices.items():
+        value = corpus([cases[i] for i in v])
+        corpora.append({"name": k, "cases": v, "bleu": value, "bleu_hex": value.hex()})
 
     rng = random.Random(99)
     a = [rng.random() for _ in range(40)]
@@ -353,7 +360,8 @@ def main():
     ]:
         delta, low, high = paired_bootstrap(xa, xb, resamples, seed)
         bootstrap.append({"name": name, "a": xa, "b": xb, "resamples": resamples, "seed": str(seed),
-                          "delta": delta, "low": low, "high": high})
+                          "delta": delta, "low": low, "high": high,
+                          "hex": {"delta": delta.hex(), "low": low.hex(), "high": high.hex()}})
     rng_check = MetricRandom(0)
     first = [str(rng_check.next()) for _ in range(3)]
 

@@ -19,6 +19,14 @@ struct MetricsTests {
         var normalizedPrediction: String
         var normalizedReference: String
         var lengthRatio: Double
+        /// The reference values bit for bit (Python's float.hex), by name.
+        var exact: [String: Double]
+    }
+
+    /// A Double from Python's float.hex() text, which JSON cannot round by an ulp.
+    static func hexDouble(_ value: Any?) throws -> Double {
+        let text = try #require(value as? String)
+        return try #require(Double(text), "not a hexadecimal float: \(text)")
     }
 
     static func fixture() throws -> (json: [String: Any], cases: [Case]) {
@@ -35,7 +43,8 @@ struct MetricsTests {
                  exactMatch: try #require(c["exact_match"] as? Bool),
                  normalizedPrediction: try #require(c["normalized_prediction"] as? String),
                  normalizedReference: try #require(c["normalized_reference"] as? String),
-                 lengthRatio: try #require(c["length_ratio"] as? Double))
+                 lengthRatio: try #require(c["length_ratio"] as? Double),
+                 exact: try #require(c["hex"] as? [String: String]).mapValues { try hexDouble($0) })
         }
         return (json, cases)
     }
@@ -57,7 +66,8 @@ struct MetricsTests {
         for c in cases {
             let s = TextMetrics.rougeL(predictionTokens: c.predictionTokens, referenceTokens: c.referenceTokens)
             for (name, value) in [("precision", s.precision), ("recall", s.recall), ("f", s.f)] {
-                let expected = try #require(c.rouge[name])
+                let expected = try #require(c.exact["rouge_" + name])
+                #expect(abs(expected - (c.rouge[name] ?? -1)) <= 1e-15)
                 worst = max(worst, abs(value - expected))
                 #expect(abs(value - expected) <= 1e-9, "\(name) of \(c.prediction) | \(c.reference)")
             }
@@ -74,8 +84,9 @@ struct MetricsTests {
             #expect([stats.predictionLength, stats.referenceLength] + stats.matches + stats.totals == c.bleuStats,
                     "\(c.prediction) | \(c.reference)")
             let value = TextMetrics.sentenceBLEU(prediction: c.prediction, reference: c.reference)
-            worst = max(worst, abs(value - c.bleu))
-            #expect(abs(value - c.bleu) <= 1e-6, "\(c.prediction) | \(c.reference): \(value) vs \(c.bleu)")
+            let expected = try #require(c.exact["bleu"])
+            worst = max(worst, abs(value - expected))
+            #expect(abs(value - expected) <= 1e-6, "\(c.prediction) | \(c.reference): \(value) vs \(expected)")
         }
         print("sentence BLEU max |Swift - sacrebleu| = \(worst)")
     }
@@ -87,7 +98,7 @@ struct MetricsTests {
         var worst = 0.0
         for corpus in corpora {
             let indices = try #require(corpus["cases"] as? [Int])
-            let expected = try #require(corpus["bleu"] as? Double)
+            let expected = try Self.hexDouble(corpus["bleu_hex"])
             let value = try TextMetrics.corpusBLEU(predictions: indices.map { cases[$0].prediction },
                                                    references: indices.map { cases[$0].reference })
             worst = max(worst, abs(value - expected))
@@ -104,11 +115,12 @@ struct MetricsTests {
             #expect(TextMetrics.normalizedForMatch(c.reference).unicodeScalars.elementsEqual(c.normalizedReference.unicodeScalars),
                     "\(c.reference)")
             #expect(TextMetrics.exactMatch(c.prediction, c.reference) == c.exactMatch, "\(c.prediction) | \(c.reference)")
-            // Foundation's JSON parser may be 1 ulp off the Python value; the division itself is exact.
-            #expect(TextMetrics.lengthRatio(prediction: c.prediction, reference: c.reference).isApproximately(c.lengthRatio))
+            // Bit for bit: both sides divide two small integers.
+            #expect(TextMetrics.lengthRatio(prediction: c.prediction, reference: c.reference) == c.exact["length_ratio"])
             let all = TextMetrics.scores(prediction: c.prediction, reference: c.reference)
             #expect(abs(all.rougeL - (c.rouge["f"] ?? -1)) <= 1e-9 && abs(all.bleu4 - c.bleu) <= 1e-6)
             #expect(all.exactMatch == (c.exactMatch ? 1 : 0) && all.lengthRatio.isApproximately(c.lengthRatio))
+            #expect(all.rougeL == c.exact["rouge_f"])
         }
     }
 
@@ -117,16 +129,20 @@ struct MetricsTests {
         let first = try #require(json["splitmix64_seed0_first3"] as? [String])
         var random = MetricRandom(seed: 0)
         #expect(first == (0..<3).map { _ in String(random.next()) })
+        var worst = 0.0
         for entry in try #require(json["bootstrap"] as? [[String: Any]]) {
             let a = try #require(entry["a"] as? [Double]), b = try #require(entry["b"] as? [Double])
             let seedText = try #require(entry["seed"] as? String)
             let seed = try #require(UInt64(seedText))
             let result = try TextMetrics.pairedBootstrap(a: a, b: b, resamples: try #require(entry["resamples"] as? Int), seed: seed)
+            let exact = try #require(entry["hex"] as? [String: String])
             for (value, key) in [(result.delta, "delta"), (result.low, "low"), (result.high, "high")] {
-                let expected = try #require(entry[key] as? Double)
+                let expected = try Self.hexDouble(exact[key])
+                worst = max(worst, abs(value - expected))
                 #expect(abs(value - expected) <= 1e-12, "\(entry["name"] ?? "") \(key): \(value) vs \(expected)")
             }
         }
+        print("bootstrap max |Swift - Python| = \(worst)")
     }
 
     // MARK: By hand
