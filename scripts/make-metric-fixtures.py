@@ -238,6 +238,7 @@ HAND = [
     ("other", "ΟΔΟΣ Σοφίας", "οδος σοφιας"),
     ("zh", "高血压　患者\t可以\n吃党参", "高血压患者可以吃党参"),
     ("zh", "①每日一次；②饭后服用", "1每日一次2饭后服用"),
+    ("ja", "ｶﾞｲﾄﾞﾗｲﾝに従う", "ガイドラインに従う"),  # halfwidth kana + voiced marks compose under NFKC
 ]
 
 GENERATOR_BASES = [
@@ -273,13 +274,30 @@ def perturb(rng, text):
     return "".join(chars)
 
 
+# Characters whose tokenization depends on Unicode tables (NFKC, categories, case mapping): mixed
+# at random to check that Swift and Python agree beyond the hand-picked cases.
+UNICODE_POOL = list("高血压患者の한국ＡＢｃ１２３ＸⅫ①²½ﬁÉéÅǅİΣσς·・ー々〇〆，。、！？；：（）《》“”…—～％℃㎎\u3000\u00a0\t\n"
+                    "e\u0301a\u0308\u200b\u200d\U0001F600\U00020000\u0e01\u0e32\ufb01\u2160ｶﾞﾊﾟ") + \
+               ["mg", "CT", "Hello", "ΟΔΟΣ", "straße", "100", "3.5", "e-mail", " ", " ", " "]
+
+
+def unicode_mix_cases():
+    rng = random.Random(5)
+    cases = []
+    for _ in range(6):
+        ref = "".join(rng.choice(UNICODE_POOL) for _ in range(rng.randint(5, 25)))
+        pred = "".join(rng.choice(UNICODE_POOL) if rng.random() < 0.3 else ch for ch in ref)
+        cases.append(("unicode-mix", pred, ref))
+    return cases
+
+
 def generated_cases():
     rng = random.Random(20261202)
     cases = []
     for k in range(15):
         ref = GENERATOR_BASES[k % len(GENERATOR_BASES)]
         cases.append(("zh-generated", perturb(rng, ref), ref))
-    return cases
+    return cases + unicode_mix_cases()
 
 
 class OurTokenizer:

@@ -155,6 +155,9 @@ struct MetricsTests {
         #expect(TextMetrics.tokens("It's the patient's 2nd visit!") == ["it", "s", "the", "patient", "s", "2nd", "visit"])
         #expect(TextMetrics.tokens("ひらがなカタカナ한국") == ["ひ", "ら", "が", "な", "カ", "タ", "カ", "ナ", "한", "국"])
         #expect(TextMetrics.tokens("。，！……  \n").isEmpty)
+        // Real NFKC: halfwidth ｶﾞ composes to ガ (Foundation's one-step NFKC on Linux leaves カ + U+3099).
+        #expect(TextMetrics.tokens("ｶﾞｲﾄﾞ") == ["ガ", "イ", "ド"])
+        #expect(TextMetrics.exactMatch("ｶﾞｲﾄﾞﾗｲﾝ。", "ガイドライン"))
         #expect(TextMetrics.tokens("").isEmpty)
     }
 

@@ -25,7 +25,7 @@ public enum TextMetrics {
     public static func tokens(_ text: String) -> [String] {
         var result: [String] = []
         var word = String.UnicodeScalarView()
-        for scalar in text.precomposedStringWithCompatibilityMapping.unicodeScalars {
+        for scalar in nfkc(text).unicodeScalars {
             if isCJK(scalar) {
                 if !word.isEmpty { result.append(String(word)); word = String.UnicodeScalarView() }
                 result.append(String(scalar))
@@ -38,6 +38,15 @@ public enum TextMetrics {
         }
         if !word.isEmpty { result.append(String(word)) }
         return result
+    }
+
+    /// Unicode NFKC, computed as NFKD followed by NFC (its definition). Foundation's one-step
+    /// `precomposedStringWithCompatibilityMapping` on Linux (Swift 6.3) leaves marks that come
+    /// out of a compatibility decomposition unordered and uncomposed: `ｶﾞ` (U+FF76 U+FF9E) gives
+    /// カ U+3099 instead of ガ, and 血 U+0308 U+FF9E keeps U+0308 before U+3099. The two-step form
+    /// agrees with Python's `unicodedata.normalize("NFKC", ...)` on every fixture.
+    static func nfkc(_ text: String) -> String {
+        text.decomposedStringWithCompatibilityMapping.precomposedStringWithCanonicalMapping
     }
 
     /// Blocks of scripts written without spaces; a letter or number code point in one of them
@@ -248,7 +257,7 @@ public enum TextMetrics {
     public static func normalizedForMatch(_ text: String) -> String {
         var scalars: [Unicode.Scalar] = []
         var pendingSpace = false
-        for scalar in text.precomposedStringWithCompatibilityMapping.unicodeScalars {
+        for scalar in nfkc(text).unicodeScalars {
             if scalar.properties.isWhitespace {
                 pendingSpace = !scalars.isEmpty
                 continue
