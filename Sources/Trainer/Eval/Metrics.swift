@@ -114,6 +114,12 @@ public enum TextMetrics {
         public var precision: Double
         public var recall: Double
         public var f: Double
+
+        public init(precision: Double, recall: Double, f: Double) {
+            self.precision = precision
+            self.recall = recall
+            self.f = f
+        }
     }
 
     /// ROUGE-L F1 of `prediction` against `reference` (see ``rougeL(predictionTokens:referenceTokens:)``).
@@ -366,6 +372,14 @@ public struct CorpusMetricScores: Codable, Sendable, Equatable {
     public var exactMatch: Double
     /// Total prediction tokens / total reference tokens.
     public var lengthRatio: Double
+
+    public init(count: Int, rougeL: Double, bleu4: Double, exactMatch: Double, lengthRatio: Double) {
+        self.count = count
+        self.rougeL = rougeL
+        self.bleu4 = bleu4
+        self.exactMatch = exactMatch
+        self.lengthRatio = lengthRatio
+    }
 }
 
 // MARK: - Paired bootstrap
