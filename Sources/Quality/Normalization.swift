@@ -13,7 +13,9 @@ public enum Normalizer {
 
     public static func comparable(_ text: String) -> String {
         if let fast = comparableWithoutFoundation(text) { return fast }
-        let folded = text.precomposedStringWithCompatibilityMapping
+        // NFKC in two steps: Foundation's one-step `precomposedStringWithCompatibilityMapping`
+        // gets some cases wrong on Linux (halfwidth ｶﾞ gives カ + U+3099, not ガ).
+        let folded = text.decomposedStringWithCompatibilityMapping.precomposedStringWithCanonicalMapping
         var out = String.UnicodeScalarView()
         var pendingSpace = false
         for scalar in folded.unicodeScalars {

@@ -326,7 +326,7 @@ struct NearDuplicateTests {
         }
         var fast = 0
         for t in texts {
-            let folded = t.precomposedStringWithCompatibilityMapping
+            let folded = t.decomposedStringWithCompatibilityMapping.precomposedStringWithCanonicalMapping
             var slow = String.UnicodeScalarView(), pending = false
             for s in folded.unicodeScalars {
                 if s.properties.isWhitespace { pending = !slow.isEmpty; continue }
