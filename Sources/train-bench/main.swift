@@ -7,7 +7,9 @@
 //
 // PATH defaults to the test model that scripts/fetch-test-model.sh caches
 // (~/.cache/corpus/models/SmolLM2-135M-Instruct.Q4_1.gguf). Random token ids, every position a
-// target, LoRA on all seven projections. Peak RSS is /proc/self/status VmHWM, reset after loading
+// target, LoRA on all seven projections. OpenBLAS picks its kernels from OPENBLAS_CORETYPE when
+// the library loads (this machine's environment pins Haswell; SKYLAKEX's AVX-512 kernels measured
+// about 2x faster in sgemm here), so the bench prints the value it ran with. Peak RSS is /proc/self/status VmHWM, reset after loading
 // (through /proc/self/clear_refs) so the training figure does not include the loader's copies.
 import Foundation
 import Trainer
@@ -78,6 +80,14 @@ func memory() -> (peak: Int, current: Int) {
     return (field("VmHWM"), field("VmRSS"))
 }
 
+/// User + system CPU seconds of this process so far (under a loaded machine, tokens per CPU
+/// second says more than wall-clock tokens per second).
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 func gib(_ bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
 
 func run() throws {
@@ -113,19 +123,22 @@ func run() throws {
     let normalizer = o.batch * (o.sequence - 1)
     let trainer = LoRATrainingModel(model: model, options: TrainingOptions(recomputeActivations: o.recompute, lossChunkRows: o.chunk))
     var gradients = LoRAAdapter(zerosLike: adapter)
+    print("OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset: the library's choice)")")
     print("batch \(o.batch) × \(o.sequence) tokens, LoRA r=\(o.rank) on \(lora.targets.map(\.moduleName).joined(separator: ",")), \(o.threads) BLAS threads, \(o.recompute ? "recompute" : "saved activations"), loss chunk \(o.chunk) rows")
-    var times: [Double] = []
+    var times: [Double] = [], cpu: [Double] = []
     for step in 0...o.steps {      // step 0 warms up
-        let start = Date()
+        let start = Date(), cpuStart = cpuSeconds()
         let loss = try trainer.accumulateGradients(batch: batch, adapter: adapter, normalizer: normalizer, dropoutSeed: UInt64(step), into: &gradients)
         let seconds = Date().timeIntervalSince(start)
-        if step > 0 { times.append(seconds) }
-        print(String(format: "step %d%@: %.2f s, %.1f tokens/s, loss %.4f, peak RSS %@", step, step == 0 ? " (warm-up)" : "",
-                     seconds, Double(tokens) / seconds, loss.value, gib(memory().peak)))
+        let cpuUsed = cpuSeconds() - cpuStart
+        if step > 0 { times.append(seconds); cpu.append(cpuUsed) }
+        print(String(format: "step %d%@: %.2f s (%.2f CPU s), %.1f tokens/s, loss %.4f, peak RSS %@", step, step == 0 ? " (warm-up)" : "",
+                     seconds, cpuUsed, Double(tokens) / seconds, loss.value, gib(memory().peak)))
     }
     let best = times.min() ?? 0, mean = times.reduce(0, +) / Double(max(times.count, 1))
-    print(String(format: "forward+backward: %.1f tokens/s (mean of %d steps; best %.1f), training peak RSS %@",
-                 Double(tokens) / mean, times.count, Double(tokens) / best, gib(memory().peak)))
+    let cpuMean = cpu.reduce(0, +) / Double(max(cpu.count, 1))
+    print(String(format: "forward+backward: %.1f tokens/s (mean of %d steps; best %.1f), %.1f tokens per CPU second, training peak RSS %@",
+                 Double(tokens) / mean, times.count, Double(tokens) / best, Double(tokens) / cpuMean, gib(memory().peak)))
 }
 
 do {
