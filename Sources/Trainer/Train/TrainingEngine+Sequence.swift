@@ -76,6 +76,7 @@ final class LossHead<S: TrainingScalar> {
     let rows: ScalarBuffer<S>       // (R, C)  gathered rows of one chunk
     let logits: ScalarBuffer<S>     // (R, V)  logits, then their gradient
     let drows: ScalarBuffer<S>      // (R, C)
+    let losses: ScalarBuffer<S>     // (R)     cross-entropy of each row of a chunk
 
     init(engine: TrainingEngine<S>, capacity T: Int, chunkRows: Int, training: Bool) {
         let c = engine.c
@@ -88,6 +89,7 @@ final class LossHead<S: TrainingScalar> {
         rows = ScalarBuffer(count: chunkRows * c.hiddenSize)
         logits = ScalarBuffer(count: chunkRows * c.vocabSize)
         drows = ScalarBuffer(count: training ? chunkRows * c.hiddenSize : 0)
+        losses = ScalarBuffer(count: chunkRows)
     }
 
     /// loss = Σ_t∈targets (logsumexp(z_t) − z_t[ids[t+1]]); when training, dx (T, C) = ∂(loss /
@@ -110,20 +112,28 @@ final class LossHead<S: TrainingScalar> {
                 for j in 0..<n { (rows.base + j * C).update(from: h.base + positions[start + j] * C, count: C) }
                 S.gemm(transA: false, transB: true, m: n, n: V, k: C, alpha: 1, rows.base, lda: C, head, ldb: C,
                        beta: 0, logits.base, ldc: V)
-                for j in 0..<n {
-                    let z = logits.base + j * V
-                    let target = Int(sequence.ids[positions[start + j] + 1])
-                    var m = z[0]
-                    for i in 1..<V where z[i] > m { m = z[i] }
-                    var sum: S = 0
-                    for i in 0..<V { sum += S.exponential(z[i] - m) }
-                    let lse = m + S.logarithm(sum)
-                    total += Double(lse - z[target])
-                    if training {
-                        for i in 0..<V { z[i] = S.exponential(z[i] - lse) * inverse }
-                        z[target] -= inverse
+                let chunkLosses = losses.base, logitsBase = logits.base, training = training
+                RowParallel.forEach(rows: n, minimumRows: 4) { range in
+                    for j in range {
+                        let z = logitsBase + j * V
+                        let target = Int(sequence.ids[positions[start + j] + 1])
+                        let zt = z[target]
+                        var m = z[0]
+                        for i in 1..<V where z[i] > m { m = z[i] }
+                        var sum: S = 0
+                        if training {
+                            // One exponential per logit: kept, then scaled into (softmax − onehot) / normalizer.
+                            for i in 0..<V { let e = S.exponential(z[i] - m); z[i] = e; sum += e }
+                            let k = inverse / sum
+                            for i in 0..<V { z[i] *= k }
+                            z[target] -= inverse
+                        } else {
+                            for i in 0..<V { sum += S.exponential(z[i] - m) }
+                        }
+                        chunkLosses[j] = m + S.logarithm(sum) - zt
                     }
                 }
+                for j in 0..<n { total += Double(losses.base[j]) }
                 if training {
                     S.gemm(transA: false, transB: false, m: n, n: C, k: V, alpha: 1, logits.base, lda: V, head, ldb: C,
                            beta: 0, drows.base, ldc: C)

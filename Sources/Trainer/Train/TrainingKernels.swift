@@ -77,7 +77,11 @@ enum TrainingKernels {
 
     /// Row t of p (T, T) becomes the softmax of its first t + 1 entries, zeros after.
     static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int) {
-        for t in 0..<T {
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in causalSoftmax(p, T: T, rows: rows) }
+    }
+
+    static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int, rows: Range<Int>) {
+        for t in rows {
             let row = p + t * T
             var m = row[0]
             for u in 1..<(t + 1) where row[u] > m { m = row[u] }
@@ -112,12 +116,14 @@ enum TrainingKernels {
             causalSoftmax(scores, T: T)
             S.gemm(transA: true, transB: false, m: T, n: HD, k: T, alpha: 1, scores, lda: T, dO, ldb: NH * HD, beta: 1, dv, ldc: QKV)
             S.gemm(transA: false, transB: true, m: T, n: T, k: HD, alpha: 1, dO, lda: NH * HD, v, ldb: QKV, beta: 0, dscores, ldc: T)
-            for t in 0..<T {
-                let p = scores + t * T, dp = dscores + t * T
-                var dot: S = 0
-                for u in 0..<(t + 1) { dot += p[u] * dp[u] }
-                for u in 0..<(t + 1) { dp[u] = p[u] * (dp[u] - dot) }
-                for u in (t + 1)..<T { dp[u] = 0 }
+            RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+                for t in rows {
+                    let p = scores + t * T, dp = dscores + t * T
+                    var dot: S = 0
+                    for u in 0..<(t + 1) { dot += p[u] * dp[u] }
+                    for u in 0..<(t + 1) { dp[u] = p[u] * (dp[u] - dot) }
+                    for u in (t + 1)..<T { dp[u] = 0 }
+                }
             }
             S.gemm(transA: false, transB: false, m: T, n: HD, k: T, alpha: scale, dscores, lda: T, k, ldb: QKV, beta: 0, dq, ldc: QKV)
             S.gemm(transA: true, transB: false, m: T, n: HD, k: T, alpha: scale, dscores, lda: T, q, ldb: QKV, beta: 1, dk, ldc: QKV)
@@ -128,22 +134,26 @@ enum TrainingKernels {
 
     /// act (T, FFN) = silu(gate)·up with gate and up side by side in gateUp (T, 2·FFN).
     static func swigluForward<S: TrainingScalar>(_ gateUp: UnsafePointer<S>, _ act: UnsafeMutablePointer<S>, T: Int, FFN: Int) {
-        for t in 0..<T {
-            let g = gateUp + t * 2 * FFN, u = g + FFN, a = act + t * FFN
-            for j in 0..<FFN { a[j] = g[j] / (1 + S.exponential(-g[j])) * u[j] }
+        RowParallel.forEach(rows: T) { rows in
+            for t in rows {
+                let g = gateUp + t * 2 * FFN, u = g + FFN, a = act + t * FFN
+                for j in 0..<FFN { a[j] = g[j] / (1 + S.exponential(-g[j])) * u[j] }
+            }
         }
     }
 
     /// dgateUp (T, 2·FFN), overwritten: d gate = dact·up·σ(g)·(1 + g·(1 − σ(g))), d up = dact·silu(g).
     static func swigluBackward<S: TrainingScalar>(_ dact: UnsafePointer<S>, _ gateUp: UnsafePointer<S>, _ dgateUp: UnsafeMutablePointer<S>,
                                                   T: Int, FFN: Int) {
-        for t in 0..<T {
-            let g = gateUp + t * 2 * FFN, u = g + FFN, da = dact + t * FFN
-            let dg = dgateUp + t * 2 * FFN, du = dg + FFN
-            for j in 0..<FFN {
-                let sig = 1 / (1 + S.exponential(-g[j]))
-                dg[j] = da[j] * u[j] * sig * (1 + g[j] * (1 - sig))
-                du[j] = da[j] * g[j] * sig
+        RowParallel.forEach(rows: T) { rows in
+            for t in rows {
+                let g = gateUp + t * 2 * FFN, u = g + FFN, da = dact + t * FFN
+                let dg = dgateUp + t * 2 * FFN, du = dg + FFN
+                for j in 0..<FFN {
+                    let sig = 1 / (1 + S.exponential(-g[j]))
+                    dg[j] = da[j] * u[j] * sig * (1 + g[j] * (1 - sig))
+                    du[j] = da[j] * g[j] * sig
+                }
             }
         }
     }
