@@ -4,6 +4,7 @@
 //   swift build --product train-bench -c release
 //   .build/release/train-bench [--model PATH] [--batch 4] [--seq 256] [--rank 16] [--steps 3]
 //                              [--threads 2] [--recompute] [--chunk 64] [--dropout 0]
+//                              [--targets q,k,v,o,gate,up,down]
 //
 // PATH defaults to the test model that scripts/fetch-test-model.sh caches
 // (~/.cache/corpus/models/SmolLM2-135M-Instruct.Q4_1.gguf). Random token ids, every position a
@@ -25,6 +26,7 @@ struct BenchOptions {
     var recompute = false
     var chunk = 64
     var dropout: Float = 0
+    var targets = LoRATarget.allCases
 
     init(arguments: [String]) throws {
         var i = 0
@@ -48,12 +50,18 @@ struct BenchOptions {
             case "--threads": threads = try int()
             case "--chunk": chunk = try int()
             case "--recompute": recompute = true
+            case "--targets":
+                let text = try value()
+                targets = try text.split(separator: ",").map { name in
+                    guard let t = LoRATarget(name: String(name)) else { throw BenchError("--targets \(text): \(name) is not one of q,k,v,o,gate,up,down") }
+                    return t
+                }
             case "--dropout":
                 let text = try value()
                 guard let p = Float(text), p >= 0, p < 1 else { throw BenchError("--dropout \(text): give a probability in [0, 1)") }
                 dropout = p
             case "-h", "--help":
-                print("usage: train-bench [--model PATH] [--batch N] [--seq N] [--rank N] [--steps N] [--threads N] [--recompute] [--chunk N] [--dropout P]")
+                print("usage: train-bench [--model PATH] [--batch N] [--seq N] [--rank N] [--steps N] [--threads N] [--recompute] [--chunk N] [--dropout P] [--targets q,k,v,o,gate,up,down]")
                 exit(0)
             default: throw BenchError("unknown option \(arguments[i]); see --help")
             }
@@ -106,7 +114,7 @@ func run() throws {
     let c = model.configuration
     print("model \(o.model): \(c.modelType), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize); loaded in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s, load peak \(gib(loadPeak)), after load \(gib(memory().current))")
 
-    let lora = LoRAConfiguration(rank: o.rank, alpha: Float(2 * o.rank), dropout: o.dropout)
+    let lora = LoRAConfiguration(rank: o.rank, alpha: Float(2 * o.rank), dropout: o.dropout, targets: o.targets)
     var adapter = try LoRAAdapter(initializing: lora, for: c, seed: 1)
     var stream = SeedStream(seed: 2)
     for l in adapter.layers.indices {   // non-zero B, as after some training
