@@ -19,6 +19,10 @@ struct LoRAGradientCheckTests {
 
     /// Central differences of f with respect to every element of x.
     static func numeric(_ x: Buffer, _ f: () -> Double) -> [Double] {
+        numeric(ScalarSlice(base: x.base, count: x.count), f)
+    }
+
+    static func numeric(_ x: ScalarSlice<Double>, _ f: () -> Double) -> [Double] {
         (0..<x.count).map { i in
             let old = x.base[i]
             x.base[i] = old + step
@@ -121,11 +125,12 @@ struct LoRAGradientCheckTests {
         Self.check("LoRA dx (dropout \(p))", analytic: dxd.array, numeric: Self.numeric(x, f))
     }
 
-    /// A whole decoder block: the gradient of its input and of every LoRA matrix of the layer.
-    @Test(arguments: [false, true]) func block(qwen2: Bool) throws {
+    /// A whole decoder block: the gradient of its input and of every LoRA matrix of the layer,
+    /// without dropout (the fused per-group products) and with it (per projection).
+    @Test(arguments: [(false, Float(0)), (true, Float(0.2))]) func block(qwen2: Bool, dropout: Float) throws {
         let c = LoRATrainingSupport.configuration(bias: qwen2, tied: qwen2)
         let model = try LoRATrainingSupport.model(c, seed: 21)
-        let lora = LoRAConfiguration(rank: 2, alpha: 3, dropout: 0.2, useRSLoRA: qwen2)
+        let lora = LoRAConfiguration(rank: 2, alpha: 3, dropout: dropout, useRSLoRA: qwen2)
         let adapter = try LoRATrainingSupport.adapter(lora, c, seed: 22)
         let engine = TrainingEngine<Double>(model: model, options: TrainingOptions())
         let parameters = try LoRAParameters<Double>(adapter, for: c)
@@ -140,18 +145,18 @@ struct LoRAGradientCheckTests {
             return Self.dot(g, out.base)
         }
         let trained = LoRABuffers(parameters, gradients: true)
-        let acts = BlockActivations<Double>(capacity: T, c, rank: 2, slots: trained.slots)
+        let acts = BlockActivations<Double>(capacity: T, c, lora: trained)
         _ = forward(trained, acts)
         let din = Buffer(count: T * C)
         engine.blockBackward(layer: l, x.base, dout: g.base, din: din.base, T: T, acts: acts, lora: trained, dropout: key, rope: rope,
                              scratch: BackwardScratch(capacity: T, c, rank: 2), xd: xd.base, scores: scores.base)
-        let name = qwen2 ? "Qwen2 block" : "Llama block"
+        let name = (qwen2 ? "Qwen2 block" : "Llama block") + " (dropout \(dropout))"
         Self.check("\(name) dx", analytic: din.array, numeric: Self.numeric(x) { forward(trained, acts) })
         for slot in trained.slots {
             let target = LoRATarget.allCases[slot].moduleName
             let fresh = LoRABuffers(parameters, gradients: false)
-            Self.check("\(name) d \(target).lora_A", analytic: trained.da?[l][slot].array ?? [],
-                       numeric: Self.numeric(fresh.a[l][slot]) { forward(fresh, acts) })
+            Self.check("\(name) d \(target).lora_A", analytic: trained.da(l, slot)?.array ?? [],
+                       numeric: Self.numeric(fresh.a(l, slot)) { forward(fresh, acts) })
             Self.check("\(name) d \(target).lora_B", analytic: trained.db?[l][slot].array ?? [],
                        numeric: Self.numeric(fresh.b[l][slot]) { forward(fresh, acts) })
         }
@@ -175,7 +180,9 @@ struct LoRAGradientCheckTests {
         var worst = 0.0
         for l in 0..<c.numHiddenLayers {
             for slot in trained.slots {
-                for (analytic, values) in [(trained.da?[l][slot].array ?? [], fresh.a[l][slot]), (trained.db?[l][slot].array ?? [], fresh.b[l][slot])] {
+                let b = fresh.b[l][slot]
+                for (analytic, values) in [(trained.da(l, slot)?.array ?? [], fresh.a(l, slot)),
+                                           (trained.db?[l][slot].array ?? [], ScalarSlice(base: b.base, count: b.count))] {
                     let numeric = Self.numeric(values, f)
                     let error = LoRATrainingSupport.relativeError(analytic, numeric)
                     worst = max(worst, error)

@@ -86,10 +86,10 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let buffers = LoRABuffers(parameters, gradients: true)
         let (sum, tokens) = engine.run(batch: batch, lora: buffers, normalizer: normalizer, dropoutSeed: dropoutSeed)
         var g = LoRAParameters(zerosLike: parameters)
-        if let da = buffers.da, let db = buffers.db {
+        if let db = buffers.db {
             for l in g.a.indices {
                 for slot in parameters.slots {
-                    g.a[l][slot] = da[l][slot].array
+                    g.a[l][slot] = buffers.da(l, slot)?.array ?? []
                     g.b[l][slot] = db[l][slot].array
                 }
             }

@@ -14,15 +14,15 @@ extension TrainingEngine {
     }
 
     /// Runs the batch one sequence at a time (sequences never see each other) and returns the
-    /// summed cross-entropy of the target positions. With `lora.da`/`db` present, also adds
+    /// summed cross-entropy of the target positions. With gradient buffers in `lora`, also adds
     /// ∂(sum / normalizer)/∂(A, B) into them. `dropout` nil means evaluation (no dropout).
     func run(batch: [TrainingSequence], lora: LoRABuffers<S>, normalizer: Int, dropoutSeed: UInt64?) -> (sum: Double, tokens: Int) {
         let capacity = batch.map(\.ids.count).max() ?? 0
         guard capacity > 0 else { return (0, 0) }
-        let training = lora.da != nil
+        let training = lora.training
         let C = c.hiddenSize, L = c.numHiddenLayers
         let saveAll = training && !options.recomputeActivations
-        let acts = (0..<(saveAll ? L : 1)).map { _ in BlockActivations<S>(capacity: capacity, c, rank: lora.rank, slots: lora.slots) }
+        let acts = (0..<(saveAll ? L : 1)).map { _ in BlockActivations<S>(capacity: capacity, c, lora: lora) }
         let inputs = (0...L).map { _ in ScalarBuffer<S>(count: capacity * C) }     // (L+1) × (T, C) block inputs, then the last output
         let scratch = training ? BackwardScratch<S>(capacity: capacity, c, rank: lora.rank) : nil
         let xd = ScalarBuffer<S>(count: capacity * max(C, c.numAttentionHeads * c.headDim, c.intermediateSize))

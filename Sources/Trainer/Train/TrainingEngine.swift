@@ -9,9 +9,9 @@ final class BlockActivations<S: TrainingScalar> {
     let h2: ScalarBuffer<S>        // (T, C)       post_attention_layernorm output
     let gateUp: ScalarBuffer<S>    // (T, 2·FFN)   before the activation
     let act: ScalarBuffer<S>       // (T, FFN)     silu(gate)·up, input of down_proj
-    let u: [ScalarBuffer<S>]       // 7 × (T, r)   A·dropout(x) per adapted slot (empty otherwise)
+    let u: [ScalarBuffer<S>]       // 4 groups × (T, width)  A·dropout(x) of the group's adapted slots side by side
 
-    init(capacity T: Int, _ c: LlamaConfiguration, rank r: Int, slots: [Int]) {
+    init(capacity T: Int, _ c: LlamaConfiguration, lora: LoRABuffers<S>) {
         let C = c.hiddenSize, HD = c.headDim, NH = c.numAttentionHeads, NKV = c.numKeyValueHeads, FFN = c.intermediateSize
         rstd1 = ScalarBuffer(count: T)
         h1 = ScalarBuffer(count: T * C)
@@ -22,7 +22,7 @@ final class BlockActivations<S: TrainingScalar> {
         h2 = ScalarBuffer(count: T * C)
         gateUp = ScalarBuffer(count: T * 2 * FFN)
         act = ScalarBuffer(count: T * FFN)
-        u = (0..<LoRATarget.allCases.count).map { ScalarBuffer(count: slots.contains($0) ? T * r : 0) }
+        u = lora.groupSlots.indices.map { ScalarBuffer(count: T * lora.width(group: $0)) }
     }
 }
 
@@ -35,7 +35,7 @@ final class BackwardScratch<S: TrainingScalar> {
     let dgateUp: ScalarBuffer<S>   // (T, 2·FFN)
     let dact: ScalarBuffer<S>      // (T, FFN)
     let dscores: ScalarBuffer<S>   // (T, T)
-    let du: ScalarBuffer<S>        // (T, r)
+    let du: ScalarBuffer<S>        // (T, 3·r)  dU of one group
     let dxd: ScalarBuffer<S>       // (T, max in)
 
     init(capacity T: Int, _ c: LlamaConfiguration, rank r: Int) {
@@ -47,20 +47,27 @@ final class BackwardScratch<S: TrainingScalar> {
         dgateUp = ScalarBuffer(count: T * 2 * FFN)
         dact = ScalarBuffer(count: T * FFN)
         dscores = ScalarBuffer(count: T * T)
-        du = ScalarBuffer(count: T * r)
+        du = ScalarBuffer(count: T * 3 * r)
         dxd = ScalarBuffer(count: T * max(C, NH * HD, FFN))
     }
 }
 
 /// LoRA matrices of one training call in stable buffers: values and, when training, gradients.
+/// The A matrices of projections that share an input (q, k, v; gate, up) are stacked in one
+/// buffer per group, so that without dropout U = x·Aᵀ, dA and dx are one sgemm per group.
 final class LoRABuffers<S: TrainingScalar> {
+    /// Group of each slot: q, k, v read h1; o reads the attention; gate, up read h2; down reads m.
+    static var groupOfSlot: [Int] { [0, 0, 0, 1, 2, 2, 3] }
+
     let rank: Int
     let scale: S
     let dropout: Float
     let slots: [Int]
-    let a: [[ScalarBuffer<S>]]      // [layer][slot] (r, in)
-    let b: [[ScalarBuffer<S>]]      // [layer][slot] (out, r)
-    let da: [[ScalarBuffer<S>]]?
+    /// The adapted slots of each of the 4 groups, ascending.
+    let groupSlots: [[Int]]
+    let aGroups: [[ScalarBuffer<S>]]     // [layer][group] (width, in): the group's A matrices stacked
+    let daGroups: [[ScalarBuffer<S>]]?
+    let b: [[ScalarBuffer<S>]]           // [layer][slot] (out, r)
     let db: [[ScalarBuffer<S>]]?
 
     init(_ p: LoRAParameters<S>, gradients: Bool) {
@@ -68,10 +75,34 @@ final class LoRABuffers<S: TrainingScalar> {
         scale = p.scale
         dropout = p.dropout
         slots = p.slots
-        a = p.a.map { $0.map { ScalarBuffer($0) } }
+        let groups = (0..<4).map { g in p.slots.filter { Self.groupOfSlot[$0] == g } }
+        groupSlots = groups
+        aGroups = p.a.map { layer in groups.map { ScalarBuffer($0.flatMap { layer[$0] }) } }
+        daGroups = gradients ? p.a.map { layer in groups.map { ScalarBuffer(count: $0.map { layer[$0].count }.reduce(0, +)) } } : nil
         b = p.b.map { $0.map { ScalarBuffer($0) } }
-        da = gradients ? p.a.map { $0.map { ScalarBuffer(count: $0.count) } } : nil
         db = gradients ? p.b.map { $0.map { ScalarBuffer(count: $0.count) } } : nil
+    }
+
+    var training: Bool { daGroups != nil }
+
+    /// Columns of a group's U: rank × its adapted slots.
+    func width(group g: Int) -> Int { groupSlots[g].count * rank }
+
+    /// Index of `slot` inside its group.
+    func position(_ slot: Int) -> Int { groupSlots[Self.groupOfSlot[slot]].firstIndex(of: slot) ?? 0 }
+
+    /// A (r, in) of a slot, inside its group's buffer.
+    func a(_ l: Int, _ slot: Int) -> ScalarSlice<S> {
+        let group = aGroups[l][Self.groupOfSlot[slot]]
+        let count = group.count / max(groupSlots[Self.groupOfSlot[slot]].count, 1)
+        return ScalarSlice(base: group.base + position(slot) * count, count: count)
+    }
+
+    /// dA (r, in) of a slot, when training.
+    func da(_ l: Int, _ slot: Int) -> ScalarSlice<S>? {
+        guard let group = daGroups?[l][Self.groupOfSlot[slot]] else { return nil }
+        let count = group.count / max(groupSlots[Self.groupOfSlot[slot]].count, 1)
+        return ScalarSlice(base: group.base + position(slot) * count, count: count)
     }
 }
 
@@ -136,15 +167,30 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
         return UnsafePointer(scratch)
     }
 
-    /// y += LoRA_slot(x) for the adapted slots among `slots`, saving u.
-    func loraForward(_ x: UnsafePointer<S>, slots: [Int], y: UnsafeMutablePointer<S>, ldy: Int, layer l: Int, T: Int,
+    /// Whether this call drops out LoRA inputs.
+    func dropsOut(_ lora: LoRABuffers<S>, _ dropout: DropoutKey?) -> Bool { dropout != nil && lora.dropout > 0 }
+
+    /// y += s·U_slot·B_slotᵀ for the adapted slots of `group`, with U_slot = D(x)·A_slotᵀ saved
+    /// side by side in acts.u[group]. Without dropout the group's U is one sgemm.
+    func loraForward(group g: Int, _ x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, ldy: Int, layer l: Int, T: Int,
                      lora: LoRABuffers<S>, acts: BlockActivations<S>, dropout: DropoutKey?, scratch: UnsafeMutablePointer<S>) {
-        for slot in slots where lora.slots.contains(slot) {
-            let (out, inFeatures) = shape(slot: slot)
-            let xd = loraInput(x, slot: slot, layer: l, T: T, lora: lora, dropout: dropout, scratch: scratch)
-            TrainingKernels.loraForward(xd, lora.a[l][slot].base, lora.b[l][slot].base, u: acts.u[slot].base,
-                                        y + outputOffset(slot: slot), ldy: ldy, T: T, inFeatures: inFeatures, outFeatures: out,
-                                        r: lora.rank, scale: lora.scale)
+        let slots = lora.groupSlots[g]
+        guard let first = slots.first else { return }
+        let inFeatures = shape(slot: first).in, W = lora.width(group: g), r = lora.rank
+        let u = acts.u[g].base
+        if dropsOut(lora, dropout) {
+            for (k, slot) in slots.enumerated() {
+                let xd = loraInput(x, slot: slot, layer: l, T: T, lora: lora, dropout: dropout, scratch: scratch)
+                S.gemm(transA: false, transB: true, m: T, n: r, k: inFeatures, alpha: 1, xd, lda: inFeatures, lora.a(l, slot).base,
+                       ldb: inFeatures, beta: 0, u + k * r, ldc: W)
+            }
+        } else {
+            S.gemm(transA: false, transB: true, m: T, n: W, k: inFeatures, alpha: 1, x, lda: inFeatures, lora.aGroups[l][g].base,
+                   ldb: inFeatures, beta: 0, u, ldc: W)
+        }
+        for (k, slot) in slots.enumerated() {
+            S.gemm(transA: false, transB: true, m: T, n: shape(slot: slot).out, k: r, alpha: lora.scale, u + k * r, lda: W,
+                   lora.b[l][slot].base, ldb: r, beta: 1, y + outputOffset(slot: slot), ldc: ldy)
         }
     }
 
@@ -162,7 +208,7 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
             if let bias = w.qkvBias {
                 for t in 0..<T { let row = acts.qkv.base + t * QKV; for j in 0..<QKV { row[j] += bias[j] } }
             }
-            loraForward(acts.h1.base, slots: [0, 1, 2], y: acts.qkv.base, ldy: QKV, layer: l, T: T, lora: lora, acts: acts,
+            loraForward(group: 0, acts.h1.base, y: acts.qkv.base, ldy: QKV, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
             TrainingKernels.rope(acts.qkv.base, T: T, heads: NH + NKV, stride: QKV, HD: HD, cos: rope.cos.base, sin: rope.sin.base,
                                  inverse: false)
@@ -170,41 +216,60 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
             acts.x2.base.update(from: x, count: T * C)
             S.gemm(transA: false, transB: true, m: T, n: C, k: NH * HD, alpha: 1, acts.attention.base, lda: NH * HD, w.output,
                    ldb: NH * HD, beta: 1, acts.x2.base, ldc: C)
-            loraForward(acts.attention.base, slots: [3], y: acts.x2.base, ldy: C, layer: l, T: T, lora: lora, acts: acts,
+            loraForward(group: 1, acts.attention.base, y: acts.x2.base, ldy: C, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
 
             TrainingKernels.rmsNormForward(acts.x2.base, w.postNorm, acts.h2.base, rstd: acts.rstd2.base, T: T, C: C, eps: eps)
             S.gemm(transA: false, transB: true, m: T, n: 2 * FFN, k: C, alpha: 1, acts.h2.base, lda: C, w.gateUp, ldb: C,
                    beta: 0, acts.gateUp.base, ldc: 2 * FFN)
-            loraForward(acts.h2.base, slots: [4, 5], y: acts.gateUp.base, ldy: 2 * FFN, layer: l, T: T, lora: lora, acts: acts,
+            loraForward(group: 2, acts.h2.base, y: acts.gateUp.base, ldy: 2 * FFN, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
             TrainingKernels.swigluForward(acts.gateUp.base, acts.act.base, T: T, FFN: FFN)
             out.update(from: acts.x2.base, count: T * C)
             S.gemm(transA: false, transB: true, m: T, n: C, k: FFN, alpha: 1, acts.act.base, lda: FFN, w.down, ldb: FFN,
                    beta: 1, out, ldc: C)
-            loraForward(acts.act.base, slots: [6], y: out, ldy: C, layer: l, T: T, lora: lora, acts: acts,
+            loraForward(group: 3, acts.act.base, y: out, ldy: C, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
         }
     }
 
-    /// dx (T, in) += LoRA backward of `slot` from dy (T rows of stride ldy), gradients into lora.da/db.
-    func loraBackward(slot: Int, dy: UnsafePointer<S>, ldy: Int, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, layer l: Int, T: Int,
-                      lora: LoRABuffers<S>, acts: BlockActivations<S>, dropout: DropoutKey?, scratch: BackwardScratch<S>,
+    /// Backward of `loraForward(group:)` from dy (the fused output rows, stride ldy): per slot
+    /// dB += s·dYᵀ·U and dU = s·dY·B; then dA += dUᵀ·D(x) and dx (T, in) += D(dU·A), one sgemm
+    /// each for the whole group when there is no dropout.
+    func loraBackward(group g: Int, dy: UnsafePointer<S>, ldy: Int, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, layer l: Int,
+                      T: Int, lora: LoRABuffers<S>, acts: BlockActivations<S>, dropout: DropoutKey?, scratch: BackwardScratch<S>,
                       xd xdScratch: UnsafeMutablePointer<S>) {
-        guard lora.slots.contains(slot), let da = lora.da, let db = lora.db else { return }
-        let (out, inFeatures) = shape(slot: slot)
-        let xd = loraInput(x, slot: slot, layer: l, T: T, lora: lora, dropout: dropout, scratch: xdScratch)
-        let dxd = scratch.dxd.base
-        TrainingKernels.loraBackward(dy + outputOffset(slot: slot), ldy: ldy, xd, u: acts.u[slot].base, lora.a[l][slot].base,
-                                     lora.b[l][slot].base, da: da[l][slot].base, db: db[l][slot].base, du: scratch.du.base, dxd: dxd,
-                                     T: T, inFeatures: inFeatures, outFeatures: out, r: lora.rank, scale: lora.scale)
-        let n = T * inFeatures
-        if let key = dropout, lora.dropout > 0 {
+        let slots = lora.groupSlots[g]
+        guard let first = slots.first, let db = lora.db, let daGroup = lora.daGroups?[l][g] else { return }
+        let inFeatures = shape(slot: first).in, W = lora.width(group: g), r = lora.rank
+        let u = acts.u[g].base, du = scratch.du.base
+        for (k, slot) in slots.enumerated() {
+            let out = shape(slot: slot).out, dys = dy + outputOffset(slot: slot)
+            S.gemm(transA: true, transB: false, m: out, n: r, k: T, alpha: lora.scale, dys, lda: ldy, u + k * r, ldb: W,
+                   beta: 1, db[l][slot].base, ldc: r)
+            S.gemm(transA: false, transB: false, m: T, n: r, k: out, alpha: lora.scale, dys, lda: ldy, lora.b[l][slot].base, ldb: r,
+                   beta: 0, du + k * r, ldc: W)
+        }
+        guard dropsOut(lora, dropout), let key = dropout else {
+            S.gemm(transA: true, transB: false, m: W, n: inFeatures, k: T, alpha: 1, du, lda: W, x, ldb: inFeatures,
+                   beta: 1, daGroup.base, ldc: inFeatures)
+            S.gemm(transA: false, transB: false, m: T, n: inFeatures, k: W, alpha: 1, du, lda: W, lora.aGroups[l][g].base,
+                   ldb: inFeatures, beta: 1, dx, ldc: inFeatures)
+            return
+        }
+        let dxd = scratch.dxd.base, n = T * inFeatures
+        for (k, slot) in slots.enumerated() {
+            guard let da = lora.da(l, slot) else { continue }
+            let xd = loraInput(x, slot: slot, layer: l, T: T, lora: lora, dropout: dropout, scratch: xdScratch)
+            S.gemm(transA: true, transB: false, m: r, n: inFeatures, k: T, alpha: 1, du + k * r, lda: W, xd, ldb: inFeatures,
+                   beta: 1, da.base, ldc: inFeatures)
+            S.gemm(transA: false, transB: false, m: T, n: inFeatures, k: r, alpha: 1, du + k * r, lda: W, lora.a(l, slot).base,
+                   ldb: inFeatures, beta: 0, dxd, ldc: inFeatures)
             // The same mask again: d x = mask ⊙ d xd / (1 − p).
             var stream = SeedStream.derive(key.seed, UInt64(key.sequence), UInt64(l), UInt64(slot))
             TrainingKernels.dropout(dxd, dxd, count: n, p: lora.dropout, stream: &stream)
+            for i in 0..<n { dx[i] += dxd[i] }
         }
-        for i in 0..<n { dx[i] += dxd[i] }
     }
 
     /// Backward of one block: din (T, C) = ∂loss/∂x from dout = ∂loss/∂out; LoRA gradients added.
@@ -220,21 +285,19 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
             s.dx2.base.update(from: dout, count: T * C)
             S.gemm(transA: false, transB: false, m: T, n: FFN, k: C, alpha: 1, dout, lda: C, w.down, ldb: FFN,
                    beta: 0, s.dact.base, ldc: FFN)
-            loraBackward(slot: 6, dy: dout, ldy: C, x: acts.act.base, dx: s.dact.base, layer: l, T: T, lora: lora, acts: acts,
+            loraBackward(group: 3, dy: dout, ldy: C, x: acts.act.base, dx: s.dact.base, layer: l, T: T, lora: lora, acts: acts,
                          dropout: dropout, scratch: s, xd: xd)
             TrainingKernels.swigluBackward(s.dact.base, acts.gateUp.base, s.dgateUp.base, T: T, FFN: FFN)
             S.gemm(transA: false, transB: false, m: T, n: C, k: 2 * FFN, alpha: 1, s.dgateUp.base, lda: 2 * FFN, w.gateUp, ldb: C,
                    beta: 0, s.dh.base, ldc: C)
-            for slot in [4, 5] {
-                loraBackward(slot: slot, dy: s.dgateUp.base, ldy: 2 * FFN, x: acts.h2.base, dx: s.dh.base, layer: l, T: T, lora: lora,
-                             acts: acts, dropout: dropout, scratch: s, xd: xd)
-            }
+            loraBackward(group: 2, dy: s.dgateUp.base, ldy: 2 * FFN, x: acts.h2.base, dx: s.dh.base, layer: l, T: T, lora: lora,
+                         acts: acts, dropout: dropout, scratch: s, xd: xd)
             TrainingKernels.rmsNormBackward(s.dh.base, acts.x2.base, w.postNorm, rstd: acts.rstd2.base, s.dx2.base, T: T, C: C)
 
             // Attention: x2 = x + o(attention) + LoRA_o(attention).
             S.gemm(transA: false, transB: false, m: T, n: NH * HD, k: C, alpha: 1, s.dx2.base, lda: C, w.output, ldb: NH * HD,
                    beta: 0, s.dattention.base, ldc: NH * HD)
-            loraBackward(slot: 3, dy: s.dx2.base, ldy: C, x: acts.attention.base, dx: s.dattention.base, layer: l, T: T, lora: lora,
+            loraBackward(group: 1, dy: s.dx2.base, ldy: C, x: acts.attention.base, dx: s.dattention.base, layer: l, T: T, lora: lora,
                          acts: acts, dropout: dropout, scratch: s, xd: xd)
             TrainingKernels.attentionBackward(s.dattention.base, acts.qkv.base, s.dqkv.base, scores: scores, dscores: s.dscores.base,
                                               T: T, NH: NH, NKV: NKV, HD: HD)
@@ -242,10 +305,8 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
                                  inverse: true)
             S.gemm(transA: false, transB: false, m: T, n: C, k: QKV, alpha: 1, s.dqkv.base, lda: QKV, w.qkv, ldb: C,
                    beta: 0, s.dh.base, ldc: C)
-            for slot in [0, 1, 2] {
-                loraBackward(slot: slot, dy: s.dqkv.base, ldy: QKV, x: acts.h1.base, dx: s.dh.base, layer: l, T: T, lora: lora,
-                             acts: acts, dropout: dropout, scratch: s, xd: xd)
-            }
+            loraBackward(group: 0, dy: s.dqkv.base, ldy: QKV, x: acts.h1.base, dx: s.dh.base, layer: l, T: T, lora: lora,
+                         acts: acts, dropout: dropout, scratch: s, xd: xd)
             din.update(from: s.dx2.base, count: T * C)
             TrainingKernels.rmsNormBackward(s.dh.base, x, w.inputNorm, rstd: acts.rstd1.base, din, T: T, C: C)
         }

@@ -75,3 +75,11 @@ final class ScalarBuffer<T: TrainingScalar>: @unchecked Sendable {
 
     var array: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
+
+/// A view of part of a `ScalarBuffer` (one LoRA matrix inside its group's buffer).
+struct ScalarSlice<T: TrainingScalar> {
+    let base: UnsafeMutablePointer<T>
+    let count: Int
+
+    var array: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
