@@ -29,6 +29,23 @@ struct LoRATrainingModeTests {
         #expect(savedLoss == recomputedLoss)
     }
 
+    /// The workspace cached between calls (larger than a later batch needs) changes nothing.
+    @Test func reusedWorkspaceGivesIdenticalResults() throws {
+        let (model, adapter, batch, n) = try Self.setup(dropout: 0.1)
+        let trainer = LoRATrainingModel(model: model)
+        var first = LoRAAdapter(zerosLike: adapter), short = first, again = first
+        let firstLoss = try trainer.accumulateGradients(batch: batch, adapter: adapter, normalizer: n, dropoutSeed: 3, into: &first)
+        let shortBatch = [batch[1]]
+        let shortLoss = try trainer.accumulateGradients(batch: shortBatch, adapter: adapter, normalizer: n, dropoutSeed: 3, into: &short)
+        let againLoss = try trainer.accumulateGradients(batch: batch, adapter: adapter, normalizer: n, dropoutSeed: 3, into: &again)
+        #expect(first == again && firstLoss == againLoss)
+        var fresh = LoRAAdapter(zerosLike: adapter)
+        let freshLoss = try LoRATrainingModel(model: model).accumulateGradients(batch: shortBatch, adapter: adapter, normalizer: n,
+                                                                                dropoutSeed: 3, into: &fresh)
+        #expect(short == fresh && shortLoss == freshLoss)
+        _ = try trainer.loss(batch: batch, adapter: adapter, normalizer: n)
+    }
+
     @Test func lossChunkSizeDoesNotChangeTheLoss() throws {
         let (model, adapter, batch, n) = try Self.setup(dropout: 0)
         let (one, oneLoss) = try Self.gradients(model, adapter, batch, n, recompute: false, chunk: 1, seed: 0)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One training example: token ids and, per position, whether the next token is a target.
 public struct TrainingSequence: Sendable, Equatable {
     /// Token ids of the whole conversation.
@@ -53,10 +55,26 @@ public struct TrainingLoss: Sendable, Equatable {
 /// `cblas_sgemm`). Explicit forward and backward functions per layer, no autograd; the
 /// mathematics is written down in docs/TRAINING_MATH.md.
 public final class LoRATrainingModel: @unchecked Sendable {
-    // @unchecked: immutable after init; every call allocates its own buffers.
+    // @unchecked: the model is immutable after init; the cached workspaces are taken out and put
+    // back under `lock`, so concurrent calls never share one.
     public let configuration: LlamaConfiguration
     public let options: TrainingOptions
     let engine: TrainingEngine<Float>
+    private let lock = NSLock()
+    /// Buffers of the last training call and of the last evaluation call, reused while they fit.
+    private var workspaces: [Bool: TrainingWorkspace<Float>] = [:]
+
+    /// Runs the engine with a cached workspace for this mode (training or evaluation).
+    private func run(_ batch: [TrainingSequence], _ lora: LoRABuffers<Float>, normalizer: Int, dropoutSeed: UInt64?) -> (sum: Double, tokens: Int) {
+        lock.lock()
+        var workspace = workspaces.removeValue(forKey: lora.training)
+        lock.unlock()
+        let result = engine.run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace)
+        lock.lock()
+        workspaces[lora.training] = workspace
+        lock.unlock()
+        return result
+    }
 
     public init(model: LlamaModel, options: TrainingOptions = TrainingOptions()) {
         configuration = model.configuration
@@ -84,7 +102,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
             throw TrainerError.unsupported("the gradient buffer does not have the adapter's targets and rank; make it with LoRAAdapter(zerosLike:)")
         }
         let buffers = LoRABuffers(parameters, gradients: true)
-        let (sum, tokens) = engine.run(batch: batch, lora: buffers, normalizer: normalizer, dropoutSeed: dropoutSeed)
+        let (sum, tokens) = run(batch, buffers, normalizer: normalizer, dropoutSeed: dropoutSeed)
         var g = LoRAParameters(zerosLike: parameters)
         if let db = buffers.db {
             for l in g.a.indices {
@@ -106,7 +124,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         }
         try engine.validate(batch)
         let parameters = try LoRAParameters<Float>(adapter, for: configuration)
-        let (sum, tokens) = engine.run(batch: batch, lora: LoRABuffers(parameters, gradients: false), normalizer: normalizer, dropoutSeed: nil)
+        let (sum, tokens) = run(batch, LoRABuffers(parameters, gradients: false), normalizer: normalizer, dropoutSeed: nil)
         return TrainingLoss(sum: sum, tokens: tokens, normalizer: normalizer)
     }
 }

@@ -15,21 +15,31 @@ extension TrainingEngine {
 
     /// Runs the batch one sequence at a time (sequences never see each other) and returns the
     /// summed cross-entropy of the target positions. With gradient buffers in `lora`, also adds
-    /// ∂(sum / normalizer)/∂(A, B) into them. `dropout` nil means evaluation (no dropout).
+    /// ∂(sum / normalizer)/∂(A, B) into them. `dropoutSeed` nil means evaluation (no dropout).
+    /// `workspace` is reused when it fits this batch and replaced otherwise, so that repeated
+    /// calls do not allocate (and page in) hundreds of megabytes each time.
     func run(batch: [TrainingSequence], lora: LoRABuffers<S>, normalizer: Int, dropoutSeed: UInt64?) -> (sum: Double, tokens: Int) {
+        var workspace: TrainingWorkspace<S>?
+        return run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace)
+    }
+
+    func run(batch: [TrainingSequence], lora: LoRABuffers<S>, normalizer: Int, dropoutSeed: UInt64?,
+             workspace: inout TrainingWorkspace<S>?) -> (sum: Double, tokens: Int) {
         let capacity = batch.map(\.ids.count).max() ?? 0
         guard capacity > 0 else { return (0, 0) }
-        let training = lora.training
-        let C = c.hiddenSize, L = c.numHiddenLayers
-        let saveAll = training && !options.recomputeActivations
-        let acts = (0..<(saveAll ? L : 1)).map { _ in BlockActivations<S>(capacity: capacity, c, lora: lora) }
-        let inputs = (0...L).map { _ in ScalarBuffer<S>(count: capacity * C) }     // (L+1) × (T, C) block inputs, then the last output
-        let scratch = training ? BackwardScratch<S>(capacity: capacity, c, rank: lora.rank) : nil
-        let xd = ScalarBuffer<S>(count: capacity * max(C, c.numAttentionHeads * c.headDim, c.intermediateSize))
-        let scores = ScalarBuffer<S>(count: capacity * capacity)
-        let rope = ropeTables(T: capacity)
-        let head = LossHead<S>(engine: self, capacity: capacity, chunkRows: max(1, options.lossChunkRows), training: training)
-        let dcurrent = ScalarBuffer<S>(count: capacity * C), dnext = ScalarBuffer<S>(count: capacity * C)
+        let key = TrainingWorkspace<S>.Key(capacity: capacity, rank: lora.rank, groupSlots: lora.groupSlots, training: lora.training,
+                                          saveAll: lora.training && !options.recomputeActivations)
+        let w: TrainingWorkspace<S>
+        if let existing = workspace, existing.key.fits(key) {
+            w = existing
+        } else {
+            workspace = nil
+            w = TrainingWorkspace(engine: self, key: key, lora: lora)
+            workspace = w
+        }
+        let C = c.hiddenSize, L = c.numHiddenLayers, saveAll = key.saveAll
+        let acts = w.acts, inputs = w.inputs, scratch = w.scratch, xd = w.xd, scores = w.scores, rope = w.rope, head = w.head
+        let dcurrent = w.dcurrent, dnext = w.dnext
         var total = 0.0, tokens = 0
         for (index, sequence) in batch.enumerated() {
             let T = sequence.ids.count
@@ -61,6 +71,49 @@ extension TrainingEngine {
             // The embedding is frozen: the gradient of the block-0 input stops here.
         }
         return (total, tokens)
+    }
+}
+
+/// Every buffer of one `run`: activations (all layers, or one when recomputing or evaluating),
+/// block inputs, backward scratch, RoPE tables and the loss head's chunk buffers.
+final class TrainingWorkspace<S: TrainingScalar> {
+    struct Key: Equatable {
+        var capacity: Int
+        var rank: Int
+        var groupSlots: [[Int]]
+        var training: Bool
+        var saveAll: Bool
+
+        /// Buffers made for `self` serve `other`: same layout, at least as many rows.
+        func fits(_ other: Key) -> Bool {
+            capacity >= other.capacity && rank == other.rank && groupSlots == other.groupSlots && training == other.training
+                && saveAll == other.saveAll
+        }
+    }
+
+    let key: Key
+    let acts: [BlockActivations<S>]
+    let inputs: [ScalarBuffer<S>]       // (L+1) × (T, C): block inputs, then the last block's output
+    let scratch: BackwardScratch<S>?
+    let xd: ScalarBuffer<S>             // (T, max in): a dropped-out LoRA input
+    let scores: ScalarBuffer<S>         // (T, T)
+    let rope: (cos: ScalarBuffer<S>, sin: ScalarBuffer<S>)
+    let head: LossHead<S>
+    let dcurrent: ScalarBuffer<S>       // (T, C)
+    let dnext: ScalarBuffer<S>          // (T, C)
+
+    init(engine: TrainingEngine<S>, key: Key, lora: LoRABuffers<S>) {
+        let c = engine.c, T = key.capacity, C = c.hiddenSize, L = c.numHiddenLayers
+        self.key = key
+        acts = (0..<(key.saveAll ? L : 1)).map { _ in BlockActivations<S>(capacity: T, c, lora: lora) }
+        inputs = (0...L).map { _ in ScalarBuffer<S>(count: T * C) }
+        scratch = key.training ? BackwardScratch<S>(capacity: T, c, rank: key.rank) : nil
+        xd = ScalarBuffer<S>(count: T * max(C, c.numAttentionHeads * c.headDim, c.intermediateSize))
+        scores = ScalarBuffer<S>(count: T * T)
+        rope = engine.ropeTables(T: T)
+        head = LossHead<S>(engine: engine, capacity: T, chunkRows: max(1, engine.options.lossChunkRows), training: key.training)
+        dcurrent = ScalarBuffer<S>(count: T * C)
+        dnext = ScalarBuffer<S>(count: T * C)
     }
 }
 
