@@ -77,13 +77,25 @@ struct LoRAGradientCheckTests {
     @Test func attention() {
         let T = 6, NH = 4, NKV = 2, HD = 4, QKV = (NH + 2 * NKV) * HD
         let qkv = Self.random(T * QKV, seed: 7, scale: 2), g = Self.random(T * NH * HD, seed: 8)
-        let out = Buffer(count: T * NH * HD), scores = Buffer(count: T * T), dscores = Buffer(count: T * T), dqkv = Buffer(count: T * QKV)
+        let out = Buffer(count: T * NH * HD), dqkv = Buffer(count: T * QKV)
+        let c = LlamaConfiguration(modelType: "llama", hiddenSize: NH * HD, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: NH,
+                                   numKeyValueHeads: NKV, vocabSize: 4, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositionEmbeddings: 16,
+                                   tieWordEmbeddings: true)
+        let scratch = TrainingKernels.AttentionScratch<Double>(capacity: T, c, backward: true)
         let f = { () -> Double in
-            TrainingKernels.attentionForward(qkv.base, out.base, scores: scores.base, T: T, NH: NH, NKV: NKV, HD: HD)
+            TrainingKernels.attentionForward(qkv.base, out.base, scratch: scratch, T: T, NH: NH, NKV: NKV, HD: HD)
             return Self.dot(g, out.base)
         }
-        TrainingKernels.attentionBackward(g.base, qkv.base, dqkv.base, scores: scores.base, dscores: dscores.base, T: T, NH: NH, NKV: NKV, HD: HD)
+        TrainingKernels.attentionBackward(g.base, qkv.base, dqkv.base, scratch: scratch, T: T, NH: NH, NKV: NKV, HD: HD)
         Self.check("causal GQA attention dq dk dv", analytic: dqkv.array, numeric: Self.numeric(qkv, f))
+        // The grouped kernels equal the naive per-head reference.
+        let reference = Buffer(count: T * NH * HD), scores = Buffer(count: T * T), dscores = Buffer(count: T * T), dreference = Buffer(count: T * QKV)
+        TrainingKernels.attentionForwardReference(qkv.base, reference.base, scores: scores.base, T: T, NH: NH, NKV: NKV, HD: HD)
+        _ = f()
+        #expect(LoRATrainingSupport.relativeError(out.array, reference.array) < 1e-13)
+        TrainingKernels.attentionBackwardReference(g.base, qkv.base, dreference.base, scores: scores.base, dscores: dscores.base,
+                                                   T: T, NH: NH, NKV: NKV, HD: HD)
+        #expect(LoRATrainingSupport.relativeError(dqkv.array, dreference.array) < 1e-13)
     }
 
     @Test func swiglu() {
@@ -138,10 +150,11 @@ struct LoRAGradientCheckTests {
         let x = Self.random(T * C, seed: 23, scale: 2), g = Self.random(T * C, seed: 24)
         let key = DropoutKey(seed: 77, sequence: 0)
         let rope = engine.ropeTables(T: T)
-        let xd = Buffer(count: T * 32), scores = Buffer(count: T * T), out = Buffer(count: T * C)
+        let xd = Buffer(count: T * 32), out = Buffer(count: T * C)
+        let attention = TrainingKernels.AttentionScratch<Double>(capacity: T, c, backward: true)
         func forward(_ buffers: LoRABuffers<Double>, _ acts: BlockActivations<Double>) -> Double {
             engine.blockForward(layer: l, x.base, out.base, T: T, acts: acts, lora: buffers, dropout: key, rope: rope, xd: xd.base,
-                                scores: scores.base)
+                                attention: attention)
             return Self.dot(g, out.base)
         }
         let trained = LoRABuffers(parameters, gradients: true)
@@ -149,7 +162,7 @@ struct LoRAGradientCheckTests {
         _ = forward(trained, acts)
         let din = Buffer(count: T * C)
         engine.blockBackward(layer: l, x.base, dout: g.base, din: din.base, T: T, acts: acts, lora: trained, dropout: key, rope: rope,
-                             scratch: BackwardScratch(capacity: T, c, rank: 2), xd: xd.base, scores: scores.base)
+                             scratch: BackwardScratch(capacity: T, c, rank: 2), xd: xd.base, attention: attention)
         let name = (qwen2 ? "Qwen2 block" : "Llama block") + " (dropout \(dropout))"
         Self.check("\(name) dx", analytic: din.array, numeric: Self.numeric(x) { forward(trained, acts) })
         for slot in trained.slots {

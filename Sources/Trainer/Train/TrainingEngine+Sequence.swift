@@ -38,7 +38,7 @@ extension TrainingEngine {
             workspace = w
         }
         let C = c.hiddenSize, L = c.numHiddenLayers, saveAll = key.saveAll
-        let acts = w.acts, inputs = w.inputs, scratch = w.scratch, xd = w.xd, scores = w.scores, rope = w.rope, head = w.head
+        let acts = w.acts, inputs = w.inputs, scratch = w.scratch, xd = w.xd, attention = w.attention, rope = w.rope, head = w.head
         let dcurrent = w.dcurrent, dnext = w.dnext
         var total = 0.0, tokens = 0
         for (index, sequence) in batch.enumerated() {
@@ -51,7 +51,7 @@ extension TrainingEngine {
             }
             for l in 0..<L {
                 blockForward(layer: l, inputs[l].base, inputs[l + 1].base, T: T, acts: acts[saveAll ? l : 0], lora: lora,
-                             dropout: dropout, rope: rope, xd: xd.base, scores: scores.base)
+                             dropout: dropout, rope: rope, xd: xd.base, attention: attention)
             }
             let (sum, count) = head.run(inputs[L].base, sequence: sequence, normalizer: normalizer, dx: dcurrent.base)
             total += sum
@@ -62,10 +62,10 @@ extension TrainingEngine {
                 let a = acts[saveAll ? l : 0]
                 if !saveAll {
                     blockForward(layer: l, inputs[l].base, inputs[l + 1].base, T: T, acts: a, lora: lora, dropout: dropout, rope: rope,
-                                 xd: xd.base, scores: scores.base)
+                                 xd: xd.base, attention: attention)
                 }
                 blockBackward(layer: l, inputs[l].base, dout: dout.base, din: din.base, T: T, acts: a, lora: lora, dropout: dropout,
-                              rope: rope, scratch: scratch, xd: xd.base, scores: scores.base)
+                              rope: rope, scratch: scratch, xd: xd.base, attention: attention)
                 swap(&dout, &din)
             }
             // The embedding is frozen: the gradient of the block-0 input stops here.
@@ -96,7 +96,7 @@ final class TrainingWorkspace<S: TrainingScalar> {
     let inputs: [ScalarBuffer<S>]       // (L+1) × (T, C): block inputs, then the last block's output
     let scratch: BackwardScratch<S>?
     let xd: ScalarBuffer<S>             // (T, max in): a dropped-out LoRA input
-    let scores: ScalarBuffer<S>         // (T, T)
+    let attention: TrainingKernels.AttentionScratch<S>
     let rope: (cos: ScalarBuffer<S>, sin: ScalarBuffer<S>)
     let head: LossHead<S>
     let dcurrent: ScalarBuffer<S>       // (T, C)
@@ -109,7 +109,7 @@ final class TrainingWorkspace<S: TrainingScalar> {
         inputs = (0...L).map { _ in ScalarBuffer<S>(count: T * C) }
         scratch = key.training ? BackwardScratch<S>(capacity: T, c, rank: key.rank) : nil
         xd = ScalarBuffer<S>(count: T * max(C, c.numAttentionHeads * c.headDim, c.intermediateSize))
-        scores = ScalarBuffer<S>(count: T * T)
+        attention = TrainingKernels.AttentionScratch(capacity: T, c, backward: key.training)
         rope = engine.ropeTables(T: T)
         head = LossHead<S>(engine: engine, capacity: T, chunkRows: max(1, engine.options.lossChunkRows), training: key.training)
         dcurrent = ScalarBuffer<S>(count: T * C)

@@ -34,7 +34,6 @@ final class BackwardScratch<S: TrainingScalar> {
     let dqkv: ScalarBuffer<S>      // (T, QKV)
     let dgateUp: ScalarBuffer<S>   // (T, 2·FFN)
     let dact: ScalarBuffer<S>      // (T, FFN)
-    let dscores: ScalarBuffer<S>   // (T, T)
     let du: ScalarBuffer<S>        // (T, 3·r)  dU of one group
     let dxd: ScalarBuffer<S>       // (T, max in)
 
@@ -46,7 +45,6 @@ final class BackwardScratch<S: TrainingScalar> {
         dqkv = ScalarBuffer(count: T * (NH + 2 * NKV) * HD)
         dgateUp = ScalarBuffer(count: T * 2 * FFN)
         dact = ScalarBuffer(count: T * FFN)
-        dscores = ScalarBuffer(count: T * T)
         du = ScalarBuffer(count: T * 3 * r)
         dxd = ScalarBuffer(count: T * max(C, NH * HD, FFN))
     }
@@ -195,10 +193,10 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
     }
 
     /// One block: out (T, C) = block(x (T, C)), activations into `acts`. `xd` scratch (T, max in),
-    /// `scores` scratch (T, T).
+    /// `attention` its scratch.
     func blockForward(layer l: Int, _ x: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, T: Int, acts: BlockActivations<S>,
                       lora: LoRABuffers<S>, dropout: DropoutKey?, rope: (cos: ScalarBuffer<S>, sin: ScalarBuffer<S>),
-                      xd: UnsafeMutablePointer<S>, scores: UnsafeMutablePointer<S>) {
+                      xd: UnsafeMutablePointer<S>, attention: TrainingKernels.AttentionScratch<S>) {
         let C = c.hiddenSize, HD = c.headDim, NH = c.numAttentionHeads, NKV = c.numKeyValueHeads, FFN = c.intermediateSize
         let QKV = (NH + 2 * NKV) * HD, eps = S(c.rmsNormEps)
         weights.withLayer(l) { w in
@@ -212,7 +210,7 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
                         dropout: dropout, scratch: xd)
             TrainingKernels.rope(acts.qkv.base, T: T, heads: NH + NKV, stride: QKV, HD: HD, cos: rope.cos.base, sin: rope.sin.base,
                                  inverse: false)
-            TrainingKernels.attentionForward(acts.qkv.base, acts.attention.base, scores: scores, T: T, NH: NH, NKV: NKV, HD: HD)
+            TrainingKernels.attentionForward(acts.qkv.base, acts.attention.base, scratch: attention, T: T, NH: NH, NKV: NKV, HD: HD)
             acts.x2.base.update(from: x, count: T * C)
             S.gemm(transA: false, transB: true, m: T, n: C, k: NH * HD, alpha: 1, acts.attention.base, lda: NH * HD, w.output,
                    ldb: NH * HD, beta: 1, acts.x2.base, ldc: C)
@@ -277,7 +275,7 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
     func blockBackward(layer l: Int, _ x: UnsafePointer<S>, dout: UnsafePointer<S>, din: UnsafeMutablePointer<S>, T: Int,
                        acts: BlockActivations<S>, lora: LoRABuffers<S>, dropout: DropoutKey?,
                        rope: (cos: ScalarBuffer<S>, sin: ScalarBuffer<S>), scratch s: BackwardScratch<S>,
-                       xd: UnsafeMutablePointer<S>, scores: UnsafeMutablePointer<S>) {
+                       xd: UnsafeMutablePointer<S>, attention: TrainingKernels.AttentionScratch<S>) {
         let C = c.hiddenSize, HD = c.headDim, NH = c.numAttentionHeads, NKV = c.numKeyValueHeads, FFN = c.intermediateSize
         let QKV = (NH + 2 * NKV) * HD
         weights.withLayer(l) { w in
@@ -299,8 +297,7 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
                    beta: 0, s.dattention.base, ldc: NH * HD)
             loraBackward(group: 1, dy: s.dx2.base, ldy: C, x: acts.attention.base, dx: s.dattention.base, layer: l, T: T, lora: lora,
                          acts: acts, dropout: dropout, scratch: s, xd: xd)
-            TrainingKernels.attentionBackward(s.dattention.base, acts.qkv.base, s.dqkv.base, scores: scores, dscores: s.dscores.base,
-                                              T: T, NH: NH, NKV: NKV, HD: HD)
+            TrainingKernels.attentionBackward(s.dattention.base, acts.qkv.base, s.dqkv.base, scratch: attention, T: T, NH: NH, NKV: NKV, HD: HD)
             TrainingKernels.rope(s.dqkv.base, T: T, heads: NH + NKV, stride: QKV, HD: HD, cos: rope.cos.base, sin: rope.sin.base,
                                  inverse: true)
             S.gemm(transA: false, transB: false, m: T, n: C, k: QKV, alpha: 1, s.dqkv.base, lda: QKV, w.qkv, ldb: C,

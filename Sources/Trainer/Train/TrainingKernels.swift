@@ -60,8 +60,9 @@ enum TrainingKernels {
     // MARK: Causal grouped-query attention
 
     /// out (T, NH·HD) = softmax(scale·Q_h·K_gᵀ + causal mask)·V_g per query head h, with g = h /
-    /// (NH/NKV), Q, K, V read from qkv (T, QKV) after RoPE. scores: scratch (T, T).
-    static func attentionForward<S: TrainingScalar>(_ qkv: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, scores: UnsafeMutablePointer<S>,
+    /// (NH/NKV), Q, K, V read from qkv (T, QKV) after RoPE. scores: scratch (T, T). The naive
+    /// reference of `attentionForward` (one head at a time), kept for the tests.
+    static func attentionForwardReference<S: TrainingScalar>(_ qkv: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, scores: UnsafeMutablePointer<S>,
                                                     T: Int, NH: Int, NKV: Int, HD: Int) {
         let QKV = (NH + 2 * NKV) * HD, group = NH / NKV
         let scale = 1 / S(HD).squareRoot()
@@ -78,6 +79,13 @@ enum TrainingKernels {
     /// Row t of p (T, T) becomes the softmax of its first t + 1 entries, zeros after.
     static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int) {
         RowParallel.forEach(rows: T, minimumRows: 32) { rows in causalSoftmax(p, T: T, rows: rows) }
+    }
+
+    /// The same for `groups` (T, T) matrices stacked: row r is position r mod T.
+    static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int, groups: Int) {
+        RowParallel.forEach(rows: groups * T, minimumRows: 32) { rows in
+            for r in rows { causalSoftmax(p + (r / T) * T * T, T: T, rows: (r % T)..<(r % T + 1)) }
+        }
     }
 
     static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int, rows: Range<Int>) {
@@ -97,11 +105,11 @@ enum TrainingKernels {
         }
     }
 
-    /// Backward of `attentionForward`: from dout (T, NH·HD) writes dqkv (T, QKV) (overwritten,
+    /// Backward of `attentionForwardReference` (kept for the tests): from dout (T, NH·HD) writes dqkv (T, QKV) (overwritten,
     /// not accumulated) for the rotated Q and K and for V. Probabilities are recomputed from qkv.
     /// Per head: dV_g += Pᵀ·dO, dP = dO·V_gᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ_h = scale·dS·K_g,
     /// dK_g += scale·dSᵀ·Q_h. scores, dscores: scratch (T, T) each.
-    static func attentionBackward<S: TrainingScalar>(_ dout: UnsafePointer<S>, _ qkv: UnsafePointer<S>, _ dqkv: UnsafeMutablePointer<S>,
+    static func attentionBackwardReference<S: TrainingScalar>(_ dout: UnsafePointer<S>, _ qkv: UnsafePointer<S>, _ dqkv: UnsafeMutablePointer<S>,
                                                      scores: UnsafeMutablePointer<S>, dscores: UnsafeMutablePointer<S>,
                                                      T: Int, NH: Int, NKV: Int, HD: Int) {
         let QKV = (NH + 2 * NKV) * HD, group = NH / NKV
@@ -127,6 +135,89 @@ enum TrainingKernels {
             }
             S.gemm(transA: false, transB: false, m: T, n: HD, k: T, alpha: scale, dscores, lda: T, k, ldb: QKV, beta: 0, dq, ldc: QKV)
             S.gemm(transA: true, transB: false, m: T, n: HD, k: T, alpha: scale, dscores, lda: T, q, ldb: QKV, beta: 1, dk, ldc: QKV)
+        }
+    }
+
+    /// Scratch of the grouped attention: the query heads that share one key/value head, packed
+    /// as G·T rows, and their scores.
+    final class AttentionScratch<S: TrainingScalar> {
+        let scores: ScalarBuffer<S>     // (G·T, T)
+        let dscores: ScalarBuffer<S>    // (G·T, T)
+        let q: ScalarBuffer<S>          // (G·T, HD)  row j·T + t = Q of head g·G + j at position t
+        let o: ScalarBuffer<S>          // (G·T, HD)  the same rows of O, or of dO
+        let dq: ScalarBuffer<S>         // (G·T, HD)
+
+        init(capacity T: Int, _ c: LlamaConfiguration, backward: Bool) {
+            let G = c.numAttentionHeads / max(c.numKeyValueHeads, 1), HD = c.headDim
+            scores = ScalarBuffer(count: G * T * T)
+            dscores = ScalarBuffer(count: backward ? G * T * T : 0)
+            q = ScalarBuffer(count: G * T * HD)
+            o = ScalarBuffer(count: G * T * HD)
+            dq = ScalarBuffer(count: backward ? G * T * HD : 0)
+        }
+    }
+
+    /// Copies the G heads from `first` of each row of x (T rows of stride ld) into packed (G·T, HD),
+    /// or back when `unpack`.
+    static func packHeads<S: TrainingScalar>(_ x: UnsafeMutablePointer<S>, ld: Int, first: Int, G: Int, HD: Int, T: Int,
+                                             _ packed: UnsafeMutablePointer<S>, unpack: Bool) {
+        for j in 0..<G {
+            for t in 0..<T {
+                let row = x + t * ld + (first + j) * HD, p = packed + (j * T + t) * HD
+                if unpack { row.update(from: p, count: HD) } else { p.update(from: row, count: HD) }
+            }
+        }
+    }
+
+    /// `attentionForwardReference` with the G = NH/NKV query heads of a key/value head packed
+    /// as G·T rows, so each product is one sgemm per key/value head (m = G·T) instead of one per
+    /// query head: fewer, larger calls.
+    static func attentionForward<S: TrainingScalar>(_ qkv: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, scratch a: AttentionScratch<S>,
+                                                    T: Int, NH: Int, NKV: Int, HD: Int) {
+        let QKV = (NH + 2 * NKV) * HD, G = NH / NKV
+        let scale = 1 / S(HD).squareRoot()
+        let source = UnsafeMutablePointer(mutating: qkv)
+        for g in 0..<NKV {
+            let k = qkv + (NH + g) * HD, v = qkv + (NH + NKV + g) * HD
+            packHeads(source, ld: QKV, first: g * G, G: G, HD: HD, T: T, a.q.base, unpack: false)
+            S.gemm(transA: false, transB: true, m: G * T, n: T, k: HD, alpha: scale, a.q.base, lda: HD, k, ldb: QKV,
+                   beta: 0, a.scores.base, ldc: T)
+            causalSoftmax(a.scores.base, T: T, groups: G)
+            S.gemm(transA: false, transB: false, m: G * T, n: HD, k: T, alpha: 1, a.scores.base, lda: T, v, ldb: QKV,
+                   beta: 0, a.o.base, ldc: HD)
+            packHeads(out, ld: NH * HD, first: g * G, G: G, HD: HD, T: T, a.o.base, unpack: true)
+        }
+    }
+
+    /// Backward of `attentionForward`, grouped the same way: dqkv (T, QKV) overwritten.
+    static func attentionBackward<S: TrainingScalar>(_ dout: UnsafePointer<S>, _ qkv: UnsafePointer<S>, _ dqkv: UnsafeMutablePointer<S>,
+                                                     scratch a: AttentionScratch<S>, T: Int, NH: Int, NKV: Int, HD: Int) {
+        let QKV = (NH + 2 * NKV) * HD, G = NH / NKV
+        let scale = 1 / S(HD).squareRoot()
+        let source = UnsafeMutablePointer(mutating: qkv), gradient = UnsafeMutablePointer(mutating: dout)
+        dqkv.update(repeating: 0, count: T * QKV)
+        let p = a.scores.base, dp = a.dscores.base
+        for g in 0..<NKV {
+            let k = qkv + (NH + g) * HD, v = qkv + (NH + NKV + g) * HD
+            let dk = dqkv + (NH + g) * HD, dv = dqkv + (NH + NKV + g) * HD
+            packHeads(source, ld: QKV, first: g * G, G: G, HD: HD, T: T, a.q.base, unpack: false)
+            packHeads(gradient, ld: NH * HD, first: g * G, G: G, HD: HD, T: T, a.o.base, unpack: false)
+            S.gemm(transA: false, transB: true, m: G * T, n: T, k: HD, alpha: scale, a.q.base, lda: HD, k, ldb: QKV, beta: 0, p, ldc: T)
+            causalSoftmax(p, T: T, groups: G)
+            S.gemm(transA: true, transB: false, m: T, n: HD, k: G * T, alpha: 1, p, lda: T, a.o.base, ldb: HD, beta: 1, dv, ldc: QKV)
+            S.gemm(transA: false, transB: true, m: G * T, n: T, k: HD, alpha: 1, a.o.base, lda: HD, v, ldb: QKV, beta: 0, dp, ldc: T)
+            RowParallel.forEach(rows: G * T, minimumRows: 32) { rows in
+                for r in rows {
+                    let t = r % T, pr = p + r * T, dpr = dp + r * T
+                    var dot: S = 0
+                    for u in 0..<(t + 1) { dot += pr[u] * dpr[u] }
+                    for u in 0..<(t + 1) { dpr[u] = pr[u] * (dpr[u] - dot) }
+                    for u in (t + 1)..<T { dpr[u] = 0 }
+                }
+            }
+            S.gemm(transA: false, transB: false, m: G * T, n: HD, k: T, alpha: scale, dp, lda: T, k, ldb: QKV, beta: 0, a.dq.base, ldc: HD)
+            S.gemm(transA: true, transB: false, m: T, n: HD, k: G * T, alpha: scale, dp, lda: T, a.q.base, ldb: HD, beta: 1, dk, ldc: QKV)
+            packHeads(dqkv, ld: QKV, first: g * G, G: G, HD: HD, T: T, a.dq.base, unpack: true)
         }
     }
 
