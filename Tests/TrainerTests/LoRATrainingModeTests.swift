@@ -46,6 +46,27 @@ struct LoRATrainingModeTests {
         _ = try trainer.loss(batch: batch, adapter: adapter, normalizer: n)
     }
 
+    /// A few plain gradient steps on A and B lower the loss (the gradient points uphill).
+    @Test func gradientStepsLowerTheLoss() throws {
+        let (model, start, batch, n) = try Self.setup(dropout: 0)
+        let trainer = LoRATrainingModel(model: model)
+        var adapter = start
+        var losses: [Double] = []
+        for _ in 0..<5 {
+            var g = LoRAAdapter(zerosLike: adapter)
+            losses.append(try trainer.accumulateGradients(batch: batch, adapter: adapter, normalizer: n, dropoutSeed: 0, into: &g).value)
+            for l in adapter.layers.indices {
+                for target in adapter.configuration.targets {
+                    guard var pair = adapter.layers[l][target], let d = g.layers[l][target] else { continue }
+                    for i in pair.a.data.indices { pair.a.data[i] -= 0.05 * d.a.data[i] }
+                    for i in pair.b.data.indices { pair.b.data[i] -= 0.05 * d.b.data[i] }
+                    adapter.layers[l][target] = pair
+                }
+            }
+        }
+        #expect(zip(losses, losses.dropFirst()).allSatisfy { $0.0 > $0.1 }, "\(losses)")
+    }
+
     @Test func lossChunkSizeDoesNotChangeTheLoss() throws {
         let (model, adapter, batch, n) = try Self.setup(dropout: 0)
         let (one, oneLoss) = try Self.gradients(model, adapter, batch, n, recompute: false, chunk: 1, seed: 0)
