@@ -109,6 +109,20 @@ struct LoRATrainingModeTests {
         #expect(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 })
     }
 
+    /// The vectorized Float exponential against Foundation's, over the softmax range and the tail.
+    @Test func vectorizedExponentialIsAccurate() {
+        let values = (0..<2003).map { Float($0) * -0.05 + 10 }      // 10 down to −90: full lanes and a tail
+        var p = values
+        let sum = p.withUnsafeMutableBufferPointer { b in b.baseAddress.map { Float.exponentiate($0, count: values.count, minus: 0.5) } ?? 0 }
+        var worst: Float = 0
+        for (x, e) in zip(values, p) {
+            let expected = Foundation.exp(x - 0.5)
+            if expected > 1e-30 { worst = max(worst, abs(e - expected) / expected) } else { #expect(e < 1e-30) }
+        }
+        #expect(worst < 4e-7, "worst relative error \(worst)")
+        #expect(abs(sum - p.reduce(0, +)) <= 1e-5 * sum)
+    }
+
     @Test func initializationFollowsPEFT() throws {
         let c = LoRATrainingSupport.configuration()
         let lora = LoRAConfiguration(rank: 8, alpha: 16, targets: [.q, .v, .down])

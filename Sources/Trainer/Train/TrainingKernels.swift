@@ -93,12 +93,7 @@ enum TrainingKernels {
             let row = p + t * T
             var m = row[0]
             for u in 1..<(t + 1) where row[u] > m { m = row[u] }
-            var sum: S = 0
-            for u in 0..<(t + 1) {
-                let e = S.exponential(row[u] - m)
-                row[u] = e
-                sum += e
-            }
+            let sum = S.exponentiate(row, count: t + 1, minus: m)
             let inv = 1 / sum
             for u in 0..<(t + 1) { row[u] *= inv }
             for u in (t + 1)..<T { row[u] = 0 }

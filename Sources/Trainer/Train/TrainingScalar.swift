@@ -3,7 +3,7 @@ import Foundation
 
 /// The scalar type of the training kernels: `Float` for training (sgemm), `Double` for gradient
 /// checks by finite differences (dgemm), with the same code for both.
-protocol TrainingScalar: BinaryFloatingPoint, Sendable {
+protocol TrainingScalar: BinaryFloatingPoint, Sendable, RowExponentials {
     /// C[M,N] = alpha · op(A) · op(B) + beta · C, row-major; op transposes when asked.
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
                      _ a: UnsafePointer<Self>, lda: Int, _ b: UnsafePointer<Self>, ldb: Int,
@@ -82,4 +82,67 @@ struct ScalarSlice<T: TrainingScalar> {
     let count: Int
 
     var array: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// Exponentials of whole rows, vectorized for Float: the softmax of attention rows, of the LM
+/// head's rows, and the sigmoid of SwiGLU spend most of their time in exp.
+protocol RowExponentials {
+    /// p[i] = exp(p[i] − shift) for i < count; returns Σ p[i].
+    static func exponentiate(_ p: UnsafeMutablePointer<Self>, count: Int, minus shift: Self) -> Self
+}
+
+extension Double: RowExponentials {
+    static func exponentiate(_ p: UnsafeMutablePointer<Double>, count: Int, minus shift: Double) -> Double {
+        var sum = 0.0
+        for i in 0..<count {
+            let e = Foundation.exp(p[i] - shift)
+            p[i] = e
+            sum += e
+        }
+        return sum
+    }
+}
+
+extension Float: RowExponentials {
+    /// Cody–Waite range reduction x = n·ln2 + r (|r| ≤ ln2/2, ln2 split in two parts) and Cephes'
+    /// degree-6 polynomial for e^r (relative error about 1e-7, like expf), scaled by 2^n through the
+    /// exponent bits; 16 lanes at a time, the tail through the same formula one lane at a time.
+    /// Inputs below −87.3 give 0 (softmax arguments are ≤ 0 here).
+    static func exponentiate(_ p: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
+        var sum16 = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            let x = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - SIMD16(repeating: shift)
+            let e = exp16(x)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: e, as: SIMD16<Float>.self)
+            sum16 += e
+            i += 16
+        }
+        var sum = sum16.sum()
+        while i < count {
+            let e = exp16(SIMD16(repeating: p[i] - shift))[0]
+            p[i] = e
+            sum += e
+            i += 1
+        }
+        return sum
+    }
+
+    @inline(__always)
+    static func exp16(_ input: SIMD16<Float>) -> SIMD16<Float> {
+        let x = input.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
+        let n = (x * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
+        var r = x - n * 0.693_359_375
+        r = r - n * (-2.121_944_400_546_905_8e-4)
+        var y = SIMD16<Float>(repeating: 1.987_569_150_0e-4)
+        y = y * r + 1.398_199_950_7e-3
+        y = y * r + 8.333_451_907_3e-3
+        y = y * r + 4.166_579_589_4e-2
+        y = y * r + 1.666_666_545_9e-1
+        y = y * r + 5.000_000_120_1e-1
+        y = y * r * r + r + 1
+        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let scaled = y * unsafeBitCast(bits, to: SIMD16<Float>.self)
+        return scaled.replacing(with: 0, where: input .< -87.3)
+    }
 }
