@@ -106,43 +106,35 @@ extension Double: RowExponentials {
 extension Float: RowExponentials {
     /// Cody–Waite range reduction x = n·ln2 + r (|r| ≤ ln2/2, ln2 split in two parts) and Cephes'
     /// degree-6 polynomial for e^r (relative error about 1e-7, like expf), scaled by 2^n through the
-    /// exponent bits; 16 lanes at a time, the tail through the same formula one lane at a time.
-    /// Inputs below −87.3 give 0 (softmax arguments are ≤ 0 here).
+    /// exponent bits. A plain loop without calls or branches, which the compiler vectorizes.
+    /// Inputs below −87 give 0 (softmax arguments are ≤ 0 here).
     static func exponentiate(_ p: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
-        var sum16 = SIMD16<Float>(repeating: 0)
-        var i = 0
-        while i + 16 <= count {
-            let x = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - SIMD16(repeating: shift)
-            let e = exp16(x)
-            UnsafeMutableRawPointer(p + i).storeBytes(of: e, as: SIMD16<Float>.self)
-            sum16 += e
-            i += 16
-        }
-        var sum = sum16.sum()
-        while i < count {
-            let e = exp16(SIMD16(repeating: p[i] - shift))[0]
+        var sum: Float = 0
+        for i in 0..<count {
+            let e = exp(p[i] - shift)
             p[i] = e
             sum += e
-            i += 1
         }
         return sum
     }
 
     @inline(__always)
-    static func exp16(_ input: SIMD16<Float>) -> SIMD16<Float> {
-        let x = input.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
-        let n = (x * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
+    static func exp(_ input: Float) -> Float {
+        let x = Swift.min(Swift.max(input, -87), 88)
+        // n = round(x·log2 e) by the 1.5·2^23 trick: adding it leaves n in the low mantissa bits.
+        let shifted = x * 1.442_695_040_888_963_4 + 12_582_912
+        let n = shifted - 12_582_912
         var r = x - n * 0.693_359_375
         r = r - n * (-2.121_944_400_546_905_8e-4)
-        var y = SIMD16<Float>(repeating: 1.987_569_150_0e-4)
+        var y: Float = 1.987_569_150_0e-4
         y = y * r + 1.398_199_950_7e-3
         y = y * r + 8.333_451_907_3e-3
         y = y * r + 4.166_579_589_4e-2
         y = y * r + 1.666_666_545_9e-1
         y = y * r + 5.000_000_120_1e-1
         y = y * r * r + r + 1
-        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scaled = y * unsafeBitCast(bits, to: SIMD16<Float>.self)
-        return scaled.replacing(with: 0, where: input .< -87.3)
+        let bits = (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
+        let scaled = y * Float(bitPattern: bits)
+        return input < -87 ? 0 : scaled
     }
 }
