@@ -11,26 +11,30 @@ enum TrainingKernels {
     /// y = x · rstd · w with rstd = 1/√(mean(x²) + eps), per row. x, y (T, C); w (C); rstd (T).
     static func rmsNormForward<S: TrainingScalar>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
                                                   rstd: UnsafeMutablePointer<S>, T: Int, C: Int, eps: S) {
-        for t in 0..<T {
-            let xr = x + t * C, yr = y + t * C
-            var sum: S = 0
-            for i in 0..<C { sum += xr[i] * xr[i] }
-            let r = 1 / (sum / S(C) + eps).squareRoot()
-            rstd[t] = r
-            for i in 0..<C { yr[i] = xr[i] * r * w[i] }
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+            for t in rows {
+                let xr = x + t * C, yr = y + t * C
+                var sum: S = 0
+                for i in 0..<C { sum += xr[i] * xr[i] }
+                let r = 1 / (sum / S(C) + eps).squareRoot()
+                rstd[t] = r
+                for i in 0..<C { yr[i] = xr[i] * r * w[i] }
+            }
         }
     }
 
     /// dx += rstd·(w⊙dy) − (rstd³/C)·x·Σ(w⊙dy⊙x), per row. The weight w is frozen.
     static func rmsNormBackward<S: TrainingScalar>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ w: UnsafePointer<S>,
                                                    rstd: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, T: Int, C: Int) {
-        for t in 0..<T {
-            let xr = x + t * C, dyr = dy + t * C, dxr = dx + t * C
-            let r = rstd[t]
-            var dot: S = 0
-            for i in 0..<C { dot += w[i] * dyr[i] * xr[i] }
-            let k = r * r * r * dot / S(C)
-            for i in 0..<C { dxr[i] += r * w[i] * dyr[i] - k * xr[i] }
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+            for t in rows {
+                let xr = x + t * C, dyr = dy + t * C, dxr = dx + t * C
+                let r = rstd[t]
+                var dot: S = 0
+                for i in 0..<C { dot += w[i] * dyr[i] * xr[i] }
+                let k = r * r * r * dot / S(C)
+                for i in 0..<C { dxr[i] += r * w[i] * dyr[i] - k * xr[i] }
+            }
         }
     }
 
@@ -43,15 +47,17 @@ enum TrainingKernels {
     static func rope<S: TrainingScalar>(_ x: UnsafeMutablePointer<S>, T: Int, heads: Int, stride: Int, HD: Int,
                                         cos: UnsafePointer<S>, sin: UnsafePointer<S>, inverse: Bool) {
         let half = HD / 2
-        for t in 0..<T {
-            let c = cos + t * half, s = sin + t * half
-            for h in 0..<heads {
-                let base = x + t * stride + h * HD
-                for i in 0..<half {
-                    let a = base[i], b = base[i + half]
-                    let sn = inverse ? -s[i] : s[i]
-                    base[i] = a * c[i] - b * sn
-                    base[i + half] = b * c[i] + a * sn
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+            for t in rows {
+                let c = cos + t * half, s = sin + t * half
+                for h in 0..<heads {
+                    let base = x + t * stride + h * HD
+                    for i in 0..<half {
+                        let a = base[i], b = base[i + half]
+                        let sn = inverse ? -s[i] : s[i]
+                        base[i] = a * c[i] - b * sn
+                        base[i + half] = b * c[i] + a * sn
+                    }
                 }
             }
         }
