@@ -74,7 +74,9 @@ struct LoRAGradientCheckTests {
         Self.check("RoPE dx", analytic: dx.array, numeric: Self.numeric(x, f))
     }
 
-    @Test func attention() {
+    /// Blocks of 2 and 4 positions exercise the skipped upper triangle (including a short last
+    /// block); 64 runs the 6 positions as one block.
+    @Test(arguments: [2, 4, 64]) func attention(block: Int) {
         let T = 6, NH = 4, NKV = 2, HD = 4, QKV = (NH + 2 * NKV) * HD
         let qkv = Self.random(T * QKV, seed: 7, scale: 2), g = Self.random(T * NH * HD, seed: 8)
         let out = Buffer(count: T * NH * HD), dqkv = Buffer(count: T * QKV)
@@ -83,11 +85,11 @@ struct LoRAGradientCheckTests {
                                    tieWordEmbeddings: true)
         let scratch = TrainingKernels.AttentionScratch<Double>(capacity: T, c, backward: true)
         let f = { () -> Double in
-            TrainingKernels.attentionForward(qkv.base, out.base, scratch: scratch, T: T, NH: NH, NKV: NKV, HD: HD)
+            TrainingKernels.attentionForward(qkv.base, out.base, scratch: scratch, T: T, NH: NH, NKV: NKV, HD: HD, block: block)
             return Self.dot(g, out.base)
         }
-        TrainingKernels.attentionBackward(g.base, qkv.base, dqkv.base, scratch: scratch, T: T, NH: NH, NKV: NKV, HD: HD)
-        Self.check("causal GQA attention dq dk dv", analytic: dqkv.array, numeric: Self.numeric(qkv, f))
+        TrainingKernels.attentionBackward(g.base, qkv.base, dqkv.base, scratch: scratch, T: T, NH: NH, NKV: NKV, HD: HD, block: block)
+        Self.check("causal GQA attention dq dk dv (blocks of \(block))", analytic: dqkv.array, numeric: Self.numeric(qkv, f))
         // The grouped kernels equal the naive per-head reference.
         let reference = Buffer(count: T * NH * HD), scores = Buffer(count: T * T), dscores = Buffer(count: T * T), dreference = Buffer(count: T * QKV)
         TrainingKernels.attentionForwardReference(qkv.base, reference.base, scores: scores.base, T: T, NH: NH, NKV: NKV, HD: HD)

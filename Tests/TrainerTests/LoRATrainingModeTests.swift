@@ -46,6 +46,27 @@ struct LoRATrainingModeTests {
         _ = try trainer.loss(batch: batch, adapter: adapter, normalizer: n)
     }
 
+    /// A few plain gradient steps on A and B lower the loss (the gradient points uphill).
+    @Test func gradientStepsLowerTheLoss() throws {
+        let (model, start, batch, n) = try Self.setup(dropout: 0)
+        let trainer = LoRATrainingModel(model: model)
+        var adapter = start
+        var losses: [Double] = []
+        for _ in 0..<5 {
+            var g = LoRAAdapter(zerosLike: adapter)
+            losses.append(try trainer.accumulateGradients(batch: batch, adapter: adapter, normalizer: n, dropoutSeed: 0, into: &g).value)
+            for l in adapter.layers.indices {
+                for target in adapter.configuration.targets {
+                    guard var pair = adapter.layers[l][target], let d = g.layers[l][target] else { continue }
+                    for i in pair.a.data.indices { pair.a.data[i] -= 0.05 * d.a.data[i] }
+                    for i in pair.b.data.indices { pair.b.data[i] -= 0.05 * d.b.data[i] }
+                    adapter.layers[l][target] = pair
+                }
+            }
+        }
+        #expect(zip(losses, losses.dropFirst()).allSatisfy { $0.0 > $0.1 }, "\(losses)")
+    }
+
     @Test func lossChunkSizeDoesNotChangeTheLoss() throws {
         let (model, adapter, batch, n) = try Self.setup(dropout: 0)
         let (one, oneLoss) = try Self.gradients(model, adapter, batch, n, recompute: false, chunk: 1, seed: 0)
@@ -86,6 +107,20 @@ struct LoRATrainingModeTests {
         let kept = y.filter { $0 != 0 }
         #expect(abs(Double(kept.count) / Double(count) - 0.7) < 0.01)
         #expect(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 })
+    }
+
+    /// The vectorized Float exponential against Foundation's, over the softmax range and the tail.
+    @Test func vectorizedExponentialIsAccurate() {
+        let values = (0..<2003).map { Float($0) * -0.05 + 10 }      // 10 down to −90: full lanes and a tail
+        var p = values
+        let sum = p.withUnsafeMutableBufferPointer { b in b.baseAddress.map { Float.exponentiate($0, count: values.count, minus: 0.5) } ?? 0 }
+        var worst: Float = 0
+        for (x, e) in zip(values, p) {
+            let expected = Foundation.exp(x - 0.5)
+            if expected > 1e-30 { worst = max(worst, abs(e - expected) / expected) } else { #expect(e < 1e-30) }
+        }
+        #expect(worst < 4e-7, "worst relative error \(worst)")
+        #expect(abs(sum - p.reduce(0, +)) <= 1e-5 * sum)
     }
 
     @Test func initializationFollowsPEFT() throws {

@@ -8,6 +8,7 @@ public struct TrainingSequence: Sendable, Equatable {
     /// included). One flag per id; the last flag is ignored (there is no next token).
     public var targetMask: [Bool]
 
+    /// A sequence; `targetMask` must have one flag per id (checked when the batch is run).
     public init(ids: [Int32], targetMask: [Bool]) {
         self.ids = ids
         self.targetMask = targetMask
@@ -23,6 +24,8 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Rows of the LM head computed together (the logits buffer is lossChunkRows × vocab).
     public var lossChunkRows: Int
 
+    /// Defaults: saved activations (fastest) and 64 LM-head rows per chunk (12.6 MB of logits
+    /// for a 49,152-token vocabulary).
     public init(recomputeActivations: Bool = false, lossChunkRows: Int = 64) {
         self.recomputeActivations = recomputeActivations
         self.lossChunkRows = lossChunkRows
@@ -38,6 +41,7 @@ public struct TrainingLoss: Sendable, Equatable {
     /// The normalizer the gradients were divided by.
     public var normalizer: Int
 
+    /// A loss of `tokens` target positions whose gradients were divided by `normalizer`.
     public init(sum: Double, tokens: Int, normalizer: Int) {
         self.sum = sum
         self.tokens = tokens
@@ -57,7 +61,9 @@ public struct TrainingLoss: Sendable, Equatable {
 public final class LoRATrainingModel: @unchecked Sendable {
     // @unchecked: the model is immutable after init; the cached workspaces are taken out and put
     // back under `lock`, so concurrent calls never share one.
+    /// The frozen model's configuration.
     public let configuration: LlamaConfiguration
+    /// Memory and chunking choices of this trainer.
     public let options: TrainingOptions
     let engine: TrainingEngine<Float>
     private let lock = NSLock()
@@ -76,6 +82,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         return result
     }
 
+    /// Wraps a loaded model; its fp32 weights are shared, not copied.
     public init(model: LlamaModel, options: TrainingOptions = TrainingOptions()) {
         configuration = model.configuration
         self.options = options

@@ -5,6 +5,7 @@
 public struct SeedStream: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
+    /// The stream whose state starts at `seed` (use `derive` for sub-streams).
     public init(seed: UInt64) {
         state = seed
     }
@@ -26,6 +27,7 @@ public struct SeedStream: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// The next 64 random bits.
     @inline(__always)
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

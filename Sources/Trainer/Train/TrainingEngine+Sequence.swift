@@ -173,15 +173,12 @@ final class LossHead<S: TrainingScalar> {
                         let zt = z[target]
                         var m = z[0]
                         for i in 1..<V where z[i] > m { m = z[i] }
-                        var sum: S = 0
+                        // One exponential per logit, kept: when training it becomes (softmax − onehot) / normalizer.
+                        let sum = S.exponentiate(z, count: V, minus: m)
                         if training {
-                            // One exponential per logit: kept, then scaled into (softmax − onehot) / normalizer.
-                            for i in 0..<V { let e = S.exponential(z[i] - m); z[i] = e; sum += e }
                             let k = inverse / sum
                             for i in 0..<V { z[i] *= k }
                             z[target] -= inverse
-                        } else {
-                            for i in 0..<V { sum += S.exponential(z[i] - m) }
                         }
                         chunkLosses[j] = m + S.logarithm(sum) - zt
                     }

@@ -11,26 +11,30 @@ enum TrainingKernels {
     /// y = x · rstd · w with rstd = 1/√(mean(x²) + eps), per row. x, y (T, C); w (C); rstd (T).
     static func rmsNormForward<S: TrainingScalar>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
                                                   rstd: UnsafeMutablePointer<S>, T: Int, C: Int, eps: S) {
-        for t in 0..<T {
-            let xr = x + t * C, yr = y + t * C
-            var sum: S = 0
-            for i in 0..<C { sum += xr[i] * xr[i] }
-            let r = 1 / (sum / S(C) + eps).squareRoot()
-            rstd[t] = r
-            for i in 0..<C { yr[i] = xr[i] * r * w[i] }
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+            for t in rows {
+                let xr = x + t * C, yr = y + t * C
+                var sum: S = 0
+                for i in 0..<C { sum += xr[i] * xr[i] }
+                let r = 1 / (sum / S(C) + eps).squareRoot()
+                rstd[t] = r
+                for i in 0..<C { yr[i] = xr[i] * r * w[i] }
+            }
         }
     }
 
     /// dx += rstd·(w⊙dy) − (rstd³/C)·x·Σ(w⊙dy⊙x), per row. The weight w is frozen.
     static func rmsNormBackward<S: TrainingScalar>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ w: UnsafePointer<S>,
                                                    rstd: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, T: Int, C: Int) {
-        for t in 0..<T {
-            let xr = x + t * C, dyr = dy + t * C, dxr = dx + t * C
-            let r = rstd[t]
-            var dot: S = 0
-            for i in 0..<C { dot += w[i] * dyr[i] * xr[i] }
-            let k = r * r * r * dot / S(C)
-            for i in 0..<C { dxr[i] += r * w[i] * dyr[i] - k * xr[i] }
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+            for t in rows {
+                let xr = x + t * C, dyr = dy + t * C, dxr = dx + t * C
+                let r = rstd[t]
+                var dot: S = 0
+                for i in 0..<C { dot += w[i] * dyr[i] * xr[i] }
+                let k = r * r * r * dot / S(C)
+                for i in 0..<C { dxr[i] += r * w[i] * dyr[i] - k * xr[i] }
+            }
         }
     }
 
@@ -43,15 +47,17 @@ enum TrainingKernels {
     static func rope<S: TrainingScalar>(_ x: UnsafeMutablePointer<S>, T: Int, heads: Int, stride: Int, HD: Int,
                                         cos: UnsafePointer<S>, sin: UnsafePointer<S>, inverse: Bool) {
         let half = HD / 2
-        for t in 0..<T {
-            let c = cos + t * half, s = sin + t * half
-            for h in 0..<heads {
-                let base = x + t * stride + h * HD
-                for i in 0..<half {
-                    let a = base[i], b = base[i + half]
-                    let sn = inverse ? -s[i] : s[i]
-                    base[i] = a * c[i] - b * sn
-                    base[i + half] = b * c[i] + a * sn
+        RowParallel.forEach(rows: T, minimumRows: 32) { rows in
+            for t in rows {
+                let c = cos + t * half, s = sin + t * half
+                for h in 0..<heads {
+                    let base = x + t * stride + h * HD
+                    for i in 0..<half {
+                        let a = base[i], b = base[i + half]
+                        let sn = inverse ? -s[i] : s[i]
+                        base[i] = a * c[i] - b * sn
+                        base[i + half] = b * c[i] + a * sn
+                    }
                 }
             }
         }
@@ -81,24 +87,12 @@ enum TrainingKernels {
         RowParallel.forEach(rows: T, minimumRows: 32) { rows in causalSoftmax(p, T: T, rows: rows) }
     }
 
-    /// The same for `groups` (T, T) matrices stacked: row r is position r mod T.
-    static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int, groups: Int) {
-        RowParallel.forEach(rows: groups * T, minimumRows: 32) { rows in
-            for r in rows { causalSoftmax(p + (r / T) * T * T, T: T, rows: (r % T)..<(r % T + 1)) }
-        }
-    }
-
     static func causalSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int, rows: Range<Int>) {
         for t in rows {
             let row = p + t * T
             var m = row[0]
             for u in 1..<(t + 1) where row[u] > m { m = row[u] }
-            var sum: S = 0
-            for u in 0..<(t + 1) {
-                let e = S.exponential(row[u] - m)
-                row[u] = e
-                sum += e
-            }
+            let sum = S.exponentiate(row, count: t + 1, minus: m)
             let inv = 1 / sum
             for u in 0..<(t + 1) { row[u] *= inv }
             for u in (t + 1)..<T { row[u] = 0 }
@@ -143,7 +137,7 @@ enum TrainingKernels {
     final class AttentionScratch<S: TrainingScalar> {
         let scores: ScalarBuffer<S>     // (G·T, T)
         let dscores: ScalarBuffer<S>    // (G·T, T)
-        let q: ScalarBuffer<S>          // (G·T, HD)  row j·T + t = Q of head g·G + j at position t
+        let q: ScalarBuffer<S>          // (G·T, HD)  row t·G + j = Q of head g·G + j at position t
         let o: ScalarBuffer<S>          // (G·T, HD)  the same rows of O, or of dO
         let dq: ScalarBuffer<S>         // (G·T, HD)
 
@@ -157,41 +151,63 @@ enum TrainingKernels {
         }
     }
 
-    /// Copies the G heads from `first` of each row of x (T rows of stride ld) into packed (G·T, HD),
-    /// or back when `unpack`.
+    /// Positions per block of the causal attention: block b of queries only meets keys
+    /// 0 ..< its end, so the products skip most of the masked upper triangle.
+    static let attentionBlock = 64
+
+    /// Copies the G adjacent heads from `first` of each row of x (T rows of stride ld) into
+    /// packed (T·G, HD) rows t·G + j, or back when `unpack`. The G heads are contiguous in a row.
     static func packHeads<S: TrainingScalar>(_ x: UnsafeMutablePointer<S>, ld: Int, first: Int, G: Int, HD: Int, T: Int,
                                              _ packed: UnsafeMutablePointer<S>, unpack: Bool) {
-        for j in 0..<G {
-            for t in 0..<T {
-                let row = x + t * ld + (first + j) * HD, p = packed + (j * T + t) * HD
-                if unpack { row.update(from: p, count: HD) } else { p.update(from: row, count: HD) }
+        for t in 0..<T {
+            let row = x + t * ld + first * HD, p = packed + t * G * HD
+            if unpack { row.update(from: p, count: G * HD) } else { p.update(from: row, count: G * HD) }
+        }
+    }
+
+    /// Rows r of p (stride T) for r in `rows` of a block whose keys end at n: softmax over the
+    /// r/G + 1 visible keys, zeros up to n.
+    static func blockSoftmax<S: TrainingScalar>(_ p: UnsafeMutablePointer<S>, T: Int, G: Int, rows: Range<Int>, n: Int) {
+        RowParallel.forEach(rows: rows.count, minimumRows: 32) { part in
+            for r in (rows.lowerBound + part.lowerBound)..<(rows.lowerBound + part.upperBound) {
+                let row = p + r * T, visible = r / G + 1
+                var m = row[0]
+                for u in 1..<visible where row[u] > m { m = row[u] }
+                let inv = 1 / S.exponentiate(row, count: visible, minus: m)
+                for u in 0..<visible { row[u] *= inv }
+                for u in visible..<n { row[u] = 0 }
             }
         }
     }
 
     /// `attentionForwardReference` with the G = NH/NKV query heads of a key/value head packed
-    /// as G·T rows, so each product is one sgemm per key/value head (m = G·T) instead of one per
-    /// query head: fewer, larger calls.
+    /// as G·T rows, so each product is one sgemm per key/value head and block of positions
+    /// (m = G·block) instead of one per query head, and blocks skip the keys after their last
+    /// query.
     static func attentionForward<S: TrainingScalar>(_ qkv: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, scratch a: AttentionScratch<S>,
-                                                    T: Int, NH: Int, NKV: Int, HD: Int) {
+                                                    T: Int, NH: Int, NKV: Int, HD: Int, block: Int = attentionBlock) {
         let QKV = (NH + 2 * NKV) * HD, G = NH / NKV
         let scale = 1 / S(HD).squareRoot()
-        let source = UnsafeMutablePointer(mutating: qkv)
+        let source = UnsafeMutablePointer(mutating: qkv), p = a.scores.base
         for g in 0..<NKV {
             let k = qkv + (NH + g) * HD, v = qkv + (NH + NKV + g) * HD
             packHeads(source, ld: QKV, first: g * G, G: G, HD: HD, T: T, a.q.base, unpack: false)
-            S.gemm(transA: false, transB: true, m: G * T, n: T, k: HD, alpha: scale, a.q.base, lda: HD, k, ldb: QKV,
-                   beta: 0, a.scores.base, ldc: T)
-            causalSoftmax(a.scores.base, T: T, groups: G)
-            S.gemm(transA: false, transB: false, m: G * T, n: HD, k: T, alpha: 1, a.scores.base, lda: T, v, ldb: QKV,
-                   beta: 0, a.o.base, ldc: HD)
+            for t0 in stride(from: 0, to: T, by: max(block, 1)) {
+                let t1 = min(T, t0 + max(block, 1)), m = (t1 - t0) * G, r0 = t0 * G
+                S.gemm(transA: false, transB: true, m: m, n: t1, k: HD, alpha: scale, a.q.base + r0 * HD, lda: HD, k, ldb: QKV,
+                       beta: 0, p + r0 * T, ldc: T)
+                blockSoftmax(p, T: T, G: G, rows: r0..<(r0 + m), n: t1)
+                S.gemm(transA: false, transB: false, m: m, n: HD, k: t1, alpha: 1, p + r0 * T, lda: T, v, ldb: QKV,
+                       beta: 0, a.o.base + r0 * HD, ldc: HD)
+            }
             packHeads(out, ld: NH * HD, first: g * G, G: G, HD: HD, T: T, a.o.base, unpack: true)
         }
     }
 
-    /// Backward of `attentionForward`, grouped the same way: dqkv (T, QKV) overwritten.
+    /// Backward of `attentionForward`, grouped and blocked the same way: dqkv (T, QKV) overwritten.
     static func attentionBackward<S: TrainingScalar>(_ dout: UnsafePointer<S>, _ qkv: UnsafePointer<S>, _ dqkv: UnsafeMutablePointer<S>,
-                                                     scratch a: AttentionScratch<S>, T: Int, NH: Int, NKV: Int, HD: Int) {
+                                                     scratch a: AttentionScratch<S>, T: Int, NH: Int, NKV: Int, HD: Int,
+                                                     block: Int = attentionBlock) {
         let QKV = (NH + 2 * NKV) * HD, G = NH / NKV
         let scale = 1 / S(HD).squareRoot()
         let source = UnsafeMutablePointer(mutating: qkv), gradient = UnsafeMutablePointer(mutating: dout)
@@ -202,21 +218,26 @@ enum TrainingKernels {
             let dk = dqkv + (NH + g) * HD, dv = dqkv + (NH + NKV + g) * HD
             packHeads(source, ld: QKV, first: g * G, G: G, HD: HD, T: T, a.q.base, unpack: false)
             packHeads(gradient, ld: NH * HD, first: g * G, G: G, HD: HD, T: T, a.o.base, unpack: false)
-            S.gemm(transA: false, transB: true, m: G * T, n: T, k: HD, alpha: scale, a.q.base, lda: HD, k, ldb: QKV, beta: 0, p, ldc: T)
-            causalSoftmax(p, T: T, groups: G)
-            S.gemm(transA: true, transB: false, m: T, n: HD, k: G * T, alpha: 1, p, lda: T, a.o.base, ldb: HD, beta: 1, dv, ldc: QKV)
-            S.gemm(transA: false, transB: true, m: G * T, n: T, k: HD, alpha: 1, a.o.base, lda: HD, v, ldb: QKV, beta: 0, dp, ldc: T)
-            RowParallel.forEach(rows: G * T, minimumRows: 32) { rows in
-                for r in rows {
-                    let t = r % T, pr = p + r * T, dpr = dp + r * T
-                    var dot: S = 0
-                    for u in 0..<(t + 1) { dot += pr[u] * dpr[u] }
-                    for u in 0..<(t + 1) { dpr[u] = pr[u] * (dpr[u] - dot) }
-                    for u in (t + 1)..<T { dpr[u] = 0 }
+            for t0 in stride(from: 0, to: T, by: max(block, 1)) {
+                let t1 = min(T, t0 + max(block, 1)), m = (t1 - t0) * G, r0 = t0 * G
+                let pb = p + r0 * T, dpb = dp + r0 * T, qb = a.q.base + r0 * HD, dob = a.o.base + r0 * HD
+                S.gemm(transA: false, transB: true, m: m, n: t1, k: HD, alpha: scale, qb, lda: HD, k, ldb: QKV, beta: 0, pb, ldc: T)
+                blockSoftmax(p, T: T, G: G, rows: r0..<(r0 + m), n: t1)
+                S.gemm(transA: true, transB: false, m: t1, n: HD, k: m, alpha: 1, pb, lda: T, dob, ldb: HD, beta: 1, dv, ldc: QKV)
+                S.gemm(transA: false, transB: true, m: m, n: t1, k: HD, alpha: 1, dob, lda: HD, v, ldb: QKV, beta: 0, dpb, ldc: T)
+                RowParallel.forEach(rows: m, minimumRows: 32) { part in
+                    for r in (r0 + part.lowerBound)..<(r0 + part.upperBound) {
+                        let visible = r / G + 1, pr = p + r * T, dpr = dp + r * T
+                        var dot: S = 0
+                        for u in 0..<visible { dot += pr[u] * dpr[u] }
+                        for u in 0..<visible { dpr[u] = pr[u] * (dpr[u] - dot) }
+                        for u in visible..<t1 { dpr[u] = 0 }
+                    }
                 }
+                S.gemm(transA: false, transB: false, m: m, n: HD, k: t1, alpha: scale, dpb, lda: T, k, ldb: QKV, beta: 0,
+                       a.dq.base + r0 * HD, ldc: HD)
+                S.gemm(transA: true, transB: false, m: t1, n: HD, k: m, alpha: scale, dpb, lda: T, qb, ldb: HD, beta: 1, dk, ldc: QKV)
             }
-            S.gemm(transA: false, transB: false, m: G * T, n: HD, k: T, alpha: scale, dp, lda: T, k, ldb: QKV, beta: 0, a.dq.base, ldc: HD)
-            S.gemm(transA: true, transB: false, m: T, n: HD, k: G * T, alpha: scale, dp, lda: T, a.q.base, ldb: HD, beta: 1, dk, ldc: QKV)
             packHeads(dqkv, ld: QKV, first: g * G, G: G, HD: HD, T: T, a.dq.base, unpack: true)
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// The scalar type of the training kernels: `Float` for training (sgemm), `Double` for gradient
 /// checks by finite differences (dgemm), with the same code for both.
-protocol TrainingScalar: BinaryFloatingPoint, Sendable {
+protocol TrainingScalar: BinaryFloatingPoint, Sendable, RowExponentials {
     /// C[M,N] = alpha · op(A) · op(B) + beta · C, row-major; op transposes when asked.
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
                      _ a: UnsafePointer<Self>, lda: Int, _ b: UnsafePointer<Self>, ldb: Int,
@@ -82,4 +82,59 @@ struct ScalarSlice<T: TrainingScalar> {
     let count: Int
 
     var array: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// Exponentials of whole rows, vectorized for Float: the softmax of attention rows, of the LM
+/// head's rows, and the sigmoid of SwiGLU spend most of their time in exp.
+protocol RowExponentials {
+    /// p[i] = exp(p[i] − shift) for i < count; returns Σ p[i].
+    static func exponentiate(_ p: UnsafeMutablePointer<Self>, count: Int, minus shift: Self) -> Self
+}
+
+extension Double: RowExponentials {
+    static func exponentiate(_ p: UnsafeMutablePointer<Double>, count: Int, minus shift: Double) -> Double {
+        var sum = 0.0
+        for i in 0..<count {
+            let e = Foundation.exp(p[i] - shift)
+            p[i] = e
+            sum += e
+        }
+        return sum
+    }
+}
+
+extension Float: RowExponentials {
+    /// Cody–Waite range reduction x = n·ln2 + r (|r| ≤ ln2/2, ln2 split in two parts) and Cephes'
+    /// degree-6 polynomial for e^r (relative error about 1e-7, like expf), scaled by 2^n through the
+    /// exponent bits. A plain loop without calls or branches, which the compiler vectorizes.
+    /// Inputs below −87 give 0 (softmax arguments are ≤ 0 here).
+    static func exponentiate(_ p: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
+        var sum: Float = 0
+        for i in 0..<count {
+            let e = exp(p[i] - shift)
+            p[i] = e
+            sum += e
+        }
+        return sum
+    }
+
+    @inline(__always)
+    static func exp(_ input: Float) -> Float {
+        let x = Swift.min(Swift.max(input, -87), 88)
+        // n = round(x·log2 e) by the 1.5·2^23 trick: adding it leaves n in the low mantissa bits.
+        let shifted = x * 1.442_695_040_888_963_4 + 12_582_912
+        let n = shifted - 12_582_912
+        var r = x - n * 0.693_359_375
+        r = r - n * (-2.121_944_400_546_905_8e-4)
+        var y: Float = 1.987_569_150_0e-4
+        y = y * r + 1.398_199_950_7e-3
+        y = y * r + 8.333_451_907_3e-3
+        y = y * r + 4.166_579_589_4e-2
+        y = y * r + 1.666_666_545_9e-1
+        y = y * r + 5.000_000_120_1e-1
+        y = y * r * r + r + 1
+        let bits = (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
+        let scaled = y * Float(bitPattern: bits)
+        return input < -87 ? 0 : scaled
+    }
 }
