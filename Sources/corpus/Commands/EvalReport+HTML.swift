@@ -84,7 +84,8 @@ struct EvalReportPage {
 
         // Items ranked by how much the adapter changed ROUGE-L (or, for the base model alone, by its ROUGE-L).
         let order = items.indices.sorted { key($0) > key($1) || (key($0) == key($1) && $0 < $1) }
-        let best = Array(order.prefix(Self.shown))
+        // With fewer than 2 × shown items, the better half is "best" and the rest "worst".
+        let best = Array(order.prefix(min(Self.shown, (order.count + 1) / 2)))
         let worst = Array(order.reversed().filter { !best.contains($0) }.prefix(Self.shown))
         h += "<h2>\(hasAdapter ? "Where the adapter helped most" : "Best answers")</h2>\n"
         h += "<p class=\"sub\">\(hasAdapter ? "Questions where the adapter's answer is closest to the reference compared with the base model's (largest gain in ROUGE-L)." : "Questions where the answer is closest to the reference (highest ROUGE-L).")</p>\n"
@@ -138,7 +139,10 @@ struct EvalReportPage {
 
     private func itemCard(_ k: Int) -> String {
         let item = items[k]
-        let question = item.prompt.filter { $0.role != "system" }.map(\.content).joined(separator: "\n\n")
+        // One turn: the question itself; several: each turn with who said it.
+        let turns = item.prompt.filter { $0.role != "system" }
+        let question = turns.count == 1 ? turns[0].content
+            : turns.map { ($0.role == "assistant" ? "Answer: " : "Question: ") + $0.content }.joined(separator: "\n")
         var h = "<div class=\"item\"><h3>Record \(item.recordId)"
         if models.count == 2 { h += String(format: " · ROUGE-L %+.3f", key(k)) }
         h += "</h3><div class=\"q\">\(esc(question))</div><div class=\"cols\">"
