@@ -373,7 +373,7 @@ struct EvalCompare: ParsableCommand {
                 return
             }
             print("eval \(b.eval.id) (\(b.model)) − eval \(a.eval.id) (\(a.model)) on \(pairs.count) shared item(s); paired bootstrap, \(EvalDeltas.resamples) resamples")
-            Output.printTable(header: ["metric", "eval \(a.eval.id)", "eval \(b.eval.id)", "delta", "95% interval"], rows: rows.map {
+            Output.printTable(header: ["metric", "\(a.eval.id):\(a.model)", "\(b.eval.id):\(b.model)", "delta", "95% interval"], rows: rows.map {
                 [$0.metric, EvalsCommand.format($0.baseline), EvalsCommand.format($0.candidate), EvalsCommand.signed($0.delta),
                  "[\(EvalsCommand.signed($0.low)), \(EvalsCommand.signed($0.high))]"]
             })

@@ -60,11 +60,11 @@ struct EvalReportPage {
             h += "<tr><th>Adapter</th><td>\(esc(path))\(eval.runId.map { " (training run \($0))" } ?? "")<div class=\"mono\">sha256 \(esc(eval.adapterSHA256 ?? ""))</div></td></tr>\n"
         }
         h += "<tr><th>Snapshot</th><td>\(esc(eval.snapshot))<div class=\"mono\">hash \(esc(eval.snapshotHash))</div></td></tr>\n"
-        h += "<tr><th>How</th><td>Each question of the held-out part of the snapshot (never used for training) was answered by \(hasAdapter ? "both models" : "the model") with the most likely words, at most \(configValue("max_new_tokens")) word pieces, and compared with the reference answer.</td></tr>\n</table>\n"
+        h += "<tr><th>How</th><td>Each question of the \(eval.split == "eval" ? "held-out part of the snapshot (never used for training)" : "snapshot's \(esc(eval.split)) split") was answered by \(hasAdapter ? "both models" : "the model") with the most likely words, at most \(configValue("max_new_tokens")) word pieces, and compared with the reference answer.</td></tr>\n</table>\n"
         h += verdict()
 
         h += "<h2>Scores</h2>\n<table><tr><th>Measure</th><th class=\"n\">Base</th>"
-        if hasAdapter { h += "<th class=\"n\">Adapter</th><th class=\"n\">Change</th><th class=\"n\">95% range of the change</th>" }
+        if hasAdapter { h += "<th class=\"n\">Adapter</th><th class=\"n\">Change</th><th class=\"n\">95% range of the change per question</th>" }
         h += "<th>What it means</th></tr>\n"
         for name in Evaluator.metricNames {
             let plain = Self.meanings[name] ?? (name, "")
