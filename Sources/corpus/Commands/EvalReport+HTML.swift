@@ -79,7 +79,7 @@ struct EvalReportPage {
         }
         h += "</table>\n"
         if hasAdapter {
-            h += "<p class=\"sub\">The 95% range comes from resampling the questions 1,000 times (paired bootstrap on the per-question scores): when it does not include 0, the change is unlikely to be chance.</p>\n"
+            h += "<p class=\"sub\">The 95% range comes from resampling the questions 1,000 times (paired bootstrap on the per-question scores): when it does not include 0, the change is unlikely to be chance. It is the range of the average change per question; loss, perplexity, BLEU-4 and length ratio are overall figures that are not plain averages over the questions, so their change can fall outside it.</p>\n"
         }
 
         // Items ranked by how much the adapter changed ROUGE-L (or, for the base model alone, by its ROUGE-L).
