@@ -11,13 +11,15 @@ struct Corpus: ParsableCommand {
             Exit codes: 0 success; 1 unexpected internal error; 3 an input file could not be \
             ingested (the others were), a model file is unusable or its name is taken, or an option \
             value is invalid; 4 the store cannot be opened or is newer than this build; \
-            5 a record, source or model that was asked for does not exist; 64 invalid command-line usage; \
+            5 a record, source, model or evaluation that was asked for does not exist; 6 a verification \
+            found a change; 7 `corpus eval --fail-under`: a metric missed its threshold (the evaluation \
+            is stored and printed first); 64 invalid command-line usage; \
             130 interrupted (Ctrl-C), nothing half-written. See docs/EXIT_CODES.md.
             """,
         version: CorpusVersion.string,
         subcommands: [
             InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
-            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, MergeCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self,
+            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, MergeCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self, EvalCommand.self, EvalsCommand.self,
             TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self,
         ]
     )

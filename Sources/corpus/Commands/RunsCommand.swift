@@ -119,6 +119,7 @@ struct LineageAdapter: ParsableCommand {
             }
             let snapshot = try store.snapshot(String(r.snapshotId))
             let shares = try store.sourceShares(of: snapshot)
+            let evals = try store.evals(adapterSHA256: a.sha256)
             var intact: Bool?
             if verify {
                 let file = URL(fileURLWithPath: a.path).appendingPathComponent("adapter_model.safetensors").path
@@ -134,6 +135,7 @@ struct LineageAdapter: ParsableCommand {
                     "sources": shares.map { ["id": $0.source.id ?? 0, "path": $0.source.path, "sha256": $0.source.sha256,
                                              "records": $0.records, "train": $0.train, "eval": $0.eval] },
                 ]
+                object["evals"] = evals.map(EvalsCommand.json)
                 if let intact { object["intact"] = intact }
                 Output.printJSON(object)
             } else {
@@ -145,6 +147,16 @@ struct LineageAdapter: ParsableCommand {
                 Output.printTable(header: ["source", "records", "train", "eval", "sha256", "path"], rows: shares.map {
                     ["\($0.source.id ?? 0)", "\($0.records)", "\($0.train)", "\($0.eval)", $0.source.sha256, $0.source.path]
                 })
+                if evals.isEmpty {
+                    print("  not evaluated yet (`corpus eval \(snapshot.label) --model \(r.modelRef) --adapter \(a.path)`)")
+                } else {
+                    print("  evaluated \(evals.count) time(s):")
+                    Output.printTable(header: ["eval", "snapshot", "split", "items", "loss base", "loss adapter", "rougeL base", "rougeL adapter", "created"], rows: evals.map { e in
+                        ["\(e.id)", e.snapshot, e.split, "\(e.items)", EvalsCommand.format(EvalsCommand.metric(e, "base", "loss")),
+                         EvalsCommand.format(EvalsCommand.metric(e, "adapter", "loss")), EvalsCommand.format(EvalsCommand.metric(e, "base", "rougeL")),
+                         EvalsCommand.format(EvalsCommand.metric(e, "adapter", "rougeL")), e.createdAt]
+                    })
+                }
                 print("  `corpus snapshot verify \(snapshot.label)` proves the records are unchanged; `corpus lineage snapshot \(snapshot.label)` lists them by source")
             }
             if intact == false {

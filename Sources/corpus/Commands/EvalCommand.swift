@@ -1,0 +1,382 @@
+import ArgumentParser
+import CorpusDB
+import Foundation
+import Quality
+import Trainer
+
+/// `corpus eval SNAPSHOT --model M [--adapter A]` and `corpus eval compare E1 E2`.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate the base model, and an adapter beside it, on a snapshot's held-out split; or compare two evaluations.",
+        discussion: """
+            `corpus eval SNAPSHOT --model M --adapter A` scores both models on the same items: teacher-forced loss and \
+            perplexity on the answers, and a greedy answer per item scored with ROUGE-L, BLEU-4, exact match and length \
+            ratio against the reference. The evaluation and every answer are stored (`corpus evals list|show`). \
+            `--fail-under` exits 7 when a threshold is missed. docs/EVAL.md explains everything.
+            """,
+        subcommands: [EvalRun.self, EvalCompare.self],
+        defaultSubcommand: EvalRun.self)
+}
+
+extension Exit {
+    /// `corpus eval --fail-under`: a metric missed its threshold (the evaluation is stored).
+    static let thresholdMissed: Int32 = 7
+}
+
+/// A `--fail-under` bound: for loss and perplexity an upper bound, for the others a lower bound.
+struct EvalThreshold: Equatable {
+    var metric: String
+    var bound: Double
+
+    static let allowed = ["loss", "perplexity", "rougeL", "bleu4", "exact_match"]
+
+    var isUpperBound: Bool { Evaluator.lowerIsBetter.contains(metric) }
+
+    /// Parses `rougeL=0.3,loss=2.0`.
+    static func parse(_ text: String) throws -> [EvalThreshold] {
+        try text.split(separator: ",").map { part in
+            let pieces = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pieces.count == 2, let bound = Double(pieces[1]), bound.isFinite else {
+                throw ValidationError("--fail-under: '\(part)' is not METRIC=NUMBER (e.g. rougeL=0.3,loss=2.0)")
+            }
+            guard allowed.contains(pieces[0]) else {
+                throw ValidationError("--fail-under: unknown metric '\(pieces[0])'; use \(allowed.joined(separator: ", "))")
+            }
+            return EvalThreshold(metric: pieces[0], bound: bound)
+        }
+    }
+
+    /// The message when `value` misses this bound, else nil.
+    func failure(_ value: Double) -> String? {
+        if isUpperBound ? value > bound : value < bound {
+            return String(format: "%@ %.4f is %@ the threshold %g", metric, value, isUpperBound ? "above" : "below", bound)
+        }
+        return nil
+    }
+}
+
+struct EvalRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Evaluate the base model (and with --adapter, the adapter beside it) on a snapshot split (the default subcommand of `eval`).")
+
+    @Argument(help: "The snapshot: NAME, NAME@VERSION or id.") var snapshot: String
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .long, help: "A LoRA adapter (PEFT folder, or an adapter id or SHA-256 from `corpus runs list`) evaluated beside the base model.")
+    var adapter: String?
+    @Option(name: .long, help: "The split to evaluate: eval or train.") var split = "eval"
+    @Option(name: .long, help: "Evaluate only the first N items of the split.") var limit: Int?
+    @Option(name: .long, help: "Tokens generated at most per answer (greedy).") var maxNewTokens = 64
+    @Option(name: .long, help: "Prompts generated together as one batch.") var batch = 8
+    @Option(name: .customLong("max-len"), help: "Conversations longer than this many tokens are truncated for the loss, as `corpus train` does.") var maxLength = 1024
+    @Option(name: .long, help: "Chat template: chatml, llama3, mistral or alpaca (default: recognized from the model).") var template: String?
+    @Option(name: .long, help: "Write a self-contained HTML report to this file.") var html: String?
+    @Option(name: .long, help: "Exit 7 when the adapter's (else the base model's) metric misses a bound, e.g. rougeL=0.3,loss=2.0 (loss and perplexity: at most; the others: at least).")
+    var failUnder: String?
+    @OptionGroup var output: JSONOption
+
+    func validate() throws {
+        if !["eval", "train"].contains(split) { throw ValidationError("--split must be eval or train") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if maxLength < 2 { throw ValidationError("--max-len must be at least 2") }
+        if let template, !ChatTemplate.names.contains(template) {
+            throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))")
+        }
+        if let failUnder { _ = try EvalThreshold.parse(failUnder) }
+    }
+
+    func run() throws {
+        try Exit.reporting {
+            try Exit.reportingModel {
+                try evaluate()
+            }
+        }
+    }
+
+    /// The adapter folder, its weights' SHA-256 and the run that wrote it (when on record).
+    private func resolveAdapter(_ reference: String, store: CorpusStore) throws -> (path: String, sha256: String, runId: Int64?) {
+        var isDirectory: ObjCBool = false
+        var folder = URL(fileURLWithPath: reference).standardizedFileURL.path
+        if !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            guard let known = try store.run(adapter: reference)?.adapter else {
+                throw CorpusDBError(.notFound, "\(reference): neither an adapter folder nor an adapter on record in \(store.path); `corpus runs list` shows them")
+            }
+            folder = known.path
+        }
+        let weights = URL(fileURLWithPath: folder).appendingPathComponent("adapter_model.safetensors").path
+        guard FileManager.default.fileExists(atPath: weights) else {
+            throw CorpusDBError(.invalid, "\(folder): no adapter_model.safetensors; give a PEFT adapter folder (as `corpus train` writes)")
+        }
+        let sha = try ContentHash.sha256Hex(fileAt: weights)
+        let run = try store.run(adapter: sha) ?? store.run(adapter: folder)
+        return (folder, sha, run?.id)
+    }
+
+    private func evaluate() throws {
+        let started = Date()
+        let thresholds = try failUnder.map(EvalThreshold.parse) ?? []
+        let store = try modelOptions.database.open()
+        let snap = try store.snapshot(snapshot)
+        guard let snapshotId = snap.id else { throw CorpusDBError(.invalid, "snapshot \(snap.label) has no id") }
+        let adapterInfo = try adapter.map { try resolveAdapter($0, store: store) }
+        let modelPath = try modelOptions.resolvedModelPath()
+        let fingerprint = try ModelIdentity.fingerprint(of: modelPath, reference: modelOptions.model, store: store)
+
+        Output.error("loading \(modelPath)")
+        let files = try ModelFiles(path: modelPath)
+        let tokenizer = try files.tokenizer()
+        let weights = try files.weights()
+        let configuration = weights.configuration
+        let base = try LlamaModel(configuration: configuration, tensors: weights.tensors)
+        let loaded = ModelOptions.Loaded(files: files, model: base, tokenizer: tokenizer)
+        let chatTemplate = try loaded.template(template)
+        let lora = try adapterInfo.map { try LoRAAdapter(readingPEFT: URL(fileURLWithPath: $0.path), configuration: configuration) }
+
+        // The items: the split's records (withdrawn ones left out), PII-redacted where the
+        // snapshot's checks found PII, as `corpus train` sees them.
+        let (conversations, withdrawn) = try EvalData.conversations(store: store, snapshot: snap, split: split)
+        var (items, leftOut) = EvalItem.make(conversations, template: chatTemplate, tokenizer: tokenizer, maxLength: maxLength)
+        if let limit, items.count > limit { items = Array(items.prefix(limit)) }
+        guard !items.isEmpty else {
+            throw CorpusDBError(.invalid, "snapshot \(snap.label): no item to evaluate in its \(split) split (\(conversations.count) records, \(withdrawn) withdrawn, \(leftOut.count) left out\(leftOut.first.map { ", e.g. record \($0.recordId): \($0.reason)" } ?? ""))")
+        }
+        Output.error("snapshot \(snap.label) \(split) split: \(items.count) items (\(chatTemplate.name) template)"
+                     + (withdrawn + leftOut.count > 0 ? ", \(withdrawn) withdrawn, \(leftOut.count) left out" : ""))
+
+        Interrupt.install()
+        let interactive = isatty(2) == 1
+        func progress(_ label: String, _ total: Int) -> (Int) throws -> Void {
+            { done in
+                if interactive || done == total { Output.progress((interactive ? "\r" : "") + "\(label) \(done)/\(total)" + (done == total ? "\n" : "")) }
+                if Interrupt.requested {
+                    if interactive { Output.progress("\n") }
+                    Output.error("interrupted; nothing was stored")
+                    throw ExitCode(Exit.interrupted)
+                }
+            }
+        }
+        let prompts = items.map {
+            Evaluator.promptIDs($0, template: chatTemplate, tokenizer: tokenizer, window: configuration.maxPositionEmbeddings, maxNewTokens: maxNewTokens)
+        }
+        var settings = EvalSettings()
+        settings.maxNewTokens = maxNewTokens
+        settings.batch = batch
+        let trainingModel = LoRATrainingModel(model: base)
+        let stop = loaded.stopTokenIDs
+
+        func evaluateModel(_ name: String, adapter: LoRAAdapter, generator: LlamaModel) throws -> ModelResult {
+            var clock = Date()
+            let losses = try Evaluator.losses(model: trainingModel, adapter: adapter, items: items, progress: progress("\(name): loss", items.count))
+            let lossSeconds = Date().timeIntervalSince(clock)
+            clock = Date()
+            let answers = try Evaluator.answers(model: generator, tokenizer: tokenizer, prompts: prompts, stopTokenIDs: stop, settings: settings,
+                                                progress: progress("\(name): answers", items.count))
+            let generateSeconds = Date().timeIntervalSince(clock)
+            let (results, aggregate) = try Evaluator.score(items: items, predictions: answers, losses: losses)
+            return ModelResult(name: name, results: results, aggregate: aggregate, lossSeconds: lossSeconds, generateSeconds: generateSeconds)
+        }
+
+        var models = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), generator: base)]
+        if let lora {
+            let merged = try LlamaModel(configuration: configuration,
+                                        tensors: try LoRAMerge.merge(lora, into: weights.tensors, configuration: configuration))
+            models.append(try evaluateModel("adapter", adapter: lora, generator: merged))
+        }
+        let deltas = models.count == 2 ? try EvalDeltas.compute(candidate: models[1], baseline: models[0]) : [:]
+
+        // Stored before anything is printed or checked, so a failed gate still leaves the record.
+        let config: [String: Any] = ["split": split, "limit": limit ?? NSNull(), "max_new_tokens": maxNewTokens, "batch": batch,
+                                     "max_len": maxLength, "template": chatTemplate.name, "decoding": "greedy"]
+        var metrics: [String: Any] = ["models": Dictionary(uniqueKeysWithValues: models.map { ($0.name, $0.json) })]
+        if !deltas.isEmpty { metrics["deltas"] = deltas.mapValues { $0.json } }
+        var stored: [StoredEvalItem] = []
+        for m in models {
+            for (position, r) in m.results.enumerated() {
+                stored.append(StoredEvalItem(model: m.name, position: position, recordId: r.recordId, prediction: r.prediction, loss: r.loss,
+                                             tokens: r.tokens, rougeL: r.scores.rougeL, bleu4: r.scores.bleu4, exactMatch: r.scores.exactMatch,
+                                             lengthRatio: r.scores.lengthRatio))
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let id = try store.recordEval(NewEval(snapshotId: snapshotId, split: split, modelRef: modelOptions.model, modelSHA256: fingerprint,
+                                              adapter: adapterInfo.map { ($0.path, $0.sha256) }, runId: adapterInfo?.runId,
+                                              config: ModelsCommand.Show.jsonText(config), metrics: ModelsCommand.Show.jsonText(metrics),
+                                              items: items.count, seconds: seconds),
+                                      items: stored, arguments: CommandLine.arguments)
+
+        let primary = models[models.count - 1]
+        let failures = thresholds.compactMap { t in primary.aggregate.values[t.metric].flatMap(t.failure) }
+        guard let record = try store.eval(id: id) else { throw CorpusDBError(.notFound, "eval \(id) vanished from \(store.path)") }
+
+        if let html {
+            let page = EvalReportPage(eval: record, items: items, models: models, deltas: deltas, thresholds: thresholds, failures: failures)
+            do {
+                try Data(page.html().utf8).write(to: URL(fileURLWithPath: html))
+            } catch {
+                throw CorpusDBError(.invalid, "\(html): cannot write the report (\(error.localizedDescription))")
+            }
+            Output.error("wrote \(html)")
+        }
+        if output.json {
+            var object = EvalsCommand.json(record)
+            object["left_out"] = leftOut.map { ["record_id": $0.recordId, "reason": $0.reason] }
+            object["withdrawn"] = withdrawn
+            object["results"] = items.indices.map { k -> [String: Any] in
+                var row: [String: Any] = ["record_id": items[k].recordId, "prompt": items[k].prompt.last?.content ?? "",
+                                          "reference": items[k].reference]
+                for m in models { row[m.name] = EvalsCommand.itemJSON(m.results[k]) }
+                return row
+            }
+            if !thresholds.isEmpty {
+                object["thresholds"] = ["model": primary.name, "passed": failures.isEmpty, "failures": failures,
+                                        "limits": Dictionary(uniqueKeysWithValues: thresholds.map { ($0.metric, $0.bound) })] as [String: Any]
+            }
+            Output.printJSON(object)
+        } else {
+            EvalsCommand.printSummary(record)
+        }
+        if !failures.isEmpty {
+            for f in failures { Output.error("error: eval \(id): \(primary.name) \(f)") }
+            throw ExitCode(Exit.thresholdMissed)
+        }
+    }
+}
+
+/// One model's results in an evaluation run.
+struct ModelResult {
+    var name: String
+    var results: [EvalItemResult]
+    var aggregate: EvalAggregate
+    var lossSeconds: Double
+    var generateSeconds: Double
+
+    /// What the store's metrics JSON keeps per model.
+    var json: [String: Any] {
+        ["items": aggregate.items, "tokens": aggregate.tokens, "metrics": aggregate.values,
+         "seconds": ["loss": lossSeconds, "generate": generateSeconds]]
+    }
+}
+
+/// A metric's difference between two systems on the same items.
+struct EvalDelta {
+    /// Aggregate of the candidate − aggregate of the baseline.
+    var delta: Double
+    /// Mean over the items of candidate − baseline, and its paired-bootstrap 95% interval.
+    var itemMeanDelta: Double
+    var low: Double
+    var high: Double
+
+    var json: [String: Any] { ["delta": delta, "item_mean_delta": itemMeanDelta, "ci95": [low, high]] }
+}
+
+enum EvalDeltas {
+    /// Resamples of the paired bootstrap (seed 0, so intervals are reproducible).
+    static let resamples = 1000
+
+    /// Per metric: the difference of the two models' aggregate figures, and the paired bootstrap
+    /// of their per-item values (both evaluated on the same items in the same order).
+    static func compute(candidate: ModelResult, baseline: ModelResult) throws -> [String: EvalDelta] {
+        var out: [String: EvalDelta] = [:]
+        for metric in Evaluator.metricNames {
+            let a = candidate.results.compactMap { Evaluator.itemValue(metric, loss: $0.loss, scores: $0.scores) }
+            let b = baseline.results.compactMap { Evaluator.itemValue(metric, loss: $0.loss, scores: $0.scores) }
+            guard !a.isEmpty, a.count == b.count, let ca = candidate.aggregate.values[metric], let ba = baseline.aggregate.values[metric] else { continue }
+            let (mean, low, high) = try TextMetrics.pairedBootstrap(a: a, b: b, resamples: resamples, seed: 0)
+            out[metric] = EvalDelta(delta: ca - ba, itemMeanDelta: mean, low: low, high: high)
+        }
+        return out
+    }
+}
+
+/// The snapshot split as chat messages for evaluation.
+enum EvalData {
+    /// The split's conversations in snapshot order, withdrawn records left out (counted), PII
+    /// replaced by placeholders in records the snapshot's checks flagged.
+    static func conversations(store: CorpusStore, snapshot: Snapshot, split: String) throws
+        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int)
+    {
+        let flagged = try snapshot.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
+        let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
+        let conversations = members.map { member -> (id: Int64, messages: [ChatMessage]) in
+            let redact = flagged.contains(member.recordId)
+            return (member.recordId, member.conversation.messages.map {
+                ChatMessage(role: $0.role.rawValue, content: redact ? PII.redact($0.content) : $0.content)
+            })
+        }
+        return (conversations, withdrawn)
+    }
+}
+
+struct EvalCompare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Per-metric differences between two stored evaluations on the items both share, with paired-bootstrap 95% intervals.",
+        discussion: """
+            E2 − E1 per metric, over the records both evaluated (means of the per-item values; BLEU-4 is the mean sentence \
+            BLEU). Each side is the evaluation's adapter when it has one, else its base model; write ID:base or ID:adapter \
+            to choose. Exit 5 when an evaluation does not exist.
+            """)
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: JSONOption
+    @Argument(help: "The baseline evaluation: ID, ID:base or ID:adapter.") var first: String
+    @Argument(help: "The candidate evaluation: ID, ID:base or ID:adapter.") var second: String
+
+    /// An evaluation id and which of its models.
+    static func side(_ text: String, store: CorpusStore) throws -> (eval: StoredEval, model: String) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let first = parts.first, let id = Int64(first), parts.count == 1 || ["base", "adapter"].contains(parts[1]) else {
+            throw CorpusDBError(.invalid, "'\(text)': give an evaluation id, optionally with :base or :adapter (e.g. 3:base)")
+        }
+        guard let e = try store.eval(id: id) else {
+            throw CorpusDBError(.notFound, "\(store.path): no evaluation \(id); `corpus evals list` shows them")
+        }
+        let model = parts.count == 2 ? parts[1] : (e.adapterSHA256 == nil ? "base" : "adapter")
+        if model == "adapter" && e.adapterSHA256 == nil {
+            throw CorpusDBError(.invalid, "evaluation \(id) has no adapter (it evaluated the base model only); use \(id) or \(id):base")
+        }
+        return (e, model)
+    }
+
+    func run() throws {
+        try Exit.reporting {
+            let store = try database.open()
+            let a = try Self.side(first, store: store), b = try Self.side(second, store: store)
+            let itemsA = try store.evalItems(evalId: a.eval.id).filter { $0.model == a.model }
+            let itemsB = Dictionary(try store.evalItems(evalId: b.eval.id).filter { $0.model == b.model }.map { ($0.recordId, $0) },
+                                    uniquingKeysWith: { first, _ in first })
+            let pairs = itemsA.compactMap { x in itemsB[x.recordId].map { (baseline: x, candidate: $0) } }
+            guard !pairs.isEmpty else {
+                throw CorpusDBError(.invalid, "evaluations \(a.eval.id) and \(b.eval.id) share no record; compare evaluations of the same snapshot split")
+            }
+            func values(_ metric: String, _ i: StoredEvalItem) -> Double {
+                Evaluator.itemValue(metric, loss: i.loss, scores: MetricScores(rougeL: i.rougeL, bleu4: i.bleu4, exactMatch: i.exactMatch,
+                                                                              lengthRatio: i.lengthRatio)) ?? 0
+            }
+            var rows: [(metric: String, baseline: Double, candidate: Double, delta: Double, low: Double, high: Double)] = []
+            for metric in Evaluator.metricNames {
+                let x = pairs.map { values(metric, $0.baseline) }, y = pairs.map { values(metric, $0.candidate) }
+                let (delta, low, high) = try TextMetrics.pairedBootstrap(a: y, b: x, resamples: EvalDeltas.resamples, seed: 0)
+                rows.append((metric, x.reduce(0, +) / Double(x.count), y.reduce(0, +) / Double(y.count), delta, low, high))
+            }
+            if output.json {
+                Output.printJSON([
+                    "baseline": ["id": a.eval.id, "model": a.model, "items": itemsA.count],
+                    "candidate": ["id": b.eval.id, "model": b.model, "items": itemsB.count],
+                    "shared_items": pairs.count, "resamples": EvalDeltas.resamples,
+                    "metrics": Dictionary(uniqueKeysWithValues: rows.map {
+                        ($0.metric, ["baseline": $0.baseline, "candidate": $0.candidate, "delta": $0.delta, "ci95": [$0.low, $0.high]] as [String: Any])
+                    }),
+                ] as [String: Any])
+                return
+            }
+            print("eval \(b.eval.id) (\(b.model)) − eval \(a.eval.id) (\(a.model)) on \(pairs.count) shared item(s); paired bootstrap, \(EvalDeltas.resamples) resamples")
+            Output.printTable(header: ["metric", "\(a.eval.id):\(a.model)", "\(b.eval.id):\(b.model)", "delta", "95% interval"], rows: rows.map {
+                [$0.metric, EvalsCommand.format($0.baseline), EvalsCommand.format($0.candidate), EvalsCommand.signed($0.delta),
+                 "[\(EvalsCommand.signed($0.low)), \(EvalsCommand.signed($0.high))]"]
+            })
+        }
+    }
+}
