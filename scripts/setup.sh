@@ -39,5 +39,8 @@ run train demo --model "$model" --epochs 5 --lr 5e-4 --batch-tokens 1024 --eval-
 run runs show 1
 run generate --model "$model" --adapter demo/adapter --max-tokens 48 "$question"
 run lineage adapter demo/adapter --verify
+# Evaluation: base model and adapter on the snapshot's 4 held-out conversations, same prompts,
+# stored with every answer; demo/eval.html shows the answers side by side.
+run eval demo --model "$model" --adapter demo/adapter --max-new-tokens 48 --html demo/eval.html
 echo
 echo "done: the store is $CORPUS_DB; try \`CORPUS_DB=$CORPUS_DB $corpus records --json\`"
