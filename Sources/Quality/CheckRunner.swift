@@ -41,7 +41,7 @@ public enum CheckRunner {
                            judged: Set<Int64>? = nil, tokens: TokenCounter? = nil,
                            signatures: [Int64: [UInt32]] = [:]) -> CheckOutcome {
         let hasher = c.runs("near_duplicate") ? MinHasher(c.nearDuplicates) : nil
-        let analyses = analyseAll(records, c, tokens: tokens, hasher: hasher, stored: signatures)
+        var analyses = analyseAll(records, c, tokens: tokens, hasher: hasher, stored: signatures)
         var verdicts: [CheckVerdict] = []
         verdicts.reserveCapacity(records.count * 12)
         func judge(_ id: Int64) -> Bool { judged?.contains(id) ?? true }
@@ -130,6 +130,7 @@ public enum CheckRunner {
         for i in order where judge(records[i].id) {
             let id = records[i].id, a = analyses[i]
             verdicts += a.verdicts
+            analyses[i].verdicts = []       // moved, not copied: a million records hold ~1 GB of verdicts
             if c.runs("exact_duplicate") {
                 if let rep = duplicateOf[i] {
                     verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: false, score: nil, detail: "duplicate of record \(rep)"))

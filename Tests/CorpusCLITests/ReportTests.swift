@@ -8,14 +8,7 @@ import Testing
 @Suite("corpus report and corpus dups")
 struct ReportTests {
     func checkedExamples() throws -> (db: String, dir: URL) {
-        let dir = try TestSupport.temporaryDirectory()
-        let db = dir.appendingPathComponent("corpus.db").path
-        let root = TestSupport.packageRoot
-        #expect(try TestSupport.run(["init", "--db", db]).status == 0)
-        #expect(try TestSupport.run(["ingest", "--db", db, root.appendingPathComponent("examples/medical/medical_qa.csv").path]).status == 0)
-        #expect(try TestSupport.run(["ingest", "--db", db, root.appendingPathComponent("examples/legal/legal_qa.jsonl").path,
-                                     "--map", "user=query,assistant=response,tag.laws=laws"]).status == 0)
-        return (db, dir)
+        try TestSupport.exampleStore()
     }
 
     @Test func reportBeforeChecksHasCountsOnly() throws {

@@ -10,13 +10,7 @@ import Testing
 struct TrainTests {
     /// The example store with checks and a snapshot `demo` (20 train, 4 eval).
     static func snapshotStore() throws -> (db: String, dir: URL) {
-        let dir = try TestSupport.temporaryDirectory()
-        let db = dir.appendingPathComponent("corpus.db").path
-        let root = TestSupport.packageRoot
-        #expect(try TestSupport.run(["init", "--db", db]).status == 0)
-        #expect(try TestSupport.run(["ingest", "--db", db, root.appendingPathComponent("examples/medical/medical_qa.csv").path]).status == 0)
-        #expect(try TestSupport.run(["ingest", "--db", db, root.appendingPathComponent("examples/legal/legal_qa.jsonl").path,
-                                     "--map", "user=query,assistant=response,tag.laws=laws"]).status == 0)
+        let (db, dir) = try TestSupport.exampleStore()
         #expect(try TestSupport.run(["check", "--db", db]).status == 0)
         #expect(try TestSupport.run(["snapshot", "create", "demo", "--eval-ratio", "0.2", "--db", db]).status == 0)
         return (db, dir)

@@ -23,6 +23,18 @@ public enum TestSupport {
         return nil
     }
 
+    /// A new store with both bundled example files ingested (26 records), as `scripts/setup.sh`
+    /// ingests them.
+    public static func exampleStore() throws -> (db: String, dir: URL) {
+        let dir = try temporaryDirectory()
+        let db = dir.appendingPathComponent("corpus.db").path
+        #expect(try run(["init", "--db", db]).status == 0)
+        #expect(try run(["ingest", "--db", db, packageRoot.appendingPathComponent("examples/medical/medical_qa.csv").path]).status == 0)
+        #expect(try run(["ingest", "--db", db, packageRoot.appendingPathComponent("examples/legal/legal_qa.jsonl").path,
+                         "--map", "user=query,assistant=response,tag.laws=laws"]).status == 0)
+        return (db, dir)
+    }
+
     /// True when running in CI, where missing shared fixtures are failures rather than skips.
     public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 

@@ -127,7 +127,7 @@ struct MetricsTests {
     @Test func bootstrapAsTheScript() throws {
         let (json, _) = try Self.fixture()
         let first = try #require(json["splitmix64_seed0_first3"] as? [String])
-        var random = MetricRandom(seed: 0)
+        var random = SplitMix64(seed: 0)
         #expect(first == (0..<3).map { _ in String(random.next()) })
         var worst = 0.0
         for entry in try #require(json["bootstrap"] as? [[String: Any]]) {
@@ -225,7 +225,7 @@ struct MetricsTests {
     }
 
     @Test func bootstrapDeterministicAndSane() throws {
-        var random = MetricRandom(seed: 99)
+        var random = SplitMix64(seed: 99)
         let base = (0..<50).map { _ in Double(random.next() >> 11) / Double(1 << 53) }
         let noisy = base.map { $0 + 0.05 * Double(random.next(below: 5)) }
         let first = try TextMetrics.pairedBootstrap(a: noisy, b: base, resamples: 1000, seed: 1)
@@ -248,7 +248,7 @@ struct MetricsTests {
     }
 
     @Test func boundedRandomIsInRangeAndCoversIt() {
-        var random = MetricRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         var seen = Set<UInt64>()
         for _ in 0..<1000 {
             let x = random.next(below: 7)

@@ -38,7 +38,7 @@ struct TrainingDataTests {
     }
 
     @Test func everyExampleOncePerEpochInBatchesWithinTheBudget() {
-        var rng = CorpusRandom(seed: 3)
+        var rng = SplitMix64(seed: 3)
         let lengths = (0..<1000).map { _ in 8 + Int(rng.next() % 500) }
         let plan = BatchPlan.batches(lengths: lengths, batchTokens: 1024, seed: 7, epoch: 0)
         #expect(plan.flatMap { $0 }.sorted() == Array(0..<1000))

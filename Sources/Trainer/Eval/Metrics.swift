@@ -391,7 +391,7 @@ extension TextMetrics {
     ///
     /// `delta` is mean(a) − mean(b) over the items (a: the candidate, e.g. the adapter; b: the
     /// baseline). Each of `resamples` rounds draws `a.count` item indices uniformly with
-    /// replacement from ``MetricRandom`` seeded with `seed` and takes the mean of a[i] − b[i]
+    /// replacement from ``SplitMix64`` seeded with `seed` and takes the mean of a[i] − b[i]
     /// over them; `low` and `high` are the 2.5th and 97.5th percentiles of those means with
     /// linear interpolation between order statistics (numpy's default). Deterministic: the same
     /// inputs and seed give the same interval on any machine. If the interval excludes 0 the
@@ -410,7 +410,7 @@ extension TextMetrics {
         }
         let differences = zip(a, b).map { $0 - $1 }
         let n = differences.count
-        var random = MetricRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         var means = [Double]()
         means.reserveCapacity(resamples)
         for _ in 0..<resamples {
@@ -434,33 +434,3 @@ extension TextMetrics {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014, https://doi.org/10.1145/2714064.2660195; the constants
-/// of Vigna's splitmix64.c): a small, fast, seedable generator whose output is specified, so the
-/// bootstrap gives the same interval everywhere (scripts/make-metric-fixtures.py has a second
-/// implementation).
-public struct MetricRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform integer in [0, bound) by Lemire's multiply-shift with rejection
-    /// (https://arxiv.org/abs/1805.10941); spelled out rather than the standard library's
-    /// `next(upperBound:)` so its output is fixed by this file. `bound` 0 returns 0.
-    public mutating func next(below bound: UInt64) -> UInt64 {
-        guard bound > 0 else { return 0 }
-        var product = next().multipliedFullWidth(by: bound)
-        if product.low < bound {
-            let threshold = (0 &- bound) % bound
-            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
-        }
-        return product.high
-    }
-}

@@ -79,18 +79,51 @@ public enum Generator {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator.
-public struct SplitMix64: Sendable {
+/// SplitMix64 (Steele, Lea & Flood 2014, https://doi.org/10.1145/2714064.2660195; the constants
+/// of Vigna's splitmix64.c): the project's one small, seedable generator, whose output is fixed by
+/// this file, so sampling, data order, initialization and the bootstrap give the same numbers on
+/// every machine. `SeedStream` derives named sub-streams from it.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
+    /// The SplitMix64 finalizer (a bijection with good avalanche).
+    @inline(__always)
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+
+    @inline(__always)
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return Self.mix(state)
+    }
+
+    /// A uniform integer in [0, bound) by Lemire's multiply-shift with rejection
+    /// (https://arxiv.org/abs/1805.10941); spelled out rather than the standard library's
+    /// `next(upperBound:)` so its output is fixed by this file. `bound` 0 returns 0.
+    public mutating func next(below bound: UInt64) -> UInt64 {
+        guard bound > 0 else { return 0 }
+        var product = next().multipliedFullWidth(by: bound)
+        if product.low < bound {
+            let threshold = (0 &- bound) % bound
+            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
+        }
+        return product.high
+    }
+
+    /// Fisher-Yates with `next() % (i + 1)` (not the standard library's shuffle, whose algorithm
+    /// may change between releases).
+    public mutating func shuffle<T>(_ a: inout [T]) {
+        guard a.count > 1 else { return }
+        for i in stride(from: a.count - 1, to: 0, by: -1) {
+            let j = Int(next() % UInt64(i + 1))
+            a.swapAt(i, j)
+        }
     }
 
     /// Uniform in [0, 1).

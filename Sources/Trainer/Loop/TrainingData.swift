@@ -83,7 +83,7 @@ public enum BatchPlan {
     /// The batches of one epoch: lists of example indices whose lengths sum to at most
     /// `batchTokens` (an example longer than that is a batch of its own).
     public static func batches(lengths: [Int], batchTokens: Int, seed: UInt64, epoch: Int) -> [[Int]] {
-        var rng = CorpusRandom(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1)))
+        var rng = SplitMix64(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1)))
         var order = Array(lengths.indices)
         rng.shuffle(&order)
         var batches: [[Int]] = []
@@ -106,29 +106,5 @@ public enum BatchPlan {
         }
         rng.shuffle(&batches)
         return batches
-    }
-}
-
-/// SplitMix64: a small deterministic generator (the same numbers on every machine).
-public struct CorpusRandom: Sendable {
-    public var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Fisher-Yates with this generator (not the standard library's, whose algorithm may change).
-    public mutating func shuffle<T>(_ a: inout [T]) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) {
-            let j = Int(next() % UInt64(i + 1))
-            a.swapAt(i, j)
-        }
     }
 }

@@ -20,12 +20,7 @@ public struct SeedStream: RandomNumberGenerator, Sendable {
 
     /// The SplitMix64 finalizer.
     @inline(__always)
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    static func mix(_ value: UInt64) -> UInt64 { SplitMix64.mix(value) }
 
     /// The next 64 random bits.
     @inline(__always)

@@ -66,6 +66,8 @@ struct CheckCommand: ParsableCommand {
             }
             timing.mark("read \(stored.count) stored signatures")
             let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens, signatures: stored)
+            let checkedCount = items.count
+            items = []              // the conversations are not needed to store the findings
             timing.mark("checks (\(outcome.verdicts.count) verdicts)")
             try store.saveMinHashSignatures(outcome.newSignatures.map { ($0.recordId, MinHasher.blob($0.signature)) }, key: signatureKey)
             let added = try store.saveVerdicts(outcome.verdicts, configHash: hash, configJSON: try configuration.canonicalJSON(),
@@ -73,7 +75,7 @@ struct CheckCommand: ParsableCommand {
                                                arguments: CommandLine.arguments)
             timing.mark("stored verdicts, groups and signatures")
             let summary = try store.checkSummary(configHash: hash)
-            let judgedCount = judged?.count ?? items.count
+            let judgedCount = judged?.count ?? checkedCount
             if output.json {
                 Output.printJSON(["config_hash": hash, "records": judgedCount, "verdicts_added": added,
                                   "signatures_computed": outcome.newSignatures.count, "signatures_reused": stored.count,

@@ -126,6 +126,8 @@ struct TrainCommand: ParsableCommand {
         }
 
         let trainer = try LoRATrainer(model: loaded.model, settings: settings, train: trainData.examples, eval: evalData.examples)
+        // From here on Ctrl-C is heard (before the run is on record, so it never stays "running").
+        Interrupt.install()
         let settingsJSON = try settings.canonicalJSON()
         var runId: Int64
         var outDir: URL
@@ -165,52 +167,64 @@ struct TrainCommand: ParsableCommand {
             return ModelsCommand.Show.jsonText(s)
         }
 
-        Interrupt.install()
         let interactive = isatty(2) == 1
         var pending: [RunMetric] = []
         var stepsThisSession = 0
         var firstEval: Double?
-        if !trainer.finished, trainer.step == 0, let e = try trainer.evaluate() {
-            firstEval = e
-            Output.error(String(format: "eval loss before training: %.4f", e))
+        // Whatever fails from here (a full disk, a bad tensor) leaves the run marked failed, not running.
+        func failed(_ error: any Error) -> any Error {
+            try? store.recordMetrics(runId: runId, pending)
+            try? store.finishRun(id: runId, status: "failed", summary: summary("failed"), adapter: nil, arguments: CommandLine.arguments)
+            return error
         }
-        while !trainer.finished {
-            guard let report = try trainer.takeStep(evaluate: false, interrupted: { Interrupt.requested }) else { break }
-            stepsThisSession += 1
-            pending.append(RunMetric(step: report.step, loss: report.loss, evalLoss: report.evalLoss, learningRate: report.learningRate,
-                                     tokens: report.targetTokens, seconds: report.seconds))
-            let remaining = Double(report.totalSteps - report.step) * (report.seconds / Double(max(1, report.step)))
-            let line = String(format: "step %d/%d  epoch %d  loss %.4f  eval %@  lr %.2e  %.0f tok/s  ETA %@",
-                              report.step, report.totalSteps, report.epoch + 1, report.loss,
-                              (report.evalLoss ?? trainer.lastEvalLoss).map { String(format: "%.4f", $0) } ?? "-",
-                              report.learningRate, report.tokensPerSecond, Self.duration(remaining))
-            Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
-            if pending.count >= 10 || report.evalLoss != nil {
-                try store.recordMetrics(runId: runId, pending)
-                pending = []
+        let sha: String
+        do {
+            if !trainer.finished, trainer.step == 0, let e = try trainer.evaluate() {
+                firstEval = e
+                Output.error(String(format: "eval loss before training: %.4f", e))
             }
-            if settings.checkpointEvery > 0, report.step % settings.checkpointEvery == 0, !trainer.finished {
-                try trainer.writeCheckpoint(to: checkpointDir, baseModel: modelOptions.model, metadata: metadata)
+            while !trainer.finished {
+                guard let report = try trainer.takeStep(evaluate: false, interrupted: { Interrupt.requested }) else { break }
+                stepsThisSession += 1
+                pending.append(RunMetric(step: report.step, loss: report.loss, evalLoss: report.evalLoss, learningRate: report.learningRate,
+                                         tokens: report.targetTokens, seconds: report.seconds))
+                let remaining = Double(report.totalSteps - report.step) * (report.seconds / Double(max(1, report.step)))
+                let line = String(format: "step %d/%d  epoch %d  loss %.4f  eval %@  lr %.2e  %.0f tok/s  ETA %@",
+                                  report.step, report.totalSteps, report.epoch + 1, report.loss,
+                                  (report.evalLoss ?? trainer.lastEvalLoss).map { String(format: "%.4f", $0) } ?? "-",
+                                  report.learningRate, report.tokensPerSecond, Self.duration(remaining))
+                Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
+                if pending.count >= 10 || report.evalLoss != nil {
+                    try store.recordMetrics(runId: runId, pending)
+                    pending = []
+                }
+                if settings.checkpointEvery > 0, report.step % settings.checkpointEvery == 0, !trainer.finished {
+                    try trainer.writeCheckpoint(to: checkpointDir, baseModel: modelOptions.model, metadata: metadata)
+                }
+                if let stopAfter, stepsThisSession >= stopAfter, !trainer.finished { break }
+                if Interrupt.requested { break }
             }
-            if let stopAfter, stepsThisSession >= stopAfter, !trainer.finished { break }
-            if Interrupt.requested { break }
-        }
-        if interactive { Output.progress("\n") }
-        try store.recordMetrics(runId: runId, pending)
+            if interactive { Output.progress("\n") }
+            try store.recordMetrics(runId: runId, pending)
 
-        guard trainer.finished else {
-            // Interrupted or stopped on purpose: a checkpoint at the last whole step.
-            try trainer.writeCheckpoint(to: checkpointDir, baseModel: modelOptions.model, metadata: metadata)
-            try store.finishRun(id: runId, status: "interrupted", summary: summary("interrupted"), adapter: nil, arguments: CommandLine.arguments)
-            Output.error("stopped after step \(trainer.step) of \(trainer.totalSteps); checkpoint in \(checkpointDir.path)")
-            Output.error("continue with: corpus train \(snapshot) --model \(modelOptions.model) [the same options] --resume \(checkpointDir.path)")
-            if Interrupt.requested { throw ExitCode(Exit.interrupted) }
-            return
+            guard trainer.finished else {
+                // Interrupted or stopped on purpose: a checkpoint at the last whole step.
+                try trainer.writeCheckpoint(to: checkpointDir, baseModel: modelOptions.model, metadata: metadata)
+                try store.finishRun(id: runId, status: "interrupted", summary: summary("interrupted"), adapter: nil, arguments: CommandLine.arguments)
+                Output.error("stopped after step \(trainer.step) of \(trainer.totalSteps); checkpoint in \(checkpointDir.path)")
+                Output.error("continue with: corpus train \(snapshot) --model \(modelOptions.model) [the same options] --resume \(checkpointDir.path)")
+                if Interrupt.requested { throw ExitCode(Exit.interrupted) }
+                return
+            }
+            try trainer.adapter.write(to: outDir, baseModel: modelOptions.model, metadata: metadata)
+            let weights = outDir.appendingPathComponent("adapter_model.safetensors").path
+            sha = try ContentHash.sha256Hex(fileAt: weights)
+            try store.finishRun(id: runId, status: "finished", summary: summary("finished"), adapter: (outDir.path, sha), arguments: CommandLine.arguments)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw failed(error)
         }
-        try trainer.adapter.write(to: outDir, baseModel: modelOptions.model, metadata: metadata)
-        let weights = outDir.appendingPathComponent("adapter_model.safetensors").path
-        let sha = try ContentHash.sha256Hex(fileAt: weights)
-        try store.finishRun(id: runId, status: "finished", summary: summary("finished"), adapter: (outDir.path, sha), arguments: CommandLine.arguments)
         try? FileManager.default.removeItem(at: checkpointDir)
         if output.json {
             if let run = try store.run(id: runId) { Output.printJSON(RunsCommand.json(run)) }
