@@ -35,6 +35,8 @@ let package = Package(
             name: "CorpusDB",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API for the hottest insert (verdicts), through GRDB's own module map.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
