@@ -37,22 +37,6 @@ extension LoRAAdapter {
     }
 }
 
-extension LoRATarget {
-    /// Index in `LoRATarget.allCases` (q 0 … down 6): the slot of this projection in the
-    /// training code's per-layer tables and the sub-stream id of its random numbers.
-    var slot: Int {
-        switch self {
-        case .q: return 0
-        case .k: return 1
-        case .v: return 2
-        case .o: return 3
-        case .gate: return 4
-        case .up: return 5
-        case .down: return 6
-        }
-    }
-}
-
 extension Tensor {
     /// A tensor whose element count is known to match its shape by construction.
     init(unchecked shape: [Int], _ data: [Float]) {
