@@ -137,7 +137,7 @@ struct EvalRun: ParsableCommand {
 
         // The items: the split's records (withdrawn ones left out), PII-redacted where the
         // snapshot's checks found PII, as `corpus train` sees them.
-        let (conversations, withdrawn) = try EvalData.conversations(store: store, snapshot: snap, split: split)
+        let (conversations, withdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
         var (items, leftOut) = EvalItem.make(conversations, template: chatTemplate, tokenizer: tokenizer, maxLength: maxLength)
         if let limit, items.count > limit { items = Array(items.prefix(limit)) }
         guard !items.isEmpty else {
@@ -288,25 +288,6 @@ enum EvalDeltas {
             out[metric] = EvalDelta(delta: ca - ba, itemMeanDelta: mean, low: low, high: high)
         }
         return out
-    }
-}
-
-/// The snapshot split as chat messages for evaluation.
-enum EvalData {
-    /// The split's conversations in snapshot order, withdrawn records left out (counted), PII
-    /// replaced by placeholders in records the snapshot's checks flagged.
-    static func conversations(store: CorpusStore, snapshot: Snapshot, split: String) throws
-        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int)
-    {
-        let flagged = try snapshot.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
-        let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
-        let conversations = members.map { member -> (id: Int64, messages: [ChatMessage]) in
-            let redact = flagged.contains(member.recordId)
-            return (member.recordId, member.conversation.messages.map {
-                ChatMessage(role: $0.role.rawValue, content: redact ? PII.redact($0.content) : $0.content)
-            })
-        }
-        return (conversations, withdrawn)
     }
 }
 

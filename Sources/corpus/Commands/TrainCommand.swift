@@ -98,20 +98,9 @@ struct TrainCommand: ParsableCommand {
         let loaded = try modelOptions.load()
         let template = try loaded.template(self.template)
 
-        // The snapshot's splits as chat messages; where its checks found PII, the redacted text
-        // (as exports carry), the stored original untouched.
-        let pii = try snap.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
-        func messages(_ split: String) throws -> (items: [(id: Int64, messages: [ChatMessage])], withdrawn: Int) {
-            let (members, withdrawn) = try store.snapshotConversations(snap, split: split)
-            return (members.map { m in
-                (m.recordId, m.conversation.messages.map { msg in
-                    ChatMessage(role: msg.role.rawValue, content: pii.contains(m.recordId) ? PII.redact(msg.content) : msg.content)
-                })
-            }, withdrawn)
-        }
         let overflowMode = TrainingData.Overflow(rawValue: settings.overflow) ?? .truncate
-        let (trainItems, trainWithdrawn) = try messages("train")
-        let (evalItems, evalWithdrawn) = try messages("eval")
+        let (trainItems, trainWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "train")
+        let (evalItems, evalWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "eval")
         let trainData = TrainingData.prepare(trainItems, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
         let evalData = TrainingData.prepare(evalItems, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
         Output.error("snapshot \(snap.label) (\(template.name) template): train \(trainData.examples.count) examples, \(trainData.tokens) tokens (\(trainData.targetTokens) in answers); eval \(evalData.examples.count) examples")
@@ -245,6 +234,26 @@ struct TrainCommand: ParsableCommand {
         guard seconds.isFinite, seconds >= 0 else { return "-" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}
+
+/// A snapshot's split as chat messages, for training and evaluation alike.
+enum SnapshotSplit {
+    /// The split's conversations in snapshot order, withdrawn records left out (counted). Where
+    /// the snapshot's checks found PII, the redacted text, as exports carry it; the store keeps
+    /// the original.
+    static func conversations(store: CorpusStore, snapshot: Snapshot, split: String) throws
+        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int)
+    {
+        let flagged = try snapshot.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
+        let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
+        let conversations = members.map { member -> (id: Int64, messages: [ChatMessage]) in
+            let redact = flagged.contains(member.recordId)
+            return (member.recordId, member.conversation.messages.map {
+                ChatMessage(role: $0.role.rawValue, content: redact ? PII.redact($0.content) : $0.content)
+            })
+        }
+        return (conversations, withdrawn)
     }
 }
 
