@@ -29,7 +29,7 @@ struct MergeCommand: ParsableCommand {
                     throw TrainerError.invalidFile(path: adapter, detail: "adapter_config.json names no base_model_name_or_path; pass --model")
                 }
                 let path = try ModelOptions.resolve(reference, database: database)
-                let configuration = try ModelFiles(path: path).weights().configuration
+                let configuration = try ModelInspector.inspect(path: path).configuration   // headers only; the merge loads the weights
                 let lora = try LoRAAdapter(readingPEFT: adapterURL, configuration: configuration)
                 let type: WeightType? = dtype.map { ["f16": .float16, "bf16": .bfloat16][$0] ?? .float32 }
                 var metadata = info.metadata.filter { $0.key.hasPrefix("corpus.") }
