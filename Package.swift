@@ -47,21 +47,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "Quality", dependencies: ["CorpusDB", "CMinHash"], swiftSettings: swiftSettings),
-        .target(name: "Trainer", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
+        // The model runtime: tensors and kernels, model files, tokenizer, chat templates, the forward
+        // pass with KV cache, generation, LoRA adapter files and merge. What answering needs.
+        .target(name: "ModelRuntime", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
+        // Training (forward/backward, AdamW, the loop) and evaluation, on top of the runtime.
+        .target(name: "Trainer", dependencies: ["ModelRuntime", "CBLAS"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",
             dependencies: [
-                "CorpusDB", "Ingest", "Quality", "Trainer",
+                "CorpusDB", "Ingest", "Quality", "ModelRuntime", "Trainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         // Throughput and peak memory of LoRA training steps (docs/TRAINING_MATH.md).
-        .executableTarget(name: "train-bench", dependencies: ["Trainer"], swiftSettings: swiftSettings),
+        .executableTarget(name: "train-bench", dependencies: ["ModelRuntime", "Trainer"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["CorpusDB"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "TrainerTests", dependencies: ["ModelRuntime", "Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
     ]

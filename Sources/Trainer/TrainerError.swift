@@ -1,3 +1,4 @@
+import ModelRuntime
 /// Errors of the Trainer module. Every case names the file or tensor involved and, in its
 /// description, what to do about it.
 public enum TrainerError: Error, Equatable, CustomStringConvertible {

@@ -13,6 +13,7 @@
 // about 2x faster in sgemm here), so the bench prints the value it ran with. Peak RSS is /proc/self/status VmHWM, reset after loading
 // (through /proc/self/clear_refs) so the training figure does not include the loader's copies.
 import Foundation
+import ModelRuntime
 import Trainer
 
 struct BenchOptions {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Sequences of different lengths run as one batch give what they give alone; batched generation
@@ -31,7 +32,7 @@ struct BatchTests {
             let last = Array(full[(sequences[s].count * c.vocabSize)...])
             #expect((zip(last, out).map { abs($0 - $1) }.max() ?? .infinity) < 1e-5)
         }
-        #expect(throws: TrainerError.self) { try model.forward(batch: [([1], caches[1]), ([2], caches[1])], allLogits: false) }
+        #expect(throws: ModelError.self) { try model.forward(batch: [([1], caches[1]), ([2], caches[1])], allLogits: false) }
     }
 
     @Test func batchedGenerationEqualsSingle() throws {
@@ -77,7 +78,7 @@ struct BatchTests {
         // Other scalings are refused with their name.
         var yarn = LoaderTests.config
         yarn.ropeScaling = RopeScaling(ropeType: "yarn", factor: 4)
-        #expect(throws: TrainerError.unsupported("rope_scaling yarn (factor 4.0) is not supported; plain RoPE and llama3 scaling are")) {
+        #expect(throws: ModelError.unsupported("rope_scaling yarn (factor 4.0) is not supported; plain RoPE and llama3 scaling are")) {
             try LlamaModel(configuration: yarn, tensors: LoaderTests.randomTensors())
         }
     }

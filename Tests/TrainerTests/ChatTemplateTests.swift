@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Chat templates against the model families' own Jinja templates rendered by jinja2
@@ -45,8 +46,8 @@ struct ChatTemplateTests {
         #expect(spans == ["A1</s>", "A2</s>"])
         #expect(template.render([ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Q")], generationPrompt: true)
             == "Be brief.\n\n### Instruction:\nQ\n\n### Response:\n")
-        #expect(throws: TrainerError.self) { try ChatTemplate.named("vicuna", tokenizer: nil) }
-        #expect(throws: TrainerError.self) { try ChatTemplate.recognize("{{ messages }}") }
+        #expect(throws: ModelError.self) { try ChatTemplate.named("vicuna", tokenizer: nil) }
+        #expect(throws: ModelError.self) { try ChatTemplate.recognize("{{ messages }}") }
     }
 
     /// The assistant mask covers exactly each answer and its end-of-turn token.
@@ -109,7 +110,7 @@ struct ModelFilesTests {
         #expect(files.chatTemplate == jinja)
         #expect(try ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer).name == "chatml")
         #expect(files.stopTokenIDs(tokenizer: tokenizer, configuration: LoaderTests.config) == [0, 2])
-        #expect(throws: TrainerError.invalidFile(path: dir.url.appendingPathComponent("nothing").path,
+        #expect(throws: ModelError.invalidFile(path: dir.url.appendingPathComponent("nothing").path,
                                                  detail: "no such file or folder; give a .gguf file or a Hugging Face model folder")) {
             try ModelFiles(path: dir.url.appendingPathComponent("nothing").path)
         }

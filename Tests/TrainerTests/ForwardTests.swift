@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// The forward pass on the real SmolLM2 GGUF against Hugging Face transformers' logits on the same

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Locations of test inputs: the fixtures beside this file, and the real test model
@@ -121,16 +122,16 @@ struct GGUFTests {
         // Truncated: the tensor data runs past the end; the header names the offset.
         let bytes = writer.bytes()
         try Data(bytes.prefix(bytes.count - 40)).write(to: URL(fileURLWithPath: path))
-        #expect(throws: TrainerError.self) { try GGUFFile(path: path).tensor(named: "w") }
+        #expect(throws: ModelError.self) { try GGUFFile(path: path).tensor(named: "w") }
         try Data(bytes.prefix(30)).write(to: URL(fileURLWithPath: path))
         do {
             _ = try GGUFFile(path: path)
             Issue.record("a truncated header was accepted")
-        } catch let error as TrainerError {
+        } catch let error as ModelError {
             #expect(error.description.contains("truncated"))
         }
         try Data(Array("not a gguf file at all".utf8)).write(to: URL(fileURLWithPath: path))
-        #expect(throws: TrainerError.self) { try GGUFFile(path: path) }
+        #expect(throws: ModelError.self) { try GGUFFile(path: path) }
     }
 
     /// Damaged tensor tables (an offset past any file, a shape whose element count overflows)
@@ -144,13 +145,13 @@ struct GGUFTests {
         for i in 0..<8 { bytes[entryEnd - 8 + i] = 0xFF }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("t-\(UUID().uuidString).gguf").path
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        #expect(throws: TrainerError.invalidFile(path: path, detail: "tensor w has data offset 18446744073709551615, past any file; the file is damaged")) {
+        #expect(throws: ModelError.invalidFile(path: path, detail: "tensor w has data offset 18446744073709551615, past any file; the file is damaged")) {
             try GGUFFile(path: path)
         }
         var big = GGUFWriter()
         big.tensors.append(("huge", [1 << 39, 1 << 39, 2], .f32, []))
         try Data(big.bytes()).write(to: URL(fileURLWithPath: path))
-        #expect(throws: TrainerError.self) { try GGUFFile(path: path) }
+        #expect(throws: ModelError.self) { try GGUFFile(path: path) }
         try? FileManager.default.removeItem(atPath: path)
     }
 
@@ -162,7 +163,7 @@ struct GGUFTests {
         do {
             _ = try GGUFFile(path: path).tensor(named: "odd")
             Issue.record("Q5_0 was accepted")
-        } catch let error as TrainerError {
+        } catch let error as ModelError {
             #expect(error.description.contains("odd"))
             #expect(error.description.contains("Q5_0"))
             #expect(error.description.contains("Q4_K"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Every backward function against central finite differences, in Double (the kernels are

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Merging against PEFT's own `merge_and_unload` on the fixture (scripts/make-peft-fixtures.py).
@@ -103,7 +104,7 @@ struct LoRAMergeTests {
         let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any])
         #expect(config["dtype"] as? String == "bfloat16")
 
-        let error = #expect(throws: TrainerError.self) {
+        let error = #expect(throws: ModelError.self) {
             try LoRAMerge.writeMergedModel(adapter: adapter, model: base.path, to: out)
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("already holds"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Loss and LoRA gradients against PyTorch + transformers + PEFT on tiny random models

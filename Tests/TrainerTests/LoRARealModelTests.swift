@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// The training forward on the real test model (SmolLM2-135M: 9 query heads over 3 key/value

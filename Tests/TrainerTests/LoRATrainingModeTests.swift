@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Recomputation, dropout, initialization and input checking of LoRA training.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// A tiny random Llama written as a Hugging Face folder and as an F32 GGUF (Q/K rows permuted the
@@ -76,14 +77,14 @@ struct LoaderTests {
         do {
             _ = try LlamaModel(configuration: Self.config, tensors: tensors)
             Issue.record("a mis-shaped tensor was accepted")
-        } catch let error as TrainerError {
+        } catch let error as ModelError {
             #expect(error == .shapeMismatch(tensor: "model.layers.0.mlp.up_proj.weight", expected: [96, 64], found: [95, 64]))
         }
         tensors = try Self.randomTensors()
         tensors["model.layers.0.extra.weight"] = Tensor(zeros: [1])
-        #expect(throws: TrainerError.self) { try LlamaModel(configuration: Self.config, tensors: tensors) }
+        #expect(throws: ModelError.self) { try LlamaModel(configuration: Self.config, tensors: tensors) }
         tensors = try Self.randomTensors()
         tensors.removeValue(forKey: "model.norm.weight")
-        #expect(throws: TrainerError.self) { try LlamaModel(configuration: Self.config, tensors: tensors) }
+        #expect(throws: ModelError.self) { try LlamaModel(configuration: Self.config, tensors: tensors) }
     }
 }

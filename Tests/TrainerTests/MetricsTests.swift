@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// The evaluation metrics against rouge-score and sacrebleu (Fixtures/metrics/reference.json,

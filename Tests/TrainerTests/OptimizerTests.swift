@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// AdamW, clipping and schedules against PyTorch and transformers (Fixtures/optim-reference.json,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Fixtures written by PEFT itself (scripts/make-peft-fixtures.py): a tiny Llama and adapters.
@@ -196,7 +197,7 @@ struct PEFTAdapterTests {
             })
         }
         defer { try? FileManager.default.removeItem(at: dir) }
-        let error = #expect(throws: TrainerError.self) {
+        let error = #expect(throws: ModelError.self) {
             try LoRAAdapter(readingPEFT: dir, configuration: try PEFTFixtures.modelConfiguration)
         }
         let text = error.map { "\($0)" } ?? ""
@@ -208,7 +209,7 @@ struct PEFTAdapterTests {
         var other = try PEFTFixtures.modelConfiguration
         other.hiddenSize = 32
         other.headDim = 8
-        let error = #expect(throws: TrainerError.self) {
+        let error = #expect(throws: ModelError.self) {
             try LoRAAdapter(readingPEFT: PEFTFixtures.adapter("adapter-all"), configuration: other)
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("the adapter was trained for another model"))
@@ -221,7 +222,7 @@ struct PEFTAdapterTests {
         try FileManager.default.copyItem(at: PEFTFixtures.adapter("adapter-all").appendingPathComponent("adapter_config.json"),
                                          to: dir.appendingPathComponent("adapter_config.json"))
         try Data([0x80, 0x02]).write(to: dir.appendingPathComponent("adapter_model.bin"))
-        let error = #expect(throws: TrainerError.self) { try LoRAAdapter(readingPEFT: dir, configuration: try PEFTFixtures.modelConfiguration) }
+        let error = #expect(throws: ModelError.self) { try LoRAAdapter(readingPEFT: dir, configuration: try PEFTFixtures.modelConfiguration) }
         #expect("\(error.map { "\($0)" } ?? "")".contains("safe_serialization=True"))
     }
 
@@ -237,8 +238,8 @@ struct PEFTAdapterTests {
 
         var broken = adapter
         broken.layers[1][.v]?.b.data[0] = .infinity
-        #expect(throws: TrainerError.self) { try broken.write(to: target, baseModel: "base") }
-        #expect(throws: TrainerError.self) { try adapter.write(to: target, baseModel: "base", metadata: ["format": "np"]) }
+        #expect(throws: ModelError.self) { try broken.write(to: target, baseModel: "base") }
+        #expect(throws: ModelError.self) { try adapter.write(to: target, baseModel: "base", metadata: ["format": "np"]) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
 
         try adapter.write(to: target, baseModel: "base", metadata: ["corpus.run": "1"])
@@ -252,7 +253,7 @@ struct PEFTAdapterTests {
 
         let file = parent.appendingPathComponent("a-file")
         try Data().write(to: file)
-        #expect(throws: TrainerError.self) { try adapter.write(to: file, baseModel: "base") }
+        #expect(throws: ModelError.self) { try adapter.write(to: file, baseModel: "base") }
     }
 
     /// Python's json.dumps(indent=2, sort_keys=True) text, byte for byte: PEFT's and
@@ -274,16 +275,16 @@ struct PEFTAdapterTests {
         defer { try? FileManager.default.removeItem(at: parent) }
         let files = [
             AtomicFolder.File(name: "a.txt") { try Data("new".utf8).write(to: $0) },
-            AtomicFolder.File(name: "b.txt") { _ in throw TrainerError.unsupported("disk full") },
+            AtomicFolder.File(name: "b.txt") { _ in throw ModelError.unsupported("disk full") },
         ]
         let fresh = parent.appendingPathComponent("fresh")
-        #expect(throws: TrainerError.unsupported("disk full")) { try AtomicFolder.write(files, into: fresh, requireEmpty: true) }
+        #expect(throws: ModelError.unsupported("disk full")) { try AtomicFolder.write(files, into: fresh, requireEmpty: true) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
 
         let existing = parent.appendingPathComponent("existing")
         try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: true)
         try Data("old".utf8).write(to: existing.appendingPathComponent("a.txt"))
-        #expect(throws: TrainerError.unsupported("disk full")) { try AtomicFolder.write(files, into: existing, requireEmpty: false) }
+        #expect(throws: ModelError.unsupported("disk full")) { try AtomicFolder.write(files, into: existing, requireEmpty: false) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: existing.path) == ["a.txt"])
         #expect(try Data(contentsOf: existing.appendingPathComponent("a.txt")) == Data("old".utf8))
     }

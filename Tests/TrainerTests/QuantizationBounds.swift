@@ -1,4 +1,5 @@
 import Foundation
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Per-value bounds on |dequantize(quantize(x)) − x| for `ReferenceQuantizer`, derived from the

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Every GGUF tensor type the reader supports, exercised on data the tests make themselves:

@@ -1,4 +1,5 @@
 import Foundation
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Reference quantizers (fp32 → bytes) for every ggml type the GGUF reader supports, written for

@@ -1,4 +1,5 @@
 import Foundation
+@testable import ModelRuntime
 @testable import Trainer
 
 /// Writes tiny random models to disk the way Hugging Face and llama.cpp's converter

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 @Suite("Byte-level BPE tokenizer against Hugging Face", .serialized)
@@ -127,21 +128,21 @@ struct TokenizerHardCaseTests {
         let file = dir.url.appendingPathComponent("tokenizer.json").path
         func write(_ json: [String: Any]) throws { try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file)) }
         try write(["model": ["type": "Unigram", "vocab": [:] as [String: Any]]])
-        #expect(throws: TrainerError.unsupported("\(file): tokenizer model Unigram is not supported; byte-level BPE is")) {
+        #expect(throws: ModelError.unsupported("\(file): tokenizer model Unigram is not supported; byte-level BPE is")) {
             try BPETokenizer.fromTokenizerJSON(path: file)
         }
         try write(["model": ["type": "BPE", "vocab": ["a": 0], "merges": [] as [Any], "byte_fallback": true]])
-        #expect(throws: TrainerError.self) { try BPETokenizer.fromTokenizerJSON(path: file) }
+        #expect(throws: ModelError.self) { try BPETokenizer.fromTokenizerJSON(path: file) }
         try write(["model": ["type": "BPE", "vocab": ["a": 0], "merges": [] as [Any]],
                    "pre_tokenizer": ["type": "Whitespace"]])
         do {
             _ = try BPETokenizer.fromTokenizerJSON(path: file)
             Issue.record("a Whitespace pre-tokenizer was accepted")
-        } catch let error as TrainerError {
+        } catch let error as ModelError {
             #expect(error.description.contains("pre_tokenizer {\"type\":\"Whitespace\"} is not supported"))
         }
         try Data("[1, 2]".utf8).write(to: URL(fileURLWithPath: file))
-        #expect(throws: TrainerError.invalidFile(path: file, detail: "not a JSON object")) { try BPETokenizer.fromTokenizerJSON(path: file) }
+        #expect(throws: ModelError.invalidFile(path: file, detail: "not a JSON object")) { try BPETokenizer.fromTokenizerJSON(path: file) }
     }
 }
 

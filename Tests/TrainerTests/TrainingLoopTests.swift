@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import ModelRuntime
 @testable import Trainer
 
 /// The training loop on a tiny random model: it learns, it is deterministic, a resumed run ends

@@ -21,7 +21,7 @@ public struct Message: Codable, Sendable, Equatable, Hashable {
 }
 
 /// The canonical form every input row becomes: an optional system turn followed by ordered
-/// user/assistant (and tool) turns. See docs/DATA_MODEL.md for the mapping rules.
+/// user/assistant (and tool) turns. See docs/INGEST_MAPPING.md for the mapping rules.
 public struct Conversation: Codable, Sendable, Equatable, Hashable {
     public var messages: [Message]
 

@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// One item of an evaluation: a conversation whose last assistant turn is the reference answer.

@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// Text metrics of the evaluation harness: one model answer against one reference answer, and

@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// Everything that decides what a training run computes (`corpus train`'s options). Its

@@ -1,3 +1,4 @@
+import ModelRuntime
 /// A conversation tokenized for training: the ids with the chat template applied, and for each
 /// position whether the next token is a target (an assistant token, its end-of-turn token
 /// included, so the adapter learns to stop).

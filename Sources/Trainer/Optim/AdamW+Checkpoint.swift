@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// The optimizer's state as a safetensors file: the moments as fp32 tensors named

@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// AdamW over a LoRA adapter's tensors, exactly as `torch.optim.AdamW` computes it on the CPU

@@ -1,3 +1,4 @@
+import ModelRuntime
 /// Walking the tensors of adapters that share one structure (weights, gradients, moments) in a
 /// fixed order: layer, then target in `LoRATarget` order, then A before B.
 extension LoRAAdapter {

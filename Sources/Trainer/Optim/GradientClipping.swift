@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// Clipping of gradients by their global L2 norm, as `torch.nn.utils.clip_grad_norm_` with its

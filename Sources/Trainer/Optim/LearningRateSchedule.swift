@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// Linear warmup from 0 to `peak`, then cosine or linear decay to 0 at `totalSteps`: the

@@ -1,3 +1,4 @@
+import ModelRuntime
 extension LoRAAdapter {
     /// A fresh adapter as PEFT initializes one: for every layer and target, `lora_A` [r, in]
     /// drawn from torch's `kaiming_uniform_(a=√5)`, i.e. uniform(−1/√in, 1/√in)

@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// One training example: token ids and, per position, whether the next token is a target.

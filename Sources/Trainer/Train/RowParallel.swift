@@ -1,3 +1,4 @@
+import ModelRuntime
 import Foundation
 
 /// Elementwise work split into contiguous row ranges on the machine's cores. It runs between

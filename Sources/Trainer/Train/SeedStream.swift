@@ -1,3 +1,4 @@
+import ModelRuntime
 /// A small deterministic random number generator (SplitMix64, Steele, Lea & Flood 2014,
 /// https://doi.org/10.1145/2714064.2660195) with named sub-streams, so every consumer (the
 /// initialization of one LoRA matrix, the dropout mask of one projection in one layer of one

@@ -1,3 +1,4 @@
+import ModelRuntime
 extension TrainingEngine {
     /// Checks a batch against the vocabulary: every id in range, one mask flag per id.
     /// - Throws: `TrainerError.unsupported` naming the sequence and position.

@@ -1,3 +1,4 @@
+import ModelRuntime
 /// Saved activations of one decoder block for one sequence (T ≤ capacity rows).
 final class BlockActivations<S: TrainingScalar> {
     let rstd1: ScalarBuffer<S>     // (T)

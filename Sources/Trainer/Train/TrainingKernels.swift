@@ -1,3 +1,4 @@
+import ModelRuntime
 /// Forward and backward functions of each layer of a Llama block, on plain row-major pointers
 /// (llm.c style). Backward functions add their input gradients into the `d…` buffers they are
 /// given (`+=`) unless said otherwise; frozen weights get no gradients.

@@ -1,3 +1,4 @@
+import ModelRuntime
 /// Where an empty weight array points (never read: a model's arrays are never empty).
 nonisolated(unsafe) private let emptyScalarStorage = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
 

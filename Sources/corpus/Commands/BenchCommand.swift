@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelRuntime
 import Trainer
 
 struct BenchCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CorpusDB
 import Foundation
 import Quality
+import ModelRuntime
 import Trainer
 
 struct CheckCommand: ParsableCommand {

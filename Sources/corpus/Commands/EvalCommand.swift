@@ -2,6 +2,7 @@ import ArgumentParser
 import CorpusDB
 import Foundation
 import Quality
+import ModelRuntime
 import Trainer
 
 /// `corpus eval SNAPSHOT --model M [--adapter A]` and `corpus eval compare E1 E2`.

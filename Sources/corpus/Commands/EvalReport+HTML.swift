@@ -1,5 +1,6 @@
 import CorpusDB
 import Foundation
+import ModelRuntime
 import Trainer
 
 /// The `corpus eval --html` page: one self-contained file (no scripts, fonts or images from the

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
+import ModelRuntime
 import Trainer
 
 /// `corpus evals list|show`: the stored evaluations.

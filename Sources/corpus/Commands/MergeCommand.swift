@@ -1,6 +1,7 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
+import ModelRuntime
 import Trainer
 
 struct MergeCommand: ParsableCommand {
@@ -26,7 +27,7 @@ struct MergeCommand: ParsableCommand {
                 let adapterURL = URL(fileURLWithPath: adapter)
                 let info = try LoRAAdapter.readPEFTInfo(directory: adapterURL)
                 guard let reference = model ?? info.baseModel else {
-                    throw TrainerError.invalidFile(path: adapter, detail: "adapter_config.json names no base_model_name_or_path; pass --model")
+                    throw ModelError.invalidFile(path: adapter, detail: "adapter_config.json names no base_model_name_or_path; pass --model")
                 }
                 let path = try ModelOptions.resolve(reference, database: database)
                 let configuration = try ModelInspector.inspect(path: path).configuration   // headers only; the merge loads the weights

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelRuntime
 import Trainer
 
 /// `--model PATH|NAME`: a GGUF file, a Hugging Face folder, or a model registered with
@@ -52,10 +53,13 @@ struct AdapterOption: ParsableArguments {
 }
 
 extension Exit {
-    /// Like `reporting`, for model commands: Trainer errors exit 3 (bad input file or option).
+    /// Like `reporting`, for model commands: model and trainer errors exit 3 (bad input file or option).
     static func reportingModel<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
+        } catch let error as ModelError {
+            Output.error("error: \(error.description)")
+            throw ExitCode(inputError)
         } catch let error as TrainerError {
             Output.error("error: \(error.description)")
             throw ExitCode(inputError)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
+import ModelRuntime
 import Trainer
 
 /// `corpus models add|list|show`: the registry of base models, each with the fingerprint that
@@ -93,7 +94,7 @@ extension ModelsCommand {
             do {
                 return try ContentHash.sha256Hex(fileAt: file.path)
             } catch {
-                throw TrainerError.invalidFile(path: file.path, detail: "cannot read the file to hash it (\(error.localizedDescription))")
+                throw ModelError.invalidFile(path: file.path, detail: "cannot read the file to hash it (\(error.localizedDescription))")
             }
         }
 

@@ -38,7 +38,7 @@ public enum LoRATarget: String, CaseIterable, Sendable, Codable, Comparable {
     /// Position in PEFT's usual order q, k, v, o, gate, up, down (0 … 6): the order adapters
     /// list their targets in, the slot of a projection in the training code's per-layer tables,
     /// and the sub-stream id of its random numbers.
-    var slot: Int {
+    package var slot: Int {
         switch self {
         case .q: return 0
         case .k: return 1

@@ -113,23 +113,23 @@ public final class GGUFFile: @unchecked Sendable {
     private let data: Data
 
     /// Reads the header, metadata and tensor table of the file at `path`.
-    /// - Throws: `TrainerError.invalidFile` naming the byte offset and what is wrong.
+    /// - Throws: `ModelError.invalidFile` naming the byte offset and what is wrong.
     public init(path: String) throws {
         self.path = path
         data = try mapFile(path)
         var reader = GGUFReader(data: data, path: path)
         let magic = try reader.u32()
         guard magic == 0x4655_4747 else { // "GGUF" little-endian
-            throw TrainerError.invalidFile(path: path, detail: "not a GGUF file (the first 4 bytes are not \"GGUF\")")
+            throw ModelError.invalidFile(path: path, detail: "not a GGUF file (the first 4 bytes are not \"GGUF\")")
         }
         version = try reader.u32()
         guard version == 2 || version == 3 else {
-            throw TrainerError.invalidFile(path: path, detail: "GGUF version \(version) is not supported (2 and 3 are)")
+            throw ModelError.invalidFile(path: path, detail: "GGUF version \(version) is not supported (2 and 3 are)")
         }
         let tensorCount = try reader.u64()
         let kvCount = try reader.u64()
         guard tensorCount < 1_000_000, kvCount < 1_000_000 else {
-            throw TrainerError.invalidFile(path: path, detail: "implausible counts in the header (\(tensorCount) tensors, \(kvCount) metadata entries): the file is damaged")
+            throw ModelError.invalidFile(path: path, detail: "implausible counts in the header (\(tensorCount) tensors, \(kvCount) metadata entries): the file is damaged")
         }
         var metadata: [String: GGUFValue] = [:]
         for _ in 0..<kvCount {
@@ -142,45 +142,45 @@ public final class GGUFFile: @unchecked Sendable {
             let name = try reader.string()
             let nDims = try reader.u32()
             guard nDims >= 1 && nDims <= 4 else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has \(nDims) dimensions at byte \(reader.offset)")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(name) has \(nDims) dimensions at byte \(reader.offset)")
             }
             var dims: [Int] = []
             for _ in 0..<nDims {
                 let d = try reader.u64()
-                guard d > 0 && d < (1 << 40) else { throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has dimension \(d)") }
+                guard d > 0 && d < (1 << 40) else { throw ModelError.invalidFile(path: path, detail: "tensor \(name) has dimension \(d)") }
                 dims.append(Int(d))
             }
             var elements = 1
             for d in dims {
                 let (product, overflow) = elements.multipliedReportingOverflow(by: d)
                 guard !overflow, product < (1 << 48) else {
-                    throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has shape \(dims), too many elements for any file; the file is damaged")
+                    throw ModelError.invalidFile(path: path, detail: "tensor \(name) has shape \(dims), too many elements for any file; the file is damaged")
                 }
                 elements = product
             }
             let rawType = try reader.u32()
             guard let type = GGMLType(rawValue: rawType) else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has unknown ggml type \(rawType)")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(name) has unknown ggml type \(rawType)")
             }
             let rawOffset = try reader.u64()
             guard let offset = Int(exactly: rawOffset), offset < (1 << 50) else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has data offset \(rawOffset), past any file; the file is damaged")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(name) has data offset \(rawOffset), past any file; the file is damaged")
             }
             tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: offset))
         }
         let alignment = metadata["general.alignment"]?.int ?? 32
-        guard alignment > 0 else { throw TrainerError.invalidFile(path: path, detail: "general.alignment is \(alignment)") }
+        guard alignment > 0 else { throw ModelError.invalidFile(path: path, detail: "general.alignment is \(alignment)") }
         dataOffset = (reader.offset + alignment - 1) / alignment * alignment
         self.metadata = metadata
         self.tensors = tensors
     }
 
     /// The tensor called `name`, dequantized to fp32, in PyTorch shape order.
-    /// - Throws: `TrainerError` when the tensor is missing, of an unsupported type, or its data
+    /// - Throws: `ModelError` when the tensor is missing, of an unsupported type, or its data
     ///   runs past the end of the file.
     public func tensor(named name: String) throws -> Tensor {
         guard let info = tensors.first(where: { $0.name == name }) else {
-            throw TrainerError.invalidFile(path: path, detail: "no tensor named \(name)")
+            throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)")
         }
         return try tensorData(info)
     }
@@ -188,22 +188,22 @@ public final class GGUFFile: @unchecked Sendable {
     /// The tensor of `info`, dequantized to fp32, in PyTorch shape order.
     public func tensorData(_ info: GGUFTensorInfo) throws -> Tensor {
         guard let layout = info.type.blockLayout else {
-            throw TrainerError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
+            throw ModelError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
         }
         let count = info.elementCount
         guard count % layout.elements == 0, info.dimensions[0] % layout.elements == 0 else {
-            throw TrainerError.invalidFile(path: path, detail: "tensor \(info.name): \(count) elements do not fill whole \(info.type.name) blocks")
+            throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): \(count) elements do not fill whole \(info.type.name) blocks")
         }
         let byteCount = count / layout.elements * layout.bytes
         let start = dataOffset + info.offset
         guard start >= dataOffset, start + byteCount <= data.count else {
-            throw TrainerError.invalidFile(path: path, detail: "tensor \(info.name): its \(byteCount) bytes at offset \(start) run past the end of the file (\(data.count) bytes); the file is truncated")
+            throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): its \(byteCount) bytes at offset \(start) run past the end of the file (\(data.count) bytes); the file is truncated")
         }
         var out = [Float](repeating: 0, count: count)
         try data.withUnsafeBytes { raw in
             try out.withUnsafeMutableBufferPointer { dst in
                 guard let base = raw.baseAddress, let target = dst.baseAddress else {
-                    throw TrainerError.invalidFile(path: path, detail: "tensor \(info.name) has no data")
+                    throw ModelError.invalidFile(path: path, detail: "tensor \(info.name) has no data")
                 }
                 GGMLDequantize.run(info.type, source: base.advanced(by: start), count: count, into: target)
             }
@@ -226,7 +226,7 @@ struct GGUFReader {
     mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
         let size = MemoryLayout<T>.size
         guard offset + size <= data.count else {
-            throw TrainerError.invalidFile(path: path, detail: "unexpected end of file at byte \(offset); the file is truncated")
+            throw ModelError.invalidFile(path: path, detail: "unexpected end of file at byte \(offset); the file is truncated")
         }
         let value = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
         offset += size
@@ -239,7 +239,7 @@ struct GGUFReader {
     mutating func string() throws -> String {
         let length = try u64()
         guard length < (1 << 30), offset + Int(length) <= data.count else {
-            throw TrainerError.invalidFile(path: path, detail: "string of \(length) bytes at byte \(offset) runs past the end of the file")
+            throw ModelError.invalidFile(path: path, detail: "string of \(length) bytes at byte \(offset) runs past the end of the file")
         }
         let start = offset
         offset += Int(length)
@@ -261,7 +261,7 @@ struct GGUFReader {
             let elementType = try u32()
             let count = try u64()
             guard count < (1 << 28) else {
-                throw TrainerError.invalidFile(path: path, detail: "metadata \(key): array of \(count) elements at byte \(offset) is implausible")
+                throw ModelError.invalidFile(path: path, detail: "metadata \(key): array of \(count) elements at byte \(offset) is implausible")
             }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(count))
@@ -271,17 +271,17 @@ struct GGUFReader {
         case 11: return .int64(try load(Int64.self))
         case 12: return .float64(Double(bitPattern: try load(UInt64.self)))
         default:
-            throw TrainerError.invalidFile(path: path, detail: "metadata \(key) has unknown value type \(type) at byte \(offset)")
+            throw ModelError.invalidFile(path: path, detail: "metadata \(key) has unknown value type \(type) at byte \(offset)")
         }
     }
 }
 
 /// Memory-maps a model file read-only.
-/// - Throws: `TrainerError.invalidFile` naming the file when it cannot be read.
+/// - Throws: `ModelError.invalidFile` naming the file when it cannot be read.
 func mapFile(_ path: String) throws -> Data {
     do {
         return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
     } catch {
-        throw TrainerError.invalidFile(path: path, detail: "cannot read the file (\(error.localizedDescription))")
+        throw ModelError.invalidFile(path: path, detail: "cannot read the file (\(error.localizedDescription))")
     }
 }

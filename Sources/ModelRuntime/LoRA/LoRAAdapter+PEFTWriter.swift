@@ -19,11 +19,11 @@ extension LoRAAdapter {
     ///   - baseModel: `base_model_name_or_path`: a hub id or the base model's folder.
     ///   - metadata: strings for the safetensors `__metadata__` (lineage: snapshot hash, run id);
     ///     `format` is reserved and always `pt`, as PEFT writes it.
-    /// - Throws: `TrainerError` when the adapter is inconsistent (a layer without a configured
+    /// - Throws: `ModelError` when the adapter is inconsistent (a layer without a configured
     ///   target, a shape that disagrees with the rank, a non-finite value) or a file cannot be written.
     public func write(to directory: URL, baseModel: String, metadata: [String: String] = [:]) throws {
         if let format = metadata["format"], format != "pt" {
-            throw TrainerError.unsupported("adapter metadata key `format` is reserved for safetensors (\"pt\"); store \(format.debugDescription) under another key")
+            throw ModelError.unsupported("adapter metadata key `format` is reserved for safetensors (\"pt\"); store \(format.debugDescription) under another key")
         }
         let tensors = try peftTensors()
         let config = try peftConfigJSON(baseModel: baseModel)
@@ -42,12 +42,12 @@ extension LoRAAdapter {
     /// The adapter's tensors under PEFT's names, after checking that every layer has exactly the
     /// configured targets, A is [r, in] and B is [out, r] with the same in/out in every layer,
     /// and every value is finite.
-    /// - Throws: `TrainerError.unsupported` naming the layer, target and what is wrong.
+    /// - Throws: `ModelError.unsupported` naming the layer, target and what is wrong.
     public func peftTensors() throws -> [String: Tensor] {
         let r = configuration.rank
-        guard r > 0 else { throw TrainerError.unsupported("LoRA rank \(r) must be positive") }
-        guard !layers.isEmpty else { throw TrainerError.unsupported("the adapter has no layers") }
-        guard !configuration.targets.isEmpty else { throw TrainerError.unsupported("the adapter's configuration has no targets") }
+        guard r > 0 else { throw ModelError.unsupported("LoRA rank \(r) must be positive") }
+        guard !layers.isEmpty else { throw ModelError.unsupported("the adapter has no layers") }
+        guard !configuration.targets.isEmpty else { throw ModelError.unsupported("the adapter's configuration has no targets") }
         var sizes: [LoRATarget: (out: Int, in: Int)] = [:]
         var out: [String: Tensor] = [:]
         for (l, layer) in layers.enumerated() {
@@ -55,23 +55,23 @@ extension LoRAAdapter {
             guard found == wanted else {
                 let missing = wanted.subtracting(found).sorted().map(\.moduleName)
                 let extra = found.subtracting(wanted).sorted().map(\.moduleName)
-                throw TrainerError.unsupported("adapter layer \(l): targets \(found.sorted().map(\.moduleName)) differ from the configuration's \(configuration.targets.map(\.moduleName)) (missing \(missing), extra \(extra))")
+                throw ModelError.unsupported("adapter layer \(l): targets \(found.sorted().map(\.moduleName)) differ from the configuration's \(configuration.targets.map(\.moduleName)) (missing \(missing), extra \(extra))")
             }
             for target in configuration.targets {
                 guard let pair = layer[target] else { continue }
                 let aKey = Self.peftKey(layer: l, target: target, matrix: "A")
                 let bKey = Self.peftKey(layer: l, target: target, matrix: "B")
                 guard pair.a.shape.count == 2, pair.a.shape[0] == r, pair.b.shape.count == 2, pair.b.shape[1] == r else {
-                    throw TrainerError.unsupported("adapter layer \(l) \(target.moduleName): lora_A is \(pair.a.shape) and lora_B is \(pair.b.shape); with r = \(r) they must be [\(r), in] and [out, \(r)]")
+                    throw ModelError.unsupported("adapter layer \(l) \(target.moduleName): lora_A is \(pair.a.shape) and lora_B is \(pair.b.shape); with r = \(r) they must be [\(r), in] and [out, \(r)]")
                 }
                 let size = (out: pair.b.shape[0], in: pair.a.shape[1])
                 if let first = sizes[target], first != size {
-                    throw TrainerError.unsupported("adapter layer \(l) \(target.moduleName): adapts a \(size.in) → \(size.out) projection but layer 0 adapts \(first.in) → \(first.out)")
+                    throw ModelError.unsupported("adapter layer \(l) \(target.moduleName): adapts a \(size.in) → \(size.out) projection but layer 0 adapts \(first.in) → \(first.out)")
                 }
                 sizes[target] = size
                 for (key, tensor) in [(aKey, pair.a), (bKey, pair.b)] {
                     if let i = tensor.data.firstIndex(where: { !$0.isFinite }) {
-                        throw TrainerError.unsupported("adapter tensor \(key): element \(i) is \(tensor.data[i]); training diverged, so this adapter is not written (lower the learning rate or resume from an earlier checkpoint)")
+                        throw ModelError.unsupported("adapter tensor \(key): element \(i) is \(tensor.data[i]); training diverged, so this adapter is not written (lower the learning rate or resume from an earlier checkpoint)")
                     }
                     out[key] = tensor
                 }
@@ -85,11 +85,11 @@ extension LoRAAdapter {
     /// Only keys that PEFT has known since 0.10 are written: PEFT before 0.14 rejects a config
     /// with a key it does not know, and every later PEFT fills absent keys with their defaults
     /// (PEFT 0.21 writes about twenty more, all at defaults; docs/ADAPTERS.md).
-    /// - Throws: `TrainerError` when the JSON cannot be encoded (a non-finite alpha or dropout).
+    /// - Throws: `ModelError` when the JSON cannot be encoded (a non-finite alpha or dropout).
     public func peftConfigJSON(baseModel: String) throws -> Data {
         let c = configuration
         guard c.alpha.isFinite, c.dropout.isFinite else {
-            throw TrainerError.unsupported("lora_alpha \(c.alpha) and lora_dropout \(c.dropout) must be finite numbers")
+            throw ModelError.unsupported("lora_alpha \(c.alpha) and lora_dropout \(c.dropout) must be finite numbers")
         }
         let json: [String: Any] = [
             "alpha_pattern": [String: Any](),

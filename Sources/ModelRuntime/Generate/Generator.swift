@@ -21,7 +21,7 @@ public struct GenerationParameters: Sendable {
 /// Decoding with a KV cache: the prompt runs once, then one token at a time.
 public enum Generator {
     /// The tokens generated after `prompt`.
-    /// - Throws: `TrainerError` for an invalid id.
+    /// - Throws: `ModelError` for an invalid id.
     public static func generate(model: LlamaModel, prompt: [Int], parameters: GenerationParameters) throws -> [Int] {
         try generate(model: model, prompts: [prompt], parameters: parameters).first ?? []
     }
@@ -31,7 +31,7 @@ public enum Generator {
     /// same matrix products. Each sequence samples with its own generator seeded with
     /// `parameters.seed`, so its answer does not depend on what else is in the batch.
     /// `onToken(sequence, token)` sees every token as it is chosen.
-    /// - Throws: `TrainerError` for an invalid id.
+    /// - Throws: `ModelError` for an invalid id.
     public static func generate(model: LlamaModel, prompts: [[Int]], parameters: GenerationParameters,
                                 onToken: ((Int, Int) -> Void)? = nil) throws -> [[Int]] {
         var outputs = [[Int]](repeating: [], count: prompts.count)

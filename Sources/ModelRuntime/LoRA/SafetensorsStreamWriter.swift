@@ -44,7 +44,7 @@ public enum WeightType: String, Sendable, Equatable, CaseIterable {
 /// whole model is never held twice in memory. Names are written sorted; the header is padded
 /// with spaces to a multiple of 8 bytes as the reference implementation does.
 enum SafetensorsStreamWriter {
-    /// - Throws: `TrainerError.invalidFile` naming `url` when it cannot be written.
+    /// - Throws: `ModelError.invalidFile` naming `url` when it cannot be written.
     static func write(_ tensors: [String: Tensor], type: WeightType, metadata: [String: String], to url: URL) throws {
         let names = tensors.keys.sorted()
         var header: [String: Any] = [:]
@@ -59,12 +59,12 @@ enum SafetensorsStreamWriter {
         do {
             json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         } catch {
-            throw TrainerError.invalidFile(path: url.path, detail: "cannot encode the safetensors header (\(error.localizedDescription))")
+            throw ModelError.invalidFile(path: url.path, detail: "cannot encode the safetensors header (\(error.localizedDescription))")
         }
         while json.count % 8 != 0 { json.append(0x20) }
         guard FileManager.default.createFile(atPath: url.path, contents: nil),
               let handle = FileHandle(forWritingAtPath: url.path) else {
-            throw TrainerError.invalidFile(path: url.path, detail: "cannot create the file")
+            throw ModelError.invalidFile(path: url.path, detail: "cannot create the file")
         }
         do {
             defer { try? handle.close() }
@@ -78,7 +78,7 @@ enum SafetensorsStreamWriter {
             }
             try handle.synchronize()
         } catch {
-            throw TrainerError.invalidFile(path: url.path, detail: "cannot write (\(error.localizedDescription))")
+            throw ModelError.invalidFile(path: url.path, detail: "cannot write (\(error.localizedDescription))")
         }
     }
 

@@ -14,28 +14,28 @@ extension BPETokenizer {
     static let gpt2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     /// The tokenizer of `tokenizer.json`; `bos` and `eos` name tokens (from tokenizer_config.json).
-    /// - Throws: `TrainerError.invalidFile` for malformed JSON, `.unsupported` for a model,
+    /// - Throws: `ModelError.invalidFile` for malformed JSON, `.unsupported` for a model,
     ///   normalizer or pre-tokenizer that is not byte-level BPE as listed above.
     public static func fromTokenizerJSON(path: String, bos: String? = nil, eos: String? = nil) throws -> BPETokenizer {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainerError.invalidFile(path: path, detail: "cannot read the file")
+            throw ModelError.invalidFile(path: path, detail: "cannot read the file")
         }
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TrainerError.invalidFile(path: path, detail: "not a JSON object")
+            throw ModelError.invalidFile(path: path, detail: "not a JSON object")
         }
         guard let model = json["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE",
               let vocab = model["vocab"] as? [String: Any] else {
             let type = (json["model"] as? [String: Any])?["type"] as? String ?? "(none)"
-            throw TrainerError.unsupported("\(path): tokenizer model \(type) is not supported; byte-level BPE is")
+            throw ModelError.unsupported("\(path): tokenizer model \(type) is not supported; byte-level BPE is")
         }
         if model["byte_fallback"] as? Bool == true {
-            throw TrainerError.unsupported("\(path): a BPE with byte_fallback (SentencePiece style, Llama 2 and Mistral) is not supported yet; byte-level BPE is")
+            throw ModelError.unsupported("\(path): a BPE with byte_fallback (SentencePiece style, Llama 2 and Mistral) is not supported yet; byte-level BPE is")
         }
         // Tokens by id: the vocabulary, then the added tokens (Qwen2's lie outside `model.vocab`).
         var byID: [Int: String] = [:]
         for (token, value) in vocab {
             guard let id = value as? Int, id >= 0 else {
-                throw TrainerError.invalidFile(path: path, detail: "model.vocab[\(token.debugDescription)] is not a non-negative integer id")
+                throw ModelError.invalidFile(path: path, detail: "model.vocab[\(token.debugDescription)] is not a non-negative integer id")
             }
             byID[id] = token
         }
@@ -43,10 +43,10 @@ extension BPETokenizer {
         var added: [Int] = []
         for entry in json["added_tokens"] as? [[String: Any]] ?? [] {
             guard let id = entry["id"] as? Int, id >= 0, let content = entry["content"] as? String else {
-                throw TrainerError.invalidFile(path: path, detail: "an entry of added_tokens has no id or content")
+                throw ModelError.invalidFile(path: path, detail: "an entry of added_tokens has no id or content")
             }
             if let existing = byID[id], existing != content {
-                throw TrainerError.invalidFile(path: path, detail: "added token \(id) is \(content.debugDescription) but the vocabulary has \(existing.debugDescription)")
+                throw ModelError.invalidFile(path: path, detail: "added token \(id) is \(content.debugDescription) but the vocabulary has \(existing.debugDescription)")
             }
             byID[id] = content
             if entry["special"] as? Bool == true { special.append(id) } else { added.append(id) }
@@ -62,7 +62,7 @@ extension BPETokenizer {
             } else if let pair = merge as? [String], pair.count == 2 {
                 merges.append(pair[0] + " " + pair[1])
             } else {
-                throw TrainerError.invalidFile(path: path, detail: "model.merges[\(i)] is neither \"a b\" nor [\"a\", \"b\"]")
+                throw ModelError.invalidFile(path: path, detail: "model.merges[\(i)] is neither \"a b\" nor [\"a\", \"b\"]")
             }
         }
 
@@ -71,12 +71,12 @@ extension BPETokenizer {
         case nil, is NSNull: nfc = false
         case let n as [String: Any] where n["type"] as? String == "NFC": nfc = true
         case let n as [String: Any]:
-            throw TrainerError.unsupported("\(path): normalizer \(n["type"] as? String ?? "?") is not supported; none or NFC is")
-        default: throw TrainerError.invalidFile(path: path, detail: "normalizer is not an object")
+            throw ModelError.unsupported("\(path): normalizer \(n["type"] as? String ?? "?") is not supported; none or NFC is")
+        default: throw ModelError.invalidFile(path: path, detail: "normalizer is not an object")
         }
         let pre = try preTokenizer(json["pre_tokenizer"], path: path)
         if let decoder = json["decoder"] as? [String: Any], decoder["type"] as? String != "ByteLevel" {
-            throw TrainerError.unsupported("\(path): decoder \(decoder["type"] as? String ?? "?") is not supported; ByteLevel is")
+            throw ModelError.unsupported("\(path): decoder \(decoder["type"] as? String ?? "?") is not supported; ByteLevel is")
         }
         let ids = Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let unknown = (model["unk_token"] as? String).flatMap { ids[$0] }
@@ -91,7 +91,7 @@ extension BPETokenizer {
                   let data = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) else { return "\(v ?? "null")" }
             return String(decoding: data, as: UTF8.self)
         }
-        let unsupported = TrainerError.unsupported(
+        let unsupported = ModelError.unsupported(
             "\(path): pre_tokenizer \(describe(value)) is not supported; supported: ByteLevel (GPT-2), Digits + ByteLevel (SmolLM), Split with Llama 3's or Qwen2's regex + ByteLevel")
         guard let object = value as? [String: Any], let type = object["type"] as? String else { throw unsupported }
         func isByteLevel(_ o: [String: Any], regex: Bool) -> Bool {
@@ -130,14 +130,14 @@ public struct TokenizerConfiguration: Sendable, Equatable {
     }
 
     /// Reads the two files of `folder` (both optional).
-    /// - Throws: `TrainerError.invalidFile` when a file exists but is not a JSON object.
+    /// - Throws: `ModelError.invalidFile` when a file exists but is not a JSON object.
     public init(folder: String) throws {
         let base = URL(fileURLWithPath: folder)
         func object(_ name: String) throws -> [String: Any]? {
             let path = base.appendingPathComponent(name).path
             guard let data = FileManager.default.contents(atPath: path) else { return nil }
             guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw TrainerError.invalidFile(path: path, detail: "not a JSON object")
+                throw ModelError.invalidFile(path: path, detail: "not a JSON object")
             }
             return json
         }

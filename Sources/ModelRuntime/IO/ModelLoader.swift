@@ -3,11 +3,11 @@ import Foundation
 /// Loads a model from a GGUF file or a Hugging Face folder (config.json + model.safetensors, or
 /// shards listed in model.safetensors.index.json).
 public enum ModelLoader {
-    /// - Throws: `TrainerError` naming the file, tensor or key that is wrong.
+    /// - Throws: `ModelError` naming the file, tensor or key that is wrong.
     public static func load(path: String) throws -> LoadedModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw TrainerError.invalidFile(path: path, detail: "no such file or folder")
+            throw ModelError.invalidFile(path: path, detail: "no such file or folder")
         }
         if !isDirectory.boolValue { return try GGUFFile(path: path).loadModel() }
         let folder = URL(fileURLWithPath: path)
@@ -20,7 +20,7 @@ public enum ModelLoader {
                 // Rotary inverse-frequency buffers some checkpoints carry are recomputed, not loaded.
                 if name.hasSuffix("rotary_emb.inv_freq") { continue }
                 guard tensors[name] == nil else {
-                    throw TrainerError.invalidFile(path: file, detail: "tensor \(name) appears in two shards")
+                    throw ModelError.invalidFile(path: file, detail: "tensor \(name) appears in two shards")
                 }
                 tensors[name] = try st.tensor(named: name)
             }
@@ -30,13 +30,13 @@ public enum ModelLoader {
 
     /// The safetensors files of a Hugging Face folder, relative to it and sorted: the shards
     /// that `model.safetensors.index.json` names, else `model.safetensors`.
-    /// - Throws: `TrainerError.invalidFile` when the index has no `weight_map`.
+    /// - Throws: `ModelError.invalidFile` when the index has no `weight_map`.
     public static func weightFiles(folder path: String) throws -> [String] {
         let index = URL(fileURLWithPath: path).appendingPathComponent("model.safetensors.index.json").path
         guard let data = FileManager.default.contents(atPath: index) else { return ["model.safetensors"] }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let map = json["weight_map"] as? [String: String] else {
-            throw TrainerError.invalidFile(path: index, detail: "no weight_map object")
+            throw ModelError.invalidFile(path: index, detail: "no weight_map object")
         }
         return Set(map.values).sorted()
     }

@@ -35,16 +35,16 @@ public enum ModelInspector {
     /// shards model.safetensors.index.json lists), checking what `ModelLoader.load` would: the
     /// architecture is supported, every tensor is one the loader knows, of a type it reads, and
     /// its data lies inside the file.
-    /// - Throws: `TrainerError` naming the file, tensor or key that is wrong.
+    /// - Throws: `ModelError` naming the file, tensor or key that is wrong.
     public static func inspect(path: String) throws -> ModelSummary {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
-            throw TrainerError.invalidFile(path: absolute, detail: "no such file or folder")
+            throw ModelError.invalidFile(path: absolute, detail: "no such file or folder")
         }
         let summary = isDirectory.boolValue ? try inspectFolder(absolute) : try inspectGGUF(absolute)
         guard summary.parameters > 0 else {
-            throw TrainerError.invalidFile(path: absolute, detail: "the model has no weight tensors")
+            throw ModelError.invalidFile(path: absolute, detail: "the model has no weight tensors")
         }
         return summary
     }
@@ -57,20 +57,20 @@ public enum ModelInspector {
         var types: [String: Int] = [:]
         for info in file.tensors {
             guard GGUFFile.huggingFaceName(info.name) != nil else {
-                throw TrainerError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
+                throw ModelError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
             }
             guard let layout = info.type.blockLayout else {
-                throw TrainerError.unsupported("\(path): tensor \(info.name) has type \(info.type.name), which this build cannot load; supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
+                throw ModelError.unsupported("\(path): tensor \(info.name) has type \(info.type.name), which this build cannot load; supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
             }
             guard let count = product(info.dimensions), let bytes = product([count / layout.elements, layout.bytes]),
                   let end = sum([file.dataOffset, info.offset, bytes]) else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(info.name) has implausible dimensions \(info.dimensions); the file is damaged")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(info.name) has implausible dimensions \(info.dimensions); the file is damaged")
             }
             guard info.dimensions[0] % layout.elements == 0 else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(info.name): \(count) elements do not fill whole \(info.type.name) blocks")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): \(count) elements do not fill whole \(info.type.name) blocks")
             }
             guard end <= fileSize else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(info.name) ends at byte \(end) but the file has \(fileSize) bytes; the file is truncated")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(info.name) ends at byte \(end) but the file has \(fileSize) bytes; the file is truncated")
             }
             parameters += count
             types[info.type.name, default: 0] += 1
@@ -84,7 +84,7 @@ public enum ModelInspector {
         let folder = URL(fileURLWithPath: path)
         let configPath = folder.appendingPathComponent("config.json").path
         guard FileManager.default.fileExists(atPath: configPath) else {
-            throw TrainerError.invalidFile(path: path, detail: "no config.json: a model folder holds config.json and model.safetensors (or the shards model.safetensors.index.json lists); for a GGUF model, pass the .gguf file itself")
+            throw ModelError.invalidFile(path: path, detail: "no config.json: a model folder holds config.json and model.safetensors (or the shards model.safetensors.index.json lists); for a GGUF model, pass the .gguf file itself")
         }
         let configuration = try LlamaConfiguration(configJSON: configPath)
         let names = try ModelLoader.weightFiles(folder: path)
@@ -95,7 +95,7 @@ public enum ModelInspector {
         for name in names {
             let file = folder.appendingPathComponent(name).path
             guard FileManager.default.fileExists(atPath: file) else {
-                throw TrainerError.invalidFile(path: file, detail: names.count == 1 && name == "model.safetensors"
+                throw ModelError.invalidFile(path: file, detail: names.count == 1 && name == "model.safetensors"
                     ? "missing: the folder has neither model.safetensors nor model.safetensors.index.json"
                     : "missing: model.safetensors.index.json lists it as a shard")
             }
@@ -103,15 +103,15 @@ public enum ModelInspector {
             for (tensor, entry) in st.entries.sorted(by: { $0.key < $1.key }) {
                 if tensor.hasSuffix("rotary_emb.inv_freq") { continue }
                 guard seen.insert(tensor).inserted else {
-                    throw TrainerError.invalidFile(path: file, detail: "tensor \(tensor) appears in two shards")
+                    throw ModelError.invalidFile(path: file, detail: "tensor \(tensor) appears in two shards")
                 }
                 guard ["F32", "F16", "BF16"].contains(entry.dtype) else {
-                    throw TrainerError.unsupported("\(file): tensor \(tensor) has dtype \(entry.dtype); supported: F32, F16, BF16")
+                    throw ModelError.unsupported("\(file): tensor \(tensor) has dtype \(entry.dtype); supported: F32, F16, BF16")
                 }
                 let width = entry.dtype == "F32" ? 4 : 2
                 guard entry.shape.allSatisfy({ $0 >= 0 }), let count = product(entry.shape),
                       let bytes = product([count, width]), entry.end - entry.begin == bytes else {
-                    throw TrainerError.invalidFile(path: file, detail: "tensor \(tensor): \(entry.end - entry.begin) bytes do not hold shape \(entry.shape) of \(entry.dtype)")
+                    throw ModelError.invalidFile(path: file, detail: "tensor \(tensor): \(entry.end - entry.begin) bytes do not hold shape \(entry.shape) of \(entry.dtype)")
                 }
                 parameters += count
                 types[entry.dtype, default: 0] += 1
@@ -149,7 +149,7 @@ public enum ModelInspector {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             return (attributes[.size] as? NSNumber)?.intValue ?? 0
         } catch {
-            throw TrainerError.invalidFile(path: path, detail: "cannot read the file's size (\(error.localizedDescription))")
+            throw ModelError.invalidFile(path: path, detail: "cannot read the file's size (\(error.localizedDescription))")
         }
     }
 }

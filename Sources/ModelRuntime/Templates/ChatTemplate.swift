@@ -43,7 +43,7 @@ public enum ChatTemplate: Sendable, Equatable {
     public static let alpacaPreamble = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 
     /// The template a user names with `--template`, taking BOS/EOS texts from the tokenizer.
-    /// - Throws: `TrainerError.unsupported` for an unknown name.
+    /// - Throws: `ModelError.unsupported` for an unknown name.
     public static func named(_ name: String, tokenizer: BPETokenizer?) throws -> ChatTemplate {
         let bos = tokenizer?.bosID.flatMap { tokenizer?.piece($0) }
         let eos = tokenizer?.eosID.flatMap { tokenizer?.piece($0) }
@@ -52,15 +52,15 @@ public enum ChatTemplate: Sendable, Equatable {
         case "llama3": return .llama3(bos: bos ?? "<|begin_of_text|>")
         case "mistral": return .mistral(bos: bos ?? "<s>", eos: eos ?? "</s>")
         case "alpaca": return .alpaca(eos: eos ?? "")
-        default: throw TrainerError.unsupported("unknown chat template \(name); known: \(names.joined(separator: ", "))")
+        default: throw ModelError.unsupported("unknown chat template \(name); known: \(names.joined(separator: ", "))")
         }
     }
 
     /// The template of a model, from its Jinja `chat_template` text.
-    /// - Throws: `TrainerError.unsupported` when the template is not one we know.
+    /// - Throws: `ModelError.unsupported` when the template is not one we know.
     public static func recognize(_ jinja: String?, tokenizer: BPETokenizer? = nil) throws -> ChatTemplate {
         guard let jinja else {
-            throw TrainerError.unsupported("the model has no chat template; name one with --template (\(names.joined(separator: ", ")))")
+            throw ModelError.unsupported("the model has no chat template; name one with --template (\(names.joined(separator: ", ")))")
         }
         if jinja.contains("<|im_start|>") {
             // The default system message is a literal that follows "<|im_start|>system\n" when the
@@ -83,13 +83,13 @@ public enum ChatTemplate: Sendable, Equatable {
         }
         if jinja.contains("<|start_header_id|>") && jinja.contains("<|eot_id|>") {
             if jinja.contains("Cutting Knowledge Date") || jinja.contains("tools_in_user_message") {
-                throw TrainerError.unsupported("the model's template is Llama 3.1's or later (dated system preamble, tools), which corpus does not write yet; name --template llama3 to use Llama 3's")
+                throw ModelError.unsupported("the model's template is Llama 3.1's or later (dated system preamble, tools), which corpus does not write yet; name --template llama3 to use Llama 3's")
             }
             return try named("llama3", tokenizer: tokenizer)
         }
         if jinja.contains("[INST]") && jinja.contains("[/INST]") { return try named("mistral", tokenizer: tokenizer) }
         if jinja.contains("### Instruction:") && jinja.contains("### Response:") { return try named("alpaca", tokenizer: tokenizer) }
-        throw TrainerError.unsupported("the model's chat template is not one corpus knows (\(names.joined(separator: ", "))); name one with --template")
+        throw ModelError.unsupported("the model's chat template is not one corpus knows (\(names.joined(separator: ", "))); name one with --template")
     }
 
     /// A rendered conversation: the text, and the UTF-8 byte ranges of what the assistant says

@@ -15,7 +15,7 @@ public enum BLAS {
     static let smallBatchRows = Int(ProcessInfo.processInfo.environment["CORPUS_SMALL_BATCH_ROWS"] ?? "") ?? 16
 
     /// Threads for our own kernels: the machine's cores.
-    static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    package static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// y[M,N] = x[M,K] · W[N,K]ᵀ with the weights streamed once; output rows split among threads.
     static func smallBatchMatmul(_ x: UnsafePointer<Float>, rows m: Int, _ w: UnsafePointer<Float>,

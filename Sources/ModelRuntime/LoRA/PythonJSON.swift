@@ -9,7 +9,7 @@ import Foundation
 /// (as JSONSerialization returns them: booleans, integers and doubles stay distinct) and NSNull.
 enum PythonJSON {
     /// - Parameter newline: end with a line break (transformers' files do, PEFT's adapter_config.json does not).
-    /// - Throws: `TrainerError.unsupported` for a non-finite number or a value of another type.
+    /// - Throws: `ModelError.unsupported` for a non-finite number or a value of another type.
     static func encode(_ value: Any, newline: Bool = true) throws -> Data {
         var out = ""
         try write(value, indent: 0, into: &out)
@@ -62,12 +62,12 @@ enum PythonJSON {
             default: return n.stringValue
             }
         }
-        throw TrainerError.unsupported("cannot write \(value) (\(type(of: value))) as JSON")
+        throw ModelError.unsupported("cannot write \(value) (\(type(of: value))) as JSON")
     }
 
     /// Python's float repr: the shortest text that reads back the same, with ".0" on integers.
     private static func float(_ d: Double) throws -> String {
-        guard d.isFinite else { throw TrainerError.unsupported("cannot write the non-finite number \(d) as JSON") }
+        guard d.isFinite else { throw ModelError.unsupported("cannot write the non-finite number \(d) as JSON") }
         return "\(d)"
     }
 

@@ -12,41 +12,41 @@ public final class LlamaModel: @unchecked Sendable {
     // @unchecked: the weights are immutable after init; forward passes only read them.
     public let configuration: LlamaConfiguration
 
-    struct Layer {
-        var inputNorm: [Float]        // (C)            input_layernorm.weight
-        var qkv: [Float]              // (QKV, C)       q_proj, k_proj, v_proj rows stacked: one sgemm
-        var qkvBias: [Float]?         // (QKV)          Qwen2 only
-        var output: [Float]           // (C, NH·HD)     o_proj.weight
-        var postNorm: [Float]         // (C)            post_attention_layernorm.weight
-        var gateUp: [Float]           // (2·FFN, C)     gate_proj and up_proj rows stacked
-        var down: [Float]             // (C, FFN)       down_proj.weight
+    package struct Layer {
+        package var inputNorm: [Float]        // (C)            input_layernorm.weight
+        package var qkv: [Float]              // (QKV, C)       q_proj, k_proj, v_proj rows stacked: one sgemm
+        package var qkvBias: [Float]?         // (QKV)          Qwen2 only
+        package var output: [Float]           // (C, NH·HD)     o_proj.weight
+        package var postNorm: [Float]         // (C)            post_attention_layernorm.weight
+        package var gateUp: [Float]           // (2·FFN, C)     gate_proj and up_proj rows stacked
+        package var down: [Float]             // (C, FFN)       down_proj.weight
     }
 
-    let embedding: [Float]            // (V, C)         model.embed_tokens.weight
-    let layers: [Layer]
-    let finalNorm: [Float]            // (C)            model.norm.weight
-    let lmHead: [Float]               // (V, C)         lm_head.weight, or the embedding when tied
+    package let embedding: [Float]            // (V, C)         model.embed_tokens.weight
+    package let layers: [Layer]
+    package let finalNorm: [Float]            // (C)            model.norm.weight
+    package let lmHead: [Float]               // (V, C)         lm_head.weight, or the embedding when tied
     /// RoPE inverse frequencies, (HD/2).
-    let inverseFrequencies: [Float]
+    package let inverseFrequencies: [Float]
 
     /// Builds the model from Hugging Face-named fp32 tensors.
-    /// - Throws: `TrainerError` naming a missing, unexpected or mis-shaped tensor with both shapes.
+    /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes.
     public init(configuration c: LlamaConfiguration, tensors: [String: Tensor]) throws {
         configuration = c
         guard c.hiddenSize > 0, c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.headDim > 0, c.headDim % 2 == 0,
               c.intermediateSize > 0, c.vocabSize > 0, c.numHiddenLayers > 0,
               c.numAttentionHeads % c.numKeyValueHeads == 0 else {
-            throw TrainerError.unsupported("configuration not usable: hidden \(c.hiddenSize), heads \(c.numAttentionHeads)/\(c.numKeyValueHeads), head_dim \(c.headDim), intermediate \(c.intermediateSize), vocab \(c.vocabSize), layers \(c.numHiddenLayers); every size must be positive, head_dim even and heads a multiple of key/value heads")
+            throw ModelError.unsupported("configuration not usable: hidden \(c.hiddenSize), heads \(c.numAttentionHeads)/\(c.numKeyValueHeads), head_dim \(c.headDim), intermediate \(c.intermediateSize), vocab \(c.vocabSize), layers \(c.numHiddenLayers); every size must be positive, head_dim even and heads a multiple of key/value heads")
         }
         if let scaling = c.ropeScaling, scaling.ropeType != "llama3" {
-            throw TrainerError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not supported; plain RoPE and llama3 scaling are")
+            throw ModelError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not supported; plain RoPE and llama3 scaling are")
         }
         var used = Set<String>()
         func take(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let t = tensors[name] else {
-                throw TrainerError.invalidFile(path: name, detail: "missing tensor; expected shape \(shape)")
+                throw ModelError.invalidFile(path: name, detail: "missing tensor; expected shape \(shape)")
             }
-            guard t.shape == shape else { throw TrainerError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
+            guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
             used.insert(name)
             return t.data
         }
@@ -81,7 +81,7 @@ public final class LlamaModel: @unchecked Sendable {
         let factors = tensors[Self.ropeFactorsName] == nil ? nil : try take(Self.ropeFactorsName, [HD / 2])
         let unused = Set(tensors.keys).subtracting(used).sorted()
         guard unused.isEmpty else {
-            throw TrainerError.unsupported("unexpected tensors for a \(c.modelType) model: \(unused.prefix(5).joined(separator: ", "))\(unused.count > 5 ? " and \(unused.count - 5) more" : "")")
+            throw ModelError.unsupported("unexpected tensors for a \(c.modelType) model: \(unused.prefix(5).joined(separator: ", "))\(unused.count > 5 ? " and \(unused.count - 5) more" : "")")
         }
         inverseFrequencies = Self.inverseFrequencies(c, factors: factors)
     }
@@ -122,7 +122,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Runs `ids` after what `cache` already holds, appends their keys and values to it, and
     /// returns the logits of every new position (`allLogits`) or only of the last one: (T or 1, V).
-    /// - Throws: `TrainerError` for an id outside the vocabulary or a full cache.
+    /// - Throws: `ModelError` for an id outside the vocabulary or a full cache.
     public func forward(_ ids: [Int], cache: KVCache, allLogits: Bool) throws -> [Float] {
         try forward(batch: [(ids, cache)], allLogits: allLogits).first ?? []
     }
@@ -131,7 +131,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// holds: their tokens are stacked into one (N, C) matrix so every linear layer is one sgemm
     /// for the whole batch; attention runs per sequence over its own cache. Returns each
     /// sequence's logits, (T_i or 1, V).
-    /// - Throws: `TrainerError` for an id outside the vocabulary, a full cache, or a cache given twice.
+    /// - Throws: `ModelError` for an id outside the vocabulary, a full cache, or a cache given twice.
     public func forward(batch: [(ids: [Int], cache: KVCache)], allLogits: Bool) throws -> [[Float]] {
         let c = configuration
         let C = c.hiddenSize, V = c.vocabSize
@@ -139,13 +139,13 @@ public final class LlamaModel: @unchecked Sendable {
         var N = 0
         for (ids, cache) in batch {
             for id in ids where id < 0 || id >= V {
-                throw TrainerError.unsupported("token id \(id) is outside the vocabulary (0..<\(V))")
+                throw ModelError.unsupported("token id \(id) is outside the vocabulary (0..<\(V))")
             }
             guard cache.length + ids.count <= cache.capacity else {
-                throw TrainerError.unsupported("the sequence would be \(cache.length + ids.count) tokens; this cache holds \(cache.capacity)")
+                throw ModelError.unsupported("the sequence would be \(cache.length + ids.count) tokens; this cache holds \(cache.capacity)")
             }
             guard !rows.contains(where: { $0.cache === cache }) else {
-                throw TrainerError.unsupported("a KV cache appears twice in one batch")
+                throw ModelError.unsupported("a KV cache appears twice in one batch")
             }
             rows.append(BatchRows(first: N, count: ids.count, cache: cache))
             N += ids.count

@@ -27,12 +27,12 @@ public enum LoRAMerge {
     /// Copies of `tensors` (Hugging Face names, linear weights [out, in]) with every adapted
     /// projection replaced by W + s·B·A, computed as PEFT does: the product B·A in fp32 (one
     /// sgemm), scaled by s, then added to W.
-    /// - Throws: `TrainerError` when the adapter has a different number of layers than the
+    /// - Throws: `ModelError` when the adapter has a different number of layers than the
     ///   model, or a weight is missing or has another shape than the adapter's pair implies.
     public static func merge(_ adapter: LoRAAdapter, into tensors: [String: Tensor],
                              configuration model: LlamaConfiguration) throws -> [String: Tensor] {
         guard adapter.layers.count == model.numHiddenLayers else {
-            throw TrainerError.unsupported("the adapter has \(adapter.layers.count) layers but the model has \(model.numHiddenLayers); the adapter was trained for another model")
+            throw ModelError.unsupported("the adapter has \(adapter.layers.count) layers but the model has \(model.numHiddenLayers); the adapter was trained for another model")
         }
         let s = adapter.configuration.scale
         let r = adapter.configuration.rank
@@ -42,11 +42,11 @@ public enum LoRAMerge {
                 guard let pair = layer[target] else { continue }
                 let name = "model.layers.\(l).\(target.modulePath).weight"
                 guard var weight = out[name] else {
-                    throw TrainerError.invalidFile(path: name, detail: "the base model has no such weight, so the adapter's \(target.moduleName) of layer \(l) cannot be merged")
+                    throw ModelError.invalidFile(path: name, detail: "the base model has no such weight, so the adapter's \(target.moduleName) of layer \(l) cannot be merged")
                 }
                 let rows = pair.b.shape.first ?? 0, columns = pair.a.shape.last ?? 0
                 guard pair.a.shape == [r, columns], pair.b.shape == [rows, r], weight.shape == [rows, columns] else {
-                    throw TrainerError.shapeMismatch(tensor: name, expected: [rows, columns], found: weight.shape)
+                    throw ModelError.shapeMismatch(tensor: name, expected: [rows, columns], found: weight.shape)
                 }
                 var delta = [Float](repeating: 0, count: rows * columns)    // (out, in) = B (out, r) · A (r, in)
                 pair.b.data.withUnsafeBufferPointer { b in
@@ -73,7 +73,7 @@ public enum LoRAMerge {
     ///     GGUF file, whose quantized weights are dequantized). Rounding to F16/BF16 loses the part of
     ///     a small LoRA update below half a unit in the last place; the report counts such weights.
     ///   - metadata: strings for the safetensors `__metadata__` (lineage); `format` is always `pt`.
-    /// - Throws: `TrainerError` for an unreadable model, an adapter that does not fit it, or a
+    /// - Throws: `ModelError` for an unreadable model, an adapter that does not fit it, or a
     ///   folder that exists and is not empty.
     @discardableResult
     public static func writeMergedModel(adapter: LoRAAdapter, model path: String, to directory: URL,
@@ -106,7 +106,7 @@ public enum LoRAMerge {
     static func writeMergedModel(adapter: LoRAAdapter, model: LoadedModel, sourceFolder: URL?, to directory: URL,
                                  metadata: [String: String], weightType: WeightType, notes given: [String]) throws -> MergeReport {
         if let format = metadata["format"], format != "pt" {
-            throw TrainerError.unsupported("metadata key `format` is reserved for safetensors (\"pt\"); store \(format.debugDescription) under another key")
+            throw ModelError.unsupported("metadata key `format` is reserved for safetensors (\"pt\"); store \(format.debugDescription) under another key")
         }
         var notes = given
         var tensors = model.tensors
@@ -145,7 +145,7 @@ public enum LoRAMerge {
                     do {
                         try FileManager.default.copyItem(at: source, to: url)
                     } catch {
-                        throw TrainerError.invalidFile(path: source.path, detail: "cannot copy into the merged folder (\(error.localizedDescription))")
+                        throw ModelError.invalidFile(path: source.path, detail: "cannot copy into the merged folder (\(error.localizedDescription))")
                     }
                 })
             }
@@ -177,7 +177,7 @@ public enum LoRAMerge {
             let url = source.appendingPathComponent("config.json")
             guard let data = FileManager.default.contents(atPath: url.path),
                   let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                throw TrainerError.invalidFile(path: url.path, detail: "not a readable JSON object")
+                throw ModelError.invalidFile(path: url.path, detail: "not a readable JSON object")
             }
             json = object
             // transformers 4 writes torch_dtype, 5 writes dtype; set whichever the file has.

@@ -40,25 +40,25 @@ extension GGUFFile {
     }
 
     /// The configuration from the GGUF metadata (`{arch}.embedding_length`, ...).
-    /// - Throws: `TrainerError.unsupported` for an architecture other than llama/qwen2, or when a
+    /// - Throws: `ModelError.unsupported` for an architecture other than llama/qwen2, or when a
     ///   required key is missing.
     public func llamaConfiguration() throws -> LlamaConfiguration {
         guard let arch = metadata["general.architecture"]?.string else {
-            throw TrainerError.invalidFile(path: path, detail: "no general.architecture in the metadata")
+            throw ModelError.invalidFile(path: path, detail: "no general.architecture in the metadata")
         }
         guard ["llama", "qwen2", "mistral"].contains(arch) else {
-            throw TrainerError.unsupported("\(path): architecture \(arch) is not supported; supported: llama (Llama 2/3, SmolLM2, Mistral), qwen2")
+            throw ModelError.unsupported("\(path): architecture \(arch) is not supported; supported: llama (Llama 2/3, SmolLM2, Mistral), qwen2")
         }
         func int(_ key: String) throws -> Int {
             guard let v = metadata["\(arch).\(key)"]?.int else {
-                throw TrainerError.invalidFile(path: path, detail: "metadata \(arch).\(key) is missing")
+                throw ModelError.invalidFile(path: path, detail: "metadata \(arch).\(key) is missing")
             }
             return v
         }
         let heads = try int("attention.head_count")
         let hidden = try int("embedding_length")
         let vocab = metadata["tokenizer.ggml.tokens"]?.strings?.count ?? metadata["\(arch).vocab_size"]?.int
-        guard let vocab else { throw TrainerError.invalidFile(path: path, detail: "no tokenizer.ggml.tokens and no \(arch).vocab_size") }
+        guard let vocab else { throw ModelError.invalidFile(path: path, detail: "no tokenizer.ggml.tokens and no \(arch).vocab_size") }
         var eos: [Int] = []
         if let id = metadata["tokenizer.ggml.eos_token_id"]?.int { eos.append(id) }
         return LlamaConfiguration(
@@ -85,7 +85,7 @@ extension GGUFFile {
             // Llama 3.1+ RoPE scaling as divisors of the frequencies; LlamaModel applies them.
             if info.name == "rope_freqs.weight" { out[LlamaModel.ropeFactorsName] = try tensorData(info); continue }
             guard let name = Self.huggingFaceName(info.name) else {
-                throw TrainerError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
+                throw ModelError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
             }
             var tensor = try tensorData(info)
             if configuration.modelType != "qwen2" {
@@ -104,7 +104,7 @@ extension GGUFFile {
         let rows = tensor.shape[0]
         let cols = tensor.count / max(rows, 1)
         guard heads > 0, rows % (2 * heads) == 0 else {
-            throw TrainerError.shapeMismatch(tensor: name, expected: [heads * 2, cols], found: tensor.shape)
+            throw ModelError.shapeMismatch(tensor: name, expected: [heads * 2, cols], found: tensor.shape)
         }
         let headDim = rows / heads, half = headDim / 2
         var out = [Float](repeating: 0, count: tensor.count)

@@ -18,18 +18,18 @@ public final class SafetensorsFile: @unchecked Sendable {
     private let data: Data
     private let dataStart: Int
 
-    /// - Throws: `TrainerError.invalidFile` naming the problem and offset.
+    /// - Throws: `ModelError.invalidFile` naming the problem and offset.
     public init(path: String) throws {
         self.path = path
         data = try mapFile(path)
-        guard data.count >= 8 else { throw TrainerError.invalidFile(path: path, detail: "shorter than the 8-byte header length") }
+        guard data.count >= 8 else { throw ModelError.invalidFile(path: path, detail: "shorter than the 8-byte header length") }
         let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard length <= UInt64(data.count - 8) else {
-            throw TrainerError.invalidFile(path: path, detail: "the header claims \(length) bytes but the file has \(data.count - 8) after the length; the file is truncated")
+            throw ModelError.invalidFile(path: path, detail: "the header claims \(length) bytes but the file has \(data.count - 8) after the length; the file is truncated")
         }
         dataStart = 8 + Int(length)
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<dataStart)) as? [String: Any] else {
-            throw TrainerError.invalidFile(path: path, detail: "the header (bytes 8..<\(dataStart)) is not a JSON object")
+            throw ModelError.invalidFile(path: path, detail: "the header (bytes 8..<\(dataStart)) is not a JSON object")
         }
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]
@@ -45,7 +45,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                       let (p, o) = acc.0.multipliedReportingOverflow(by: d)
                       return (p, acc.1 || o || p >= (1 << 48))
                   }).1 == false else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(name): header entry is malformed or its data runs past the end of the file")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(name): header entry is malformed or its data runs past the end of the file")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
         }
@@ -55,25 +55,25 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// The tensor `name` as fp32 (F32, F16 and BF16 are read).
     public func tensor(named name: String) throws -> Tensor {
-        guard let e = entries[name] else { throw TrainerError.invalidFile(path: path, detail: "no tensor named \(name)") }
+        guard let e = entries[name] else { throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)") }
         let count = e.shape.reduce(1, *)
         let type: GGMLType
         switch e.dtype {
         case "F32": type = .f32
         case "F16": type = .f16
         case "BF16": type = .bf16
-        default: throw TrainerError.unsupported("\(path): tensor \(name) has dtype \(e.dtype); supported: F32, F16, BF16")
+        default: throw ModelError.unsupported("\(path): tensor \(name) has dtype \(e.dtype); supported: F32, F16, BF16")
         }
         let width = type == .f32 ? 4 : 2
         guard e.end - e.begin == count * width else {
-            throw TrainerError.invalidFile(path: path, detail: "tensor \(name): \(e.end - e.begin) bytes for shape \(e.shape) of \(e.dtype)")
+            throw ModelError.invalidFile(path: path, detail: "tensor \(name): \(e.end - e.begin) bytes for shape \(e.shape) of \(e.dtype)")
         }
         var out = [Float](repeating: 0, count: count)
         try data.withUnsafeBytes { raw in
             try out.withUnsafeMutableBufferPointer { dst in
                 guard let base = raw.baseAddress, let target = dst.baseAddress else {
                     if count == 0 { return }
-                    throw TrainerError.invalidFile(path: path, detail: "tensor \(name) has no data")
+                    throw ModelError.invalidFile(path: path, detail: "tensor \(name) has no data")
                 }
                 GGMLDequantize.run(type, source: base + dataStart + e.begin, count: count, into: target)
             }
@@ -108,33 +108,33 @@ public final class SafetensorsFile: @unchecked Sendable {
         do {
             try out.write(to: temporary)
             guard rename(temporary.path, target.path) == 0 else {
-                throw TrainerError.invalidFile(path: path, detail: "cannot replace the file (errno \(errno))")
+                throw ModelError.invalidFile(path: path, detail: "cannot replace the file (errno \(errno))")
             }
-        } catch let error as TrainerError {
+        } catch let error as ModelError {
             try? FileManager.default.removeItem(at: temporary)
             throw error
         } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw TrainerError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription))")
+            throw ModelError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription))")
         }
     }
 }
 
 extension LlamaConfiguration {
     /// Reads a Hugging Face `config.json`.
-    /// - Throws: `TrainerError` naming a missing key or an unsupported `model_type`.
+    /// - Throws: `ModelError` naming a missing key or an unsupported `model_type`.
     public init(configJSON path: String) throws {
         guard let data = FileManager.default.contents(atPath: path),
               let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw TrainerError.invalidFile(path: path, detail: "not a readable JSON object")
+            throw ModelError.invalidFile(path: path, detail: "not a readable JSON object")
         }
         func int(_ key: String) throws -> Int {
-            guard let v = j[key] as? Int else { throw TrainerError.invalidFile(path: path, detail: "\(key) is missing or not an integer") }
+            guard let v = j[key] as? Int else { throw ModelError.invalidFile(path: path, detail: "\(key) is missing or not an integer") }
             return v
         }
         let type = j["model_type"] as? String ?? "llama"
         guard ["llama", "qwen2", "mistral"].contains(type) else {
-            throw TrainerError.unsupported("\(path): model_type \(type) is not supported; supported: llama, qwen2, mistral")
+            throw ModelError.unsupported("\(path): model_type \(type) is not supported; supported: llama, qwen2, mistral")
         }
         var scaling: RopeScaling?
         if let s = j["rope_scaling"] as? [String: Any], let kind = (s["rope_type"] ?? s["type"]) as? String, kind != "default" {

@@ -22,8 +22,8 @@ extension LoRAAdapter {
     /// magnitudes, LoRA biases), a missing A or B, a layer or target that is absent, `bias` other
     /// than `none`, `fan_in_fan_out`, `use_dora`, rank or alpha patterns, `layers_to_transform`.
     ///
-    /// - Throws: `TrainerError.invalidFile` naming the file, the key and the fix, or
-    ///   `TrainerError.unsupported` for a valid PEFT option this runtime does not apply.
+    /// - Throws: `ModelError.invalidFile` naming the file, the key and the fix, or
+    ///   `ModelError.unsupported` for a valid PEFT option this runtime does not apply.
     public init(readingPEFT directory: URL, configuration model: LlamaConfiguration) throws {
         let configURL = directory.appendingPathComponent(Self.peftConfigFileName)
         let weightsURL = directory.appendingPathComponent(Self.peftWeightsFileName)
@@ -31,9 +31,9 @@ extension LoRAAdapter {
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             let bin = directory.appendingPathComponent("adapter_model.bin")
             if FileManager.default.fileExists(atPath: bin.path) {
-                throw TrainerError.invalidFile(path: bin.path, detail: "the adapter is a pickle (adapter_model.bin), which corpus does not read; re-save it with PEFT's save_pretrained(..., safe_serialization=True) to get adapter_model.safetensors")
+                throw ModelError.invalidFile(path: bin.path, detail: "the adapter is a pickle (adapter_model.bin), which corpus does not read; re-save it with PEFT's save_pretrained(..., safe_serialization=True) to get adapter_model.safetensors")
             }
-            throw TrainerError.invalidFile(path: weightsURL.path, detail: "missing; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
+            throw ModelError.invalidFile(path: weightsURL.path, detail: "missing; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
         }
         let file = try SafetensorsFile(path: weightsURL.path)
         let path = weightsURL.path
@@ -42,28 +42,28 @@ extension LoRAAdapter {
         var sourceKey: [String: String] = [:]
         for key in file.entries.keys.sorted() {
             guard let parsed = Self.parsePEFTKey(key) else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(key) is not a lora_A or lora_B weight of a Llama projection (q/k/v/o/gate/up/down_proj); corpus applies only those. If the adapter was trained with modules_to_save, trainable tokens, DoRA or LoRA biases, retrain without them")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(key) is not a lora_A or lora_B weight of a Llama projection (q/k/v/o/gate/up/down_proj); corpus applies only those. If the adapter was trained with modules_to_save, trainable tokens, DoRA or LoRA biases, retrain without them")
             }
             guard parsed.layer < model.numHiddenLayers else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(key) is for layer \(parsed.layer) but the model has \(model.numHiddenLayers) layers (0...\(model.numHiddenLayers - 1)); the adapter was trained for another model")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(key) is for layer \(parsed.layer) but the model has \(model.numHiddenLayers) layers (0...\(model.numHiddenLayers - 1)); the adapter was trained for another model")
             }
             guard configuration.targets.contains(parsed.target) else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(key) adapts \(parsed.target.moduleName), which target_modules in adapter_config.json (\(configuration.targets.map(\.moduleName))) does not list; the two files do not belong together")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(key) adapts \(parsed.target.moduleName), which target_modules in adapter_config.json (\(configuration.targets.map(\.moduleName))) does not list; the two files do not belong together")
             }
             let canonical = Self.peftKey(layer: parsed.layer, target: parsed.target, matrix: parsed.isA ? "A" : "B")
             if let other = sourceKey[canonical] {
-                throw TrainerError.invalidFile(path: path, detail: "tensors \(other) and \(key) are the same weight under two names; keep one")
+                throw ModelError.invalidFile(path: path, detail: "tensors \(other) and \(key) are the same weight under two names; keep one")
             }
             sourceKey[canonical] = key
             let size = parsed.target.shape(model)
             let expected = parsed.isA ? [r, size.in] : [size.out, r]
             let shape = file.entries[key]?.shape ?? []
             guard shape == expected else {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(key) has shape \(shape), expected \(expected) (r = \(r) from adapter_config.json; the model's \(parsed.target.moduleName) maps \(size.in) → \(size.out)); the adapter was trained for another model or its config does not match its weights")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(key) has shape \(shape), expected \(expected) (r = \(r) from adapter_config.json; the model's \(parsed.target.moduleName) maps \(size.in) → \(size.out)); the adapter was trained for another model or its config does not match its weights")
             }
             let tensor = try file.tensor(named: key)
             if let i = tensor.data.firstIndex(where: { !$0.isFinite }) {
-                throw TrainerError.invalidFile(path: path, detail: "tensor \(key): element \(i) is \(tensor.data[i]); the adapter is damaged")
+                throw ModelError.invalidFile(path: path, detail: "tensor \(key): element \(i) is \(tensor.data[i]); the adapter is damaged")
             }
             var entry = found[parsed.layer, default: [:]][parsed.target] ?? (nil, nil)
             if parsed.isA { entry.a = tensor } else { entry.b = tensor }
@@ -75,10 +75,10 @@ extension LoRAAdapter {
             for target in configuration.targets {
                 let entry = found[l]?[target]
                 guard let a = entry?.a else {
-                    throw TrainerError.invalidFile(path: path, detail: "tensor \(Self.peftKey(layer: l, target: target, matrix: "A")) is missing; every layer must adapt every module of target_modules (\(configuration.targets.map(\.moduleName)))")
+                    throw ModelError.invalidFile(path: path, detail: "tensor \(Self.peftKey(layer: l, target: target, matrix: "A")) is missing; every layer must adapt every module of target_modules (\(configuration.targets.map(\.moduleName)))")
                 }
                 guard let b = entry?.b else {
-                    throw TrainerError.invalidFile(path: path, detail: "tensor \(Self.peftKey(layer: l, target: target, matrix: "B")) is missing; every lora_A needs its lora_B")
+                    throw ModelError.invalidFile(path: path, detail: "tensor \(Self.peftKey(layer: l, target: target, matrix: "B")) is missing; every lora_A needs its lora_B")
                 }
                 layer[target] = LoRAPair(a: a, b: b)
             }
@@ -88,7 +88,7 @@ extension LoRAAdapter {
     }
 
     /// `base_model_name_or_path` and the safetensors metadata of a PEFT folder.
-    /// - Throws: `TrainerError.invalidFile` when either file is missing or unreadable.
+    /// - Throws: `ModelError.invalidFile` when either file is missing or unreadable.
     public static func readPEFTInfo(directory: URL) throws -> PEFTAdapterInfo {
         let configURL = directory.appendingPathComponent(peftConfigFileName)
         let json = try readJSONObject(configURL)
@@ -98,11 +98,11 @@ extension LoRAAdapter {
 
     /// The LoRA hyper-parameters of an adapter_config.json, after checking that every option is
     /// one this runtime applies exactly.
-    /// - Throws: `TrainerError` naming the key, its value and what to do.
+    /// - Throws: `ModelError` naming the key, its value and what to do.
     public static func readPEFTConfiguration(_ url: URL) throws -> LoRAConfiguration {
         let path = url.path
         let j = try readJSONObject(url)
-        func fail(_ detail: String) -> TrainerError { TrainerError.invalidFile(path: path, detail: detail) }
+        func fail(_ detail: String) -> ModelError { ModelError.invalidFile(path: path, detail: detail) }
         func isUnset(_ key: String) -> Bool {
             switch j[key] {
             case nil, is NSNull: return true
@@ -117,7 +117,7 @@ extension LoRAAdapter {
             }
         }
         if !isUnset("task_type"), let task = j["task_type"] as? String, task != "CAUSAL_LM" {
-            throw TrainerError.unsupported("\(path): task_type is \(task); corpus applies CAUSAL_LM adapters only")
+            throw ModelError.unsupported("\(path): task_type is \(task); corpus applies CAUSAL_LM adapters only")
         }
         guard let rank = (j["r"] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), rank > 0 else {
             throw fail("r is \(j["r"].map { "\($0)" } ?? "missing"); it must be a positive integer (the LoRA rank)")
@@ -138,29 +138,29 @@ extension LoRAAdapter {
         let dropout = try number("lora_dropout", default: 0)
         let bias = j["bias"] as? String ?? "none"
         guard bias == "none" else {
-            throw TrainerError.unsupported("\(path): bias is \(bias.debugDescription); corpus applies adapters with bias \"none\" only (retrain with bias=\"none\")")
+            throw ModelError.unsupported("\(path): bias is \(bias.debugDescription); corpus applies adapters with bias \"none\" only (retrain with bias=\"none\")")
         }
         if try flag("fan_in_fan_out") {
-            throw TrainerError.unsupported("\(path): fan_in_fan_out is true (GPT-2 style Conv1D weights); Llama models use fan_in_fan_out false")
+            throw ModelError.unsupported("\(path): fan_in_fan_out is true (GPT-2 style Conv1D weights); Llama models use fan_in_fan_out false")
         }
         for key in ["use_dora", "lora_bias", "use_qalora"] where try flag(key) {
-            throw TrainerError.unsupported("\(path): \(key) is true; corpus applies plain LoRA only (retrain with \(key)=False, or merge the adapter in PEFT)")
+            throw ModelError.unsupported("\(path): \(key) is true; corpus applies plain LoRA only (retrain with \(key)=False, or merge the adapter in PEFT)")
         }
         for key in ["rank_pattern", "alpha_pattern", "layers_to_transform", "layer_replication", "modules_to_save", "trainable_token_indices"] where !isUnset(key) {
-            throw TrainerError.unsupported("\(path): \(key) is set (\(j[key].map { "\($0)" } ?? "")); corpus applies one rank and alpha to every layer and no extra modules (retrain without \(key), or merge the adapter in PEFT)")
+            throw ModelError.unsupported("\(path): \(key) is set (\(j[key].map { "\($0)" } ?? "")); corpus applies one rank and alpha to every layer and no extra modules (retrain without \(key), or merge the adapter in PEFT)")
         }
         let names: [String]
         switch j["target_modules"] {
         case let list as [String]: names = list
         case let one as String:
-            throw TrainerError.unsupported("\(path): target_modules is the pattern \(one.debugDescription); corpus needs the list of module names (q_proj, k_proj, ...), which PEFT writes after resolving a pattern")
+            throw ModelError.unsupported("\(path): target_modules is the pattern \(one.debugDescription); corpus needs the list of module names (q_proj, k_proj, ...), which PEFT writes after resolving a pattern")
         default:
             throw fail("target_modules is missing or not a list of module names")
         }
         var targets: [LoRATarget] = []
         for name in names {
             guard let target = LoRATarget(name: name), target.moduleName == name else {
-                throw TrainerError.unsupported("\(path): target_modules lists \(name.debugDescription); corpus adapts q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj and down_proj only")
+                throw ModelError.unsupported("\(path): target_modules lists \(name.debugDescription); corpus adapts q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj and down_proj only")
             }
             if !targets.contains(target) { targets.append(target) }
         }
@@ -184,10 +184,10 @@ extension LoRAAdapter {
 
     static func readJSONObject(_ url: URL) throws -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TrainerError.invalidFile(path: url.path, detail: "missing or unreadable; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
+            throw ModelError.invalidFile(path: url.path, detail: "missing or unreadable; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
         }
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TrainerError.invalidFile(path: url.path, detail: "not a JSON object")
+            throw ModelError.invalidFile(path: url.path, detail: "not a JSON object")
         }
         return json
     }

@@ -53,7 +53,7 @@ public final class BPETokenizer: @unchecked Sendable {
         static let ggufNames = "smollm, gpt2, llama-bpe (llama3), qwen2"
     }
 
-    /// - Throws: `TrainerError.unsupported` for a merge naming a token that is not in the vocabulary.
+    /// - Throws: `ModelError.unsupported` for a merge naming a token that is not in the vocabulary.
     public init(tokens: [String], merges: [String], specialTokenIDs: [Int], preTokenizer: PreTokenizer,
                 bos: Int?, eos: Int?, unknown: Int? = nil, addedTokenIDs: [Int] = [],
                 normalizeNFC: Bool = false, ignoreMerges: Bool = false) throws {
@@ -68,7 +68,7 @@ public final class BPETokenizer: @unchecked Sendable {
             let parts = merge.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, let a = ids[String(parts[0])], let b = ids[String(parts[1])],
                   let merged = ids[String(parts[0]) + String(parts[1])] else {
-                throw TrainerError.unsupported("tokenizer merge \(rank) '\(merge)' names a token that is not in the vocabulary")
+                throw ModelError.unsupported("tokenizer merge \(rank) '\(merge)' names a token that is not in the vocabulary")
             }
             let key = Int64(a) << 32 | Int64(b)
             if table[key] == nil { table[key] = (rank, merged) }
@@ -91,10 +91,10 @@ public final class BPETokenizer: @unchecked Sendable {
     /// The tokenizer stored in a GGUF file's `tokenizer.ggml.*` metadata.
     public static func fromGGUF(_ metadata: [String: GGUFValue]) throws -> BPETokenizer {
         guard metadata["tokenizer.ggml.model"]?.string == "gpt2" else {
-            throw TrainerError.unsupported("tokenizer.ggml.model \(metadata["tokenizer.ggml.model"]?.string ?? "(none)") is not supported; byte-level BPE (gpt2) is. SentencePiece vocabularies (Llama 2, Mistral) are not supported yet")
+            throw ModelError.unsupported("tokenizer.ggml.model \(metadata["tokenizer.ggml.model"]?.string ?? "(none)") is not supported; byte-level BPE (gpt2) is. SentencePiece vocabularies (Llama 2, Mistral) are not supported yet")
         }
         guard let tokens = metadata["tokenizer.ggml.tokens"]?.strings, let merges = metadata["tokenizer.ggml.merges"]?.strings else {
-            throw TrainerError.unsupported("the GGUF has no tokenizer.ggml.tokens or tokenizer.ggml.merges")
+            throw ModelError.unsupported("the GGUF has no tokenizer.ggml.tokens or tokenizer.ggml.merges")
         }
         let types = metadata["tokenizer.ggml.token_type"]?.ints ?? []
         // 3 = control (special), 4 = user-defined (an added token matched whole, not special).
@@ -102,7 +102,7 @@ public final class BPETokenizer: @unchecked Sendable {
         let userDefined = types.enumerated().filter { $0.element == 4 }.map(\.offset)
         let name = metadata["tokenizer.ggml.pre"]?.string ?? "gpt2"
         guard let pre = PreTokenizer(ggufName: name) else {
-            throw TrainerError.unsupported("pre-tokenizer \(name) (tokenizer.ggml.pre) is not supported yet; supported: \(PreTokenizer.ggufNames)")
+            throw ModelError.unsupported("pre-tokenizer \(name) (tokenizer.ggml.pre) is not supported yet; supported: \(PreTokenizer.ggufNames)")
         }
         return try BPETokenizer(tokens: tokens, merges: merges, specialTokenIDs: special, preTokenizer: pre,
                                 bos: metadata["tokenizer.ggml.bos_token_id"]?.int, eos: metadata["tokenizer.ggml.eos_token_id"]?.int,

@@ -10,11 +10,11 @@ public final class ModelFiles: @unchecked Sendable {
     /// tokenizer_config.json and generation_config.json of a folder (empty for GGUF).
     public let tokenizerConfiguration: TokenizerConfiguration
 
-    /// - Throws: `TrainerError.invalidFile` when `path` is neither a readable GGUF file nor a folder.
+    /// - Throws: `ModelError.invalidFile` when `path` is neither a readable GGUF file nor a folder.
     public init(path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw TrainerError.invalidFile(path: path, detail: "no such file or folder; give a .gguf file or a Hugging Face model folder")
+            throw ModelError.invalidFile(path: path, detail: "no such file or folder; give a .gguf file or a Hugging Face model folder")
         }
         self.path = path
         if isDirectory.boolValue {
@@ -31,7 +31,7 @@ public final class ModelFiles: @unchecked Sendable {
         if let gguf { return try BPETokenizer.fromGGUF(gguf.metadata) }
         let file = URL(fileURLWithPath: path).appendingPathComponent("tokenizer.json").path
         guard FileManager.default.fileExists(atPath: file) else {
-            throw TrainerError.invalidFile(path: file, detail: "the model folder has no tokenizer.json")
+            throw ModelError.invalidFile(path: file, detail: "the model folder has no tokenizer.json")
         }
         return try BPETokenizer.fromTokenizerJSON(path: file, bos: tokenizerConfiguration.bosToken, eos: tokenizerConfiguration.eosToken)
     }

@@ -16,11 +16,11 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// Wraps existing data; `data.count` must equal the product of `shape`.
-    /// - Throws: `TrainerError` when the element count does not match the shape.
+    /// - Throws: `ModelError` when the element count does not match the shape.
     public init(shape: [Int], data: [Float]) throws {
         let count = shape.reduce(1, *)
         guard count == data.count else {
-            throw TrainerError.shapeMismatch(
+            throw ModelError.shapeMismatch(
                 tensor: "(unnamed)", expected: shape, found: [data.count])
         }
         self.shape = shape

@@ -17,28 +17,28 @@ enum AtomicFolder {
     /// - Parameters:
     ///   - requireEmpty: refuse an existing folder that holds anything (a merged model must not be
     ///     mixed with another model's shards).
-    /// - Throws: `TrainerError.invalidFile` naming the folder or file that could not be written.
+    /// - Throws: `ModelError.invalidFile` naming the folder or file that could not be written.
     static func write(_ files: [File], into directory: URL, requireEmpty: Bool) throws {
         let manager = FileManager.default
         let target = directory.standardizedFileURL
         var isDirectory: ObjCBool = false
         let exists = manager.fileExists(atPath: target.path, isDirectory: &isDirectory)
         if exists && !isDirectory.boolValue {
-            throw TrainerError.invalidFile(path: target.path, detail: "is a file, not a folder; choose a folder path to write to")
+            throw ModelError.invalidFile(path: target.path, detail: "is a file, not a folder; choose a folder path to write to")
         }
         if !exists {
             let parent = target.deletingLastPathComponent()
             do {
                 try manager.createDirectory(at: parent, withIntermediateDirectories: true)
             } catch {
-                throw TrainerError.invalidFile(path: parent.path, detail: "cannot create the folder (\(error.localizedDescription))")
+                throw ModelError.invalidFile(path: parent.path, detail: "cannot create the folder (\(error.localizedDescription))")
             }
             let staging = parent.appendingPathComponent(".\(target.lastPathComponent).\(UUID().uuidString).tmp")
             do {
                 try manager.createDirectory(at: staging, withIntermediateDirectories: false)
                 for file in files { try file.write(staging.appendingPathComponent(file.name)) }
                 guard rename(staging.path, target.path) == 0 else {
-                    throw TrainerError.invalidFile(path: target.path, detail: "cannot move the finished folder into place (errno \(errno)); nothing was written")
+                    throw ModelError.invalidFile(path: target.path, detail: "cannot move the finished folder into place (errno \(errno)); nothing was written")
                 }
             } catch {
                 try? manager.removeItem(at: staging)
@@ -49,7 +49,7 @@ enum AtomicFolder {
         if requireEmpty {
             let contents = (try? manager.contentsOfDirectory(atPath: target.path)) ?? []
             if !contents.isEmpty {
-                throw TrainerError.invalidFile(path: target.path, detail: "the folder already holds \(contents.count) file(s) (\(contents.sorted().prefix(3).joined(separator: ", "))); choose a new folder or empty this one")
+                throw ModelError.invalidFile(path: target.path, detail: "the folder already holds \(contents.count) file(s) (\(contents.sorted().prefix(3).joined(separator: ", "))); choose a new folder or empty this one")
             }
         }
         var written: [(temporary: URL, final: URL)] = []
@@ -62,7 +62,7 @@ enum AtomicFolder {
             }
             for (temporary, final) in written {
                 guard rename(temporary.path, final.path) == 0 else {
-                    throw TrainerError.invalidFile(path: final.path, detail: "cannot replace the file (errno \(errno))")
+                    throw ModelError.invalidFile(path: final.path, detail: "cannot replace the file (errno \(errno))")
                 }
             }
         } catch {
@@ -76,12 +76,12 @@ enum AtomicFolder {
         do {
             try data.write(to: url)
         } catch {
-            throw TrainerError.invalidFile(path: url.path, detail: "cannot write (\(error.localizedDescription))")
+            throw ModelError.invalidFile(path: url.path, detail: "cannot write (\(error.localizedDescription))")
         }
     }
 
     private static func wrapped(_ error: any Error, path: String) -> any Error {
-        if error is TrainerError { return error }
-        return TrainerError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription)); nothing was changed")
+        if error is ModelError { return error }
+        return ModelError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription)); nothing was changed")
     }
 }

@@ -1,0 +1,22 @@
+/// Errors of the model runtime: model files (GGUF, safetensors, configuration), the tokenizer,
+/// chat templates, the forward pass and LoRA adapter files. Every case names the file or tensor
+/// involved and, in its description, what to do about it.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    /// A tensor does not have the shape the architecture requires.
+    case shapeMismatch(tensor: String, expected: [Int], found: [Int])
+    /// A file could not be read or parsed; `detail` says what and where.
+    case invalidFile(path: String, detail: String)
+    /// Something the runtime does not support (architecture, tensor type, template...).
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case let .shapeMismatch(tensor, expected, found):
+            return "tensor \(tensor): expected shape \(expected), found \(found); the weights do not match the configuration"
+        case let .invalidFile(path, detail):
+            return "\(path): \(detail)"
+        case let .unsupported(what):
+            return what
+        }
+    }
+}
