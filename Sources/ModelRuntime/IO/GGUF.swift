@@ -111,6 +111,8 @@ public final class GGUFFile: @unchecked Sendable {
     /// Offset of the tensor data section in the file.
     public let dataOffset: Int
     private let data: Data
+    /// The largest `general.alignment` accepted (ggml's default is 32).
+    static let maximumAlignment = 1 << 16
 
     /// Reads the header, metadata and tensor table of the file at `path`.
     /// - Throws: `ModelError.invalidFile` naming the byte offset and what is wrong.
@@ -168,8 +170,16 @@ public final class GGUFFile: @unchecked Sendable {
             }
             tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: offset))
         }
-        let alignment = metadata["general.alignment"]?.int ?? 32
-        guard alignment > 0 else { throw ModelError.invalidFile(path: path, detail: "general.alignment is \(alignment)") }
+        // ggml requires a power of two; bounding it also keeps the rounding below from overflowing.
+        let alignment: Int
+        switch metadata["general.alignment"] {
+        case nil: alignment = 32
+        case let value?:
+            guard let a = value.int, a > 0, a <= Self.maximumAlignment, a & (a - 1) == 0 else {
+                throw ModelError.invalidFile(path: path, detail: "general.alignment is \(value), not a power of two from 1 to \(Self.maximumAlignment); the file is damaged")
+            }
+            alignment = a
+        }
         dataOffset = (reader.offset + alignment - 1) / alignment * alignment
         self.metadata = metadata
         self.tensors = tensors
@@ -246,7 +256,24 @@ struct GGUFReader {
         return String(decoding: data[data.startIndex + start ..< data.startIndex + start + Int(length)], as: UTF8.self)
     }
 
-    mutating func value(type: UInt32, key: String) throws -> GGUFValue {
+    /// How deep arrays of arrays may nest (real files use one level; the limit bounds recursion).
+    static let maximumArrayDepth = 8
+
+    /// The fewest bytes a metadata value of `type` occupies (1 for an unknown type, which the
+    /// reader then refuses).
+    static func minimumSize(of type: UInt32) -> UInt64 {
+        switch type {
+        case 0, 1, 7: return 1
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 8, 10, 11, 12: return 8   // a string is at least its 8-byte length
+        case 9: return 12              // element type and count
+        default: return 1
+        }
+    }
+
+    /// One metadata value of `type`; `depth` counts the arrays it sits in.
+    mutating func value(type: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
         switch type {
         case 0: return .uint8(try load(UInt8.self))
         case 1: return .int8(try load(Int8.self))
@@ -258,14 +285,20 @@ struct GGUFReader {
         case 7: return .bool(try load(UInt8.self) != 0)
         case 8: return .string(try string())
         case 9:
+            guard depth < Self.maximumArrayDepth else {
+                throw ModelError.invalidFile(path: path, detail: "metadata \(key): arrays nested more than \(Self.maximumArrayDepth) deep at byte \(offset); the file is damaged")
+            }
             let elementType = try u32()
             let count = try u64()
-            guard count < (1 << 28) else {
-                throw ModelError.invalidFile(path: path, detail: "metadata \(key): array of \(count) elements at byte \(offset) is implausible")
+            // Every element takes at least `minimumSize` bytes, so the count must fit in what is
+            // left of the file: checked before any memory is reserved for it.
+            let remaining = UInt64(data.count - offset)
+            guard count < (1 << 28), count * Self.minimumSize(of: elementType) <= remaining else {
+                throw ModelError.invalidFile(path: path, detail: "metadata \(key): array of \(count) elements at byte \(offset) does not fit in the \(remaining) bytes left; the file is damaged")
             }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(count))
-            for _ in 0..<count { items.append(try value(type: elementType, key: key)) }
+            for _ in 0..<count { items.append(try value(type: elementType, key: key, depth: depth + 1)) }
             return .array(items)
         case 10: return .uint64(try load(UInt64.self))
         case 11: return .int64(try load(Int64.self))

@@ -9,6 +9,9 @@ import Foundation
 /// `ByteLevel`. Anything else is refused with what was found, so no text is silently tokenized
 /// differently from Hugging Face.
 extension BPETokenizer {
+    /// How many ids below the largest may be unused in tokenizer.json before the file is refused.
+    static let maximumIDGap = 65_536
+
     static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
@@ -51,7 +54,14 @@ extension BPETokenizer {
             byID[id] = content
             if entry["special"] as? Bool == true { special.append(id) } else { added.append(id) }
         }
-        let count = (byID.keys.max() ?? -1) + 1
+        // The table is indexed by id, so its size comes from the largest id: bound it by what the
+        // file holds (real vocabularies number their tokens 0..<N, with at most a few gaps), so a
+        // hostile id such as 10^15 is an error rather than an allocation the process cannot survive.
+        let maxID = byID.keys.max() ?? -1
+        guard maxID < byID.count + Self.maximumIDGap else {
+            throw ModelError.invalidFile(path: path, detail: "token id \(maxID) is far beyond the \(byID.count) tokens the file defines (ids run 0..<N with at most \(Self.maximumIDGap) unused); the file is damaged")
+        }
+        let count = maxID + 1
         var tokens = [String](repeating: "", count: count)
         for (id, token) in byID { tokens[id] = token }
 
