@@ -208,8 +208,8 @@ struct GGUFModelTests {
         let hf: [[Float]] = (0..<(heads * headDim)).map { r in (0..<cols).map { Float(r * 100 + $0) } }
         let gguf = Self.permute(hf, heads: heads)
         #expect(gguf != hf)
-        let back = try GGUFFile.unpermuteRows(try Tensor(shape: [heads * headDim, cols], data: gguf.flatMap { $0 }), heads: heads, name: "q")
-        #expect(back.data == hf.flatMap { $0 })
+        let back = try GGUFFile.unpermuteRows(StoredTensor(try Tensor(shape: [heads * headDim, cols], data: gguf.flatMap { $0 })), heads: heads, name: "q")
+        #expect(back.dequantized().data == hf.flatMap { $0 })
     }
 
     @Test func names() {

@@ -195,6 +195,26 @@ public final class GGUFFile: @unchecked Sendable {
         return try tensorData(info)
     }
 
+    /// The tensor of `info` in its stored type (its bytes copied out of the mapping), in PyTorch
+    /// shape order.
+    /// - Throws: `ModelError` when the type is not supported or the data runs past the file's end.
+    public func storedTensor(_ info: GGUFTensorInfo) throws -> StoredTensor {
+        guard let layout = info.type.blockLayout else {
+            throw ModelError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
+        }
+        let count = info.elementCount
+        guard count % layout.elements == 0, info.dimensions[0] % layout.elements == 0 else {
+            throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): \(count) elements do not fill whole \(info.type.name) blocks")
+        }
+        let byteCount = count / layout.elements * layout.bytes
+        let start = dataOffset + info.offset
+        guard start >= dataOffset, start + byteCount <= data.count else {
+            throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): its \(byteCount) bytes at offset \(start) run past the end of the file (\(data.count) bytes); the file is truncated")
+        }
+        let bytes = [UInt8](data[(data.startIndex + start)..<(data.startIndex + start + byteCount)])
+        return try StoredTensor(shape: info.shape, type: info.type, bytes: bytes, name: info.name)
+    }
+
     /// The tensor of `info`, dequantized to fp32, in PyTorch shape order.
     public func tensorData(_ info: GGUFTensorInfo) throws -> Tensor {
         guard let layout = info.type.blockLayout else {

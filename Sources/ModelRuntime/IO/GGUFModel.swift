@@ -1,15 +1,32 @@
 import Foundation
 
-/// A model's configuration and fp32 weights with Hugging Face names and PyTorch shapes.
+/// A model's configuration and weights with Hugging Face names and PyTorch shapes, each in the
+/// type it was stored in (bf16 stays bf16, Q4_1 stays Q4_1).
 public struct LoadedModel: Sendable {
     public var configuration: LlamaConfiguration
     /// `model.embed_tokens.weight`, `model.layers.N.self_attn.q_proj.weight`, ... as in a Hugging
     /// Face checkpoint: linear weights `[out, in]`, Q and K rows in Hugging Face order.
-    public var tensors: [String: Tensor]
+    public var weights: [String: StoredTensor]
     /// "gguf" or "safetensors".
     public var format: String
     /// The files the weights came from (for the model fingerprint).
     public var weightFiles: [String]
+
+    public init(configuration: LlamaConfiguration, weights: [String: StoredTensor], format: String, weightFiles: [String]) {
+        self.configuration = configuration
+        self.weights = weights
+        self.format = format
+        self.weightFiles = weightFiles
+    }
+
+    /// Every weight dequantized to fp32 (merging, tests; a whole fp32 copy, so not for serving).
+    public var tensors: [String: Tensor] { weights.mapValues { $0.dequantized() } }
+
+    /// The model, with its matrices kept in their stored types or converted to `baseType`.
+    /// - Throws: `ModelError` as `LlamaModel.init(configuration:weights:baseType:)` does.
+    public func model(baseType: GGMLType? = nil) throws -> LlamaModel {
+        try LlamaModel(configuration: configuration, weights: weights, baseType: baseType)
+    }
 }
 
 extension GGUFFile {
@@ -80,14 +97,14 @@ extension GGUFFile {
     /// not know are an error naming them.
     public func loadModel() throws -> LoadedModel {
         let configuration = try llamaConfiguration()
-        var out: [String: Tensor] = [:]
+        var out: [String: StoredTensor] = [:]
         for info in tensors {
             // Llama 3.1+ RoPE scaling as divisors of the frequencies; LlamaModel applies them.
-            if info.name == "rope_freqs.weight" { out[LlamaModel.ropeFactorsName] = try tensorData(info); continue }
+            if info.name == "rope_freqs.weight" { out[LlamaModel.ropeFactorsName] = try storedTensor(info); continue }
             guard let name = Self.huggingFaceName(info.name) else {
                 throw ModelError.unsupported("\(path): tensor \(info.name) is not part of a \(configuration.modelType) model as this loader knows it")
             }
-            var tensor = try tensorData(info)
+            var tensor = try storedTensor(info)
             if configuration.modelType != "qwen2" {
                 // The converter permutes q/k biases (llama with attention_bias) like the weights.
                 if name.contains(".self_attn.q_proj.") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numAttentionHeads, name: info.name) }
@@ -95,32 +112,31 @@ extension GGUFFile {
             }
             out[name] = tensor
         }
-        return LoadedModel(configuration: configuration, tensors: out, format: "gguf", weightFiles: [path])
+        return LoadedModel(configuration: configuration, weights: out, format: "gguf", weightFiles: [path])
     }
 
     /// Undoes llama.cpp's `permute(w, n_head)`: it reshapes the rows as (heads, 2, HD/2) and swaps
     /// the last two axes, so GGUF row `h·HD + 2i + t` holds Hugging Face row `h·HD + t·HD/2 + i`.
-    static func unpermuteRows(_ tensor: Tensor, heads: Int, name: String) throws -> Tensor {
+    static func unpermuteRows(_ tensor: StoredTensor, heads: Int, name: String) throws -> StoredTensor {
         let rows = tensor.shape[0]
         let cols = tensor.count / max(rows, 1)
         guard heads > 0, rows % (2 * heads) == 0 else {
             throw ModelError.shapeMismatch(tensor: name, expected: [heads * 2, cols], found: tensor.shape)
         }
         let headDim = rows / heads, half = headDim / 2
-        var out = [Float](repeating: 0, count: tensor.count)
-        tensor.data.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for h in 0..<heads {
-                    for i in 0..<half {
-                        for t in 0..<2 {
-                            let from = (h * headDim + 2 * i + t) * cols
-                            let to = (h * headDim + t * half + i) * cols
-                            for c in 0..<cols { dst[to + c] = src[from + c] }
-                        }
-                    }
-                }
+        // Result row h·HD + t·HD/2 + i is stored row h·HD + 2i + t; whole rows move, so this works
+        // on the stored bytes of any type (a 1-D bias is rows of one value).
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads {
+            for i in 0..<half {
+                for t in 0..<2 { order[h * headDim + t * half + i] = h * headDim + 2 * i + t }
             }
         }
-        return try Tensor(shape: tensor.shape, data: out)
+        if tensor.shape.count == 1 {
+            let values = tensor.dequantized().data
+            return StoredTensor(Tensor(validShape: tensor.shape, data: order.map { values[$0] }))
+        }
+        return tensor.reorderingRows(order)
     }
+
 }

@@ -13,7 +13,7 @@ public enum ModelLoader {
         let folder = URL(fileURLWithPath: path)
         let configuration = try LlamaConfiguration(configJSON: folder.appendingPathComponent("config.json").path)
         let files = try weightFiles(folder: path).map { folder.appendingPathComponent($0).path }
-        var tensors: [String: Tensor] = [:]
+        var tensors: [String: StoredTensor] = [:]
         for file in files {
             let st = try SafetensorsFile(path: file)
             for name in st.entries.keys.sorted() {
@@ -22,10 +22,10 @@ public enum ModelLoader {
                 guard tensors[name] == nil else {
                     throw ModelError.invalidFile(path: file, detail: "tensor \(name) appears in two shards")
                 }
-                tensors[name] = try st.tensor(named: name)
+                tensors[name] = try st.storedTensor(named: name)
             }
         }
-        return LoadedModel(configuration: configuration, tensors: tensors, format: "safetensors", weightFiles: files)
+        return LoadedModel(configuration: configuration, weights: tensors, format: "safetensors", weightFiles: files)
     }
 
     /// The safetensors files of a Hugging Face folder, relative to it and sorted: the shards

@@ -53,6 +53,30 @@ public final class SafetensorsFile: @unchecked Sendable {
         self.metadata = metadata
     }
 
+    /// The tensor `name` in its stored type (F32, F16 and BF16 are read), its bytes copied.
+    /// - Throws: `ModelError` for a missing tensor, another dtype, or a byte count that does not
+    ///   match the shape.
+    public func storedTensor(named name: String) throws -> StoredTensor {
+        guard let e = entries[name] else { throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)") }
+        let type: GGMLType
+        switch e.dtype {
+        case "F32": type = .f32
+        case "F16": type = .f16
+        case "BF16": type = .bf16
+        default: throw ModelError.unsupported("\(path): tensor \(name) has dtype \(e.dtype); supported: F32, F16, BF16")
+        }
+        let count = e.shape.reduce(1, *)
+        guard e.end - e.begin == count * (type == .f32 ? 4 : 2), count > 0 else {
+            throw ModelError.invalidFile(path: path, detail: "tensor \(name): \(e.end - e.begin) bytes for shape \(e.shape) of \(e.dtype)")
+        }
+        let start = data.startIndex + dataStart + e.begin
+        do {
+            return try StoredTensor(shape: e.shape, type: type, bytes: [UInt8](data[start..<(start + e.end - e.begin)]), name: name)
+        } catch let error as ModelError {
+            throw ModelError.invalidFile(path: path, detail: "\(error)")
+        }
+    }
+
     /// The tensor `name` as fp32 (F32, F16 and BF16 are read).
     public func tensor(named name: String) throws -> Tensor {
         guard let e = entries[name] else { throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)") }

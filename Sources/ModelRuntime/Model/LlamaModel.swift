@@ -12,26 +12,46 @@ public final class LlamaModel: @unchecked Sendable {
     // @unchecked: the weights are immutable after init; forward passes only read them.
     public let configuration: LlamaConfiguration
 
-    package struct Layer {
+    package struct Layer: Sendable {
         package var inputNorm: [Float]        // (C)            input_layernorm.weight
-        package var qkv: [Float]              // (QKV, C)       q_proj, k_proj, v_proj rows stacked: one sgemm
+        package var qkv: StoredTensor         // (QKV, C)       q_proj, k_proj, v_proj rows stacked: one product
         package var qkvBias: [Float]?         // (QKV)          Qwen2 only
-        package var output: [Float]           // (C, NH·HD)     o_proj.weight
+        package var output: StoredTensor      // (C, NH·HD)     o_proj.weight
         package var postNorm: [Float]         // (C)            post_attention_layernorm.weight
-        package var gateUp: [Float]           // (2·FFN, C)     gate_proj and up_proj rows stacked
-        package var down: [Float]             // (C, FFN)       down_proj.weight
+        package var gateUp: StoredTensor      // (2·FFN, C)     gate_proj and up_proj rows stacked
+        package var down: StoredTensor        // (C, FFN)       down_proj.weight
     }
 
-    package let embedding: [Float]            // (V, C)         model.embed_tokens.weight
+    package let embedding: StoredTensor       // (V, C)         model.embed_tokens.weight
     package let layers: [Layer]
     package let finalNorm: [Float]            // (C)            model.norm.weight
-    package let lmHead: [Float]               // (V, C)         lm_head.weight, or the embedding when tied
+    package let lmHead: StoredTensor          // (V, C)         lm_head.weight, or the embedding when tied
     /// RoPE inverse frequencies, (HD/2).
     package let inverseFrequencies: [Float]
 
+    /// Bytes the weights take in memory (the tied head counted once).
+    public var weightBytes: Int {
+        let matrices = layers.reduce(0) { $0 + $1.qkv.byteCount + $1.output.byteCount + $1.gateUp.byteCount + $1.down.byteCount }
+        let vectors = layers.reduce(0) { $0 + 4 * ($1.inputNorm.count + $1.postNorm.count + ($1.qkvBias?.count ?? 0)) }
+        return matrices + vectors + embedding.byteCount + (tiedHead ? 0 : lmHead.byteCount) + 4 * finalNorm.count
+    }
+    /// True when the head is the embedding matrix itself.
+    package let tiedHead: Bool
+
     /// Builds the model from Hugging Face-named fp32 tensors.
     /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes.
-    public init(configuration c: LlamaConfiguration, tensors: [String: Tensor]) throws {
+    public convenience init(configuration c: LlamaConfiguration, tensors: [String: Tensor]) throws {
+        try self.init(configuration: c, weights: tensors.mapValues { StoredTensor($0) })
+    }
+
+    /// Builds the model from Hugging Face-named fp32 tensors.
+    /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes.
+    /// Builds the model from Hugging Face-named tensors in their stored types. The projection
+    /// and embedding matrices stay in that type (or are converted to `baseType`, row by row);
+    /// norms and biases become fp32.
+    /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes,
+    ///   or a matrix that cannot be converted to `baseType`.
+    public init(configuration c: LlamaConfiguration, weights tensors: [String: StoredTensor], baseType: GGMLType? = nil) throws {
         configuration = c
         guard c.hiddenSize > 0, c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.headDim > 0, c.headDim % 2 == 0,
               c.intermediateSize > 0, c.vocabSize > 0, c.numHiddenLayers > 0,
@@ -42,40 +62,53 @@ public final class LlamaModel: @unchecked Sendable {
             throw ModelError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not supported; plain RoPE and llama3 scaling are")
         }
         var used = Set<String>()
-        func take(_ name: String, _ shape: [Int]) throws -> [Float] {
+        func stored(_ name: String, _ shape: [Int]) throws -> StoredTensor {
             guard let t = tensors[name] else {
                 throw ModelError.invalidFile(path: name, detail: "missing tensor; expected shape \(shape)")
             }
             guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
             used.insert(name)
-            return t.data
+            return t
+        }
+        func take(_ name: String, _ shape: [Int]) throws -> [Float] { try stored(name, shape).dequantized().data }
+        /// A matrix in the base type; parts that are fused into one product share one type
+        /// (mixed types, as some GGUF mixes have, become fp32: exact, at the cost of memory).
+        func matrix(_ names: [String], _ shapes: [[Int]]) throws -> StoredTensor {
+            var parts = try zip(names, shapes).map { try stored($0, $1) }
+            if let baseType {
+                parts = try zip(parts, names).map { try $0.converted(to: baseType, name: $1) }
+            } else if Set(parts.map(\.type)).count > 1 {
+                parts = try zip(parts, names).map { try $0.converted(to: .f32, name: $1) }
+            }
+            return parts.count == 1 ? parts[0] : try StoredTensor.stacking(parts, names: names)
         }
         let C = c.hiddenSize, HD = c.headDim, NH = c.numAttentionHeads, NKV = c.numKeyValueHeads, FFN = c.intermediateSize
-        embedding = try take("model.embed_tokens.weight", [c.vocabSize, C])
+        embedding = try matrix(["model.embed_tokens.weight"], [[c.vocabSize, C]])
         var layers: [Layer] = []
         for l in 0..<c.numHiddenLayers {
             let p = "model.layers.\(l)."
-            let q = try take(p + "self_attn.q_proj.weight", [NH * HD, C])
-            let k = try take(p + "self_attn.k_proj.weight", [NKV * HD, C])
-            let v = try take(p + "self_attn.v_proj.weight", [NKV * HD, C])
+            let qkv = try matrix([p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"],
+                                 [[NH * HD, C], [NKV * HD, C], [NKV * HD, C]])
             var bias: [Float]?
             if c.attentionBias {
                 bias = try take(p + "self_attn.q_proj.bias", [NH * HD]) + take(p + "self_attn.k_proj.bias", [NKV * HD])
                     + take(p + "self_attn.v_proj.bias", [NKV * HD])
             }
             layers.append(Layer(
-                inputNorm: try take(p + "input_layernorm.weight", [C]), qkv: q + k + v, qkvBias: bias,
-                output: try take(p + "self_attn.o_proj.weight", [C, NH * HD]),
+                inputNorm: try take(p + "input_layernorm.weight", [C]), qkv: qkv, qkvBias: bias,
+                output: try matrix([p + "self_attn.o_proj.weight"], [[C, NH * HD]]),
                 postNorm: try take(p + "post_attention_layernorm.weight", [C]),
-                gateUp: try take(p + "mlp.gate_proj.weight", [FFN, C]) + take(p + "mlp.up_proj.weight", [FFN, C]),
-                down: try take(p + "mlp.down_proj.weight", [C, FFN])))
+                gateUp: try matrix([p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"], [[FFN, C], [FFN, C]]),
+                down: try matrix([p + "mlp.down_proj.weight"], [[C, FFN]])))
         }
         self.layers = layers
         finalNorm = try take("model.norm.weight", [C])
         if c.tieWordEmbeddings && tensors["lm_head.weight"] == nil {
             lmHead = embedding
+            tiedHead = true
         } else {
-            lmHead = try take("lm_head.weight", [c.vocabSize, C])
+            lmHead = try matrix(["lm_head.weight"], [[c.vocabSize, C]])
+            tiedHead = false
         }
         // GGUF files of Llama 3.1+ carry the scaled frequencies as divisors (llama.cpp's rope_freqs).
         let factors = tensors[Self.ropeFactorsName] == nil ? nil : try take(Self.ropeFactorsName, [HD / 2])
@@ -153,10 +186,13 @@ public final class LlamaModel: @unchecked Sendable {
         guard N > 0 else { return batch.map { _ in [] } }
         var x = [Float](repeating: 0, count: N * C)                // (N, C) the residual stream
         var r = 0
-        for (ids, _) in batch {
-            for id in ids {
-                for i in 0..<C { x[r * C + i] = embedding[id * C + i] }
-                r += 1
+        x.withUnsafeMutableBufferPointer { rowsOut in
+            guard let base = rowsOut.baseAddress else { return }
+            for (ids, _) in batch {
+                for id in ids {
+                    embedding.copyRow(id, into: base + r * C)
+                    r += 1
+                }
             }
         }
         for (l, layer) in layers.enumerated() { forward(layer, &x, rows: rows, N: N, layer: l) }
@@ -232,18 +268,13 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<(N * C) { x[i] += projected[i] }
     }
 
-    /// y = x · Wᵀ for W (out, in). One row goes through sgemv (OpenBLAS streams it best), 2 to
-    /// `BLAS.smallBatchRows` rows (batched decoding) through our kernel that reads the weights once,
-    /// more through sgemm (measured: BENCHMARKS.md).
-    static func linear(_ x: [Float], _ w: [Float], _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
-        x.withUnsafeBufferPointer { a in w.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
-            guard let a = a.baseAddress, let b = b.baseAddress, let o = o.baseAddress else { return }
-            if rows > 1 && rows <= BLAS.smallBatchRows {
-                BLAS.smallBatchMatmul(a, rows: rows, b, o, n: outFeatures, k: inFeatures)
-            } else {
-                BLAS.matmulTransposedB(a, lda: inFeatures, b, ldb: inFeatures, o, ldc: outFeatures, m: rows, n: outFeatures, k: inFeatures)
-            }
-        } } }
+    /// y = x · Wᵀ for W (out, in) in its stored type (`StoredTensor.multiply`: fp32 weights
+    /// through sgemv, our small-batch kernel or sgemm; other types a dequantized tile at a time).
+    static func linear(_ x: [Float], _ w: StoredTensor, _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
+        x.withUnsafeBufferPointer { a in y.withUnsafeMutableBufferPointer { o in
+            guard let a = a.baseAddress, let o = o.baseAddress else { return }
+            w.multiply(a, rows: rows, into: o, ldy: outFeatures)
+        } }
     }
 
     /// RMSNorm over each row of x (T, C): y = x / sqrt(mean(x²) + eps) · w.

@@ -46,10 +46,7 @@ extension TrainingEngine {
             let T = sequence.ids.count
             guard T > 0 else { continue }
             let dropout = dropoutSeed.map { DropoutKey(seed: $0, sequence: index) }
-            weights.embedding.withUnsafeBufferPointer { e in
-                guard let e = e.baseAddress else { return }
-                for (t, id) in sequence.ids.enumerated() { (inputs[0].base + t * C).update(from: e + Int(id) * C, count: C) }
-            }
+            for (t, id) in sequence.ids.enumerated() { weights.embedding.copyRow(Int(id), into: inputs[0].base + t * C) }
             for l in 0..<L {
                 blockForward(layer: l, inputs[l].base, inputs[l + 1].base, T: T, acts: acts[saveAll ? l : 0], lora: lora,
                              dropout: dropout, rope: rope, xd: xd.base, attention: attention)
@@ -158,14 +155,13 @@ final class LossHead<S: TrainingScalar> {
         if training { dh.zero() }
         let inverse = 1 / S(max(normalizer, 1))
         var total = 0.0
-        w.lmHead.withUnsafeBufferPointer { headBuffer in
-            guard let head = headBuffer.baseAddress else { return }
+        let head = w.lmHead
+        do {
             var start = 0
             while start < positions.count {
                 let n = min(chunkRows, positions.count - start)
                 for j in 0..<n { (rows.base + j * C).update(from: h.base + positions[start + j] * C, count: C) }
-                S.gemm(transA: false, transB: true, m: n, n: V, k: C, alpha: 1, rows.base, lda: C, head, ldb: C,
-                       beta: 0, logits.base, ldc: V)
+                head.forward(rows.base, rows: n, into: logits.base, accumulate: false)
                 let chunkLosses = losses.base, logitsBase = logits.base, training = training
                 RowParallel.forEach(rows: n, minimumRows: 4) { range in
                     for j in range {
@@ -186,8 +182,7 @@ final class LossHead<S: TrainingScalar> {
                 }
                 for j in 0..<n { total += Double(losses.base[j]) }
                 if training {
-                    S.gemm(transA: false, transB: false, m: n, n: C, k: V, alpha: 1, logits.base, lda: V, head, ldb: C,
-                           beta: 0, drows.base, ldc: C)
+                    head.backward(logits.base, rows: n, lddy: V, into: drows.base)
                     for j in 0..<n { (dh.base + positions[start + j] * C).update(from: drows.base + j * C, count: C) }
                 }
                 start += n

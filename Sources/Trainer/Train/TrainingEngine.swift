@@ -202,8 +202,7 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
         let QKV = (NH + 2 * NKV) * HD, eps = S(c.rmsNormEps)
         weights.withLayer(l) { w in
             TrainingKernels.rmsNormForward(x, w.inputNorm, acts.h1.base, rstd: acts.rstd1.base, T: T, C: C, eps: eps)
-            S.gemm(transA: false, transB: true, m: T, n: QKV, k: C, alpha: 1, acts.h1.base, lda: C, w.qkv, ldb: C,
-                   beta: 0, acts.qkv.base, ldc: QKV)
+            w.layer.qkv.forward(acts.h1.base, rows: T, into: acts.qkv.base, accumulate: false)
             if let bias = w.qkvBias {
                 for t in 0..<T { let row = acts.qkv.base + t * QKV; for j in 0..<QKV { row[j] += bias[j] } }
             }
@@ -213,20 +212,17 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
                                  inverse: false)
             TrainingKernels.attentionForward(acts.qkv.base, acts.attention.base, scratch: attention, T: T, NH: NH, NKV: NKV, HD: HD)
             acts.x2.base.update(from: x, count: T * C)
-            S.gemm(transA: false, transB: true, m: T, n: C, k: NH * HD, alpha: 1, acts.attention.base, lda: NH * HD, w.output,
-                   ldb: NH * HD, beta: 1, acts.x2.base, ldc: C)
+            w.layer.output.forward(acts.attention.base, rows: T, into: acts.x2.base, accumulate: true)
             loraForward(group: 1, acts.attention.base, y: acts.x2.base, ldy: C, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
 
             TrainingKernels.rmsNormForward(acts.x2.base, w.postNorm, acts.h2.base, rstd: acts.rstd2.base, T: T, C: C, eps: eps)
-            S.gemm(transA: false, transB: true, m: T, n: 2 * FFN, k: C, alpha: 1, acts.h2.base, lda: C, w.gateUp, ldb: C,
-                   beta: 0, acts.gateUp.base, ldc: 2 * FFN)
+            w.layer.gateUp.forward(acts.h2.base, rows: T, into: acts.gateUp.base, accumulate: false)
             loraForward(group: 2, acts.h2.base, y: acts.gateUp.base, ldy: 2 * FFN, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
             TrainingKernels.swigluForward(acts.gateUp.base, acts.act.base, T: T, FFN: FFN)
             out.update(from: acts.x2.base, count: T * C)
-            S.gemm(transA: false, transB: true, m: T, n: C, k: FFN, alpha: 1, acts.act.base, lda: FFN, w.down, ldb: FFN,
-                   beta: 1, out, ldc: C)
+            w.layer.down.forward(acts.act.base, rows: T, into: out, accumulate: true)
             loraForward(group: 3, acts.act.base, y: out, ldy: C, layer: l, T: T, lora: lora, acts: acts,
                         dropout: dropout, scratch: xd)
         }
@@ -282,27 +278,23 @@ final class TrainingEngine<S: TrainingScalar>: @unchecked Sendable {
         weights.withLayer(l) { w in
             // MLP: out = x2 + down(act) + LoRA_down(act).
             s.dx2.base.update(from: dout, count: T * C)
-            S.gemm(transA: false, transB: false, m: T, n: FFN, k: C, alpha: 1, dout, lda: C, w.down, ldb: FFN,
-                   beta: 0, s.dact.base, ldc: FFN)
+            w.layer.down.backward(dout, rows: T, lddy: C, into: s.dact.base)
             loraBackward(group: 3, dy: dout, ldy: C, x: acts.act.base, dx: s.dact.base, layer: l, T: T, lora: lora, acts: acts,
                          dropout: dropout, scratch: s, xd: xd)
             TrainingKernels.swigluBackward(s.dact.base, acts.gateUp.base, s.dgateUp.base, T: T, FFN: FFN)
-            S.gemm(transA: false, transB: false, m: T, n: C, k: 2 * FFN, alpha: 1, s.dgateUp.base, lda: 2 * FFN, w.gateUp, ldb: C,
-                   beta: 0, s.dh.base, ldc: C)
+            w.layer.gateUp.backward(s.dgateUp.base, rows: T, lddy: 2 * FFN, into: s.dh.base)
             loraBackward(group: 2, dy: s.dgateUp.base, ldy: 2 * FFN, x: acts.h2.base, dx: s.dh.base, layer: l, T: T, lora: lora,
                          acts: acts, dropout: dropout, scratch: s, xd: xd)
             TrainingKernels.rmsNormBackward(s.dh.base, acts.x2.base, w.postNorm, rstd: acts.rstd2.base, s.dx2.base, T: T, C: C)
 
             // Attention: x2 = x + o(attention) + LoRA_o(attention).
-            S.gemm(transA: false, transB: false, m: T, n: NH * HD, k: C, alpha: 1, s.dx2.base, lda: C, w.output, ldb: NH * HD,
-                   beta: 0, s.dattention.base, ldc: NH * HD)
+            w.layer.output.backward(s.dx2.base, rows: T, lddy: C, into: s.dattention.base)
             loraBackward(group: 1, dy: s.dx2.base, ldy: C, x: acts.attention.base, dx: s.dattention.base, layer: l, T: T, lora: lora,
                          acts: acts, dropout: dropout, scratch: s, xd: xd)
             TrainingKernels.attentionBackward(s.dattention.base, acts.qkv.base, s.dqkv.base, scratch: attention, T: T, NH: NH, NKV: NKV, HD: HD)
             TrainingKernels.rope(s.dqkv.base, T: T, heads: NH + NKV, stride: QKV, HD: HD, cos: rope.cos.base, sin: rope.sin.base,
                                  inverse: true)
-            S.gemm(transA: false, transB: false, m: T, n: C, k: QKV, alpha: 1, s.dqkv.base, lda: QKV, w.qkv, ldb: C,
-                   beta: 0, s.dh.base, ldc: C)
+            w.layer.qkv.backward(s.dqkv.base, rows: T, lddy: QKV, into: s.dh.base)
             loraBackward(group: 0, dy: s.dqkv.base, ldy: QKV, x: acts.h1.base, dx: s.dh.base, layer: l, T: T, lora: lora,
                          acts: acts, dropout: dropout, scratch: s, xd: xd)
             din.update(from: s.dx2.base, count: T * C)

@@ -2,67 +2,126 @@ import ModelRuntime
 /// Where an empty weight array points (never read: a model's arrays are never empty).
 nonisolated(unsafe) private let emptyScalarStorage = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
 
-/// The frozen base weights in the training scalar type (for `Float` the model's own arrays,
-/// shared without a copy), in the fused layout of `LlamaModel`: Q, K, V rows stacked, gate and
-/// up rows stacked.
+/// The frozen base weights, in the fused layout of `LlamaModel` (Q, K, V rows stacked, gate and
+/// up rows stacked). For `Float` the matrices are the model's own `StoredTensor`s (shared, no
+/// copy, in whatever type they are stored: fp32, bf16, Q8_0...); for `Double` (gradient checks)
+/// they are expanded to fp64.
 struct TrainingWeights<S: TrainingScalar>: Sendable {
     struct Layer: Sendable {
-        var inputNorm: [S]        // (C)
-        var qkv: [S]              // (QKV, C)
-        var qkvBias: [S]?         // (QKV)
-        var output: [S]           // (C, NH·HD)
-        var postNorm: [S]         // (C)
-        var gateUp: [S]           // (2·FFN, C)
-        var down: [S]             // (C, FFN)
+        var inputNorm: [S]              // (C)
+        var qkv: FrozenMatrix<S>        // (QKV, C)
+        var qkvBias: [S]?               // (QKV)
+        var output: FrozenMatrix<S>     // (C, NH·HD)
+        var postNorm: [S]               // (C)
+        var gateUp: FrozenMatrix<S>     // (2·FFN, C)
+        var down: FrozenMatrix<S>       // (C, FFN)
     }
 
-    /// Pointers into one layer's weights, valid inside `withLayer`.
+    /// Pointers into one layer's vectors, valid inside `withLayer`; the matrices are `layer.qkv`...
     struct LayerPointers {
         var inputNorm: UnsafePointer<S>
-        var qkv: UnsafePointer<S>
         var qkvBias: UnsafePointer<S>?
-        var output: UnsafePointer<S>
         var postNorm: UnsafePointer<S>
-        var gateUp: UnsafePointer<S>
-        var down: UnsafePointer<S>
+        var layer: Layer
     }
 
     let configuration: LlamaConfiguration
-    let embedding: [S]            // (V, C)
+    let embedding: FrozenMatrix<S>  // (V, C)
     let layers: [Layer]
-    let finalNorm: [S]            // (C)
-    let lmHead: [S]               // (V, C)
-    let inverseFrequencies: [S]   // (HD/2)
+    let finalNorm: [S]              // (C)
+    let lmHead: FrozenMatrix<S>     // (V, C)
+    let inverseFrequencies: [S]     // (HD/2)
 
     init(_ model: LlamaModel) {
         configuration = model.configuration
-        embedding = S.converting(model.embedding)
+        embedding = FrozenMatrix(model.embedding)
         layers = model.layers.map { l in
-            Layer(inputNorm: S.converting(l.inputNorm), qkv: S.converting(l.qkv), qkvBias: l.qkvBias.map { S.converting($0) },
-                  output: S.converting(l.output), postNorm: S.converting(l.postNorm), gateUp: S.converting(l.gateUp),
-                  down: S.converting(l.down))
+            Layer(inputNorm: S.converting(l.inputNorm), qkv: FrozenMatrix(l.qkv), qkvBias: l.qkvBias.map { S.converting($0) },
+                  output: FrozenMatrix(l.output), postNorm: S.converting(l.postNorm), gateUp: FrozenMatrix(l.gateUp),
+                  down: FrozenMatrix(l.down))
         }
         finalNorm = S.converting(model.finalNorm)
-        lmHead = S.converting(model.lmHead)
+        lmHead = model.tiedHead ? embedding : FrozenMatrix(model.lmHead)
         inverseFrequencies = S.converting(model.inverseFrequencies)
     }
 
     func withLayer<R>(_ l: Int, _ body: (LayerPointers) -> R) -> R {
         let w = layers[l]
-        return w.inputNorm.withUnsafeBufferPointer { n1 in w.qkv.withUnsafeBufferPointer { qkv in
-            w.output.withUnsafeBufferPointer { o in w.postNorm.withUnsafeBufferPointer { n2 in
-            w.gateUp.withUnsafeBufferPointer { gu in w.down.withUnsafeBufferPointer { d in
-                let fallback = UnsafePointer(emptyScalarStorage.assumingMemoryBound(to: S.self))
-                func pointer(_ p: UnsafeBufferPointer<S>) -> UnsafePointer<S> { p.baseAddress ?? fallback }
-                if let bias = w.qkvBias {
-                    return bias.withUnsafeBufferPointer { b in
-                        body(LayerPointers(inputNorm: pointer(n1), qkv: pointer(qkv), qkvBias: b.baseAddress, output: pointer(o),
-                                           postNorm: pointer(n2), gateUp: pointer(gu), down: pointer(d)))
-                    }
+        return w.inputNorm.withUnsafeBufferPointer { n1 in w.postNorm.withUnsafeBufferPointer { n2 in
+            let fallback = UnsafePointer(emptyScalarStorage.assumingMemoryBound(to: S.self))
+            func pointer(_ p: UnsafeBufferPointer<S>) -> UnsafePointer<S> { p.baseAddress ?? fallback }
+            if let bias = w.qkvBias {
+                return bias.withUnsafeBufferPointer { b in
+                    body(LayerPointers(inputNorm: pointer(n1), qkvBias: b.baseAddress, postNorm: pointer(n2), layer: w))
                 }
-                return body(LayerPointers(inputNorm: pointer(n1), qkv: pointer(qkv), qkvBias: nil, output: pointer(o),
-                                          postNorm: pointer(n2), gateUp: pointer(gu), down: pointer(d)))
-            } } } } } }
+            }
+            return body(LayerPointers(inputNorm: pointer(n1), qkvBias: nil, postNorm: pointer(n2), layer: w))
+        } }
+    }
+}
+
+/// One frozen matrix W (N, K) and its two products in the training scalar type: for `Float` the
+/// stored tensor's own kernels (`StoredTensor.multiply`, dequantizing tiles of compact types),
+/// for `Double` a dense fp64 copy through dgemm.
+struct FrozenMatrix<S: TrainingScalar>: Sendable {
+    let rows: Int
+    let columns: Int
+    /// The model's tensor when S is Float.
+    private let stored: StoredTensor?
+    /// The fp64 expansion when S is Double.
+    private let dense: [S]
+
+    init(_ tensor: StoredTensor) {
+        rows = tensor.rows
+        columns = tensor.columns
+        if S.self == Float.self {
+            stored = tensor
+            dense = []
+        } else {
+            stored = nil
+            dense = S.converting(tensor.dequantized().data)
+        }
+    }
+
+    /// y (T, N) = x (T, K) · Wᵀ, plus y itself when `accumulate` (a residual added in place).
+    func forward(_ x: UnsafePointer<S>, rows T: Int, into y: UnsafeMutablePointer<S>, accumulate: Bool) {
+        if let stored {
+            // S is Float here (see init): the pointers are reinterpreted, not converted.
+            stored.multiply(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), rows: T,
+                            into: UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), ldy: rows, beta: accumulate ? 1 : 0)
+            return
+        }
+        dense.withUnsafeBufferPointer { w in
+            guard let w = w.baseAddress else { return }
+            S.gemm(transA: false, transB: true, m: T, n: rows, k: columns, alpha: 1, x, lda: columns, w, ldb: columns,
+                   beta: accumulate ? 1 : 0, y, ldc: rows)
+        }
+    }
+
+    /// dx (T, K) = dy (T, lddy) · W, overwriting dx: the input gradient of `forward`.
+    func backward(_ dy: UnsafePointer<S>, rows T: Int, lddy: Int, into dx: UnsafeMutablePointer<S>) {
+        if let stored {
+            stored.multiplyTransposed(UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self), rows: T, lddy: lddy,
+                                      into: UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self))
+            return
+        }
+        dense.withUnsafeBufferPointer { w in
+            guard let w = w.baseAddress else { return }
+            S.gemm(transA: false, transB: false, m: T, n: columns, k: rows, alpha: 1, dy, lda: lddy, w, ldb: columns,
+                   beta: 0, dx, ldc: columns)
+        }
+    }
+
+    /// Row `r` (an embedding) into `out` (K values).
+    func copyRow(_ r: Int, into out: UnsafeMutablePointer<S>) {
+        if let stored {
+            stored.copyRow(r, into: UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self))
+            return
+        }
+        dense.withUnsafeBufferPointer { w in
+            guard let w = w.baseAddress else { return }
+            out.update(from: w + r * columns, count: columns)
+        }
     }
 }
 
