@@ -51,7 +51,7 @@ let package = Package(
         // pass with KV cache, generation, LoRA adapter files and merge. What answering needs.
         .target(name: "ModelRuntime", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
         // Training (forward/backward, AdamW, the loop) and evaluation, on top of the runtime.
-        .target(name: "Trainer", dependencies: ["ModelRuntime", "CBLAS"], swiftSettings: swiftSettings),
+        .target(name: "Trainer", dependencies: ["ModelRuntime"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",
             dependencies: [
