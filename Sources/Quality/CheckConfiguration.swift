@@ -136,40 +136,40 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
     }
 
     /// Reads a configuration file; sections and settings left out keep their defaults.
-    /// - Throws: `CorpusDBError(.invalid)` naming the file and the problem.
+    /// - Throws: `QualityError` naming the file and the problem.
     public static func load(path: String) throws -> CheckConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CorpusDBError(.invalid, "\(path): cannot read the check configuration")
+            throw QualityError(.unreadableFile, "\(path): cannot read the check configuration")
         }
         let config: CheckConfiguration
         do {
             guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw CorpusDBError(.invalid, "\(path): a check configuration is a JSON object; start from `corpus check --print-config`")
+                throw QualityError(.invalidConfiguration, "\(path): a check configuration is a JSON object; start from `corpus check --print-config`")
             }
             let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(CheckConfiguration())) as? [String: Any] ?? [:]
             // Each section given is laid over its defaults, so a file can name only what it changes.
             var merged = defaults
             for key in object.keys.sorted() {
                 guard let base = defaults[key] else {
-                    throw CorpusDBError(.invalid, "\(path): unknown section '\(key)'; known: \(defaults.keys.sorted().joined(separator: ", ")) (corpus check --print-config prints them all)")
+                    throw QualityError(.invalidConfiguration, "\(path): unknown section '\(key)'; known: \(defaults.keys.sorted().joined(separator: ", ")) (corpus check --print-config prints them all)")
                 }
                 guard let section = base as? [String: Any] else {
                     merged[key] = object[key]
                     continue
                 }
                 guard let given = object[key] as? [String: Any] else {
-                    throw CorpusDBError(.invalid, "\(path): '\(key)' must be an object")
+                    throw QualityError(.invalidConfiguration, "\(path): '\(key)' must be an object")
                 }
                 if let unknown = given.keys.sorted().first(where: { section[$0] == nil }) {
-                    throw CorpusDBError(.invalid, "\(path): '\(key)' has no setting '\(unknown)'; known: \(section.keys.sorted().joined(separator: ", "))")
+                    throw QualityError(.invalidConfiguration, "\(path): '\(key)' has no setting '\(unknown)'; known: \(section.keys.sorted().joined(separator: ", "))")
                 }
                 merged[key] = section.merging(given) { _, new in new }
             }
             config = try JSONDecoder().decode(CheckConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
-        } catch let error as CorpusDBError {
+        } catch let error as QualityError {
             throw error
         } catch {
-            throw CorpusDBError(.invalid, "\(path): not a check configuration (\(error)); start from `corpus check --print-config`")
+            throw QualityError(.invalidConfiguration, "\(path): not a check configuration (\(error)); start from `corpus check --print-config`")
         }
         try config.validate(path: path)
         return config
@@ -178,16 +178,16 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
     /// Refuses settings no check can work with, naming the setting.
     func validate(path: String) throws {
         guard Quality.ExactDuplicates.Basis(rawValue: exactDuplicates.on) != nil else {
-            throw CorpusDBError(.invalid, "\(path): exact_duplicates.on is '\(exactDuplicates.on)'; use pair or prompt")
+            throw QualityError(.invalidConfiguration, "\(path): exact_duplicates.on is '\(exactDuplicates.on)'; use pair or prompt")
         }
         for name in advisory + skip where !Self.checkNames.contains(name) {
-            throw CorpusDBError(.invalid, "\(path): no check named '\(name)' (in advisory or skip); checks: \(Self.checkNames.joined(separator: ", "))")
+            throw QualityError(.invalidConfiguration, "\(path): no check named '\(name)' (in advisory or skip); checks: \(Self.checkNames.joined(separator: ", "))")
         }
         if let unknown = pii.kinds.first(where: { PII.Kind(rawValue: $0) == nil }) {
-            throw CorpusDBError(.invalid, "\(path): pii.kinds has '\(unknown)'; known: \(PII.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw QualityError(.invalidConfiguration, "\(path): pii.kinds has '\(unknown)'; known: \(PII.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         try nearDuplicates.validate(path: path)
-        guard repetition.ngram >= 1 else { throw CorpusDBError(.invalid, "\(path): repetition.ngram must be at least 1") }
-        guard boilerplate.minRecords >= 2 else { throw CorpusDBError(.invalid, "\(path): boilerplate.min_records must be at least 2") }
+        guard repetition.ngram >= 1 else { throw QualityError(.invalidConfiguration, "\(path): repetition.ngram must be at least 1") }
+        guard boilerplate.minRecords >= 2 else { throw QualityError(.invalidConfiguration, "\(path): boilerplate.min_records must be at least 2") }
     }
 }
