@@ -189,5 +189,40 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
         try nearDuplicates.validate(path: path)
         guard repetition.ngram >= 1 else { throw QualityError(.invalidConfiguration, "\(path): repetition.ngram must be at least 1") }
         guard boilerplate.minRecords >= 2 else { throw QualityError(.invalidConfiguration, "\(path): boilerplate.min_records must be at least 2") }
+        try validateNumbers(path: path)
+    }
+
+    /// Refuses counts below 0 and shares outside [0, 1] (NaN and infinities included): the checks
+    /// turn some of them into integers (`boilerplate.min_share` times the number of records), which
+    /// would trap on a value such as 1e300.
+    func validateNumbers(path: String) throws {
+        func count(_ value: Int, _ key: String) throws {
+            guard value >= 0 else {
+                throw QualityError(.invalidConfiguration, "\(path): \(key) is \(value); it must be a whole number of at least 0")
+            }
+        }
+        func share(_ value: Double, _ key: String, in range: ClosedRange<Double> = 0...1, _ allowed: String = "from 0 to 1") throws {
+            guard value.isFinite, range.contains(value) else {
+                throw QualityError(.invalidConfiguration, "\(path): \(key) is \(value); it must be a number \(allowed)")
+            }
+        }
+        try count(length.minPromptChars, "length.min_prompt_chars")
+        try count(length.maxPromptChars, "length.max_prompt_chars")
+        try count(length.minAnswerChars, "length.min_answer_chars")
+        try count(length.maxAnswerChars, "length.max_answer_chars")
+        try count(length.maxPromptTokens, "length.max_prompt_tokens")
+        try count(length.maxAnswerTokens, "length.max_answer_tokens")
+        try count(repetition.minChars, "repetition.min_chars")
+        try share(repetition.maxDominantCharacterShare, "repetition.max_dominant_character_share")
+        try share(repetition.maxNgramRepetition, "repetition.max_ngram_repetition")
+        try count(specialCharacters.minChars, "special_characters.min_chars")
+        try share(specialCharacters.maxShare, "special_characters.max_share")
+        try count(boilerplate.minSentenceChars, "boilerplate.min_sentence_chars")
+        try share(boilerplate.minShare, "boilerplate.min_share")
+        try share(boilerplate.maxAnswerShare, "boilerplate.max_answer_share")
+        try share(echo.maxShare, "echo.max_share")
+        try count(echo.minAnswerChars, "echo.min_answer_chars")
+        // A length ratio, not a share: an answer may be asked to be several times the prompt.
+        try share(echo.minLengthRatio, "echo.min_length_ratio", in: 0...100, "from 0 to 100")
     }
 }
