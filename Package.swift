@@ -43,7 +43,7 @@ let package = Package(
         ),
         .target(
             name: "Ingest",
-            dependencies: ["CorpusDB", "CICU", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CorpusDB", "CICU"],
             swiftSettings: swiftSettings
         ),
         .target(name: "Quality", dependencies: ["CorpusDB", "CMinHash"], swiftSettings: swiftSettings),

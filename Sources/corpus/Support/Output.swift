@@ -2,6 +2,7 @@ import ArgumentParser
 import CorpusDB
 import Foundation
 import Ingest
+import Quality
 
 /// Where results and messages go: results to stdout, progress and errors to stderr.
 enum Output {
@@ -89,6 +90,10 @@ enum Exit {
         } catch let error as IngestError {
             Output.error("error: \(error.message)")
             throw ExitCode(error.code == .interrupted ? interrupted : inputError)
+        } catch let error as QualityError {
+            // A check configuration or taxonomy file that cannot be used: an input error.
+            Output.error("error: \(error.message)")
+            throw ExitCode(inputError)
         }
     }
 }
