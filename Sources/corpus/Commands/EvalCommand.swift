@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import Quality
 import Trainer
@@ -214,9 +215,9 @@ struct EvalRun: ParsableCommand {
         if let html {
             let page = EvalReportPage(eval: record, items: items, models: models, deltas: deltas, thresholds: thresholds, failures: failures)
             do {
-                try Data(page.html().utf8).write(to: URL(fileURLWithPath: html))
-            } catch {
-                throw CorpusDBError(.invalid, "\(html): cannot write the report (\(error.localizedDescription))")
+                try AtomicFile.write(Data(page.html().utf8), to: URL(fileURLWithPath: html))
+            } catch let error as FileWriteError {
+                throw CorpusDBError(.invalid, "\(html): cannot write the report (\(error.message))")
             }
             Output.error("wrote \(html)")
         }
