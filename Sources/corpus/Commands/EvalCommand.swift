@@ -204,7 +204,7 @@ struct EvalRun: ParsableCommand {
         let seconds = Date().timeIntervalSince(started)
         let id = try store.recordEval(NewEval(snapshotId: snapshotId, split: split, modelRef: modelOptions.model, modelSHA256: fingerprint,
                                               adapter: adapterInfo.map { ($0.path, $0.sha256) }, runId: adapterInfo?.runId,
-                                              config: ModelsCommand.Show.jsonText(config), metrics: ModelsCommand.Show.jsonText(metrics),
+                                              config: JSONText.compact(config), metrics: JSONText.compact(metrics),
                                               items: items.count, seconds: seconds),
                                       items: stored, arguments: CommandLine.arguments)
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
-import Quality
 import Trainer
 
 struct TrainCommand: ParsableCommand {
@@ -153,7 +152,7 @@ struct TrainCommand: ParsableCommand {
                                     "tokens_per_second": trainer.secondsSpent > 0 ? Double(trainer.tokensSeen) / trainer.secondsSpent : 0]
             if let l = trainer.lastLoss { s["final_loss"] = l }
             if let e = trainer.lastEvalLoss { s["final_eval_loss"] = e }
-            return ModelsCommand.Show.jsonText(s)
+            return JSONText.compact(s)
         }
 
         let interactive = isatty(2) == 1
@@ -234,37 +233,5 @@ struct TrainCommand: ParsableCommand {
         guard seconds.isFinite, seconds >= 0 else { return "-" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
-    }
-}
-
-/// A snapshot's split as chat messages, for training and evaluation alike.
-enum SnapshotSplit {
-    /// The split's conversations in snapshot order, withdrawn records left out (counted). Where
-    /// the snapshot's checks found PII, the redacted text, as exports carry it; the store keeps
-    /// the original.
-    static func conversations(store: CorpusStore, snapshot: Snapshot, split: String) throws
-        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int)
-    {
-        let flagged = try snapshot.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
-        let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
-        let conversations = members.map { member -> (id: Int64, messages: [ChatMessage]) in
-            let redact = flagged.contains(member.recordId)
-            return (member.recordId, member.conversation.messages.map {
-                ChatMessage(role: $0.role.rawValue, content: redact ? PII.redact($0.content) : $0.content)
-            })
-        }
-        return (conversations, withdrawn)
-    }
-}
-
-/// The fingerprint of a model for lineage: the registered one when `--model` names a registered
-/// model, else the SHA-256 of its weight files computed as `corpus models add` does.
-enum ModelIdentity {
-    static func fingerprint(of path: String, reference: String, store: CorpusStore) throws -> String {
-        if let registered = try? store.model(named: reference), registered.path == path { return registered.fingerprint }
-        let summary = try ModelInspector.inspect(path: path)
-        var hashes: [(name: String, sha256: String)] = []
-        for file in summary.weightFiles { hashes.append((file.name, try ModelsCommand.Add.sha256(file))) }
-        return ModelFingerprint.combine(hashes)
     }
 }
