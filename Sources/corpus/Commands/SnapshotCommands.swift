@@ -1,7 +1,6 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
-import Quality
 
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -207,9 +206,9 @@ struct SnapshotExport: ParsableCommand {
             let store = try database.open()
             let s = try store.snapshot(snapshot)
             // Where the snapshot's checks found PII, the export carries the redacted text.
-            let pii = try s.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
+            let redaction = try PIIRedaction(store: store, snapshot: s)
             let report = try store.export(s, format: ExportFormat(rawValue: format) ?? .messages, split: split, to: out,
-                                          redact: PII.redact, redactRecordIds: pii)
+                                          redact: PIIRedaction.redact, redactRecordIds: redaction.recordIds)
             try store.logAudit(command: "snapshot export", arguments: CommandLine.arguments, toolVersion: CorpusVersion.string,
                                outcome: ["snapshot": s.label, "directory": report.directory, "files": report.files.mapValues { $0.sha256 }])
             if output.json {
