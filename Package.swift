@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "CorpusSupportTests", dependencies: ["CorpusSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TrainerTests", dependencies: ["ModelRuntime", "Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "TrainerTests", dependencies: ["CorpusSupport", "ModelRuntime", "Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
     ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import Ingest
 import Quality
@@ -90,6 +91,10 @@ enum Exit {
         } catch let error as IngestError {
             Output.error("error: \(error.message)")
             throw ExitCode(error.code == .interrupted ? interrupted : inputError)
+        } catch let error as FileWriteError {
+            // An output file or folder that could not be written (no space, no permission).
+            Output.error("error: \(error.description)")
+            throw ExitCode(inputError)
         } catch let error as QualityError {
             // A check configuration or taxonomy file that cannot be used: an input error.
             Output.error("error: \(error.message)")
