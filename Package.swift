@@ -31,9 +31,12 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // MinHash signatures for near duplicates (AVX-512 chosen at run time).
         .target(name: "CMinHash", cSettings: [.unsafeFlags(["-O3"])]),
+        // Atomic, durable file and folder writes and HTML escaping; Foundation only.
+        .target(name: "CorpusSupport", swiftSettings: swiftSettings),
         .target(
             name: "CorpusDB",
             dependencies: [
+                "CorpusSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C API for the hottest insert (verdicts), through GRDB's own module map.
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -43,19 +46,19 @@ let package = Package(
         ),
         .target(
             name: "Ingest",
-            dependencies: ["CorpusDB", "CICU", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CorpusDB", "CICU"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Quality", dependencies: ["CorpusDB", "CMinHash"], swiftSettings: swiftSettings),
+        .target(name: "Quality", dependencies: ["CorpusDB", "CMinHash", "CorpusSupport"], swiftSettings: swiftSettings),
         // The model runtime: tensors and kernels, model files, tokenizer, chat templates, the forward
         // pass with KV cache, generation, LoRA adapter files and merge. What answering needs.
-        .target(name: "ModelRuntime", dependencies: ["CBLAS", "CKernels"], swiftSettings: swiftSettings),
+        .target(name: "ModelRuntime", dependencies: ["CBLAS", "CKernels", "CorpusSupport"], swiftSettings: swiftSettings),
         // Training (forward/backward, AdamW, the loop) and evaluation, on top of the runtime.
-        .target(name: "Trainer", dependencies: ["ModelRuntime", "CBLAS"], swiftSettings: swiftSettings),
+        .target(name: "Trainer", dependencies: ["ModelRuntime", "CorpusSupport"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "corpus",
             dependencies: [
-                "CorpusDB", "Ingest", "Quality", "ModelRuntime", "Trainer",
+                "CorpusDB", "CorpusSupport", "Ingest", "Quality", "ModelRuntime", "Trainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -63,9 +66,10 @@ let package = Package(
         // Throughput and peak memory of LoRA training steps (docs/TRAINING_MATH.md).
         .executableTarget(name: "train-bench", dependencies: ["ModelRuntime", "Trainer"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["CorpusDB"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "CorpusSupportTests", dependencies: ["CorpusSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TrainerTests", dependencies: ["ModelRuntime", "Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "TrainerTests", dependencies: ["CorpusSupport", "ModelRuntime", "Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
     ]

@@ -136,40 +136,40 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
     }
 
     /// Reads a configuration file; sections and settings left out keep their defaults.
-    /// - Throws: `CorpusDBError(.invalid)` naming the file and the problem.
+    /// - Throws: `QualityError` naming the file and the problem.
     public static func load(path: String) throws -> CheckConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CorpusDBError(.invalid, "\(path): cannot read the check configuration")
+            throw QualityError(.unreadableFile, "\(path): cannot read the check configuration")
         }
         let config: CheckConfiguration
         do {
             guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw CorpusDBError(.invalid, "\(path): a check configuration is a JSON object; start from `corpus check --print-config`")
+                throw QualityError(.invalidConfiguration, "\(path): a check configuration is a JSON object; start from `corpus check --print-config`")
             }
             let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(CheckConfiguration())) as? [String: Any] ?? [:]
             // Each section given is laid over its defaults, so a file can name only what it changes.
             var merged = defaults
             for key in object.keys.sorted() {
                 guard let base = defaults[key] else {
-                    throw CorpusDBError(.invalid, "\(path): unknown section '\(key)'; known: \(defaults.keys.sorted().joined(separator: ", ")) (corpus check --print-config prints them all)")
+                    throw QualityError(.invalidConfiguration, "\(path): unknown section '\(key)'; known: \(defaults.keys.sorted().joined(separator: ", ")) (corpus check --print-config prints them all)")
                 }
                 guard let section = base as? [String: Any] else {
                     merged[key] = object[key]
                     continue
                 }
                 guard let given = object[key] as? [String: Any] else {
-                    throw CorpusDBError(.invalid, "\(path): '\(key)' must be an object")
+                    throw QualityError(.invalidConfiguration, "\(path): '\(key)' must be an object")
                 }
                 if let unknown = given.keys.sorted().first(where: { section[$0] == nil }) {
-                    throw CorpusDBError(.invalid, "\(path): '\(key)' has no setting '\(unknown)'; known: \(section.keys.sorted().joined(separator: ", "))")
+                    throw QualityError(.invalidConfiguration, "\(path): '\(key)' has no setting '\(unknown)'; known: \(section.keys.sorted().joined(separator: ", "))")
                 }
                 merged[key] = section.merging(given) { _, new in new }
             }
             config = try JSONDecoder().decode(CheckConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
-        } catch let error as CorpusDBError {
+        } catch let error as QualityError {
             throw error
         } catch {
-            throw CorpusDBError(.invalid, "\(path): not a check configuration (\(error)); start from `corpus check --print-config`")
+            throw QualityError(.invalidConfiguration, "\(path): not a check configuration (\(error)); start from `corpus check --print-config`")
         }
         try config.validate(path: path)
         return config
@@ -178,16 +178,51 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
     /// Refuses settings no check can work with, naming the setting.
     func validate(path: String) throws {
         guard Quality.ExactDuplicates.Basis(rawValue: exactDuplicates.on) != nil else {
-            throw CorpusDBError(.invalid, "\(path): exact_duplicates.on is '\(exactDuplicates.on)'; use pair or prompt")
+            throw QualityError(.invalidConfiguration, "\(path): exact_duplicates.on is '\(exactDuplicates.on)'; use pair or prompt")
         }
         for name in advisory + skip where !Self.checkNames.contains(name) {
-            throw CorpusDBError(.invalid, "\(path): no check named '\(name)' (in advisory or skip); checks: \(Self.checkNames.joined(separator: ", "))")
+            throw QualityError(.invalidConfiguration, "\(path): no check named '\(name)' (in advisory or skip); checks: \(Self.checkNames.joined(separator: ", "))")
         }
         if let unknown = pii.kinds.first(where: { PII.Kind(rawValue: $0) == nil }) {
-            throw CorpusDBError(.invalid, "\(path): pii.kinds has '\(unknown)'; known: \(PII.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw QualityError(.invalidConfiguration, "\(path): pii.kinds has '\(unknown)'; known: \(PII.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         try nearDuplicates.validate(path: path)
-        guard repetition.ngram >= 1 else { throw CorpusDBError(.invalid, "\(path): repetition.ngram must be at least 1") }
-        guard boilerplate.minRecords >= 2 else { throw CorpusDBError(.invalid, "\(path): boilerplate.min_records must be at least 2") }
+        guard repetition.ngram >= 1 else { throw QualityError(.invalidConfiguration, "\(path): repetition.ngram must be at least 1") }
+        guard boilerplate.minRecords >= 2 else { throw QualityError(.invalidConfiguration, "\(path): boilerplate.min_records must be at least 2") }
+        try validateNumbers(path: path)
+    }
+
+    /// Refuses counts below 0 and shares outside [0, 1] (NaN and infinities included): the checks
+    /// turn some of them into integers (`boilerplate.min_share` times the number of records), which
+    /// would trap on a value such as 1e300.
+    func validateNumbers(path: String) throws {
+        func count(_ value: Int, _ key: String) throws {
+            guard value >= 0 else {
+                throw QualityError(.invalidConfiguration, "\(path): \(key) is \(value); it must be a whole number of at least 0")
+            }
+        }
+        func share(_ value: Double, _ key: String, in range: ClosedRange<Double> = 0...1, _ allowed: String = "from 0 to 1") throws {
+            guard value.isFinite, range.contains(value) else {
+                throw QualityError(.invalidConfiguration, "\(path): \(key) is \(value); it must be a number \(allowed)")
+            }
+        }
+        try count(length.minPromptChars, "length.min_prompt_chars")
+        try count(length.maxPromptChars, "length.max_prompt_chars")
+        try count(length.minAnswerChars, "length.min_answer_chars")
+        try count(length.maxAnswerChars, "length.max_answer_chars")
+        try count(length.maxPromptTokens, "length.max_prompt_tokens")
+        try count(length.maxAnswerTokens, "length.max_answer_tokens")
+        try count(repetition.minChars, "repetition.min_chars")
+        try share(repetition.maxDominantCharacterShare, "repetition.max_dominant_character_share")
+        try share(repetition.maxNgramRepetition, "repetition.max_ngram_repetition")
+        try count(specialCharacters.minChars, "special_characters.min_chars")
+        try share(specialCharacters.maxShare, "special_characters.max_share")
+        try count(boilerplate.minSentenceChars, "boilerplate.min_sentence_chars")
+        try share(boilerplate.minShare, "boilerplate.min_share")
+        try share(boilerplate.maxAnswerShare, "boilerplate.max_answer_share")
+        try share(echo.maxShare, "echo.max_share")
+        try count(echo.minAnswerChars, "echo.min_answer_chars")
+        // A length ratio, not a share: an answer may be asked to be several times the prompt.
+        try share(echo.minLengthRatio, "echo.min_length_ratio", in: 0...100, "from 0 to 100")
     }
 }

@@ -42,13 +42,31 @@ public enum CheckRunner {
                            signatures: [Int64: [UInt32]] = [:]) -> CheckOutcome {
         let hasher = c.runs("near_duplicate") ? MinHasher(c.nearDuplicates) : nil
         var analyses = analyseAll(records, c, tokens: tokens, hasher: hasher, stored: signatures)
-        var verdicts: [CheckVerdict] = []
-        verdicts.reserveCapacity(records.count * 12)
-        func judge(_ id: Int64) -> Bool { judged?.contains(id) ?? true }
-
-        // Exact duplicates and conflicting answers, in id order.
         let order = records.indices.sorted { records[$0].id < records[$1].id }
-        let basis = ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair
+        let exact = exactDuplicates(records, analyses, order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
+        let near = hasher.map { nearDuplicates(records, analyses, order: order, duplicateOf: exact.duplicateOf, hasher: $0, stored: signatures) }
+        let recurring = recurringSentences(records, analyses, c.boilerplate)
+        let verdicts = collectVerdicts(records, &analyses, order: order, judged: judged, c, exact: exact, near: near, recurring: recurring)
+        return CheckOutcome(verdicts: verdicts, groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list,
+                            newSignatures: near?.newSignatures ?? [])
+    }
+
+    // MARK: Corpus-wide findings
+
+    /// Exact duplicates and conflicting answers, settled in id order.
+    struct ExactFindings {
+        /// Exact-duplicate groups, then conflicting-answer groups.
+        var groups: [DuplicateGroup] = []
+        /// By index in the records: the id of the earlier record it copies.
+        var duplicateOf: [Int: Int64] = [:]
+        /// By index in the records: the first record asking the same question, and how many
+        /// different answers the copies of the question have.
+        var conflict: [Int: (first: Int64, answers: Int)] = [:]
+    }
+
+    static func exactDuplicates(_ records: [CheckInput], _ analyses: [Analysis], order: [Int],
+                                basis: ExactDuplicates.Basis) -> ExactFindings {
+        var found = ExactFindings()
         var byKey: [String: [Int]] = [:], keyOrder: [String] = []
         var byPrompt: [String: [Int]] = [:], promptOrder: [String] = []
         for i in order {
@@ -58,87 +76,118 @@ public enum CheckRunner {
             if byPrompt[analyses[i].promptKey] == nil { promptOrder.append(analyses[i].promptKey) }
             byPrompt[analyses[i].promptKey, default: []].append(i)
         }
-        var groups: [DuplicateGroup] = []
-        var duplicateOf: [Int: Int64] = [:]
         for key in keyOrder {
             guard let members = byKey[key], members.count > 1 else { continue }
             let rep = records[members[0]].id
-            for m in members.dropFirst() { duplicateOf[m] = rep }
-            groups.append(DuplicateGroup(kind: .exact, representative: rep, members: members.map { records[$0].id }))
+            for m in members.dropFirst() { found.duplicateOf[m] = rep }
+            found.groups.append(DuplicateGroup(kind: .exact, representative: rep, members: members.map { records[$0].id }))
         }
-        var conflict: [Int: (first: Int64, answers: Int)] = [:]
         for key in promptOrder {
             guard let members = byPrompt[key], members.count > 1 else { continue }
             // Distinct answers among the copies of this prompt (by the whole conversation's key).
             var answers: [String] = []
             for m in members where !answers.contains(analyses[m].pairKey) { answers.append(analyses[m].pairKey) }
             guard answers.count > 1 else { continue }
-            for m in members { conflict[m] = (records[members[0]].id, answers.count) }
-            groups.append(DuplicateGroup(kind: .conflict, representative: records[members[0]].id, members: members.map { records[$0].id }))
+            for m in members { found.conflict[m] = (records[members[0]].id, answers.count) }
+            found.groups.append(DuplicateGroup(kind: .conflict, representative: records[members[0]].id, members: members.map { records[$0].id }))
         }
+        return found
+    }
 
-        // Near duplicates among the records that are not exact copies of an earlier one.
-        var near = NearDuplicateFinder.Result()
+    /// Near duplicates and borderline pairs, with the signatures computed in this run.
+    struct NearFindings {
+        var result = NearDuplicateFinder.Result()
+        /// Near-duplicate groups by representative, then borderline pairs by later record.
+        var groups: [DuplicateGroup] = []
         var newSignatures: [(recordId: Int64, signature: [UInt32])] = []
-        if let hasher {
-            let P = hasher.settings.permutations
-            var ids: [Int64] = [], flat: [UInt32] = []
-            for i in order {
-                guard let signature = analyses[i].signature ?? signatures[records[i].id], signature.count == P else { continue }
-                if analyses[i].signature != nil { newSignatures.append((records[i].id, signature)) }
-                guard duplicateOf[i] == nil else { continue }
-                ids.append(records[i].id)
-                flat += signature
-            }
-            near = NearDuplicateFinder.find(ids: ids, signatures: flat, settings: hasher.settings)
-            var members: [Int64: [Int64]] = [:]
-            for (id, match) in near.duplicates { members[match.other, default: []].append(id) }
-            for rep in members.keys.sorted() {
-                let later = (members[rep] ?? []).sorted()
-                var similarity = [rep: 1.0]
-                for m in later { similarity[m] = near.duplicates[m]?.similarity }
-                groups.append(DuplicateGroup(kind: .near, representative: rep, members: [rep] + later, similarity: similarity))
-            }
-            for id in near.borderline.keys.sorted() {
-                guard let match = near.borderline[id] else { continue }
-                groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
-            }
-        }
+    }
 
-        // Boilerplate: sentences recurring in many answers, counted once per answer. Only hashes
-        // are kept per record; the text of a recurring sentence is read again from its first record.
+    /// Near duplicates among the records that are not exact copies of an earlier one.
+    static func nearDuplicates(_ records: [CheckInput], _ analyses: [Analysis], order: [Int], duplicateOf: [Int: Int64],
+                               hasher: MinHasher, stored: [Int64: [UInt32]]) -> NearFindings {
+        var found = NearFindings()
+        let P = hasher.settings.permutations
+        var ids: [Int64] = [], flat: [UInt32] = []
+        for i in order {
+            guard let signature = analyses[i].signature ?? stored[records[i].id], signature.count == P else { continue }
+            if analyses[i].signature != nil { found.newSignatures.append((records[i].id, signature)) }
+            guard duplicateOf[i] == nil else { continue }
+            ids.append(records[i].id)
+            flat += signature
+        }
+        let near = NearDuplicateFinder.find(ids: ids, signatures: flat, settings: hasher.settings)
+        found.result = near
+        var members: [Int64: [Int64]] = [:]
+        for (id, match) in near.duplicates { members[match.other, default: []].append(id) }
+        for rep in members.keys.sorted() {
+            let later = (members[rep] ?? []).sorted()
+            var similarity = [rep: 1.0]
+            for m in later { similarity[m] = near.duplicates[m]?.similarity }
+            found.groups.append(DuplicateGroup(kind: .near, representative: rep, members: [rep] + later, similarity: similarity))
+        }
+        for id in near.borderline.keys.sorted() {
+            guard let match = near.borderline[id] else { continue }
+            found.groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
+        }
+        return found
+    }
+
+    /// Sentences recurring in many answers (the corpus's boilerplate).
+    struct RecurringSentences {
+        /// By sentence hash: in how many answers it occurs, and the index of the first record.
+        var recurring: [UInt64: (records: Int, first: Int)]
+        /// By sentence hash: its normalized text.
+        var text: [UInt64: String]
+        /// Most frequent first.
+        var list: [(sentence: String, records: Int)]
+    }
+
+    /// Boilerplate: sentences recurring in many answers, counted once per answer. Only hashes
+    /// are kept per record; the text of a recurring sentence is read again from its first record.
+    static func recurringSentences(_ records: [CheckInput], _ analyses: [Analysis],
+                                   _ settings: CheckConfiguration.Boilerplate) -> RecurringSentences {
         var sentenceRecords: [UInt64: (records: Int, first: Int)] = [:]
         for (i, a) in analyses.enumerated() {
             for s in a.sentences {
                 if let seen = sentenceRecords[s.hash] { sentenceRecords[s.hash] = (seen.records + 1, seen.first) } else { sentenceRecords[s.hash] = (1, i) }
             }
         }
-        let needed = max(c.boilerplate.minRecords, Int((c.boilerplate.minShare * Double(records.count)).rounded(.up)))
+        let needed = max(settings.minRecords, Int((settings.minShare * Double(records.count)).rounded(.up)))
         let recurring = sentenceRecords.filter { $0.value.records >= needed }
         var sentenceText: [UInt64: String] = [:]
         for (hash, found) in recurring {
             let answer = records[found.first].conversation.messages.filter { $0.role == .assistant }.map { Normalizer.comparable($0.content) }.joined(separator: " ")
-            for s in sentences(Array(answer.unicodeScalars), minChars: c.boilerplate.minSentenceChars) where s.hash == hash {
+            for s in sentences(Array(answer.unicodeScalars), minChars: settings.minSentenceChars) where s.hash == hash {
                 var view = String.UnicodeScalarView()
                 view.append(contentsOf: s.text)
                 sentenceText[hash] = String(view)
             }
         }
-        let boilerplate = recurring.map { (sentence: sentenceText[$0.key] ?? "", records: $0.value.records) }
+        let list = recurring.map { (sentence: sentenceText[$0.key] ?? "", records: $0.value.records) }
             .sorted { ($0.records, $1.sentence) > ($1.records, $0.sentence) }
+        return RecurringSentences(recurring: recurring, text: sentenceText, list: list)
+    }
 
-        for i in order where judge(records[i].id) {
+    /// Every verdict of the judged records in id order: each record's own, then its corpus-wide
+    /// ones (exact duplicate, near duplicate, conflicting answer, boilerplate). The per-record
+    /// verdicts are moved out of `analyses`, not copied: a million records hold ~1 GB of them.
+    static func collectVerdicts(_ records: [CheckInput], _ analyses: inout [Analysis], order: [Int], judged: Set<Int64>?,
+                                _ c: CheckConfiguration, exact: ExactFindings, near: NearFindings?,
+                                recurring: RecurringSentences) -> [CheckVerdict] {
+        var verdicts: [CheckVerdict] = []
+        verdicts.reserveCapacity(records.count * 12)
+        for i in order where judged?.contains(records[i].id) ?? true {
             let id = records[i].id, a = analyses[i]
             verdicts += a.verdicts
-            analyses[i].verdicts = []       // moved, not copied: a million records hold ~1 GB of verdicts
+            analyses[i].verdicts = []
             if c.runs("exact_duplicate") {
-                if let rep = duplicateOf[i] {
+                if let rep = exact.duplicateOf[i] {
                     verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: false, score: nil, detail: "duplicate of record \(rep)"))
                 } else {
                     verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: true, score: nil, detail: ""))
                 }
             }
-            if hasher != nil {
+            if let near = near?.result {
                 if let match = near.duplicates[id] {
                     verdicts.append(CheckVerdict(recordId: id, name: "near_duplicate", passed: false, score: match.similarity,
                                                  detail: "near duplicate of record \(match.other) (similarity \(String(format: "%.2f", match.similarity)))"))
@@ -147,7 +196,7 @@ public enum CheckRunner {
                 }
             }
             if c.runs("conflicting_answer") {
-                if let found = conflict[i] {
+                if let found = exact.conflict[i] {
                     let detail = found.first == id ? "same question as later records with other answers (\(found.answers) different answers)"
                         : "same question as record \(found.first) with another answer (\(found.answers) different answers)"
                     verdicts.append(CheckVerdict(recordId: id, name: "conflicting_answer", passed: false, score: Double(found.answers), detail: detail))
@@ -157,9 +206,9 @@ public enum CheckRunner {
             }
             if c.runs("boilerplate") {
                 var chars = 0, first: String?
-                for s in a.sentences where recurring[s.hash] != nil {
+                for s in a.sentences where recurring.recurring[s.hash] != nil {
                     chars += s.length
-                    if first == nil { first = sentenceText[s.hash] }
+                    if first == nil { first = recurring.text[s.hash] }
                 }
                 let share = a.answerLength == 0 ? 0 : Double(chars) / Double(a.answerLength)
                 let passed = share <= c.boilerplate.maxAnswerShare
@@ -167,7 +216,7 @@ public enum CheckRunner {
                 verdicts.append(CheckVerdict(recordId: id, name: "boilerplate", passed: passed, score: share, detail: detail))
             }
         }
-        return CheckOutcome(verdicts: verdicts, groups: groups, boilerplate: boilerplate, newSignatures: newSignatures)
+        return verdicts
     }
 
     // MARK: Per-record analysis
@@ -238,60 +287,98 @@ public enum CheckRunner {
         var values: [Analysis] { Array(buffer) }
     }
 
-    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil) -> Analysis {
-        let id = record.id
-        var a = Analysis()
-        let messages = record.conversation.messages
-        // Keys of the normalized turns (role, U+001F, text, U+001E), as `ExactDuplicates.key`.
+    /// The texts of one record that the checks look at.
+    struct Texts {
+        /// The user turns, normalized, joined by spaces; the assistant turns likewise.
+        var prompt = "", answer = ""
+        /// The user turns as stored, joined by newlines; the assistant turns likewise.
+        var rawPrompt = "", rawAnswer = ""
+        /// Keys of the normalized turns (role, U+001F, text, U+001E), as `ExactDuplicates.key`:
+        /// of the whole conversation, and of its system and user turns only.
         var pairText = "", promptText = ""
-        var prompt = "", answer = "", rawPrompt = "", rawAnswer = ""
+        /// Every turn's role and normalized text, kept only when a signature is to be computed.
         var turns: [(role: Role, text: String)] = []
-        for m in messages {
-            let n = Normalizer.comparable(m.content)
-            if hasher != nil { turns.append((m.role, n)) }
-            let turn = "\(m.role.rawValue)\u{1F}\(n)\u{1E}"
-            pairText += turn
-            if m.role == .system || m.role == .user { promptText += turn }
-            if m.role == .user {
-                prompt += prompt.isEmpty ? n : " " + n
-                rawPrompt += rawPrompt.isEmpty ? m.content : "\n" + m.content
-            } else if m.role == .assistant {
-                answer += answer.isEmpty ? n : " " + n
-                rawAnswer += rawAnswer.isEmpty ? m.content : "\n" + m.content
+
+        init(_ messages: [Message], keepTurns: Bool) {
+            for m in messages {
+                let n = Normalizer.comparable(m.content)
+                if keepTurns { turns.append((m.role, n)) }
+                let turn = "\(m.role.rawValue)\u{1F}\(n)\u{1E}"
+                pairText += turn
+                if m.role == .system || m.role == .user { promptText += turn }
+                if m.role == .user {
+                    prompt += prompt.isEmpty ? n : " " + n
+                    rawPrompt += rawPrompt.isEmpty ? m.content : "\n" + m.content
+                } else if m.role == .assistant {
+                    answer += answer.isEmpty ? n : " " + n
+                    rawAnswer += rawAnswer.isEmpty ? m.content : "\n" + m.content
+                }
             }
         }
-        if let hasher { a.signature = hasher.signature(of: hasher.comparableScalars(normalizedTurns: turns)) }
-        a.pairKey = ContentHash.sha256Hex(Array(pairText.utf8))
-        a.promptKey = ContentHash.sha256Hex(Array(promptText.utf8))
-        let p = Array(prompt.unicodeScalars), q = Array(answer.unicodeScalars)
+    }
+
+    /// One record's verdicts as they are made; a passing verdict has no detail.
+    struct VerdictList {
+        let recordId: Int64
+        var verdicts: [CheckVerdict] = []
+
+        mutating func add(_ name: String, _ passed: Bool, _ score: Double?, _ detail: @autoclosure () -> String) {
+            verdicts.append(CheckVerdict(recordId: recordId, name: name, passed: passed, score: score, detail: passed ? "" : detail()))
+        }
+    }
+
+    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil) -> Analysis {
+        var a = Analysis()
+        let messages = record.conversation.messages
+        let t = Texts(messages, keepTurns: hasher != nil)
+        if let hasher { a.signature = hasher.signature(of: hasher.comparableScalars(normalizedTurns: t.turns)) }
+        a.pairKey = ContentHash.sha256Hex(Array(t.pairText.utf8))
+        a.promptKey = ContentHash.sha256Hex(Array(t.promptText.utf8))
+        let p = Array(t.prompt.unicodeScalars), q = Array(t.answer.unicodeScalars)
         a.answerLength = q.count
 
-        func verdict(_ name: String, _ passed: Bool, _ score: Double?, _ detail: @autoclosure () -> String) {
-            a.verdicts.append(CheckVerdict(recordId: id, name: name, passed: passed, score: score, detail: passed ? "" : detail()))
+        var list = VerdictList(recordId: record.id)
+        lengthChecks(&list, p: p, q: q, t, c, tokens: tokens)
+        shapeChecks(&list, p: p, q: q, t, c)
+        contentChecks(&list, p: p, q: q, t, messages, c)
+        a.verdicts = list.verdicts
+        if c.runs("boilerplate") {
+            a.sentences = sentences(q, minChars: c.boilerplate.minSentenceChars).map { Sentence(hash: $0.hash, length: $0.length) }
         }
+        return a
+    }
+
+    /// prompt_length, answer_length, and with a tokenizer prompt_tokens and answer_tokens.
+    /// `p` and `q` are the scalars of the normalized prompt and answer.
+    static func lengthChecks(_ v: inout VerdictList, p: [Unicode.Scalar], q: [Unicode.Scalar], _ t: Texts,
+                             _ c: CheckConfiguration, tokens: TokenCounter?) {
         let L = c.length
         if c.runs("prompt_length") {
-            verdict("prompt_length", p.count >= L.minPromptChars && p.count <= L.maxPromptChars, Double(p.count),
-                    p.count < L.minPromptChars ? "prompt shorter than \(L.minPromptChars) characters" : "prompt longer than \(L.maxPromptChars) characters")
+            v.add("prompt_length", p.count >= L.minPromptChars && p.count <= L.maxPromptChars, Double(p.count),
+                  p.count < L.minPromptChars ? "prompt shorter than \(L.minPromptChars) characters" : "prompt longer than \(L.maxPromptChars) characters")
         }
         if c.runs("answer_length") {
-            verdict("answer_length", q.count >= L.minAnswerChars && q.count <= L.maxAnswerChars, Double(q.count),
-                    q.count < L.minAnswerChars ? (q.isEmpty ? "empty answer" : "answer shorter than \(L.minAnswerChars) characters")
-                        : "answer longer than \(L.maxAnswerChars) characters")
+            v.add("answer_length", q.count >= L.minAnswerChars && q.count <= L.maxAnswerChars, Double(q.count),
+                  q.count < L.minAnswerChars ? (q.isEmpty ? "empty answer" : "answer shorter than \(L.minAnswerChars) characters")
+                      : "answer longer than \(L.maxAnswerChars) characters")
         }
         if let tokens {
             if c.runs("prompt_tokens") {
-                let n = tokens(rawPrompt)
-                verdict("prompt_tokens", L.maxPromptTokens == 0 || n <= L.maxPromptTokens, Double(n), "prompt longer than \(L.maxPromptTokens) tokens (\(n))")
+                let n = tokens(t.rawPrompt)
+                v.add("prompt_tokens", L.maxPromptTokens == 0 || n <= L.maxPromptTokens, Double(n), "prompt longer than \(L.maxPromptTokens) tokens (\(n))")
             }
             if c.runs("answer_tokens") {
-                let n = tokens(rawAnswer)
-                verdict("answer_tokens", L.maxAnswerTokens == 0 || n <= L.maxAnswerTokens, Double(n), "answer longer than \(L.maxAnswerTokens) tokens (\(n))")
+                let n = tokens(t.rawAnswer)
+                v.add("answer_tokens", L.maxAnswerTokens == 0 || n <= L.maxAnswerTokens, Double(n), "answer longer than \(L.maxAnswerTokens) tokens (\(n))")
             }
         }
+    }
+
+    /// char_repetition, ngram_repetition and special_characters: the worse of prompt and answer,
+    /// among texts long enough. Fenced code is left out of these (code repeats itself and is made
+    /// of symbols).
+    static func shapeChecks(_ v: inout VerdictList, p: [Unicode.Scalar], q: [Unicode.Scalar], _ t: Texts, _ c: CheckConfiguration) {
         let R = c.repetition
-        // Repetition and special characters: the worse of prompt and answer, among texts long enough.
-        // Fenced code is left out of these (code repeats itself and is made of symbols).
         // Byte search (Foundation's String.contains goes through CFString and is slow here).
         func hasFence(_ text: String) -> Bool {
             var run = 0
@@ -301,7 +388,7 @@ public enum CheckRunner {
             }
             return false
         }
-        let hasCode = hasFence(prompt) || hasFence(answer)
+        let hasCode = hasFence(t.prompt) || hasFence(t.answer)
         let pt = hasCode ? TextFilters.withoutCode(p) : p, qt = hasCode ? TextFilters.withoutCode(q) : q
         func worse(_ measure: ([Unicode.Scalar]) -> Double, minChars: Int) -> (score: Double, part: String) {
             let sp = pt.count >= minChars ? measure(pt) : 0, sq = qt.count >= minChars ? measure(qt) : 0
@@ -309,51 +396,52 @@ public enum CheckRunner {
         }
         if c.runs("char_repetition") {
             let r = worse(TextFilters.dominantCharacterShare, minChars: R.minChars)
-            verdict("char_repetition", r.score <= R.maxDominantCharacterShare, r.score,
-                    "one character is \(Int((r.score * 100).rounded()))% of the \(r.part)'s letters")
+            v.add("char_repetition", r.score <= R.maxDominantCharacterShare, r.score,
+                  "one character is \(Int((r.score * 100).rounded()))% of the \(r.part)'s letters")
         }
         if c.runs("ngram_repetition") {
             let r = worse({ TextFilters.ngramRepetition($0, n: R.ngram) }, minChars: R.minChars)
-            verdict("ngram_repetition", r.score <= R.maxNgramRepetition, r.score,
-                    "\(Int((r.score * 100).rounded()))% of the \(r.part)'s \(R.ngram)-character sequences repeat")
+            v.add("ngram_repetition", r.score <= R.maxNgramRepetition, r.score,
+                  "\(Int((r.score * 100).rounded()))% of the \(r.part)'s \(R.ngram)-character sequences repeat")
         }
         if c.runs("special_characters") {
             let r = worse(TextFilters.specialCharacterShare, minChars: c.specialCharacters.minChars)
-            verdict("special_characters", r.score <= c.specialCharacters.maxShare, r.score,
-                    "\(Int((r.score * 100).rounded()))% of the \(r.part) is symbols or unusual characters")
+            v.add("special_characters", r.score <= c.specialCharacters.maxShare, r.score,
+                  "\(Int((r.score * 100).rounded()))% of the \(r.part) is symbols or unusual characters")
         }
+    }
+
+    /// mojibake, filler_opening, answer_echoes_prompt, language_mismatch and pii.
+    static func contentChecks(_ v: inout VerdictList, p: [Unicode.Scalar], q: [Unicode.Scalar], _ t: Texts,
+                              _ messages: [Message], _ c: CheckConfiguration) {
         if c.runs("mojibake") {
             // On the stored text: normalization would fold some telltales away.
-            let found = TextFilters.mojibake(rawPrompt + "\n" + rawAnswer)
-            verdict("mojibake", found.isEmpty, Double(found.count), "garbled encoding: \(found.joined(separator: ", "))")
+            let found = TextFilters.mojibake(t.rawPrompt + "\n" + t.rawAnswer)
+            v.add("mojibake", found.isEmpty, Double(found.count), "garbled encoding: \(found.joined(separator: ", "))")
         }
         if c.runs("filler_opening") {
-            let f = TextFilters.fillerOpening(answer, fillers: c.filler.openings)
-            verdict("filler_opening", f == nil, nil, "answer opens with \"\(f ?? "")\"")
+            let f = TextFilters.fillerOpening(t.answer, fillers: c.filler.openings)
+            v.add("filler_opening", f == nil, nil, "answer opens with \"\(f ?? "")\"")
         }
         if c.runs("answer_echoes_prompt") {
             let judged = q.count >= c.echo.minAnswerChars && Double(q.count) >= c.echo.minLengthRatio * Double(p.count)
             let share = judged ? TextFilters.echo(prompt: p, answer: q) : 0
-            verdict("answer_echoes_prompt", share < c.echo.maxShare, share,
-                    "\(Int((share * 100).rounded()))% of the answer repeats the question")
+            v.add("answer_echoes_prompt", share < c.echo.maxShare, share,
+                  "\(Int((share * 100).rounded()))% of the answer repeats the question")
         }
         if c.runs("language_mismatch") {
             let sp = TextFilters.script(p), sq = TextFilters.script(q)
             let mismatch = sp != .undetermined && sq != .undetermined && sp != sq
-                && !c.language.exemptPromptWords.contains { prompt.contains($0) }
-            verdict("language_mismatch", !mismatch, nil, "question in \(sp.rawValue), answer in \(sq.rawValue)")
+                && !c.language.exemptPromptWords.contains { t.prompt.contains($0) }
+            v.add("language_mismatch", !mismatch, nil, "question in \(sp.rawValue), answer in \(sq.rawValue)")
         }
         if c.runs("pii") {
             let kinds = Set(c.pii.kinds)
             let findings = messages.flatMap { PII.findings(in: $0.content) }.filter { kinds.contains($0.kind.rawValue) }
             var counts: [String: Int] = [:]
             for f in findings { counts[f.kind.rawValue, default: 0] += 1 }
-            verdict("pii", findings.isEmpty, Double(findings.count),
-                    counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+            v.add("pii", findings.isEmpty, Double(findings.count),
+                  counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
         }
-        if c.runs("boilerplate") {
-            a.sentences = sentences(q, minChars: c.boilerplate.minSentenceChars).map { Sentence(hash: $0.hash, length: $0.length) }
-        }
-        return a
     }
 }

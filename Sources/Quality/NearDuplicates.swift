@@ -42,19 +42,19 @@ public struct NearDuplicateSettings: Codable, Sendable, Equatable {
     }
 
     func validate(path: String) throws {
-        guard ngram >= 1, ngram <= 32 else { throw CorpusDBError(.invalid, "\(path): near_duplicates.ngram must be between 1 and 32") }
+        guard ngram >= 1, ngram <= 32 else { throw QualityError(.invalidConfiguration, "\(path): near_duplicates.ngram must be between 1 and 32") }
         guard permutations >= 16, permutations <= 1024 else {
-            throw CorpusDBError(.invalid, "\(path): near_duplicates.permutations must be between 16 and 1024")
+            throw QualityError(.invalidConfiguration, "\(path): near_duplicates.permutations must be between 16 and 1024")
         }
         guard bands >= 1, permutations % bands == 0 else {
-            throw CorpusDBError(.invalid, "\(path): near_duplicates.bands (\(bands)) must divide permutations (\(permutations)), e.g. 32 bands of 4 rows for 128")
+            throw QualityError(.invalidConfiguration, "\(path): near_duplicates.bands (\(bands)) must divide permutations (\(permutations)), e.g. 32 bands of 4 rows for 128")
         }
-        guard threshold > 0, threshold <= 1 else { throw CorpusDBError(.invalid, "\(path): near_duplicates.threshold must be in (0, 1]") }
+        guard threshold > 0, threshold <= 1 else { throw QualityError(.invalidConfiguration, "\(path): near_duplicates.threshold must be in (0, 1]") }
         guard borderlineMargin >= 0, borderlineMargin < threshold else {
-            throw CorpusDBError(.invalid, "\(path): near_duplicates.borderline_margin must be at least 0 and below the threshold")
+            throw QualityError(.invalidConfiguration, "\(path): near_duplicates.borderline_margin must be at least 0 and below the threshold")
         }
         guard ExactDuplicates.Basis(rawValue: on) != nil else {
-            throw CorpusDBError(.invalid, "\(path): near_duplicates.on is '\(on)'; use pair or prompt")
+            throw QualityError(.invalidConfiguration, "\(path): near_duplicates.on is '\(on)'; use pair or prompt")
         }
     }
 }

@@ -1,3 +1,4 @@
+import CorpusSupport
 import Foundation
 
 extension Report {
@@ -168,18 +169,5 @@ extension Report {
         return s + "</svg>"
     }
 
-    private func esc(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    private func esc(_ s: String) -> String { HTML.escape(s) }
 }

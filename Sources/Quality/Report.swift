@@ -184,22 +184,22 @@ public struct Taxonomy: Sendable, Equatable {
     public var expected: [Expected]
 
     /// Reads a taxonomy file.
-    /// - Throws: `CorpusDBError(.invalid)` naming the file and what is wrong.
+    /// - Throws: `QualityError` naming the file and what is wrong.
     public static func load(path: String) throws -> Taxonomy {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CorpusDBError(.invalid, "\(path): cannot read the taxonomy file")
+            throw QualityError(.unreadableFile, "\(path): cannot read the taxonomy file")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], !object.isEmpty else {
-            throw CorpusDBError(.invalid, "\(path): a taxonomy is a JSON object of tag keys, e.g. {\"department\": {\"内科\": 200, \"外科\": 100}}")
+            throw QualityError(.invalidTaxonomy, "\(path): a taxonomy is a JSON object of tag keys, e.g. {\"department\": {\"内科\": 200, \"外科\": 100}}")
         }
         var expected: [Expected] = []
         for key in object.keys.sorted() {
             guard let values = object[key] as? [String: Any], !values.isEmpty else {
-                throw CorpusDBError(.invalid, "\(path): '\(key)' must be an object of values and minimum counts, e.g. {\"内科\": 200}")
+                throw QualityError(.invalidTaxonomy, "\(path): '\(key)' must be an object of values and minimum counts, e.g. {\"内科\": 200}")
             }
             for value in values.keys.sorted() {
                 guard let n = values[value] as? Int, n >= 1 else {
-                    throw CorpusDBError(.invalid, "\(path): \(key)=\(value) needs a minimum count of at least 1")
+                    throw QualityError(.invalidTaxonomy, "\(path): \(key)=\(value) needs a minimum count of at least 1")
                 }
                 expected.append(Expected(key: key, value: value, minimum: n))
             }

@@ -210,3 +210,40 @@ struct InterruptTests {
         }
     }
 }
+
+/// `corpus bench` with out-of-range numbers: a usage error (exit 64) naming the option and the
+/// allowed range, reported by `validate()` before any model is loaded (the model path does not
+/// exist, so reaching the loader would exit 3 instead).
+extension BadInputTests {
+    static let missingModel = "/nonexistent/corpus-bench-model.gguf"
+
+    @Test(arguments: [
+        (["--prompt", "0"], "--prompt 0 is out of range: give 1 to 131072 tokens"),
+        (["--prompt=-1"], "--prompt -1 is out of range: give 1 to 131072 tokens"),
+        (["--prompt", "200000"], "--prompt 200000 is out of range: give 1 to 131072 tokens"),
+        (["--generate", "0"], "--generate 0 is out of range: give 1 to 131072 tokens"),
+        (["--generate=-5"], "--generate -5 is out of range: give 1 to 131072 tokens"),
+        (["--repeats", "0"], "--repeats 0 is out of range: give 1 to 100 repetitions"),
+        (["--batch=-1"], "--batch -1 is out of range: give 0 to 256 sequences"),
+        (["--batch", "100000"], "--batch 100000 is out of range: give 0 to 256 sequences"),
+    ])
+    func benchRejectsOutOfRangeNumbers(_ options: [String], _ message: String) throws {
+        let result = try TestSupport.run(["bench", "--model", Self.missingModel] + options)
+        #expect(result.status == 64, "\(options): \(result.stderr)")
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(!result.stderr.contains(Self.missingModel), "validation comes before the model is looked at: \(result.stderr)")
+    }
+
+    /// Written with a space, `-1` looks like an option to the parser: still a usage error.
+    @Test func benchNegativeNumberAfterASpaceIsAUsageError() throws {
+        let result = try TestSupport.run(["bench", "--model", Self.missingModel, "--prompt", "-1"])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains("--prompt"), "\(result.stderr)")
+    }
+
+    @Test func benchWithValidNumbersReachesTheModel() throws {
+        let result = try TestSupport.run(["bench", "--model", Self.missingModel, "--prompt", "1", "--generate", "1", "--repeats", "1", "--batch", "0"])
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains(Self.missingModel))
+    }
+}

@@ -73,6 +73,11 @@ struct CheckTests {
         let refused = try TestSupport.run(["check", "--db", db, "--config", bad.path])
         #expect(refused.status == 3)
         #expect(refused.stderr.contains("unknown section 'lenght'"))
+        // A share that used to trap (1e300 × records turned into an Int) is an input error.
+        try Data(#"{"boilerplate": {"min_share": 1e300}}"#.utf8).write(to: bad)
+        let hostile = try TestSupport.run(["check", "--db", db, "--config", bad.path])
+        #expect(hostile.status == 3)
+        #expect(hostile.stderr.contains("\(bad.path): boilerplate.min_share is 1e+300; it must be a number from 0 to 1"))
         let printed = try TestSupport.run(["check", "--print-config"])
         #expect(printed.stdout.contains("\"min_answer_chars\" : 2"))
     }

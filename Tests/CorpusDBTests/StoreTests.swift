@@ -81,14 +81,12 @@ struct StoreTests {
 
     @Test func tagFiltersQueryJSON() throws {
         let store = try TestSupport.temporaryStore()
-        try store.pool.write { db in
-            var s = Source(path: "/x.csv", sha256: "ab", bytes: 1, format: "csv", encoding: "UTF-8", encodingConfidence: 100,
-                           encodingMethod: "utf8", mapping: "{}", importedAt: Timestamp.now(), toolVersion: CorpusVersion.string)
-            try s.insert(db)
-            let writer = try RowWriter(db)
+        let s = Source(path: "/x.csv", sha256: "ab", bytes: 1, format: "csv", encoding: "UTF-8", encodingConfidence: 100,
+                       encodingMethod: "utf8", mapping: "{}", importedAt: Timestamp.now(), toolVersion: CorpusVersion.string)
+        try store.ingestTransaction(inserting: s) { writer in
             for (i, dept) in ["内科", "外科", "内科"].enumerated() {
                 let c = Conversation(messages: [Message(role: .user, content: "q\(i)"), Message(role: .assistant, content: "a")])
-                try writer.insert(Record(sourceId: s.id!, rowIndex: i + 1, locator: "row \(i + 1)", line: i + 2, byteOffset: Int64(i * 10),
+                try writer.append(Record(sourceId: writer.sourceID, rowIndex: i + 1, locator: "row \(i + 1)", line: i + 2, byteOffset: Int64(i * 10),
                                          byteLength: 10, conversation: CanonicalJSON.string(c), original: "{}",
                                          tags: CanonicalJSON.object(["department": dept, "a\"b": "x"]), contentHash: CanonicalJSON.contentHash(c)))
             }

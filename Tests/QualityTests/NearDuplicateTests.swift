@@ -303,10 +303,11 @@ struct NearDuplicateTests {
     @Test func badSettingsAreNamed() throws {
         let dir = try TestSupport.temporaryDirectory()
         let path = try TestSupport.write(#"{"near_duplicates": {"bands": 30}}"#, to: "c.json", in: dir)
-        #expect(throws: CorpusDBError.self) { try CheckConfiguration.load(path: path) }
+        #expect(throws: QualityError.self) { try CheckConfiguration.load(path: path) }
         do {
             _ = try CheckConfiguration.load(path: path)
-        } catch let error as CorpusDBError {
+        } catch let error as QualityError {
+            #expect(error.code == .invalidConfiguration)
             #expect(error.message.contains("near_duplicates.bands (30) must divide permutations (128)"))
         }
         let ok = try TestSupport.write(#"{"near_duplicates": {"ngram": 5, "threshold": 0.8}}"#, to: "d.json", in: dir)

@@ -1,3 +1,4 @@
+import CorpusSupport
 import Foundation
 import Testing
 @testable import ModelRuntime
@@ -278,13 +279,13 @@ struct PEFTAdapterTests {
             AtomicFolder.File(name: "b.txt") { _ in throw ModelError.unsupported("disk full") },
         ]
         let fresh = parent.appendingPathComponent("fresh")
-        #expect(throws: ModelError.unsupported("disk full")) { try AtomicFolder.write(files, into: fresh, requireEmpty: true) }
+        #expect(throws: ModelError.unsupported("disk full")) { try AtomicWrites.folder(files, into: fresh, requireEmpty: true) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
 
         let existing = parent.appendingPathComponent("existing")
         try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: true)
         try Data("old".utf8).write(to: existing.appendingPathComponent("a.txt"))
-        #expect(throws: ModelError.unsupported("disk full")) { try AtomicFolder.write(files, into: existing, requireEmpty: false) }
+        #expect(throws: ModelError.unsupported("disk full")) { try AtomicWrites.folder(files, into: existing, requireEmpty: false) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: existing.path) == ["a.txt"])
         #expect(try Data(contentsOf: existing.appendingPathComponent("a.txt")) == Data("old".utf8))
     }

@@ -64,14 +64,7 @@ extension CorpusStore {
     /// - Throws: `CorpusDBError(.invalid)` for a bad name or spec, or when nothing is selected;
     ///   `.notFound` for an unknown source or check configuration.
     public func createSnapshot(name: String, spec: SnapshotSpec, arguments: [String] = []) throws -> Snapshot {
-        guard !name.isEmpty, name.count <= 100,
-              name.unicodeScalars.allSatisfy({ !$0.properties.isWhitespace && $0.value >= 0x20 && $0 != "@" && $0 != "/" }) else {
-            throw CorpusDBError(.invalid, "snapshot name '\(name)' is not usable: use 1-100 characters without spaces, '@' or '/' (e.g. med-v1)")
-        }
-        guard spec.evalRatio >= 0, spec.evalRatio < 1 else {
-            throw CorpusDBError(.invalid, "--eval-ratio \(spec.evalRatio) must be at least 0 and below 1")
-        }
-        if let cap = spec.maxPerTag, cap < 1 { throw CorpusDBError(.invalid, "--max-per-tag must be at least 1") }
+        try Self.validateSnapshotRequest(name: name, spec: spec)
         return try pool.write { db in
             for id in spec.sources where try Source.fetchOne(db, key: id) == nil {
                 throw CorpusDBError(.notFound, "\(path): no source \(id); `corpus sources` lists them")
@@ -79,87 +72,23 @@ extension CorpusStore {
             // Quality verdicts: "default" is the newest check configuration with verdicts (none
             // when `corpus check` has not run), a hash (or a unique prefix of 8+ characters) names one.
             let resolvedChecks = try CorpusStore.resolveChecks(db, spec.checks, path: path)
-            // Under a configuration: the checks each record failed (PII is not a reason to leave a
-            // record out: export redacts it), and which records were checked at all.
-            var failed: [Int64: String] = [:]
-            var checked = Set<Int64>()
-            if let config = resolvedChecks {
-                // Advisory checks (the configuration's "advisory" list; PII in configurations that
-                // predate the list) are reported but leave nobody out.
-                let json = try String.fetchOne(db, sql: "SELECT config FROM check_configs WHERE hash = ?", arguments: [config]) ?? "{}"
-                let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
-                let advisory = object?["advisory"] as? [String] ?? ["pii"]
-                let placeholders = Array(repeating: "?", count: advisory.count).joined(separator: ", ")
-                var arguments: [any DatabaseValueConvertible] = [config]
-                arguments += advisory
-                for row in try Row.fetchAll(db, sql: """
-                    SELECT record_id, MIN(name) AS name FROM checks WHERE config_hash = ? AND passed = 0
-                    \(advisory.isEmpty ? "" : "AND name NOT IN (\(placeholders))") GROUP BY record_id
-                    """, arguments: StatementArguments(arguments)) {
-                    failed[row["record_id"]] = row["name"]
-                }
-                checked = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT record_id FROM checks WHERE config_hash = ?", arguments: [config]))
-            }
-
-            var sql = """
-                SELECT r.id, r.content_hash, r.tags, w.record_id IS NOT NULL AS withdrawn
-                FROM records r LEFT JOIN withdrawals w ON w.record_id = r.id
-                """
-            if !spec.sources.isEmpty { sql += " WHERE r.source_id IN (\(spec.sources.map { String($0) }.joined(separator: ",")))" }
-            sql += " ORDER BY r.id"
-            var excluded: [String: Int] = [:]
-            var seen = Set<String>()
-            var candidates: [(id: Int64, hash: String, tags: String, value: Double)] = []
-            let cursor = try Row.fetchCursor(db, sql: sql)
-            while let row = try cursor.next() {
-                let tags: String = row["tags"]
-                if !spec.tags.isEmpty {
-                    let decoded = (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [String: Any] ?? [:]
-                    guard spec.tags.allSatisfy({ decoded[$0.key] as? String == $0.value }) else { continue }
-                }
-                if row["withdrawn"] as Bool { excluded["withdrawn", default: 0] += 1; continue }
-                let id: Int64 = row["id"]
-                if resolvedChecks != nil {
-                    guard checked.contains(id) else { excluded["unchecked", default: 0] += 1; continue }
-                    if let check = failed[id] { excluded["failed_\(check)", default: 0] += 1; continue }
-                }
-                let hash: String = row["content_hash"]
-                // Exact duplicates: the first ingested record represents its content.
-                guard seen.insert(hash).inserted else { excluded["duplicate", default: 0] += 1; continue }
-                candidates.append((id, hash, tags, SnapshotMath.splitValue(contentHash: hash, seed: spec.seed)))
-            }
-            if let cap = spec.maxPerTag {
-                var groups: [String: [Int]] = [:]
-                for (i, c) in candidates.enumerated() { groups[c.tags, default: []].append(i) }
-                var keep = Set<Int>()
-                for (_, members) in groups {
-                    let chosen = members.sorted { (candidates[$0].value, candidates[$0].hash) < (candidates[$1].value, candidates[$1].hash) }.prefix(cap)
-                    keep.formUnion(chosen)
-                }
-                excluded["cap_per_tag"] = candidates.count - keep.count
-                candidates = candidates.indices.filter { keep.contains($0) }.map { candidates[$0] }
-            }
+            let verdicts = try resolvedChecks.map { try Self.verdictSelection(db, configHash: $0) }
+            var selection = try Self.snapshotCandidates(db, spec: spec, verdicts: verdicts)
+            if let cap = spec.maxPerTag { selection.cap(perTag: cap) }
+            var candidates = selection.candidates
             guard !candidates.isEmpty else {
                 throw CorpusDBError(.invalid, "\(path): no records match (tags \(spec.tags.map { "\($0.key)=\($0.value)" }), sources \(spec.sources)); nothing to snapshot")
             }
             candidates.sort { $0.hash < $1.hash }
             let splits = candidates.map { $0.value < spec.evalRatio ? "eval" : "train" }
             let hash = SnapshotMath.hash(zip(candidates, splits).map { (contentHash: $0.hash, split: $1) })
-
-            var tagCounts: [String: [String: Int]] = [:]
-            for (candidate, split) in zip(candidates, splits) {
-                let decoded = (try? JSONSerialization.jsonObject(with: Data(candidate.tags.utf8))) as? [String: Any] ?? [:]
-                for (key, value) in decoded {
-                    tagCounts["\(key)=\(value as? String ?? "\(value)")", default: ["train": 0, "eval": 0]][split, default: 0] += 1
-                }
-            }
             let previous = try Snapshot.filter(Column("name") == name).order(Column("version").desc).fetchOne(db)
             let evalCount = splits.filter { $0 == "eval" }.count
             var snapshot = Snapshot(
                 id: nil, name: name, version: (previous?.version ?? 0) + 1, parentId: previous?.id, hash: hash,
                 spec: spec.json(resolvedChecks: resolvedChecks), checks: resolvedChecks, evalRatio: spec.evalRatio, seed: spec.seed,
                 records: candidates.count, train: candidates.count - evalCount, eval: evalCount,
-                tagCounts: Self.sortedJSON(tagCounts), excluded: Self.sortedJSON(excluded), note: spec.note,
+                tagCounts: Self.sortedJSON(Self.tagCounts(candidates, splits)), excluded: Self.sortedJSON(selection.excluded), note: spec.note,
                 createdAt: Timestamp.now(), toolVersion: CorpusVersion.string)
             try snapshot.insert(db)
             guard let snapshotId = snapshot.id else { throw CorpusDBError(.cannotOpen, "\(path): the snapshot row got no id") }
@@ -171,6 +100,114 @@ extension CorpusStore {
                            outcome: ["snapshot": snapshot.label, "hash": hash, "records": snapshot.records])
             return snapshot
         }
+    }
+
+    /// Refuses an unusable name, eval ratio or cap before the store is touched.
+    static func validateSnapshotRequest(name: String, spec: SnapshotSpec) throws {
+        guard !name.isEmpty, name.count <= 100,
+              name.unicodeScalars.allSatisfy({ !$0.properties.isWhitespace && $0.value >= 0x20 && $0 != "@" && $0 != "/" }) else {
+            throw CorpusDBError(.invalid, "snapshot name '\(name)' is not usable: use 1-100 characters without spaces, '@' or '/' (e.g. med-v1)")
+        }
+        guard spec.evalRatio >= 0, spec.evalRatio < 1 else {
+            throw CorpusDBError(.invalid, "--eval-ratio \(spec.evalRatio) must be at least 0 and below 1")
+        }
+        if let cap = spec.maxPerTag, cap < 1 { throw CorpusDBError(.invalid, "--max-per-tag must be at least 1") }
+    }
+
+    /// What the verdicts under one check configuration say about each record.
+    struct VerdictSelection {
+        /// The first (by name) check each record failed, advisory checks left out.
+        var failed: [Int64: String] = [:]
+        /// The records checked at all under the configuration.
+        var checked = Set<Int64>()
+    }
+
+    /// The checks each record failed under a configuration (PII is not a reason to leave a record
+    /// out: export redacts it), and which records were checked at all. Advisory checks (the
+    /// configuration's "advisory" list; PII in configurations that predate the list) are reported
+    /// but leave nobody out.
+    static func verdictSelection(_ db: Database, configHash config: String) throws -> VerdictSelection {
+        var selection = VerdictSelection()
+        let json = try String.fetchOne(db, sql: "SELECT config FROM check_configs WHERE hash = ?", arguments: [config]) ?? "{}"
+        let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+        let advisory = object?["advisory"] as? [String] ?? ["pii"]
+        let placeholders = Array(repeating: "?", count: advisory.count).joined(separator: ", ")
+        var arguments: [any DatabaseValueConvertible] = [config]
+        arguments += advisory
+        for row in try Row.fetchAll(db, sql: """
+            SELECT record_id, MIN(name) AS name FROM checks WHERE config_hash = ? AND passed = 0
+            \(advisory.isEmpty ? "" : "AND name NOT IN (\(placeholders))") GROUP BY record_id
+            """, arguments: StatementArguments(arguments)) {
+            selection.failed[row["record_id"]] = row["name"]
+        }
+        selection.checked = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT record_id FROM checks WHERE config_hash = ?", arguments: [config]))
+        return selection
+    }
+
+    /// The records a snapshot may take, in id order, and how many were left out for each reason.
+    struct SnapshotCandidates {
+        var candidates: [(id: Int64, hash: String, tags: String, value: Double)] = []
+        /// By reason: withdrawn, unchecked, failed_<check>, duplicate, cap_per_tag.
+        var excluded: [String: Int] = [:]
+
+        /// Keeps at most `cap` members per tag set (records with identical tags), the lowest
+        /// split values first (ties by content hash).
+        mutating func cap(perTag cap: Int) {
+            var groups: [String: [Int]] = [:]
+            for (i, c) in candidates.enumerated() { groups[c.tags, default: []].append(i) }
+            var keep = Set<Int>()
+            for (_, members) in groups {
+                let chosen = members.sorted { (candidates[$0].value, candidates[$0].hash) < (candidates[$1].value, candidates[$1].hash) }.prefix(cap)
+                keep.formUnion(chosen)
+            }
+            excluded["cap_per_tag"] = candidates.count - keep.count
+            candidates = candidates.indices.filter { keep.contains($0) }.map { candidates[$0] }
+        }
+    }
+
+    /// Walks the records in id order and keeps those that match the spec's sources and tags, are
+    /// not withdrawn, passed every non-advisory check (when `verdicts` is given) and are the first
+    /// ingested copy of their content.
+    static func snapshotCandidates(_ db: Database, spec: SnapshotSpec, verdicts: VerdictSelection?) throws -> SnapshotCandidates {
+        var sql = """
+            SELECT r.id, r.content_hash, r.tags, w.record_id IS NOT NULL AS withdrawn
+            FROM records r LEFT JOIN withdrawals w ON w.record_id = r.id
+            """
+        if !spec.sources.isEmpty { sql += " WHERE r.source_id IN (\(spec.sources.map { String($0) }.joined(separator: ",")))" }
+        sql += " ORDER BY r.id"
+        var selection = SnapshotCandidates()
+        var seen = Set<String>()
+        let cursor = try Row.fetchCursor(db, sql: sql)
+        while let row = try cursor.next() {
+            let tags: String = row["tags"]
+            if !spec.tags.isEmpty {
+                let decoded = (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [String: Any] ?? [:]
+                guard spec.tags.allSatisfy({ decoded[$0.key] as? String == $0.value }) else { continue }
+            }
+            if row["withdrawn"] as Bool { selection.excluded["withdrawn", default: 0] += 1; continue }
+            let id: Int64 = row["id"]
+            if let verdicts {
+                guard verdicts.checked.contains(id) else { selection.excluded["unchecked", default: 0] += 1; continue }
+                if let check = verdicts.failed[id] { selection.excluded["failed_\(check)", default: 0] += 1; continue }
+            }
+            let hash: String = row["content_hash"]
+            // Exact duplicates: the first ingested record represents its content.
+            guard seen.insert(hash).inserted else { selection.excluded["duplicate", default: 0] += 1; continue }
+            selection.candidates.append((id, hash, tags, SnapshotMath.splitValue(contentHash: hash, seed: spec.seed)))
+        }
+        return selection
+    }
+
+    /// Members per "key=value" tag and split.
+    static func tagCounts(_ candidates: [(id: Int64, hash: String, tags: String, value: Double)], _ splits: [String]) -> [String: [String: Int]] {
+        var tagCounts: [String: [String: Int]] = [:]
+        for (candidate, split) in zip(candidates, splits) {
+            let decoded = (try? JSONSerialization.jsonObject(with: Data(candidate.tags.utf8))) as? [String: Any] ?? [:]
+            for (key, value) in decoded {
+                tagCounts["\(key)=\(value as? String ?? "\(value)")", default: ["train": 0, "eval": 0]][split, default: 0] += 1
+            }
+        }
+        return tagCounts
     }
 
     /// JSON text with sorted keys of a Foundation value (`pretty` for files people read).

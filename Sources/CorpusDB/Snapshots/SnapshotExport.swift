@@ -1,4 +1,5 @@
 import Crypto
+import CorpusSupport
 import Foundation
 import GRDB
 
@@ -176,21 +177,14 @@ extension CorpusStore {
         return out
     }
 
-    /// Writes `name` inside `directory` through a temporary file renamed into place.
+    /// Writes `name` inside `directory` through a temporary file flushed and renamed into place
+    /// (`AtomicFile`): a reader sees the old file or the whole new one.
     static func writeInside(_ directory: URL, name: String, bytes: [UInt8]) throws {
         let target = directory.appendingPathComponent(name)
-        let temporary = directory.appendingPathComponent(".\(name).\(UUID().uuidString).tmp")
         do {
-            try Data(bytes).write(to: temporary)
-            if rename(temporary.path, target.path) != 0 {
-                throw CorpusDBError(.invalid, "\(target.path): cannot be replaced (errno \(errno))")
-            }
-        } catch let error as CorpusDBError {
-            try? FileManager.default.removeItem(at: temporary)
-            throw error
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw CorpusDBError(.invalid, "\(target.path): cannot write (\(error.localizedDescription)); check the folder's permissions and free space")
+            try AtomicFile.write(Data(bytes), to: target)
+        } catch let error as FileWriteError {
+            throw CorpusDBError(.invalid, "\(error.path): \(error.message); check the folder's permissions and free space")
         }
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// One check's verdict on one record (table `checks`).
 public struct CheckVerdict: Sendable, Equatable {
@@ -57,38 +56,20 @@ extension CorpusStore {
                 INSERT OR IGNORE INTO checks (record_id, name, config_hash, passed, score, detail) VALUES (?, ?, ?, ?, ?, ?)
                 """)
             // Bound through SQLite's C API: a million records make 14 million rows, and building
-            // GRDB's argument arrays per row cost as much as SQLite itself. Strings are copied by
-            // SQLite (SQLITE_TRANSIENT), so nothing outlives its closure.
+            // GRDB's argument arrays per row cost as much as SQLite itself.
             var added = 0
-            let statement = insert.sqliteStatement
-            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-            func bind(_ index: Int32, _ text: String) {
-                var text = text
-                text.withUTF8 { bytes in
-                    bytes.withMemoryRebound(to: CChar.self) { chars in
-                        if let base = chars.baseAddress {
-                            _ = sqlite3_bind_text(statement, index, base, Int32(chars.count), transient)
-                        } else {
-                            _ = sqlite3_bind_text(statement, index, "", 0, transient)
-                        }
-                    }
-                }
-            }
-            bind(3, configHash)
+            let statement = CheckedStatement(insert, db, path: path)
+            try statement.bind(3, configHash)
             for v in verdicts {
-                sqlite3_reset(statement)
-                sqlite3_bind_int64(statement, 1, v.recordId)
-                bind(2, v.name)
-                sqlite3_bind_int(statement, 4, v.passed ? 1 : 0)
-                if let score = v.score { sqlite3_bind_double(statement, 5, score) } else { sqlite3_bind_null(statement, 5) }
-                bind(6, v.detail)
-                let code = sqlite3_step(statement)
-                guard code == SQLITE_DONE else {
-                    throw CorpusDBError(.cannotOpen, "\(path): storing the verdict \(v.name) of record \(v.recordId) failed: \(String(cString: sqlite3_errmsg(db.sqliteConnection))) (SQLite code \(code))")
-                }
-                added += Int(sqlite3_changes(db.sqliteConnection))
+                try statement.reset()
+                try statement.bind(1, v.recordId)
+                try statement.bind(2, v.name)
+                try statement.bind(4, Int64(v.passed ? 1 : 0))
+                try statement.bind(5, v.score)
+                try statement.bind(6, v.detail)
+                added += try statement.step("storing the verdict \(v.name) of record \(v.recordId)")
             }
-            sqlite3_reset(statement)
+            try statement.reset()
             // Groups and recurring sentences describe the corpus as checked now: replaced, not kept.
             try db.execute(sql: "DELETE FROM duplicate_groups WHERE config_hash = ?", arguments: [configHash])
             let member = try db.makeStatement(sql: """

@@ -1,6 +1,5 @@
 import CorpusDB
 import Foundation
-import GRDB
 
 /// Ingests files into a store: each file is read, decoded, split into rows, mapped to canonical
 /// conversations and written as records or rejects in ONE transaction, so a failed or interrupted
@@ -23,6 +22,63 @@ public final class Ingestor {
     public func ingest(_ input: InputFile) throws -> FileSummary {
         let start = Date()
         let path = input.path
+        let file = try load(path, start: start)
+        var summary = FileSummary(path: path, sha256: file.sha256, bytes: file.bytes.count, sourceId: nil, alreadyIngestedAs: nil,
+                                  format: nil, encoding: "", encodingConfidence: 0, rows: 0, records: 0,
+                                  rejectsByReason: [], seconds: 0)
+        if !options.force, let existing = try store.sources(sha256: file.sha256).first {
+            summary.alreadyIngestedAs = existing.id
+            summary.format = SourceFormat(rawValue: existing.format)
+            summary.encoding = existing.encoding
+            summary.seconds = Date().timeIntervalSince(start)
+            return summary
+        }
+        if let kind = file.binary {
+            throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
+        }
+        let text = try file.decoded.get()
+        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
+        }
+        let format = options.format ?? FormatSniffer.sniff(text.utf8)
+        summary.format = format
+        summary.encoding = file.encoding.name
+        summary.encodingConfidence = file.encoding.confidence
+
+        let rows = try RowSource.make(format: format, text: text, path: path, options: options)
+        let mapper = try rows.mapper(options: options, path: path)
+        let source = Source(path: path, sha256: file.sha256, bytes: Int64(file.bytes.count), format: format.rawValue,
+                            encoding: file.encoding.name, encodingConfidence: file.encoding.confidence,
+                            encodingMethod: file.encoding.method, mapping: mapper.mappingJSON,
+                            tags: CanonicalJSON.object(options.tags.merging(input.directoryTags) { explicit, _ in explicit }),
+                            options: jsonText(options.json), importedAt: Timestamp.now(),
+                            toolVersion: CorpusVersion.string)
+        let written = try write(source, rows: rows, mapper: mapper, text: text, input: input, encodingName: file.encoding.name, start: start)
+        Self.phase("commit", start)
+        summary.sourceId = written.sourceID
+        summary.rows = written.rows
+        summary.records = written.rows - written.rejectsByReason.values.reduce(0, +)
+        summary.rejectsByReason = written.rejectsByReason.map { (reason: $0.key, count: $0.value) }
+            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.reason < $1.reason }
+        summary.seconds = Date().timeIntervalSince(start)
+        return summary
+    }
+
+    // MARK: - Steps
+
+    /// A file read, hashed, and (unless it looks binary) decoded.
+    struct LoadedFile {
+        var bytes: [UInt8]
+        var sha256: String
+        var encoding: DetectedEncoding
+        /// The kind of binary file it looks like, or nil for text.
+        var binary: String?
+        /// The decoded text; a failure when the file is binary or does not decode.
+        var decoded: Result<DecodedText, any Error>
+    }
+
+    /// Reads the file, detects its encoding and decodes it while hashing it on the other core.
+    func load(_ path: String, start: Date) throws -> LoadedFile {
         let bytes = try Self.readFile(path)
         guard !bytes.isEmpty else {
             throw IngestError(.emptyFile, "\(path): the file is empty (0 bytes); nothing to ingest")
@@ -47,76 +103,39 @@ public final class Ingestor {
         Self.phase("decode", start)
         let sha256 = hashing.value()
         Self.phase("hash", start)
-        var summary = FileSummary(path: path, sha256: sha256, bytes: bytes.count, sourceId: nil, alreadyIngestedAs: nil,
-                                  format: nil, encoding: "", encodingConfidence: 0, rows: 0, records: 0,
-                                  rejectsByReason: [], seconds: 0)
-        if !options.force, let existing = try store.sources(sha256: sha256).first {
-            summary.alreadyIngestedAs = existing.id
-            summary.format = SourceFormat(rawValue: existing.format)
-            summary.encoding = existing.encoding
-            summary.seconds = Date().timeIntervalSince(start)
-            return summary
-        }
-        if let kind = binary {
-            throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
-        }
-        let text = try decoded.get()
-        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
-        }
-        let format = options.format ?? FormatSniffer.sniff(text.utf8)
-        summary.format = format
-        summary.encoding = encoding.name
-        summary.encodingConfidence = encoding.confidence
+        return LoadedFile(bytes: bytes, sha256: sha256, encoding: encoding, binary: binary, decoded: decoded)
+    }
 
-        let rows = try RowSource.make(format: format, text: text, path: path, options: options)
-        let mapper = try rows.mapper(options: options, path: path)
+    /// What the transaction of one file wrote.
+    struct Written {
+        var sourceID: Int64
+        var rows: Int
+        var rejectsByReason: [String: Int]
+    }
 
+    /// Writes the source and its rows in the store's one transaction for the file.
+    ///
+    /// Two stages on the two cores: a producer thread reads, maps, serializes and hashes rows into
+    /// batches; this thread writes them. The bounded queue keeps memory flat.
+    func write(_ source: Source, rows: RowSource, mapper: FieldMapper, text: DecodedText, input: InputFile,
+               encodingName: String, start: Date) throws -> Written {
+        let path = input.path
         var counts: [String: Int] = [:]
         var rowCount = 0
         var lastProgress = Date()
-        let sourceID: Int64 = try store.pool.write { db in
-            var source = Source(path: path, sha256: sha256, bytes: Int64(bytes.count), format: format.rawValue,
-                                encoding: encoding.name, encodingConfidence: encoding.confidence,
-                                encodingMethod: encoding.method, mapping: mapper.mappingJSON,
-                                tags: CanonicalJSON.object(options.tags.merging(input.directoryTags) { explicit, _ in explicit }),
-                                options: jsonText(options.json), importedAt: Timestamp.now(),
-                                toolVersion: CorpusVersion.string)
-            try source.insert(db)
-            guard let sourceID = source.id else {
-                throw IngestError(.malformedInput, "\(path): the store did not return an id for the new source")
-            }
-            let writer = try RowWriter(db)
-            // Two stages on the two cores: a producer thread reads, maps, serializes and hashes
-            // rows into batches; this thread writes them. The bounded queue keeps memory flat.
-            let queue = BatchQueue<PreparedRow>(capacity: 8)
-            let preparer = RowPreparer(sourceID: sourceID, text: text, mapper: mapper, options: options,
-                                       directoryTags: input.directoryTags, encodingName: encoding.name)
-            let producer = UncheckedSendable(rows)
-            DispatchQueue.global(qos: .userInitiated).async {
-                var batch: [PreparedRow] = []
-                batch.reserveCapacity(256)
-                do {
-                    try producer.value.forEach { row in
-                        batch.append(preparer.prepare(row))
-                        if batch.count == 256 {
-                            guard queue.put(batch) else { throw CancellationError() }
-                            batch.removeAll(keepingCapacity: true)
-                        }
-                    }
-                    if !batch.isEmpty { _ = queue.put(batch) }
-                } catch {}
-                queue.finish()
-            }
+        let sourceID: Int64 = try store.ingestTransaction(inserting: source) { writer in
+            let preparer = RowPreparer(sourceID: writer.sourceID, text: text, mapper: mapper, options: options,
+                                       directoryTags: input.directoryTags, encodingName: encodingName)
+            let queue = Self.produce(rows, preparer)
             defer { queue.cancel() }
             while let batch = queue.take() {
                 for prepared in batch {
                     rowCount += 1
                     switch prepared {
-                    case let .record(record, _): try writer.insert(record)
+                    case let .record(record, _): try writer.append(record)
                     case let .reject(reject, _):
                         counts[reject.reason, default: 0] += 1
-                        try writer.insert(reject)
+                        try writer.append(reject)
                     }
                 }
                 if self.isCancelled() {
@@ -133,18 +152,32 @@ public final class Ingestor {
             if rowCount == 0 {
                 throw IngestError(.emptyFile, "\(path): no data rows (\(rows.emptyDescription)); nothing to ingest")
             }
-            try db.execute(sql: "UPDATE sources SET rows_read = ?, records_added = ?, rows_rejected = ? WHERE id = ?",
-                           arguments: [rowCount, writer.recordCount, writer.rejectCount, sourceID])
-            return sourceID
+            return writer.sourceID
         }
-        Self.phase("commit", start)
-        summary.sourceId = sourceID
-        summary.rows = rowCount
-        summary.records = rowCount - counts.values.reduce(0, +)
-        summary.rejectsByReason = counts.map { (reason: $0.key, count: $0.value) }
-            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.reason < $1.reason }
-        summary.seconds = Date().timeIntervalSince(start)
-        return summary
+        return Written(sourceID: sourceID, rows: rowCount, rejectsByReason: counts)
+    }
+
+    /// Starts the producer thread: prepares `rows` in batches of 256 into a bounded queue, which
+    /// it finishes when the rows run out or the consumer cancels.
+    static func produce(_ rows: RowSource, _ preparer: RowPreparer) -> BatchQueue<PreparedRow> {
+        let queue = BatchQueue<PreparedRow>(capacity: 8)
+        let producer = UncheckedSendable(rows)
+        DispatchQueue.global(qos: .userInitiated).async {
+            var batch: [PreparedRow] = []
+            batch.reserveCapacity(256)
+            do {
+                try producer.value.forEach { row in
+                    batch.append(preparer.prepare(row))
+                    if batch.count == 256 {
+                        guard queue.put(batch) else { throw CancellationError() }
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !batch.isEmpty { _ = queue.put(batch) }
+            } catch {}
+            queue.finish()
+        }
+        return queue
     }
 
     // MARK: - Helpers

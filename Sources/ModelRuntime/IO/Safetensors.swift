@@ -125,21 +125,14 @@ public final class SafetensorsFile: @unchecked Sendable {
         for name in names {
             tensors[name]?.data.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
         }
-        // Written beside the target and renamed into place, so a reader never sees half a file
-        // (Foundation's `.atomic` leaves an empty folder in /tmp on Linux).
-        let target = URL(fileURLWithPath: path)
-        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).\(UUID().uuidString).tmp")
-        do {
-            try out.write(to: temporary)
-            guard rename(temporary.path, target.path) == 0 else {
-                throw ModelError.invalidFile(path: path, detail: "cannot replace the file (errno \(errno))")
+        // Written beside the target, flushed and renamed into place, so a reader never sees half a
+        // file and a crash leaves the old one.
+        try AtomicWrites.file(URL(fileURLWithPath: path)) { temporary in
+            do {
+                try out.write(to: temporary)
+            } catch {
+                throw ModelError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription))")
             }
-        } catch let error as ModelError {
-            try? FileManager.default.removeItem(at: temporary)
-            throw error
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw ModelError.invalidFile(path: path, detail: "cannot write (\(error.localizedDescription))")
         }
     }
 }

@@ -1,3 +1,4 @@
+import CorpusSupport
 import Foundation
 
 /// Writing an adapter in PEFT's on-disk format (`save_pretrained` of a `PeftModel` with a
@@ -29,12 +30,12 @@ extension LoRAAdapter {
         let config = try peftConfigJSON(baseModel: baseModel)
         var fileMetadata = metadata
         fileMetadata["format"] = "pt"
-        try AtomicFolder.write([
+        try AtomicWrites.folder([
             AtomicFolder.File(name: Self.peftWeightsFileName) { url in
                 try SafetensorsFile.write(tensors, metadata: fileMetadata, to: url.path)
             },
             AtomicFolder.File(name: Self.peftConfigFileName) { url in
-                try AtomicFolder.writeData(config, to: url)
+                try AtomicWrites.data(config, to: url)
             },
         ], into: directory, requireEmpty: false)
     }

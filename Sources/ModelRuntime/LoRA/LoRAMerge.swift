@@ -1,3 +1,4 @@
+import CorpusSupport
 import Foundation
 
 /// What `LoRAMerge.writeMergedModel` wrote and what a user should know about it.
@@ -133,7 +134,7 @@ public enum LoRAMerge {
             AtomicFolder.File(name: "model.safetensors") { url in
                 try SafetensorsStreamWriter.write(merged, type: weightType, metadata: fileMetadata, to: url)
             },
-            AtomicFolder.File(name: "config.json") { url in try AtomicFolder.writeData(config, to: url) },
+            AtomicFolder.File(name: "config.json") { url in try AtomicWrites.data(config, to: url) },
         ]
         var copied: [String] = []
         if let sourceFolder {
@@ -153,7 +154,7 @@ public enum LoRAMerge {
                 notes.append("the base folder has no tokenizer files; copy them into the merged folder before using it")
             }
         }
-        try AtomicFolder.write(files, into: directory, requireEmpty: true)
+        try AtomicWrites.folder(files, into: directory, requireEmpty: true)
         return MergeReport(directory: directory.path, weightType: weightType, mergedTensors: changed, copiedFiles: copied, notes: notes)
     }
 

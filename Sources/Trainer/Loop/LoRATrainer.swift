@@ -1,3 +1,4 @@
+import CorpusSupport
 import ModelRuntime
 import Foundation
 
@@ -225,7 +226,7 @@ public final class LoRATrainer {
     }
 
     /// Writes adapter, optimizer state and trainer state into `directory` (replacing an older
-    /// checkpoint there; each file is written to a temporary name and renamed).
+    /// checkpoint there; each file is written to a temporary name, flushed and renamed).
     public func writeCheckpoint(to directory: URL, baseModel: String, metadata: [String: String]) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -239,14 +240,10 @@ public final class LoRATrainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         let url = directory.appendingPathComponent("trainer_state.json")
-        let temporary = directory.appendingPathComponent(".trainer_state.json.tmp")
         do {
-            try encoder.encode(state).write(to: temporary)
-            guard rename(temporary.path, url.path) == 0 else {
-                throw TrainerError.invalidFile(path: url.path, detail: "cannot rename the new checkpoint state into place (errno \(errno))")
-            }
-        } catch let error as TrainerError {
-            throw error
+            try AtomicFile.write(try encoder.encode(state), to: url)
+        } catch let error as FileWriteError {
+            throw TrainerError.invalidFile(path: error.path, detail: "cannot write the checkpoint state (\(error.message))")
         } catch {
             throw TrainerError.invalidFile(path: url.path, detail: "cannot write the checkpoint state (\(error.localizedDescription))")
         }

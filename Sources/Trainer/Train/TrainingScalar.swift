@@ -1,5 +1,4 @@
 import ModelRuntime
-import CBLAS
 import Foundation
 
 /// The scalar type of the training kernels: `Float` for training (sgemm), `Double` for gradient
@@ -22,9 +21,7 @@ extension Float: TrainingScalar {
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
-        guard m > 0, n > 0 else { return }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
     }
     @inline(__always) static func exponential(_ x: Float) -> Float { Foundation.exp(x) }
     @inline(__always) static func logarithm(_ x: Float) -> Float { Foundation.log(x) }
@@ -38,9 +35,7 @@ extension Double: TrainingScalar {
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
                      _ a: UnsafePointer<Double>, lda: Int, _ b: UnsafePointer<Double>, ldb: Int,
                      beta: Double, _ c: UnsafeMutablePointer<Double>, ldc: Int) {
-        guard m > 0, n > 0 else { return }
-        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
     }
     @inline(__always) static func exponential(_ x: Double) -> Double { Foundation.exp(x) }
     @inline(__always) static func logarithm(_ x: Double) -> Double { Foundation.log(x) }

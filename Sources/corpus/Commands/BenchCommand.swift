@@ -13,16 +13,49 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Repetitions; the median is reported.") var repeats = 3
     @Option(name: .long, help: "Sequences generated together for the batched figure (0: skip).") var batch = 16
 
+    /// The accepted ranges; the model's own context window is checked once it is loaded.
+    static let tokenRange = 1...131_072
+    static let repeatsRange = 1...100
+    static let batchRange = 0...256
+    /// Prompt tokens of each sequence of the batched figure.
+    static let batchPromptTokens = 16
+
+    func validate() throws {
+        func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>, _ unit: String) throws {
+            guard range.contains(value) else {
+                throw ValidationError("--\(name) \(value) is out of range: give \(range.lowerBound) to \(range.upperBound) \(unit)")
+            }
+        }
+        try check("prompt", prompt, Self.tokenRange, "tokens")
+        try check("generate", generate, Self.tokenRange, "tokens")
+        try check("repeats", repeats, Self.repeatsRange, "repetitions")
+        try check("batch", batch, Self.batchRange, "sequences (0 skips the batched figure)")
+    }
+
+    /// `--prompt` and `--generate` against the model's context window (known only once loaded).
+    func validate(contextWindow window: Int) throws {
+        if prompt > window {
+            throw ValidationError("--prompt \(prompt) is longer than the model's context window; give 1 to \(window) tokens")
+        }
+        let room = window - (batch > 0 ? Self.batchPromptTokens : 0) - 1
+        if generate > room {
+            throw ValidationError("--generate \(generate) does not fit the model's context window of \(window) positions; give 1 to \(max(room, 1)) tokens")
+        }
+    }
+
     func run() throws {
         try Exit.reportingModel {
             let loaded = try modelOptions.load()
+            try validate(contextWindow: loaded.model.configuration.maxPositionEmbeddings)
             let V = loaded.model.configuration.vocabSize
-            // Deterministic pseudo-random token ids, as llama-bench uses random tokens.
+            // Deterministic pseudo-random token ids, as llama-bench uses random tokens (above the
+            // first 100, which are mostly special tokens, when the vocabulary is large enough).
             var rng = SplitMix64(seed: 1)
-            let ids = (0..<prompt).map { _ in Int(rng.next() % UInt64(V - 100)) + 100 }
+            let first = V > 100 ? 100 : 0
+            let ids = (0..<prompt).map { _ in Int(rng.next() % UInt64(V - first)) + first }
             func median(_ f: () throws -> Double) rethrows -> Double {
                 var times: [Double] = []
-                for _ in 0..<max(repeats, 1) { times.append(try f()) }
+                for _ in 0..<repeats { times.append(try f()) }
                 return times.sorted()[times.count / 2]
             }
             let pp = try median {
@@ -47,7 +80,7 @@ struct BenchCommand: ParsableCommand {
             // Batched: `batch` different 16-token prompts run first (not timed), then `generate`
             // greedy steps in which every sequence adds one token: throughput in generated tokens/s.
             let batched = try median {
-                let prompts = (0..<batch).map { b in (0..<16).map { ids[(b * 16 + $0) % ids.count] } }
+                let prompts = (0..<batch).map { b in (0..<Self.batchPromptTokens).map { ids[(b * Self.batchPromptTokens + $0) % ids.count] } }
                 let caches = prompts.map { KVCache(configuration: loaded.model.configuration, capacity: $0.count + generate + 1) }
                 var logits = try loaded.model.forward(batch: zip(prompts, caches).map { ($0, $1) }, allLogits: false)
                 let start = Date()

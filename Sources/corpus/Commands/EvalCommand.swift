@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import Quality
 import ModelRuntime
@@ -116,6 +117,22 @@ struct EvalRun: ParsableCommand {
         return (folder, sha, run?.id)
     }
 
+    /// The base model, and the adapter when one is given, loaded for evaluation.
+    private struct Models {
+        var loaded: ModelOptions.Loaded
+        var weights: LoadedModel
+        var template: ChatTemplate
+        var lora: LoRAAdapter?
+        var configuration: LlamaConfiguration { weights.configuration }
+    }
+
+    /// The split's items to evaluate, and what was left out of them.
+    private struct Items {
+        var items: [EvalItem]
+        var leftOut: [(recordId: Int64, reason: String)]
+        var withdrawn: Int
+    }
+
     private func evaluate() throws {
         let started = Date()
         let thresholds = try failUnder.map(EvalThreshold.parse) ?? []
@@ -125,76 +142,124 @@ struct EvalRun: ParsableCommand {
         let adapterInfo = try adapter.map { try resolveAdapter($0, store: store) }
         let modelPath = try modelOptions.resolvedModelPath()
         let fingerprint = try ModelIdentity.fingerprint(of: modelPath, reference: modelOptions.model, store: store)
+        let models = try loadModels(path: modelPath, adapterPath: adapterInfo?.path)
+        let split = try items(store: store, snapshot: snap, models: models)
 
+        Interrupt.install()
+        let results = try scoreModels(models, items: split.items)
+        let deltas = results.count == 2 ? try EvalDeltas.compute(candidate: results[1], baseline: results[0]) : [:]
+
+        // Stored before anything is printed or checked, so a failed gate still leaves the record.
+        let id = try record(results, deltas: deltas, items: split.items, template: models.template, store: store, snapshotId: snapshotId,
+                            fingerprint: fingerprint, adapter: adapterInfo, started: started)
+        let primary = results[results.count - 1]
+        let failures = thresholds.compactMap { t in primary.aggregate.values[t.metric].flatMap(t.failure) }
+        guard let stored = try store.eval(id: id) else { throw CorpusDBError(.notFound, "eval \(id) vanished from \(store.path)") }
+
+        if let html {
+            try writeHTML(EvalReportPage(eval: stored, items: split.items, models: results, deltas: deltas, thresholds: thresholds, failures: failures),
+                          to: html)
+        }
+        if output.json {
+            printJSON(stored, split: split, results: results, thresholds: thresholds, failures: failures)
+        } else {
+            EvalsCommand.printSummary(stored)
+        }
+        if !failures.isEmpty {
+            for f in failures { Output.error("error: eval \(id): \(primary.name) \(f)") }
+            throw ExitCode(Exit.thresholdMissed)
+        }
+    }
+
+    /// Loads the base model, its chat template and the adapter (PEFT folder) when given.
+    private func loadModels(path modelPath: String, adapterPath: String?) throws -> Models {
         Output.error("loading \(modelPath)")
         let files = try ModelFiles(path: modelPath)
         let tokenizer = try files.tokenizer()
         let weights = try files.weights()
-        let configuration = weights.configuration
-        let base = try LlamaModel(configuration: configuration, tensors: weights.tensors)
+        let base = try LlamaModel(configuration: weights.configuration, tensors: weights.tensors)
         let loaded = ModelOptions.Loaded(files: files, model: base, tokenizer: tokenizer)
         let chatTemplate = try loaded.template(template)
-        let lora = try adapterInfo.map { try LoRAAdapter(readingPEFT: URL(fileURLWithPath: $0.path), configuration: configuration) }
+        let lora = try adapterPath.map { try LoRAAdapter(readingPEFT: URL(fileURLWithPath: $0), configuration: weights.configuration) }
+        return Models(loaded: loaded, weights: weights, template: chatTemplate, lora: lora)
+    }
 
-        // The items: the split's records (withdrawn ones left out), PII-redacted where the
-        // snapshot's checks found PII, as `corpus train` sees them.
+    /// The items: the split's records (withdrawn ones left out), PII-redacted where the
+    /// snapshot's checks found PII, as `corpus train` sees them; at most `--limit`.
+    /// - Throws: `CorpusDBError.invalid` when no item is left to evaluate.
+    private func items(store: CorpusStore, snapshot snap: Snapshot, models: Models) throws -> Items {
         let (conversations, withdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
-        var (items, leftOut) = EvalItem.make(conversations, template: chatTemplate, tokenizer: tokenizer, maxLength: maxLength)
+        var (items, leftOut) = EvalItem.make(conversations, template: models.template, tokenizer: models.loaded.tokenizer, maxLength: maxLength)
         if let limit, items.count > limit { items = Array(items.prefix(limit)) }
         guard !items.isEmpty else {
             throw CorpusDBError(.invalid, "snapshot \(snap.label): no item to evaluate in its \(split) split (\(conversations.count) records, \(withdrawn) withdrawn, \(leftOut.count) left out\(leftOut.first.map { ", e.g. record \($0.recordId): \($0.reason)" } ?? ""))")
         }
-        Output.error("snapshot \(snap.label) \(split) split: \(items.count) items (\(chatTemplate.name) template)"
+        Output.error("snapshot \(snap.label) \(split) split: \(items.count) items (\(models.template.name) template)"
                      + (withdrawn + leftOut.count > 0 ? ", \(withdrawn) withdrawn, \(leftOut.count) left out" : ""))
+        return Items(items: items, leftOut: leftOut, withdrawn: withdrawn)
+    }
 
-        Interrupt.install()
-        let interactive = isatty(2) == 1
-        func progress(_ label: String, _ total: Int) -> (Int) throws -> Void {
-            { done in
-                if interactive || done == total { Output.progress((interactive ? "\r" : "") + "\(label) \(done)/\(total)" + (done == total ? "\n" : "")) }
-                if Interrupt.requested {
-                    if interactive { Output.progress("\n") }
-                    Output.error("interrupted; nothing was stored")
-                    throw ExitCode(Exit.interrupted)
-                }
+    /// A progress callback for `total` items that prints `label done/total` and stops on Ctrl-C
+    /// (exit 130, nothing stored).
+    private static func progress(_ label: String, _ total: Int, interactive: Bool) -> (Int) throws -> Void {
+        { done in
+            if interactive || done == total { Output.progress((interactive ? "\r" : "") + "\(label) \(done)/\(total)" + (done == total ? "\n" : "")) }
+            if Interrupt.requested {
+                if interactive { Output.progress("\n") }
+                Output.error("interrupted; nothing was stored")
+                throw ExitCode(Exit.interrupted)
             }
         }
+    }
+
+    /// Loss and greedy answers of the base model, and of the adapter (merged into a copy of the
+    /// weights for generation) when there is one, scored against the references.
+    private func scoreModels(_ models: Models, items: [EvalItem]) throws -> [ModelResult] {
+        let interactive = isatty(2) == 1
+        let configuration = models.configuration
+        let tokenizer = models.loaded.tokenizer
         let prompts = items.map {
-            Evaluator.promptIDs($0, template: chatTemplate, tokenizer: tokenizer, window: configuration.maxPositionEmbeddings, maxNewTokens: maxNewTokens)
+            Evaluator.promptIDs($0, template: models.template, tokenizer: tokenizer, window: configuration.maxPositionEmbeddings, maxNewTokens: maxNewTokens)
         }
         var settings = EvalSettings()
         settings.maxNewTokens = maxNewTokens
         settings.batch = batch
-        let trainingModel = LoRATrainingModel(model: base)
-        let stop = loaded.stopTokenIDs
+        let trainingModel = LoRATrainingModel(model: models.loaded.model)
+        let stop = models.loaded.stopTokenIDs
 
         func evaluateModel(_ name: String, adapter: LoRAAdapter, generator: LlamaModel) throws -> ModelResult {
             var clock = Date()
-            let losses = try Evaluator.losses(model: trainingModel, adapter: adapter, items: items, progress: progress("\(name): loss", items.count))
+            let losses = try Evaluator.losses(model: trainingModel, adapter: adapter, items: items,
+                                              progress: Self.progress("\(name): loss", items.count, interactive: interactive))
             let lossSeconds = Date().timeIntervalSince(clock)
             clock = Date()
             let answers = try Evaluator.answers(model: generator, tokenizer: tokenizer, prompts: prompts, stopTokenIDs: stop, settings: settings,
-                                                progress: progress("\(name): answers", items.count))
+                                                progress: Self.progress("\(name): answers", items.count, interactive: interactive))
             let generateSeconds = Date().timeIntervalSince(clock)
             let (results, aggregate) = try Evaluator.score(items: items, predictions: answers, losses: losses)
             return ModelResult(name: name, results: results, aggregate: aggregate, lossSeconds: lossSeconds, generateSeconds: generateSeconds)
         }
 
-        var models = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), generator: base)]
-        if let lora {
+        var results = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), generator: models.loaded.model)]
+        if let lora = models.lora {
             let merged = try LlamaModel(configuration: configuration,
-                                        tensors: try LoRAMerge.merge(lora, into: weights.tensors, configuration: configuration))
-            models.append(try evaluateModel("adapter", adapter: lora, generator: merged))
+                                        tensors: try LoRAMerge.merge(lora, into: models.weights.tensors, configuration: configuration))
+            results.append(try evaluateModel("adapter", adapter: lora, generator: merged))
         }
-        let deltas = models.count == 2 ? try EvalDeltas.compute(candidate: models[1], baseline: models[0]) : [:]
+        return results
+    }
 
-        // Stored before anything is printed or checked, so a failed gate still leaves the record.
+    /// Stores the evaluation (configuration, metrics, seconds since `started`) and every answer;
+    /// returns its id.
+    private func record(_ results: [ModelResult], deltas: [String: EvalDelta], items: [EvalItem], template: ChatTemplate, store: CorpusStore,
+                        snapshotId: Int64, fingerprint: String, adapter: (path: String, sha256: String, runId: Int64?)?,
+                        started: Date) throws -> Int64 {
         let config: [String: Any] = ["split": split, "limit": limit ?? NSNull(), "max_new_tokens": maxNewTokens, "batch": batch,
-                                     "max_len": maxLength, "template": chatTemplate.name, "decoding": "greedy"]
-        var metrics: [String: Any] = ["models": Dictionary(uniqueKeysWithValues: models.map { ($0.name, $0.json) })]
+                                     "max_len": maxLength, "template": template.name, "decoding": "greedy"]
+        var metrics: [String: Any] = ["models": Dictionary(uniqueKeysWithValues: results.map { ($0.name, $0.json) })]
         if !deltas.isEmpty { metrics["deltas"] = deltas.mapValues { $0.json } }
         var stored: [StoredEvalItem] = []
-        for m in models {
+        for m in results {
             for (position, r) in m.results.enumerated() {
                 stored.append(StoredEvalItem(model: m.name, position: position, recordId: r.recordId, prediction: r.prediction, loss: r.loss,
                                              tokens: r.tokens, rougeL: r.scores.rougeL, bleu4: r.scores.bleu4, exactMatch: r.scores.exactMatch,
@@ -202,47 +267,41 @@ struct EvalRun: ParsableCommand {
             }
         }
         let seconds = Date().timeIntervalSince(started)
-        let id = try store.recordEval(NewEval(snapshotId: snapshotId, split: split, modelRef: modelOptions.model, modelSHA256: fingerprint,
-                                              adapter: adapterInfo.map { ($0.path, $0.sha256) }, runId: adapterInfo?.runId,
-                                              config: ModelsCommand.Show.jsonText(config), metrics: ModelsCommand.Show.jsonText(metrics),
-                                              items: items.count, seconds: seconds),
-                                      items: stored, arguments: CommandLine.arguments)
+        return try store.recordEval(NewEval(snapshotId: snapshotId, split: split, modelRef: modelOptions.model, modelSHA256: fingerprint,
+                                            adapter: adapter.map { ($0.path, $0.sha256) }, runId: adapter?.runId,
+                                            config: JSONText.compact(config), metrics: JSONText.compact(metrics),
+                                            items: items.count, seconds: seconds),
+                                    items: stored, arguments: CommandLine.arguments)
+    }
 
-        let primary = models[models.count - 1]
-        let failures = thresholds.compactMap { t in primary.aggregate.values[t.metric].flatMap(t.failure) }
-        guard let record = try store.eval(id: id) else { throw CorpusDBError(.notFound, "eval \(id) vanished from \(store.path)") }
+    /// Writes the `--html` page through `AtomicFile` (a reader never sees half a page).
+    private func writeHTML(_ page: EvalReportPage, to path: String) throws {
+        do {
+            try AtomicFile.write(Data(page.html().utf8), to: URL(fileURLWithPath: path))
+        } catch let error as FileWriteError {
+            throw CorpusDBError(.invalid, "\(path): cannot write the report (\(error.message))")
+        }
+        Output.error("wrote \(path)")
+    }
 
-        if let html {
-            let page = EvalReportPage(eval: record, items: items, models: models, deltas: deltas, thresholds: thresholds, failures: failures)
-            do {
-                try Data(page.html().utf8).write(to: URL(fileURLWithPath: html))
-            } catch {
-                throw CorpusDBError(.invalid, "\(html): cannot write the report (\(error.localizedDescription))")
-            }
-            Output.error("wrote \(html)")
+    /// `--json`: the stored evaluation with what was left out, every item's answers and the
+    /// thresholds' verdict.
+    private func printJSON(_ record: StoredEval, split: Items, results: [ModelResult], thresholds: [EvalThreshold], failures: [String]) {
+        let items = split.items
+        var object = EvalsCommand.json(record)
+        object["left_out"] = split.leftOut.map { ["record_id": $0.recordId, "reason": $0.reason] }
+        object["withdrawn"] = split.withdrawn
+        object["results"] = items.indices.map { k -> [String: Any] in
+            var row: [String: Any] = ["record_id": items[k].recordId, "prompt": items[k].prompt.last?.content ?? "",
+                                      "reference": items[k].reference]
+            for m in results { row[m.name] = EvalsCommand.itemJSON(m.results[k]) }
+            return row
         }
-        if output.json {
-            var object = EvalsCommand.json(record)
-            object["left_out"] = leftOut.map { ["record_id": $0.recordId, "reason": $0.reason] }
-            object["withdrawn"] = withdrawn
-            object["results"] = items.indices.map { k -> [String: Any] in
-                var row: [String: Any] = ["record_id": items[k].recordId, "prompt": items[k].prompt.last?.content ?? "",
-                                          "reference": items[k].reference]
-                for m in models { row[m.name] = EvalsCommand.itemJSON(m.results[k]) }
-                return row
-            }
-            if !thresholds.isEmpty {
-                object["thresholds"] = ["model": primary.name, "passed": failures.isEmpty, "failures": failures,
-                                        "limits": Dictionary(uniqueKeysWithValues: thresholds.map { ($0.metric, $0.bound) })] as [String: Any]
-            }
-            Output.printJSON(object)
-        } else {
-            EvalsCommand.printSummary(record)
+        if !thresholds.isEmpty {
+            object["thresholds"] = ["model": results[results.count - 1].name, "passed": failures.isEmpty, "failures": failures,
+                                    "limits": Dictionary(uniqueKeysWithValues: thresholds.map { ($0.metric, $0.bound) })] as [String: Any]
         }
-        if !failures.isEmpty {
-            for f in failures { Output.error("error: eval \(id): \(primary.name) \(f)") }
-            throw ExitCode(Exit.thresholdMissed)
-        }
+        Output.printJSON(object)
     }
 }
 

@@ -1,4 +1,5 @@
 import CorpusDB
+import CorpusSupport
 import Foundation
 import ModelRuntime
 import Trainer
@@ -163,9 +164,5 @@ struct EvalReportPage {
     }
 
     /// Text safe inside HTML elements and quoted attributes.
-    private func esc(_ s: String) -> String {
-        [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\"", "&quot;"), ("'", "&#39;")].reduce(s) {
-            $0.replacingOccurrences(of: $1.0, with: $1.1)
-        }
-    }
+    private func esc(_ s: String) -> String { HTML.escape(s) }
 }

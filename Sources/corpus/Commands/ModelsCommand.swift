@@ -49,10 +49,7 @@ extension ModelsCommand {
                     if let problem = RegisteredModel.problem(withName: name) {
                         throw ValidationError("\(summary.path): the default name \"\(name)\" cannot be used (\(problem)); pass --name NAME")
                     }
-                    var hashes: [(name: String, sha256: String)] = []
-                    for file in summary.weightFiles {
-                        hashes.append((file.name, try Self.sha256(file)))
-                    }
+                    let hashes = try ModelIdentity.weightHashes(summary)
                     let model = RegisteredModel(
                         name: name, path: summary.path, format: summary.format,
                         fingerprint: ModelFingerprint.combine(hashes), architecture: summary.architecture,
@@ -85,17 +82,6 @@ extension ModelsCommand {
         static func defaultName(_ path: String) -> String {
             let last = URL(fileURLWithPath: path).lastPathComponent
             return last.lowercased().hasSuffix(".gguf") ? String(last.dropLast(5)) : last
-        }
-
-        /// Streams one weight file through SHA-256, saying so on stderr (large models take a while).
-        static func sha256(_ file: ModelSummary.WeightFile) throws -> String {
-            let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.doubleValue ?? 0
-            Output.error(String(format: "hashing %@ (%.1f MB)", file.name, size / 1e6))
-            do {
-                return try ContentHash.sha256Hex(fileAt: file.path)
-            } catch {
-                throw ModelError.invalidFile(path: file.path, detail: "cannot read the file to hash it (\(error.localizedDescription))")
-            }
         }
 
         /// The `config` column: sizes with config.json's names, tensor counts per type and the
@@ -170,7 +156,7 @@ extension ModelsCommand {
                 print("added        \(m.addedAt) by corpus \(m.toolVersion)")
                 guard let config = Output.jsonValue(m.config) as? [String: Any] else { return }
                 for key in config.keys.sorted() where key != "tensor_types" && key != "weight_files" {
-                    print("  \(key) = \(Self.jsonText(config[key] ?? NSNull()))")
+                    print("  \(key) = \(JSONText.compact(config[key] ?? NSNull()))")
                 }
                 if let types = config["tensor_types"] as? [String: Int] {
                     print("  tensor_types = " + types.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
@@ -185,12 +171,6 @@ extension ModelsCommand {
             ["id": m.id ?? 0, "name": m.name, "path": m.path, "format": m.format, "fingerprint": m.fingerprint,
              "architecture": m.architecture, "parameters": m.parameters, "config": Output.jsonValue(m.config),
              "added_at": m.addedAt, "tool_version": m.toolVersion]
-        }
-
-        /// One JSON value as compact text (`true`, `576`, `"llama"`).
-        static func jsonText(_ value: Any) -> String {
-            let data = (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
-            return String(decoding: data, as: UTF8.self)
         }
 
         /// 134515008 → "134.5M".

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import Quality
 
@@ -33,9 +34,9 @@ struct ReportCommand: ParsableCommand {
                 let title = "Corpus report: " + URL(fileURLWithPath: store.path).lastPathComponent
                 let page = report.html(title: title, generated: Timestamp.now())
                 do {
-                    try Data(page.utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
-                } catch {
-                    throw CorpusDBError(.invalid, "\(html): cannot write the HTML report (\(error.localizedDescription)); check the folder exists and is writable")
+                    try AtomicFile.write(Data(page.utf8), to: URL(fileURLWithPath: html))
+                } catch let error as FileWriteError {
+                    throw CorpusDBError(.invalid, "\(html): cannot write the HTML report (\(error.message)); check the folder exists and is writable")
                 }
                 Output.progress("wrote \(html)")
             }

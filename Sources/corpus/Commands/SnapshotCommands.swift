@@ -1,7 +1,6 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
-import Quality
 
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -207,9 +206,9 @@ struct SnapshotExport: ParsableCommand {
             let store = try database.open()
             let s = try store.snapshot(snapshot)
             // Where the snapshot's checks found PII, the export carries the redacted text.
-            let pii = try s.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
+            let redaction = try PIIRedaction(store: store, snapshot: s)
             let report = try store.export(s, format: ExportFormat(rawValue: format) ?? .messages, split: split, to: out,
-                                          redact: PII.redact, redactRecordIds: pii)
+                                          redact: PIIRedaction.redact, redactRecordIds: redaction.recordIds)
             try store.logAudit(command: "snapshot export", arguments: CommandLine.arguments, toolVersion: CorpusVersion.string,
                                outcome: ["snapshot": s.label, "directory": report.directory, "files": report.files.mapValues { $0.sha256 }])
             if output.json {
@@ -223,146 +222,6 @@ struct SnapshotExport: ParsableCommand {
                 if !report.skipped.isEmpty {
                     print("left out: " + report.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacingOccurrences(of: "_", with: " "))" }.joined(separator: ", "))
                 }
-            }
-        }
-    }
-}
-
-struct LineageCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "lineage",
-        abstract: "Trace a snapshot, record or source: where it came from and what used it.",
-        subcommands: [LineageSnapshot.self, LineageRecord.self, LineageSource.self, LineageAdapter.self])
-}
-
-struct LineageSnapshot: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "snapshot", abstract: "The sources (with SHA-256) and checks behind a snapshot, and what was trained on it.")
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var output: JSONOption
-    @Argument(help: "NAME, NAME@VERSION or id.") var snapshot: String
-
-    func run() throws {
-        try Exit.reporting {
-            let store = try database.open()
-            let s = try store.snapshot(snapshot)
-            let shares = try store.sourceShares(of: s)
-            let adapters = try store.adapterUses(snapshotIds: [s.id ?? 0])
-            if output.json {
-                Output.printJSON(["snapshot": SnapshotCommand.json(s),
-                                  "sources": shares.map { ["id": $0.source.id ?? 0, "path": $0.source.path, "sha256": $0.source.sha256,
-                                                            "records": $0.records, "train": $0.train, "eval": $0.eval] },
-                                  "adapters": adapters.map { ["id": $0.adapterId, "run": $0.runId, "path": $0.path, "sha256": $0.sha256] }])
-                return
-            }
-            print("snapshot \(s.label)  hash \(s.hash)")
-            print("  \(s.records) records (\(s.train) train, \(s.eval) eval), checks: \(s.checks ?? "none"), selection \(s.spec)")
-            print("  from \(shares.count) source(s):")
-            Output.printTable(header: ["source", "records", "train", "eval", "sha256", "path"], rows: shares.map {
-                ["\($0.source.id ?? 0)", "\($0.records)", "\($0.train)", "\($0.eval)", $0.source.sha256, $0.source.path]
-            })
-            print(adapters.isEmpty ? "  no adapters trained on it yet" : "  adapters: " + adapters.map { "\($0.adapterId) (\($0.path))" }.joined(separator: ", "))
-        }
-    }
-}
-
-struct LineageRecord: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "record", abstract: "Where a record came from, and every snapshot and adapter that used it.")
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var output: JSONOption
-    @Argument(help: "The record id.") var id: Int64
-
-    func run() throws {
-        try Exit.reporting {
-            let store = try database.open()
-            guard let record = try store.record(id: id) else {
-                throw CorpusDBError(.notFound, "\(store.path): no record \(id); `corpus records` lists them")
-            }
-            let source = try store.source(id: record.sourceId)
-            let uses = try store.snapshotUses(recordIds: [id])
-            let adapters = try store.adapterUses(snapshotIds: uses.compactMap(\.snapshot.id))
-            let withdrawal = try store.withdrawal(recordId: id)
-            if output.json {
-                Output.printJSON(["record": id, "content_hash": record.contentHash, "source": record.sourceId,
-                                  "source_sha256": source?.sha256 ?? "", "source_path": source?.path ?? "", "locator": record.locator,
-                                  "line": record.line, "byte_offset": record.byteOffset,
-                                  "withdrawn": withdrawal.map { ["reason": $0.reason, "at": $0.requestedAt, "erased": $0.erased] as Any } ?? NSNull(),
-                                  "snapshots": uses.map { ["snapshot": $0.snapshot.label, "hash": $0.snapshot.hash, "split": $0.split ?? ""] },
-                                  "adapters": adapters.map { ["id": $0.adapterId, "path": $0.path, "sha256": $0.sha256, "snapshot": $0.snapshot] }])
-                return
-            }
-            print("record \(id)  content hash \(record.contentHash)")
-            print("  from source \(record.sourceId) \(source?.path ?? "?") (sha256 \(source?.sha256 ?? "?")), \(record.locator), line \(record.line), byte offset \(record.byteOffset)")
-            if let withdrawal { print("  WITHDRAWN \(withdrawal.requestedAt): \(withdrawal.reason)\(withdrawal.erased ? " (text erased)" : "")") }
-            print(uses.isEmpty ? "  in no snapshot" : "  in snapshots: " + uses.map { "\($0.snapshot.label) (\($0.split ?? ""))" }.joined(separator: ", "))
-            if !adapters.isEmpty { print("  adapters trained on it: " + adapters.map { "\($0.adapterId) \($0.path)" }.joined(separator: ", ")) }
-        }
-    }
-}
-
-struct LineageSource: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "source", abstract: "A source file and every snapshot that uses its records.")
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var output: JSONOption
-    @Argument(help: "The source id.") var id: Int64
-
-    func run() throws {
-        try Exit.reporting {
-            let store = try database.open()
-            guard let source = try store.source(id: id) else {
-                throw CorpusDBError(.notFound, "\(store.path): no source \(id); `corpus sources` lists them")
-            }
-            let uses = try store.snapshotUses(sourceId: id)
-            if output.json {
-                Output.printJSON(["source": SourcesCommand.json(source),
-                                  "snapshots": uses.map { ["snapshot": $0.snapshot.label, "hash": $0.snapshot.hash, "records": $0.records] }])
-                return
-            }
-            print("source \(id) \(source.path)")
-            print("  sha256 \(source.sha256), \(source.rowsRead) rows: \(source.recordsAdded) records, \(source.rowsRejected) rejects; imported \(source.importedAt)")
-            print(uses.isEmpty ? "  used by no snapshot" : "  used by: " + uses.map { "\($0.snapshot.label) (\($0.records) records)" }.joined(separator: ", "))
-        }
-    }
-}
-
-struct ForgetCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "forget",
-        abstract: "Withdraw records (a removal request): new snapshots leave them out, and every snapshot and adapter that used them is listed.")
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var output: JSONOption
-    @Argument(help: "Record ids.") var records: [Int64] = []
-    @Option(name: .long, help: "Withdraw every record of this source.") var source: Int64?
-    @Option(name: .long, help: "Why (kept for the auditor), e.g. \"patient withdrew consent\".") var reason: String
-    @Flag(name: .long, help: "Keep the text in the store (by default it is erased; the content hash is always kept).") var keepText = false
-
-    func validate() throws {
-        if records.isEmpty && source == nil { throw ValidationError("name record ids or --source ID") }
-    }
-
-    func run() throws {
-        try Exit.reporting {
-            let report = try database.open().forget(recordIds: records, sourceId: source, reason: reason, erase: !keepText,
-                                                    arguments: CommandLine.arguments)
-            if output.json {
-                Output.printJSON(["withdrawn": report.withdrawn, "already_withdrawn": report.alreadyWithdrawn, "erased": !keepText,
-                                  "identical_copies": report.identicalCopies,
-                                  "snapshots": report.snapshots.map { ["snapshot": $0.snapshot.label, "hash": $0.snapshot.hash, "records": $0.records] },
-                                  "adapters": report.adapters.map { ["id": $0.adapterId, "path": $0.path, "sha256": $0.sha256, "snapshot": $0.snapshot] }])
-                return
-            }
-            print("withdrew \(report.withdrawn.count) record(s)\(keepText ? "" : " and erased their text")\(report.alreadyWithdrawn.isEmpty ? "" : "; \(report.alreadyWithdrawn.count) had been withdrawn before")")
-            if !report.identicalCopies.isEmpty {
-                print("including \(report.identicalCopies.count) record(s) with identical text: \(report.identicalCopies.map(String.init).joined(separator: ", "))")
-            }
-            if report.snapshots.isEmpty {
-                print("no snapshot used them")
-            } else {
-                print("snapshots that used them (they stay as they were; new snapshots leave them out):")
-                for use in report.snapshots { print("  \(use.snapshot.label): \(use.records) record(s)") }
-            }
-            if !report.adapters.isEmpty {
-                print("adapters trained on those snapshots:")
-                for a in report.adapters { print("  adapter \(a.adapterId) \(a.path) (sha256 \(a.sha256), from \(a.snapshot))") }
             }
         }
     }

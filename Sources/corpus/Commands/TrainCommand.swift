@@ -1,7 +1,6 @@
 import ArgumentParser
 import CorpusDB
 import Foundation
-import Quality
 import ModelRuntime
 import Trainer
 
@@ -89,6 +88,19 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// The snapshot's train and eval splits, tokenized with the model's chat template.
+    private struct Splits {
+        var train: PreparedData
+        var eval: PreparedData
+    }
+
+    /// The run on record that this session trains: its id and the adapter folder.
+    private struct RunTarget {
+        var id: Int64
+        var outDir: URL
+        var checkpointDir: URL { outDir.appendingPathComponent("checkpoint") }
+    }
+
     private func train() throws {
         let store = try modelOptions.database.open()
         let snap = try store.snapshot(snapshot)
@@ -98,7 +110,25 @@ struct TrainCommand: ParsableCommand {
         Output.error("loading \(modelPath)")
         let loaded = try modelOptions.load()
         let template = try loaded.template(self.template)
+        let splits = try prepareSplits(store: store, snapshot: snap, settings: settings, loaded: loaded, template: template)
 
+        let trainer = try LoRATrainer(model: loaded.model, settings: settings, train: splits.train.examples, eval: splits.eval.examples)
+        // From here on Ctrl-C is heard (before the run is on record, so it never stays "running").
+        Interrupt.install()
+        let run = try startOrResume(trainer: trainer, store: store, snapshot: snap, settings: settings, fingerprint: fingerprint)
+        let metadata = ["corpus.run_id": String(run.id), "corpus.snapshot": snap.label, "corpus.snapshot_hash": snap.hash,
+                        "corpus.model_sha256": fingerprint, "corpus.version": CorpusVersion.string]
+        guard let finished = try trainToTheEnd(trainer: trainer, store: store, run: run, splits: splits, settings: settings, metadata: metadata) else {
+            return
+        }
+        try? FileManager.default.removeItem(at: run.checkpointDir)
+        try report(trainer: trainer, store: store, run: run, snapshot: snap, splits: splits, sha: finished.sha, firstEval: finished.firstEval)
+    }
+
+    /// Reads and tokenizes both splits, says on stderr what was truncated, left out or withdrawn.
+    /// - Throws: `CorpusDBError.invalid` when no train example fits.
+    private func prepareSplits(store: CorpusStore, snapshot snap: Snapshot, settings: TrainingSettings,
+                               loaded: ModelOptions.Loaded, template: ChatTemplate) throws -> Splits {
         let overflowMode = TrainingData.Overflow(rawValue: settings.overflow) ?? .truncate
         let (trainItems, trainWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "train")
         let (evalItems, evalWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "eval")
@@ -114,158 +144,147 @@ struct TrainCommand: ParsableCommand {
         guard !trainData.examples.isEmpty else {
             throw CorpusDBError(.invalid, "snapshot \(snap.label): no train example fits (\(trainItems.count) records, \(trainData.dropped.count) left out); raise --max-len or check the snapshot")
         }
+        return Splits(train: trainData, eval: evalData)
+    }
 
-        let trainer = try LoRATrainer(model: loaded.model, settings: settings, train: trainData.examples, eval: evalData.examples)
-        // From here on Ctrl-C is heard (before the run is on record, so it never stays "running").
-        Interrupt.install()
-        let settingsJSON = try settings.canonicalJSON()
-        var runId: Int64
-        var outDir: URL
-        if let resume {
-            let checkpoint = URL(fileURLWithPath: resume).standardizedFileURL
-            let info = try LoRAAdapter.readPEFTInfo(directory: checkpoint)
-            guard let text = info.metadata["corpus.run_id"], let id = Int64(text), let run = try store.run(id: id) else {
-                throw CorpusDBError(.invalid, "\(checkpoint.path): not a checkpoint of a run in \(store.path) (no corpus.run_id in its metadata)")
-            }
-            guard run.snapshotHash == snap.hash else {
-                throw CorpusDBError(.invalid, "\(checkpoint.path): run \(id) trained on \(run.snapshot), not \(snap.label); resume it with that snapshot")
-            }
-            guard run.modelSHA256 == fingerprint else {
-                throw CorpusDBError(.invalid, "\(checkpoint.path): run \(id) trained model \(run.modelSHA256.prefix(12)), not this model (\(fingerprint.prefix(12)))")
-            }
-            try trainer.resume(from: checkpoint)
-            runId = id
-            outDir = checkpoint.deletingLastPathComponent()
-            try store.resumeRun(id: id, arguments: CommandLine.arguments)
-            Output.error("resuming run \(id) at step \(trainer.step) of \(trainer.totalSteps)")
-        } else {
-            runId = try store.startRun(snapshot: snap, modelRef: modelOptions.model, modelSHA256: fingerprint, config: settingsJSON,
-                                       seed: Int64(bitPattern: settings.seed), arguments: CommandLine.arguments)
-            outDir = URL(fileURLWithPath: out ?? "adapters/\(snap.name)-\(snap.version)-run-\(runId)").standardizedFileURL
+    /// With `--resume`: checks that the checkpoint belongs to a run of this snapshot and model and
+    /// loads it; otherwise records a new run.
+    private func startOrResume(trainer: LoRATrainer, store: CorpusStore, snapshot snap: Snapshot, settings: TrainingSettings,
+                               fingerprint: String) throws -> RunTarget {
+        guard let resume else {
+            let runId = try store.startRun(snapshot: snap, modelRef: modelOptions.model, modelSHA256: fingerprint, config: try settings.canonicalJSON(),
+                                           seed: Int64(bitPattern: settings.seed), arguments: CommandLine.arguments)
+            return RunTarget(id: runId, outDir: URL(fileURLWithPath: out ?? "adapters/\(snap.name)-\(snap.version)-run-\(runId)").standardizedFileURL)
         }
-        let checkpointDir = outDir.appendingPathComponent("checkpoint")
-        let metadata = ["corpus.run_id": String(runId), "corpus.snapshot": snap.label, "corpus.snapshot_hash": snap.hash,
-                        "corpus.model_sha256": fingerprint, "corpus.version": CorpusVersion.string]
-        func summary(_ status: String) -> String {
-            var s: [String: Any] = ["steps": trainer.step, "planned_steps": trainer.totalSteps, "tokens": trainer.tokensSeen,
-                                    "seconds": trainer.secondsSpent, "examples": trainData.examples.count,
-                                    "truncated": trainData.truncated, "dropped": trainData.dropped.count,
-                                    "eval_examples": evalData.examples.count, "status": status,
-                                    "tokens_per_second": trainer.secondsSpent > 0 ? Double(trainer.tokensSeen) / trainer.secondsSpent : 0]
-            if let l = trainer.lastLoss { s["final_loss"] = l }
-            if let e = trainer.lastEvalLoss { s["final_eval_loss"] = e }
-            return ModelsCommand.Show.jsonText(s)
+        let checkpoint = URL(fileURLWithPath: resume).standardizedFileURL
+        let info = try LoRAAdapter.readPEFTInfo(directory: checkpoint)
+        guard let text = info.metadata["corpus.run_id"], let id = Int64(text), let run = try store.run(id: id) else {
+            throw CorpusDBError(.invalid, "\(checkpoint.path): not a checkpoint of a run in \(store.path) (no corpus.run_id in its metadata)")
         }
+        guard run.snapshotHash == snap.hash else {
+            throw CorpusDBError(.invalid, "\(checkpoint.path): run \(id) trained on \(run.snapshot), not \(snap.label); resume it with that snapshot")
+        }
+        guard run.modelSHA256 == fingerprint else {
+            throw CorpusDBError(.invalid, "\(checkpoint.path): run \(id) trained model \(run.modelSHA256.prefix(12)), not this model (\(fingerprint.prefix(12)))")
+        }
+        try trainer.resume(from: checkpoint)
+        try store.resumeRun(id: id, arguments: CommandLine.arguments)
+        Output.error("resuming run \(id) at step \(trainer.step) of \(trainer.totalSteps)")
+        return RunTarget(id: id, outDir: checkpoint.deletingLastPathComponent())
+    }
 
-        let interactive = isatty(2) == 1
+    /// Trains until the last step, writes the adapter and marks the run finished; returns the
+    /// adapter weights' SHA-256 and the eval loss before training (when measured now). Returns nil
+    /// when stopped early (`--stop-after`): a checkpoint is written and the run marked interrupted;
+    /// on Ctrl-C the same, then exit 130. Any other failure marks the run failed.
+    private func trainToTheEnd(trainer: LoRATrainer, store: CorpusStore, run: RunTarget, splits: Splits, settings: TrainingSettings,
+                               metadata: [String: String]) throws -> (sha: String, firstEval: Double?)? {
         var pending: [RunMetric] = []
-        var stepsThisSession = 0
-        var firstEval: Double?
         // Whatever fails from here (a full disk, a bad tensor) leaves the run marked failed, not running.
-        func failed(_ error: any Error) -> any Error {
-            try? store.recordMetrics(runId: runId, pending)
-            try? store.finishRun(id: runId, status: "failed", summary: summary("failed"), adapter: nil, arguments: CommandLine.arguments)
-            return error
-        }
-        let sha: String
         do {
+            var firstEval: Double?
             if !trainer.finished, trainer.step == 0, let e = try trainer.evaluate() {
                 firstEval = e
                 Output.error(String(format: "eval loss before training: %.4f", e))
             }
-            while !trainer.finished {
-                guard let report = try trainer.takeStep(evaluate: false, interrupted: { Interrupt.requested }) else { break }
-                stepsThisSession += 1
-                pending.append(RunMetric(step: report.step, loss: report.loss, evalLoss: report.evalLoss, learningRate: report.learningRate,
-                                         tokens: report.targetTokens, seconds: report.seconds))
-                let remaining = Double(report.totalSteps - report.step) * (report.seconds / Double(max(1, report.step)))
-                let line = String(format: "step %d/%d  epoch %d  loss %.4f  eval %@  lr %.2e  %.0f tok/s  ETA %@",
-                                  report.step, report.totalSteps, report.epoch + 1, report.loss,
-                                  (report.evalLoss ?? trainer.lastEvalLoss).map { String(format: "%.4f", $0) } ?? "-",
-                                  report.learningRate, report.tokensPerSecond, Self.duration(remaining))
-                Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
-                if pending.count >= 10 || report.evalLoss != nil {
-                    try store.recordMetrics(runId: runId, pending)
-                    pending = []
-                }
-                if settings.checkpointEvery > 0, report.step % settings.checkpointEvery == 0, !trainer.finished {
-                    try trainer.writeCheckpoint(to: checkpointDir, baseModel: modelOptions.model, metadata: metadata)
-                }
-                if let stopAfter, stepsThisSession >= stopAfter, !trainer.finished { break }
-                if Interrupt.requested { break }
-            }
-            if interactive { Output.progress("\n") }
-            try store.recordMetrics(runId: runId, pending)
+            try takeSteps(trainer: trainer, store: store, run: run, settings: settings, metadata: metadata, pending: &pending)
+            try store.recordMetrics(runId: run.id, pending)
+            pending = []
 
             guard trainer.finished else {
                 // Interrupted or stopped on purpose: a checkpoint at the last whole step.
-                try trainer.writeCheckpoint(to: checkpointDir, baseModel: modelOptions.model, metadata: metadata)
-                try store.finishRun(id: runId, status: "interrupted", summary: summary("interrupted"), adapter: nil, arguments: CommandLine.arguments)
-                Output.error("stopped after step \(trainer.step) of \(trainer.totalSteps); checkpoint in \(checkpointDir.path)")
-                Output.error("continue with: corpus train \(snapshot) --model \(modelOptions.model) [the same options] --resume \(checkpointDir.path)")
+                try trainer.writeCheckpoint(to: run.checkpointDir, baseModel: modelOptions.model, metadata: metadata)
+                try store.finishRun(id: run.id, status: "interrupted", summary: Self.summary("interrupted", trainer: trainer, splits: splits),
+                                    adapter: nil, arguments: CommandLine.arguments)
+                Output.error("stopped after step \(trainer.step) of \(trainer.totalSteps); checkpoint in \(run.checkpointDir.path)")
+                Output.error("continue with: corpus train \(snapshot) --model \(modelOptions.model) [the same options] --resume \(run.checkpointDir.path)")
                 if Interrupt.requested { throw ExitCode(Exit.interrupted) }
-                return
+                return nil
             }
-            try trainer.adapter.write(to: outDir, baseModel: modelOptions.model, metadata: metadata)
-            let weights = outDir.appendingPathComponent("adapter_model.safetensors").path
-            sha = try ContentHash.sha256Hex(fileAt: weights)
-            try store.finishRun(id: runId, status: "finished", summary: summary("finished"), adapter: (outDir.path, sha), arguments: CommandLine.arguments)
+            try trainer.adapter.write(to: run.outDir, baseModel: modelOptions.model, metadata: metadata)
+            let sha = try ContentHash.sha256Hex(fileAt: run.outDir.appendingPathComponent("adapter_model.safetensors").path)
+            try store.finishRun(id: run.id, status: "finished", summary: Self.summary("finished", trainer: trainer, splits: splits),
+                                adapter: (run.outDir.path, sha), arguments: CommandLine.arguments)
+            return (sha, firstEval)
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            throw failed(error)
+            try? store.recordMetrics(runId: run.id, pending)
+            try? store.finishRun(id: run.id, status: "failed", summary: Self.summary("failed", trainer: trainer, splits: splits),
+                                 adapter: nil, arguments: CommandLine.arguments)
+            throw error
         }
-        try? FileManager.default.removeItem(at: checkpointDir)
+    }
+
+    /// Optimizer steps until the trainer is finished, `--stop-after` is reached or Ctrl-C is
+    /// heard: a progress line per step, metrics stored every 10 steps (kept in `pending` until
+    /// then), a checkpoint every `--checkpoint-every` steps.
+    private func takeSteps(trainer: LoRATrainer, store: CorpusStore, run: RunTarget, settings: TrainingSettings,
+                           metadata: [String: String], pending: inout [RunMetric]) throws {
+        let interactive = isatty(2) == 1
+        var stepsThisSession = 0
+        while !trainer.finished {
+            guard let report = try trainer.takeStep(evaluate: false, interrupted: { Interrupt.requested }) else { break }
+            stepsThisSession += 1
+            pending.append(RunMetric(step: report.step, loss: report.loss, evalLoss: report.evalLoss, learningRate: report.learningRate,
+                                     tokens: report.targetTokens, seconds: report.seconds))
+            let line = Self.progressLine(report, lastEvalLoss: trainer.lastEvalLoss)
+            Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
+            if pending.count >= 10 || report.evalLoss != nil {
+                try store.recordMetrics(runId: run.id, pending)
+                pending = []
+            }
+            if settings.checkpointEvery > 0, report.step % settings.checkpointEvery == 0, !trainer.finished {
+                try trainer.writeCheckpoint(to: run.checkpointDir, baseModel: modelOptions.model, metadata: metadata)
+            }
+            if let stopAfter, stepsThisSession >= stopAfter, !trainer.finished { break }
+            if Interrupt.requested { break }
+        }
+        if interactive { Output.progress("\n") }
+    }
+
+    /// `step 12/40  epoch 1  loss 2.3456  eval 2.4000  lr 2.00e-04  310 tok/s  ETA 1m30s`.
+    private static func progressLine(_ report: StepReport, lastEvalLoss: Double?) -> String {
+        let remaining = Double(report.totalSteps - report.step) * (report.seconds / Double(max(1, report.step)))
+        return String(format: "step %d/%d  epoch %d  loss %.4f  eval %@  lr %.2e  %.0f tok/s  ETA %@",
+                      report.step, report.totalSteps, report.epoch + 1, report.loss,
+                      (report.evalLoss ?? lastEvalLoss).map { String(format: "%.4f", $0) } ?? "-",
+                      report.learningRate, report.tokensPerSecond, duration(remaining))
+    }
+
+    /// The run's summary JSON as the store keeps it (`corpus runs show`).
+    private static func summary(_ status: String, trainer: LoRATrainer, splits: Splits) -> String {
+        var s: [String: Any] = ["steps": trainer.step, "planned_steps": trainer.totalSteps, "tokens": trainer.tokensSeen,
+                                "seconds": trainer.secondsSpent, "examples": splits.train.examples.count,
+                                "truncated": splits.train.truncated, "dropped": splits.train.dropped.count,
+                                "eval_examples": splits.eval.examples.count, "status": status,
+                                "tokens_per_second": trainer.secondsSpent > 0 ? Double(trainer.tokensSeen) / trainer.secondsSpent : 0]
+        if let l = trainer.lastLoss { s["final_loss"] = l }
+        if let e = trainer.lastEvalLoss { s["final_eval_loss"] = e }
+        return JSONText.compact(s)
+    }
+
+    /// The finished run on stdout: text, or `corpus runs show --json`'s object with `--json`.
+    private func report(trainer: LoRATrainer, store: CorpusStore, run: RunTarget, snapshot snap: Snapshot, splits: Splits,
+                        sha: String, firstEval: Double?) throws {
         if output.json {
-            if let run = try store.run(id: runId) { Output.printJSON(RunsCommand.json(run)) }
+            if let record = try store.run(id: run.id) { Output.printJSON(RunsCommand.json(record)) }
             return
         }
-        print("run \(runId): \(trainer.step) steps on \(snap.label), \(trainData.examples.count) examples")
+        print("run \(run.id): \(trainer.step) steps on \(snap.label), \(splits.train.examples.count) examples")
         if let firstEval, let last = trainer.lastEvalLoss {
             print(String(format: "eval loss %.4f → %.4f", firstEval, last))
         } else if let last = trainer.lastEvalLoss {
             print(String(format: "eval loss %.4f", last))
         }
-        print("adapter \(outDir.path)")
+        print("adapter \(run.outDir.path)")
         print("  adapter_model.safetensors sha256 \(sha)")
-        print("see `corpus runs show \(runId)`, `corpus lineage adapter \(outDir.path)`")
+        print("see `corpus runs show \(run.id)`, `corpus lineage adapter \(run.outDir.path)`")
     }
 
     static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "-" }
         let s = Int(seconds.rounded())
         return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
-    }
-}
-
-/// A snapshot's split as chat messages, for training and evaluation alike.
-enum SnapshotSplit {
-    /// The split's conversations in snapshot order, withdrawn records left out (counted). Where
-    /// the snapshot's checks found PII, the redacted text, as exports carry it; the store keeps
-    /// the original.
-    static func conversations(store: CorpusStore, snapshot: Snapshot, split: String) throws
-        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int)
-    {
-        let flagged = try snapshot.checks.map { try store.failedRecords(configHash: $0, check: "pii") } ?? []
-        let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
-        let conversations = members.map { member -> (id: Int64, messages: [ChatMessage]) in
-            let redact = flagged.contains(member.recordId)
-            return (member.recordId, member.conversation.messages.map {
-                ChatMessage(role: $0.role.rawValue, content: redact ? PII.redact($0.content) : $0.content)
-            })
-        }
-        return (conversations, withdrawn)
-    }
-}
-
-/// The fingerprint of a model for lineage: the registered one when `--model` names a registered
-/// model, else the SHA-256 of its weight files computed as `corpus models add` does.
-enum ModelIdentity {
-    static func fingerprint(of path: String, reference: String, store: CorpusStore) throws -> String {
-        if let registered = try? store.model(named: reference), registered.path == path { return registered.fingerprint }
-        let summary = try ModelInspector.inspect(path: path)
-        var hashes: [(name: String, sha256: String)] = []
-        for file in summary.weightFiles { hashes.append((file.name, try ModelsCommand.Add.sha256(file))) }
-        return ModelFingerprint.combine(hashes)
     }
 }

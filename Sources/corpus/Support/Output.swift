@@ -1,7 +1,9 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import Ingest
+import Quality
 
 /// Where results and messages go: results to stdout, progress and errors to stderr.
 enum Output {
@@ -89,6 +91,14 @@ enum Exit {
         } catch let error as IngestError {
             Output.error("error: \(error.message)")
             throw ExitCode(error.code == .interrupted ? interrupted : inputError)
+        } catch let error as FileWriteError {
+            // An output file or folder that could not be written (no space, no permission).
+            Output.error("error: \(error.description)")
+            throw ExitCode(inputError)
+        } catch let error as QualityError {
+            // A check configuration or taxonomy file that cannot be used: an input error.
+            Output.error("error: \(error.message)")
+            throw ExitCode(inputError)
         }
     }
 }

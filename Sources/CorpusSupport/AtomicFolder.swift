@@ -1,0 +1,116 @@
+import Foundation
+
+/// Writes a set of files into a folder so that a reader sees either the old files or all the new
+/// ones, never half of them, and an error leaves nothing behind.
+///
+/// - A folder that does not exist yet is built as a hidden sibling (`.NAME.UUID.tmp`), every file
+///   and the folder flushed to the disk, and renamed into place, so it appears whole.
+/// - In a folder that exists, each file is first written as a hidden temporary beside its target
+///   and flushed; only when every one is complete are they renamed over the targets (each rename
+///   is atomic), and the folder is flushed.
+public enum AtomicFolder {
+    /// One file to write: its name in the folder and a function that writes it to a given URL.
+    public struct File {
+        public var name: String
+        public var write: (URL) throws -> Void
+
+        public init(name: String, write: @escaping (URL) throws -> Void) {
+            self.name = name
+            self.write = write
+        }
+
+        /// A file whose contents are `data`.
+        public static func data(_ data: Data, name: String) -> File {
+            File(name: name) { url in try AtomicFolder.writeData(data, to: url) }
+        }
+    }
+
+    /// - Parameters:
+    ///   - requireEmpty: refuse an existing folder that holds anything (a merged model must not be
+    ///     mixed with another model's shards).
+    /// - Throws: `FileWriteError` naming the folder or file that could not be written, or the
+    ///   error a file's `write` threw, unchanged; in both cases nothing new is left behind.
+    public static func write(_ files: [File], into directory: URL, requireEmpty: Bool) throws {
+        let manager = FileManager.default
+        let target = directory.standardizedFileURL
+        var isDirectory: ObjCBool = false
+        let exists = manager.fileExists(atPath: target.path, isDirectory: &isDirectory)
+        if exists && !isDirectory.boolValue {
+            throw FileWriteError(path: target.path, message: "is a file, not a folder; choose a folder path to write to")
+        }
+        if exists {
+            try replaceFiles(files, in: target, requireEmpty: requireEmpty)
+        } else {
+            try createFolder(files, at: target)
+        }
+    }
+
+    /// Writes `data` to `url` (inside a staging area, so a plain write is enough; the folder
+    /// writer flushes it).
+    /// - Throws: `FileWriteError` naming the file.
+    public static func writeData(_ data: Data, to url: URL) throws {
+        do {
+            try data.write(to: url)
+        } catch {
+            throw FileWriteError(path: url.path, message: "cannot write (\(error.localizedDescription)); check free space and permissions")
+        }
+    }
+
+    /// A new folder: built as a hidden sibling, flushed, renamed into place.
+    private static func createFolder(_ files: [File], at target: URL) throws {
+        let manager = FileManager.default
+        let parent = target.deletingLastPathComponent()
+        do {
+            try manager.createDirectory(at: parent, withIntermediateDirectories: true)
+        } catch {
+            throw FileWriteError(path: parent.path, message: "cannot create the folder (\(error.localizedDescription))")
+        }
+        let staging = parent.appendingPathComponent(Durability.temporaryName(for: target.lastPathComponent))
+        do {
+            do {
+                try manager.createDirectory(at: staging, withIntermediateDirectories: false)
+            } catch {
+                throw FileWriteError(path: staging.path, message: "cannot create the folder (\(error.localizedDescription)); check that \(parent.path) is writable")
+            }
+            for file in files {
+                let url = staging.appendingPathComponent(file.name)
+                try file.write(url)
+                try Durability.syncFile(url)
+            }
+            try Durability.syncFolder(staging)
+            try Durability.moveIntoPlace(staging, over: target, what: "folder")
+        } catch {
+            try? manager.removeItem(at: staging)
+            throw error
+        }
+        try Durability.syncFolder(parent)
+    }
+
+    /// An existing folder: every file written as a hidden temporary, then all renamed.
+    private static func replaceFiles(_ files: [File], in target: URL, requireEmpty: Bool) throws {
+        let manager = FileManager.default
+        if requireEmpty {
+            let contents = (try? manager.contentsOfDirectory(atPath: target.path)) ?? []
+            if !contents.isEmpty {
+                throw FileWriteError(path: target.path, message: "the folder already holds \(contents.count) file(s) (\(contents.sorted().prefix(3).joined(separator: ", "))); choose a new folder or empty this one")
+            }
+        }
+        var written: [(temporary: URL, final: URL)] = []
+        do {
+            for file in files {
+                let final = target.appendingPathComponent(file.name)
+                let temporary = target.appendingPathComponent(Durability.temporaryName(for: file.name))
+                written.append((temporary, final))
+                try file.write(temporary)
+                try Durability.syncFile(temporary)
+            }
+            for (temporary, final) in written {
+                try Durability.moveIntoPlace(temporary, over: final, what: "file")
+            }
+        } catch {
+            for (temporary, _) in written { try? manager.removeItem(at: temporary) }
+            throw error
+        }
+        try Durability.syncFolder(target)
+    }
+}
