@@ -4,7 +4,7 @@
 //   swift build --product train-bench -c release
 //   .build/release/train-bench [--model PATH] [--batch 4] [--seq 256] [--rank 16] [--steps 3]
 //                              [--threads 2] [--recompute] [--chunk 64] [--dropout 0]
-//                              [--targets q,k,v,o,gate,up,down]
+//                              [--targets q,k,v,o,gate,up,down] [--base-type f32|bf16|f16|q8_0|q4_0]
 //
 // PATH defaults to the test model that scripts/fetch-test-model.sh caches
 // (~/.cache/corpus/models/SmolLM2-135M-Instruct.Q4_1.gguf). Random token ids, every position a
@@ -28,6 +28,8 @@ struct BenchOptions {
     var chunk = 64
     var dropout: Float = 0
     var targets = LoRATarget.allCases
+    /// The in-memory type of the base matrices (nil: as stored in the file).
+    var baseType: GGMLType?
 
     init(arguments: [String]) throws {
         var i = 0
@@ -57,12 +59,17 @@ struct BenchOptions {
                     guard let t = LoRATarget(name: String(name)) else { throw BenchError("--targets \(text): \(name) is not one of q,k,v,o,gate,up,down") }
                     return t
                 }
+            case "--base-type":
+                let text = try value()
+                let types: [String: GGMLType] = ["f32": .f32, "bf16": .bf16, "f16": .f16, "q8_0": .q8_0, "q4_0": .q4_0]
+                guard let t = types[text.lowercased()] else { throw BenchError("--base-type \(text): give one of f32, bf16, f16, q8_0, q4_0") }
+                baseType = t
             case "--dropout":
                 let text = try value()
                 guard let p = Float(text), p >= 0, p < 1 else { throw BenchError("--dropout \(text): give a probability in [0, 1)") }
                 dropout = p
             case "-h", "--help":
-                print("usage: train-bench [--model PATH] [--batch N] [--seq N] [--rank N] [--steps N] [--threads N] [--recompute] [--chunk N] [--dropout P] [--targets q,k,v,o,gate,up,down]")
+                print("usage: train-bench [--model PATH] [--batch N] [--seq N] [--rank N] [--steps N] [--threads N] [--recompute] [--chunk N] [--dropout P] [--targets q,k,v,o,gate,up,down] [--base-type f32|bf16|f16|q8_0|q4_0]")
                 exit(0)
             default: throw BenchError("unknown option \(arguments[i]); see --help")
             }
@@ -106,14 +113,14 @@ func run() throws {
     var model: LlamaModel?
     do {
         let loaded = try ModelLoader.load(path: o.model)
-        model = try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors)
+        model = try loaded.model(baseType: o.baseType)
     }
     guard let model else { throw BenchError("\(o.model): the model did not load") }
     let loadPeak = memory().peak
     // Reset VmHWM to the current RSS (Linux ≥ 4.0) so the next peak is the training's.
     try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     let c = model.configuration
-    print("model \(o.model): \(c.modelType), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize); loaded in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s, load peak \(gib(loadPeak)), after load \(gib(memory().current))")
+    print("model \(o.model): \(c.modelType), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), vocab \(c.vocabSize); weights \(gib(model.weightBytes)) in memory; loaded in \(String(format: "%.1f", Date().timeIntervalSince(loadStart))) s, load peak \(gib(loadPeak)), after load \(gib(memory().current))")
 
     let lora = LoRAConfiguration(rank: o.rank, alpha: Float(2 * o.rank), dropout: o.dropout, targets: o.targets)
     var adapter = try LoRAAdapter(initializing: lora, for: c, seed: 1)

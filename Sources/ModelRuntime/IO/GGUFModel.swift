@@ -22,6 +22,16 @@ public struct LoadedModel: Sendable {
     /// Every weight dequantized to fp32 (merging, tests; a whole fp32 copy, so not for serving).
     public var tensors: [String: Tensor] { weights.mapValues { $0.dequantized() } }
 
+    /// The weights with every matrix (2-D tensor) converted to `type` (nil: unchanged); vectors
+    /// (norms, biases) stay as they are.
+    /// - Throws: `ModelError.unsupported` for a matrix that cannot be converted.
+    public func weights(convertedTo type: GGMLType?) throws -> [String: StoredTensor] {
+        guard let type else { return weights }
+        var out = weights
+        for (name, tensor) in weights where tensor.shape.count == 2 { out[name] = try tensor.converted(to: type, name: name) }
+        return out
+    }
+
     /// The model, with its matrices kept in their stored types or converted to `baseType`.
     /// - Throws: `ModelError` as `LlamaModel.init(configuration:weights:baseType:)` does.
     public func model(baseType: GGMLType? = nil) throws -> LlamaModel {

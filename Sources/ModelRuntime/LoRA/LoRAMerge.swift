@@ -65,6 +65,24 @@ public enum LoRAMerge {
         return out
     }
 
+    /// `merge` on stored tensors: only the adapted projections are dequantized, merged and kept
+    /// as fp32 (rounding them back to a compact type would lose most of a small update); every
+    /// other weight stays in its stored type, shared without a copy.
+    /// - Throws: as `merge(_:into:configuration:)`.
+    public static func merge(_ adapter: LoRAAdapter, into tensors: [String: StoredTensor],
+                             configuration model: LlamaConfiguration) throws -> [String: StoredTensor] {
+        var adapted: [String: Tensor] = [:]
+        for (l, layer) in adapter.layers.enumerated() {
+            for target in layer.keys {
+                let name = "model.layers.\(l).\(target.modulePath).weight"
+                if let weight = tensors[name] { adapted[name] = weight.dequantized() }
+            }
+        }
+        var out = tensors
+        for (name, tensor) in try merge(adapter, into: adapted, configuration: model) { out[name] = StoredTensor(tensor) }
+        return out
+    }
+
     /// Merges `adapter` into the model at `model` (a Hugging Face folder or a GGUF file) and writes
     /// a Hugging Face folder that transformers, vLLM and llama.cpp's `convert_hf_to_gguf.py` load:
     /// model.safetensors, config.json and, from a folder, its tokenizer and generation files.

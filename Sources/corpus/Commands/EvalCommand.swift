@@ -176,8 +176,9 @@ struct EvalRun: ParsableCommand {
         Output.error("loading \(modelPath)")
         let files = try ModelFiles(path: modelPath)
         let tokenizer = try files.tokenizer()
-        let weights = try files.weights()
-        let base = try LlamaModel(configuration: weights.configuration, tensors: weights.tensors)
+        var weights = try files.weights()
+        weights.weights = try weights.weights(convertedTo: try modelOptions.baseGGMLType())
+        let base = try LlamaModel(configuration: weights.configuration, weights: weights.weights)
         let loaded = ModelOptions.Loaded(files: files, model: base, tokenizer: tokenizer)
         let chatTemplate = try loaded.template(template)
         let lora = try adapterPath.map { try LoRAAdapter(readingPEFT: URL(fileURLWithPath: $0), configuration: weights.configuration) }
@@ -243,7 +244,7 @@ struct EvalRun: ParsableCommand {
         var results = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), generator: models.loaded.model)]
         if let lora = models.lora {
             let merged = try LlamaModel(configuration: configuration,
-                                        tensors: try LoRAMerge.merge(lora, into: models.weights.tensors, configuration: configuration))
+                                        weights: try LoRAMerge.merge(lora, into: models.weights.weights, configuration: configuration))
             results.append(try evaluateModel("adapter", adapter: lora, generator: merged))
         }
         return results

@@ -10,7 +10,26 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "The model: a .gguf file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or the name of a model registered with `corpus models add`.")
     var model: String
 
+    @Option(name: .customLong("base-type"), help: "Keep the base model's matrices in this type in memory: f32, bf16, f16, q8_0 or q4_0 (default: as stored in the file, e.g. bf16 from safetensors, Q4_1 from a GGUF; never expanded to fp32 as a whole).")
+    var baseType: String?
+
     @OptionGroup var database: DatabaseOptions
+
+    /// `--base-type` as a ggml type (nil: as stored).
+    /// - Throws: `ValidationError` naming the accepted values.
+    func baseGGMLType() throws -> GGMLType? {
+        guard let baseType else { return nil }
+        switch baseType.lowercased() {
+        case "f32", "fp32": return .f32
+        case "bf16": return .bf16
+        case "f16", "fp16": return .f16
+        case "q8_0": return .q8_0
+        case "q4_0": return .q4_0
+        default: throw ValidationError("--base-type \(baseType) is not one of f32, bf16, f16, q8_0, q4_0")
+        }
+    }
+
+    func validate() throws { _ = try baseGGMLType() }
 
     struct Loaded {
         var files: ModelFiles
@@ -36,13 +55,14 @@ struct ModelOptions: ParsableArguments {
     func load(adapter: String? = nil) throws -> Loaded {
         let (files, tokenizer) = try loadTokenizer()
         let weights = try files.weights()
-        var tensors = weights.tensors
+        // The base type first, then the adapter: its merged projections stay fp32 (rounding them
+        // to a compact type would lose most of a small update).
+        var tensors = try weights.weights(convertedTo: try baseGGMLType())
         if let adapter {
             let lora = try LoRAAdapter(readingPEFT: URL(fileURLWithPath: adapter), configuration: weights.configuration)
             tensors = try LoRAMerge.merge(lora, into: tensors, configuration: weights.configuration)
         }
-        return Loaded(files: files, model: try LlamaModel(configuration: weights.configuration, tensors: tensors),
-                      tokenizer: tokenizer)
+        return Loaded(files: files, model: try LlamaModel(configuration: weights.configuration, weights: tensors), tokenizer: tokenizer)
     }
 }
 
