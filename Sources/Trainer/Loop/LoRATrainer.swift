@@ -109,9 +109,10 @@ public struct StepReport: Sendable {
     /// Assistant tokens trained on in this step, and all tokens processed.
     public var targetTokens: Int
     public var tokens: Int
-    /// Seconds since the run started (continuing across a resume).
+    /// Seconds in training steps since the run started (continuing across a resume; evaluation
+    /// excluded).
     public var seconds: Double
-    /// Tokens (all, processed) per second over the steps of this process.
+    /// Tokens (all, processed) per second over the steps of this process, evaluation excluded.
     public var tokensPerSecond: Double
 }
 
@@ -150,8 +151,11 @@ public final class LoRATrainer {
     public private(set) var step = 0
     var seconds = 0.0
     var tokens = 0
-    /// Seconds spent in steps, over every session of the run.
+    /// Seconds spent in training steps (forward, backward, optimizer; evaluation excluded), over
+    /// every session of the run.
     public var secondsSpent: Double { seconds }
+    /// Seconds spent evaluating during steps, in this process.
+    public private(set) var evaluationSeconds = 0.0
     /// Tokens processed, over every session of the run.
     public var tokensSeen: Int { tokens }
     public private(set) var lastLoss: Double?
@@ -306,12 +310,15 @@ public final class LoRATrainer {
         tokens += processed
         let loss = lossSum / Double(max(1, normalizer))
         lastLoss = loss
+        // Throughput and the ETA count the step itself: the evaluation below is timed apart.
+        let elapsed = Date().timeIntervalSince(started)
         var evalLoss: Double?
         if evaluateNow || (settings.evalEvery > 0 && step % settings.evalEvery == 0) || step == plan.count {
+            let evalStarted = Date()
             evalLoss = try evaluate()
             lastEvalLoss = evalLoss ?? lastEvalLoss
+            evaluationSeconds += Date().timeIntervalSince(evalStarted)
         }
-        let elapsed = Date().timeIntervalSince(started)
         seconds += elapsed
         sessionTokens += processed
         sessionSeconds += elapsed

@@ -258,6 +258,7 @@ struct TrainCommand: ParsableCommand {
                                 "seconds": trainer.secondsSpent, "examples": splits.train.examples.count,
                                 "truncated": splits.train.truncated, "dropped": splits.train.dropped.count,
                                 "eval_examples": splits.eval.examples.count, "status": status,
+                                "evaluation_seconds": trainer.evaluationSeconds,
                                 "tokens_per_second": trainer.secondsSpent > 0 ? Double(trainer.tokensSeen) / trainer.secondsSpent : 0]
         if let l = trainer.lastLoss { s["final_loss"] = l }
         if let e = trainer.lastEvalLoss { s["final_eval_loss"] = e }
