@@ -268,7 +268,7 @@ struct ScoreCommand: ParsableCommand {
                 let row = logits[(t * V)..<((t + 1) * V)]
                 let maxLogit = row.max() ?? 0
                 let lse = Double(maxLogit) + log(row.reduce(0.0) { $0 + exp(Double($1 - maxLogit)) })
-                let best = row.indices.sorted { row[$0] > row[$1] }.prefix(max(top, 0))
+                let best = Self.largest(row, count: max(top, 0))
                 alternatives.append(best.map { i in
                     ["id": i - t * V, "piece": loaded.tokenizer.decode([i - t * V]), "logprob": Double(row[i]) - lse]
                 })
@@ -291,5 +291,23 @@ struct ScoreCommand: ParsableCommand {
                 if let mean = mean as? Double { print(String(format: "mean NLL %.4f, perplexity %.2f over %d predicted tokens", mean, exp(mean), ids.count - 1)) }
             }
         }
+    }
+
+    /// The indices of the `count` largest values of `row`, largest first (ties: lower index
+    /// first), in one pass over the row: sorting the whole vocabulary at every position was most
+    /// of `score`'s time.
+    static func largest(_ row: ArraySlice<Float>, count: Int) -> [Int] {
+        guard count > 0 else { return [] }
+        var best: [Int] = []
+        best.reserveCapacity(count + 1)
+        for i in row.indices {
+            let v = row[i]
+            if best.count == count, let last = best.last, !(v > row[last]) { continue }
+            var k = best.count
+            while k > 0 && v > row[best[k - 1]] { k -= 1 }
+            best.insert(i, at: k)
+            if best.count > count { best.removeLast() }
+        }
+        return best
     }
 }
