@@ -11,9 +11,9 @@ import CKernels
 /// Tolerances, per output, with S = Σ_k |x[m,k]| · |w[n,k]| (w the exact fp32 weight values):
 /// - exact modes (bf16 mode 0, quantized exact): |y − ref| ≤ 1e-5 · S (fp32 summation is ~1e-7);
 /// - bf16 mode 1 (x rounded to bf16): |y − ref| ≤ (2⁻⁸ + 1e-5) · S, 2⁻⁸ being bf16's unit roundoff;
-/// - int8 mode: |y − ref| ≤ 2⁻⁷ · S + 1e-5 · S (x rounded to 8 bits per 32-block: the error of
-///   each element is at most half a step, max|x in block| / 254 ≤ |x| / 127 only for the largest,
-///   so the bound is stated on the block maximum, see `int8Bound`).
+/// - int8 mode (Q8_0, Q4_0): |y − ref| ≤ 1.001 · Σ_blocks (max|x in block| / 254) · Σ_block |w|
+///   + 1e-5 · S: each x is rounded to a step of max|x| / 127 of its 32-block, so it moves by at
+///   most half a step (the 0.1 % covers the fp32 scale and its reciprocal).
 /// The suite is serialized because it switches the process-wide kernel level.
 @Suite("Compact-weight kernels", .serialized)
 struct CompactKernelTests {
@@ -268,6 +268,46 @@ struct CompactKernelTests {
                         }
                         let err = Self.worst(y, ref)
                         #expect(err <= 1e-5, "\(type.name) M \(m) N \(n) K \(k) level \(level): \(err)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("ck_gemm_q int8: Q8_0 and Q4_0 with x quantized per block stay within the rounding bound",
+          arguments: [GGMLType.q8_0, .q4_0])
+    func gemmQuantizedInt8(type: GGMLType) throws {
+        var rng = SplitMix64(seed: UInt64(type.rawValue) + 77)
+        for k in Self.kValues(type) {
+            for n in [1, 5, 37] {
+                let bytes = Self.randomWeights(type, rows: n, k: k, &rng)
+                let wf = Self.dequantize(type, bytes, count: n * k)
+                for m in Self.rowCounts where m <= 17 || k < 1000 {
+                    let x = Self.uniform(m * k, &rng)
+                    let ref = Self.reference(x, wf, m: m, n: n, k: k)
+                    // The rounding bound of each output.
+                    var bound = [Double](repeating: 0, count: m * n)
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var b = 0.0
+                            for block in 0..<(k / 32) {
+                                let xs = x[(i * k + 32 * block)..<(i * k + 32 * block + 32)]
+                                let ws = wf[(j * k + 32 * block)..<(j * k + 32 * block + 32)]
+                                b += Double(xs.map(abs).max()!) / 254 * ws.reduce(0.0) { $0 + Double(abs($1)) }
+                            }
+                            bound[i * n + j] = 1.001 * b + 1e-5 * ref.mag[i * n + j]
+                        }
+                    }
+                    try Self.forEachLevel { level in
+                        var y = [Float](repeating: .nan, count: m * n)
+                        try bytes.withUnsafeBytes { raw in
+                            try CompactKernels.gemmQuantized(type, x, rows: m, k: k, raw.baseAddress!, n: n, &y, mode: .int8,
+                                                             threads: 2)
+                        }
+                        for i in y.indices {
+                            let err = abs(Double(y[i]) - ref.y[i])
+                            #expect(err <= bound[i], "\(type.name) M \(m) N \(n) K \(k) level \(level): \(err) > \(bound[i])")
+                        }
                     }
                 }
             }
