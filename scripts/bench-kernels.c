@@ -5,6 +5,7 @@
 //       -I/usr/include/x86_64-linux-gnu/openblas-pthread -lopenblas -lpthread -lm -o /tmp/bench-kernels
 //   /tmp/bench-kernels              # all: bf16 GEMMs (M = 1024), quantized products (M = 1, 16)
 //   /tmp/bench-kernels bf16 | q     # one family
+//   /tmp/bench-kernels bf16 N K     # one shape
 //   CORPUS_KERNEL_ISA=avx512 /tmp/bench-kernels   # a lower path
 //   OPENBLAS_CORETYPE=SKYLAKEX /tmp/bench-kernels # OpenBLAS's AVX-512 kernels for the sgemm column
 // Each figure is the best of a few repetitions (the machine is shared). 2-thread runs split the
@@ -108,13 +109,16 @@ static double check(const float *x, const float *wf, const float *y, int M, int 
     return worst;
 }
 
+static int only_n, only_k; // a single shape from the command line
+
 static void bench_bf16(void) {
-    static const int shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {896, 896}, {4864, 896}, {896, 4864}, {2048, 2048}};
+    static int shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {896, 896}, {4864, 896}, {896, 4864}, {2048, 2048}};
     const int M = 1024;
     printf("bf16 GEMMs, M = %d, GFLOP/s (1 thread / 2 threads); err = max |y - fp64| / sum|x||w| on samples\n", M);
     printf("%-5s %-5s | %-11s | %-19s | %-19s | %-11s | %-19s | %-19s\n", "N", "K", "sgemm xW^T", "bf16 mode 0, err",
            "bf16 mode 1, err", "sgemm dyW", "bf16_t mode 0, err", "bf16_t mode 1, err");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        if (only_n) { if (s) break; shapes[0][0] = only_n, shapes[0][1] = only_k; }
         const int N = shapes[s][0], K = shapes[s][1];
         float *x = malloc(sizeof(float) * M * (K > N ? K : N)), *wf = malloc(sizeof(float) * N * K);
         float *y = malloc(sizeof(float) * M * (K > N ? K : N));
@@ -205,6 +209,7 @@ static void bench_q(void) {
 
 int main(int argc, char **argv) {
     const char *which = argc > 1 ? argv[1] : "all";
+    if (argc > 3) only_n = atoi(argv[2]), only_k = atoi(argv[3]);
     const char *core = getenv("OPENBLAS_CORETYPE");
     printf("kernel ISA %s (CPU best %s), OPENBLAS_CORETYPE=%s\n", ck_isa_name(ck_isa()), ck_isa_name(ck_isa_supported()),
            core ? core : "(unset)");

@@ -182,6 +182,18 @@ TBF16 CK_INLINE void tile_bf16(int mr, int pairs, const uint16_t *a, int lda, co
     store_tile(mr, c0, c1, c2, c, ldc, nvalid, accumulate);
 }
 
+/// out[0..n) = x rounded to bf16 by vcvtne2ps2bf16: to nearest even, but subnormals become zero,
+/// which changes nothing here because vdpbf16ps treats subnormal inputs as zero anyway.
+TBF16 static void round_panel_row(const float *x, uint16_t *out, int n) {
+    int i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(out + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i)));
+    for (; i < n; i += 16) {
+        const __mmask16 m = lanes(n - i);
+        _mm256_mask_storeu_epi16(out + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 #define TILE_512_VARIANTS(name, attr, body, atype, btype)                                                  \
     attr static void name(int mr, int kc, const atype *a, int lda, const btype *b, float *c, int ldc,     \
                           int nvalid, int accumulate) {                                                  \
@@ -205,8 +217,22 @@ TILE_512_VARIANTS(tile_bf16_avx512, TBF16, tile_bf16, uint16_t, uint32_t)
 
 typedef void (*tile_f32_fn)(int, int, const float *, int, const float *, float *, int, int, int);
 
-/// C[M, j0..j1) = A[M, R] · B[R, j0..j1) in fp32 (A with row stride lda, C with ldc).
-static int driver_f32(const float *A, int lda, int M, int R, bsource s, int j0, int j1, float *C, int ldc,
+/// Copies rows [0, rows) × [pc, pc + rc) of A into a contiguous panel (row stride rc), rounded to
+/// bf16 values when `round` is set: the tiles then broadcast from one small block in L1.
+static void pack_a_f32(const float *A, int lda, int rows, int pc, int rc, int round, float *out) {
+    for (int i = 0; i < rows; i++) {
+        const float *src = A + (size_t)i * lda + pc;
+        float *dst = out + (size_t)i * rc;
+        if (round)
+            for (int r = 0; r < rc; r++) dst[r] = ck_bf16_round(src[r]);
+        else
+            memcpy(dst, src, (size_t)rc * sizeof(float));
+    }
+}
+
+/// C[M, j0..j1) = A[M, R] · B[R, j0..j1) in fp32 (A with row stride lda, C with ldc); A rounded
+/// to bf16 values first when `round` is set (mode 1 without AVX512_BF16).
+static int driver_f32(const float *A, int lda, int M, int R, bsource s, int j0, int j1, float *C, int ldc, int round,
                       int level) {
     tile_f32_fn tile = tile_c_base;
     int mr = MRC, nr = NRC;
@@ -215,6 +241,7 @@ static int driver_f32(const float *A, int lda, int M, int R, bsource s, int j0, 
     else if (level >= CK_ISA_AVX2) tile = tile_c_avx2;
 #endif
     const int nc = NC_BLOCK / nr * nr;
+    float apanel[MR512 * KC_F32];
     float *packed = aligned_alloc(64, (size_t)KC_F32 * nc * sizeof(float));
     if (!packed) return -1;
     for (int jc = j0; jc < j1; jc += nc) {
@@ -224,10 +251,11 @@ static int driver_f32(const float *A, int lda, int M, int R, bsource s, int j0, 
             pack_f32(s, pc, rc, jc, jn, nr, packed);
             for (int ic = 0; ic < M; ic += mr) {
                 const int rows = M - ic < mr ? M - ic : mr;
+                pack_a_f32(A + (size_t)ic * lda, lda, rows, pc, rc, round, apanel);
                 for (int p = 0; p * nr < jn; p++) {
                     const int cols = jn - p * nr < nr ? jn - p * nr : nr;
-                    tile(rows, rc, A + (size_t)ic * lda + pc, lda, packed + (size_t)p * rc * nr,
-                         C + (size_t)ic * ldc + jc + p * nr, ldc, cols, pc > 0);
+                    tile(rows, rc, apanel, rc, packed + (size_t)p * rc * nr, C + (size_t)ic * ldc + jc + p * nr, ldc,
+                         cols, pc > 0);
                 }
             }
         }
@@ -237,10 +265,11 @@ static int driver_f32(const float *A, int lda, int M, int R, bsource s, int j0, 
 }
 
 #ifdef CK_X86
-/// The same product with A already rounded to bf16 (row stride lda, even, zero past R) and
-/// vdpbf16ps.
-static int driver_bf16(const uint16_t *A, int lda, int M, int R, bsource s, int j0, int j1, float *C, int ldc) {
+/// The same product with vdpbf16ps: A is rounded to bf16 one MR × KC panel at a time (row stride
+/// even, a zero after an odd count) and B packed as pairs.
+static int driver_bf16(const float *A, int lda, int M, int R, bsource s, int j0, int j1, float *C, int ldc) {
     const int nc = NC_BLOCK / NR512 * NR512;
+    uint16_t apanel[MR512 * KC_PAIRS];
     uint32_t *packed = aligned_alloc(64, (size_t)(KC_PAIRS / 2) * nc * sizeof(uint32_t));
     if (!packed) return -1;
     for (int jc = j0; jc < j1; jc += nc) {
@@ -250,9 +279,13 @@ static int driver_bf16(const uint16_t *A, int lda, int M, int R, bsource s, int 
             pack_pairs(s, pc, rc, jc, jn, NR512, packed);
             for (int ic = 0; ic < M; ic += MR512) {
                 const int rows = M - ic < MR512 ? M - ic : MR512;
+                for (int i = 0; i < rows; i++) {
+                    round_panel_row(A + (size_t)(ic + i) * lda + pc, apanel + (size_t)i * 2 * pairs, rc);
+                    if (rc & 1) apanel[(size_t)i * 2 * pairs + rc] = 0;
+                }
                 for (int p = 0; p * NR512 < jn; p++) {
                     const int cols = jn - p * NR512 < NR512 ? jn - p * NR512 : NR512;
-                    tile_bf16_avx512(rows, pairs, A + (size_t)ic * lda + pc, lda, packed + (size_t)p * pairs * NR512,
+                    tile_bf16_avx512(rows, pairs, apanel, 2 * pairs, packed + (size_t)p * pairs * NR512,
                                      C + (size_t)ic * ldc + jc + p * NR512, ldc, cols, pc > 0);
                 }
             }
@@ -263,8 +296,7 @@ static int driver_bf16(const uint16_t *A, int lda, int M, int R, bsource s, int 
 }
 #endif
 
-/// C = A · B in the given mode: mode 1 rounds A to bf16 first (into a bf16 copy for vdpbf16ps, or
-/// an fp32 copy holding bf16 values for the fp32 path).
+/// C = A · B in the given mode (mode 1 rounds A to bf16).
 static int product(const float *A, int M, int R, bsource s, int j0, int j1, float *C, int ldc, int mode) {
     if (M <= 0 || j0 >= j1) return 0;
     if (R <= 0) {
@@ -273,27 +305,10 @@ static int product(const float *A, int M, int R, bsource s, int j0, int j1, floa
         return 0;
     }
     const int level = ck_isa();
-    if (mode == CK_BF16_EXACT) return driver_f32(A, R, M, R, s, j0, j1, C, ldc, level);
 #ifdef CK_X86
-    if (level >= CK_ISA_BF16) {
-        const int lda = (R + 1) & ~1;
-        uint16_t *a16 = malloc((size_t)M * lda * sizeof(uint16_t));
-        if (!a16) return -1;
-        for (int m = 0; m < M; m++) {
-            ck_round_bf16(A + (size_t)m * R, a16 + (size_t)m * lda, (size_t)R);
-            if (lda > R) a16[(size_t)m * lda + R] = 0;
-        }
-        int status = driver_bf16(a16, lda, M, R, s, j0, j1, C, ldc);
-        free(a16);
-        return status;
-    }
+    if (mode != CK_BF16_EXACT && level >= CK_ISA_BF16) return driver_bf16(A, R, M, R, s, j0, j1, C, ldc);
 #endif
-    float *rounded = malloc((size_t)M * R * sizeof(float));
-    if (!rounded) return -1;
-    for (size_t i = 0; i < (size_t)M * R; i++) rounded[i] = ck_bf16_round(A[i]);
-    int status = driver_f32(rounded, R, M, R, s, j0, j1, C, ldc, level);
-    free(rounded);
-    return status;
+    return driver_f32(A, R, M, R, s, j0, j1, C, ldc, mode != CK_BF16_EXACT, level);
 }
 
 int ck_gemm_bf16(const float *x, int M, int K, const uint16_t *w, int n0, int n1, float *y, int ldy, int mode) {
