@@ -19,9 +19,10 @@ enum { MR512 = 8, NR512 = 48, MRC = 6, NRC = 16 };
 // Reduction block (KC) and column block (NC) of packed B: KC · NC · 4 bytes stay in L2 while all
 // of A's rows stream past; an MR × KC strip of A stays in L1 across the NC / NR panels.
 enum { KC_F32 = 256, KC_PAIRS = 512, NC_BLOCK = 480 };
-// Below this many rows the forward product reads W once with row dot products (ck_gemm_q's path)
-// instead of packing it.
-enum { SMALL_M = 8 };
+// Up to this many rows the forward product reads W once with row dot products (ck_gemm_q's path)
+// instead of packing it (measured: row dots win up to ~20 rows in fp32, up to ~10 against
+// vdpbf16ps).
+enum { SMALL_M_EXACT = 20, SMALL_M_BF16 = 10 };
 
 /// Where B comes from: W (N, K) row-major bf16, read transposed for the forward product.
 typedef struct {
@@ -312,7 +313,8 @@ static int product(const float *A, int M, int R, bsource s, int j0, int j1, floa
 }
 
 int ck_gemm_bf16(const float *x, int M, int K, const uint16_t *w, int n0, int n1, float *y, int ldy, int mode) {
-    if (M > 0 && M < SMALL_M && K > 0 && n0 < n1) {
+    const int small = mode == CK_BF16_EXACT || ck_isa() < CK_ISA_BF16 ? SMALL_M_EXACT : SMALL_M_BF16;
+    if (M > 0 && M <= small && K > 0 && n0 < n1) {
         // Few rows: stream W once with row dot products (exact fp32 of the bf16-rounded x in mode 1).
         if (mode == CK_BF16_EXACT) return ck_gemm_q(CK_TYPE_BF16, x, M, K, w, n0, n1, y, ldy, CK_Q_EXACT);
         float *rounded = malloc((size_t)M * K * sizeof(float));

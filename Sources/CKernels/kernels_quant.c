@@ -121,11 +121,10 @@ void ck_dequant_blocks_c(int type, const uint8_t *row, int b0, int b1, float *y)
 #ifdef CK_X86
 #define T512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,f16c")))
 
-T512 CK_INLINE __m512 u8_to_ps(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)); }
-
 T512 void ck_dequant_blocks_avx512(int type, const uint8_t *row, int b0, int b1, float *y) {
     const int bytes = ck_type_block_bytes(type);
-    const __m128i low4 = _mm_set1_epi8(0x0F);
+    const __m512 nibble = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512 nibble_minus8 = _mm512_set_ps(7, 6, 5, 4, 3, 2, 1, 0, -1, -2, -3, -4, -5, -6, -7, -8);
     if (type == CK_TYPE_F32 || type == CK_TYPE_F16 || type == CK_TYPE_BF16) {
         const int n = b1 - b0;
         const uint8_t *src = row + (size_t)b0 * bytes;
@@ -154,22 +153,21 @@ T512 void ck_dequant_blocks_avx512(int type, const uint8_t *row, int b0, int b1,
             break;
         }
         case CK_TYPE_Q4_0: {
-            const __m512 d = _mm512_set1_ps(_cvtsh_ss(ck_load_u16(block)));
-            const __m128i q = _mm_loadu_si128((const __m128i *)(block + 2));
-            const __m512i eight = _mm512_set1_epi32(8);
-            const __m512i lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, low4)), eight);
-            const __m512i hi = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), low4)), eight);
-            _mm512_storeu_ps(y, _mm512_mul_ps(d, _mm512_cvtepi32_ps(lo)));
-            _mm512_storeu_ps(y + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(hi)));
+            // The 16 possible values d·(q − 8) in a table; vpermps picks each lane's by its low
+            // four bits (the same products as the scalar code, so the same bits).
+            const __m512 table = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(ck_load_u16(block))), nibble_minus8);
+            const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(block + 2)));
+            _mm512_storeu_ps(y, _mm512_permutexvar_ps(q, table));
+            _mm512_storeu_ps(y + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table));
             y += 32;
             break;
         }
         case CK_TYPE_Q4_1: {
             const __m512 d = _mm512_set1_ps(_cvtsh_ss(ck_load_u16(block)));
-            const __m512 m = _mm512_set1_ps(_cvtsh_ss(ck_load_u16(block + 2)));
-            const __m128i q = _mm_loadu_si128((const __m128i *)(block + 4));
-            _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(d, u8_to_ps(_mm_and_si128(q, low4))), m));
-            _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(d, u8_to_ps(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m));
+            const __m512 table = _mm512_add_ps(_mm512_mul_ps(d, nibble), _mm512_set1_ps(_cvtsh_ss(ck_load_u16(block + 2))));
+            const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(block + 4)));
+            _mm512_storeu_ps(y, _mm512_permutexvar_ps(q, table));
+            _mm512_storeu_ps(y + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table));
             y += 32;
             break;
         }
@@ -180,13 +178,12 @@ T512 void ck_dequant_blocks_avx512(int type, const uint8_t *row, int b0, int b1,
                 uint8_t sc1, m1, sc2, m2;
                 scale_min_k4(2 * pair, scales, &sc1, &m1);
                 scale_min_k4(2 * pair + 1, scales, &sc2, &m2);
-                const __m512 d1 = _mm512_set1_ps(d * (float)sc1), min1 = _mm512_set1_ps(dmin * (float)m1);
-                const __m512 d2 = _mm512_set1_ps(d * (float)sc2), min2 = _mm512_set1_ps(dmin * (float)m2);
+                const __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)sc1), nibble), _mm512_set1_ps(dmin * (float)m1));
+                const __m512 t2 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)sc2), nibble), _mm512_set1_ps(dmin * (float)m2));
                 for (int h = 0; h < 32; h += 16) {
-                    const __m128i v = _mm_loadu_si128((const __m128i *)(q + h));
-                    _mm512_storeu_ps(y + h, _mm512_sub_ps(_mm512_mul_ps(d1, u8_to_ps(_mm_and_si128(v, low4))), min1));
-                    _mm512_storeu_ps(y + 32 + h,
-                                     _mm512_sub_ps(_mm512_mul_ps(d2, u8_to_ps(_mm_and_si128(_mm_srli_epi16(v, 4), low4))), min2));
+                    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + h)));
+                    _mm512_storeu_ps(y + h, _mm512_permutexvar_ps(v, t1));
+                    _mm512_storeu_ps(y + 32 + h, _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), t2));
                 }
             }
             break;
@@ -307,7 +304,17 @@ T512 CK_INLINE void dot_rows(int rows, const float *x, int K, const float *buf, 
     __m512 a[2][RQ];
     for (int i = 0; i < 2; i++)
         for (int r = 0; r < RQ; r++) a[i][r] = sums[i * RQ + r];
-    for (int k = 0; k < kn; k += 16) {
+    int k = 0;
+    for (; k + 16 <= kn; k += 16) {
+        const __m512 x0 = _mm512_loadu_ps(x + k);
+        const __m512 x1 = rows > 1 ? _mm512_loadu_ps(x + K + k) : x0;
+        for (int r = 0; r < RQ; r++) {
+            const __m512 b = _mm512_loadu_ps(buf + r * KCQ + k);
+            a[0][r] = _mm512_fmadd_ps(x0, b, a[0][r]);
+            if (rows > 1) a[1][r] = _mm512_fmadd_ps(x1, b, a[1][r]);
+        }
+    }
+    if (k < kn) {
         const __mmask16 m = tail_mask(kn - k);
         const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
         const __m512 x1 = rows > 1 ? _mm512_maskz_loadu_ps(m, x + K + k) : x0;
@@ -354,10 +361,12 @@ int ck_gemm_q(int type, const float *x, int M, int K, const void *w, int n0, int
     if (mode == CK_Q_INT8 && (type == CK_TYPE_Q8_0 || type == CK_TYPE_Q4_0))
         return ck_gemm_q8_int8(type, x, M, K, w, n0, n1, y, ldy);
     const size_t rowbytes = (size_t)(K / ck_type_block_elements(type)) * ck_type_block_bytes(type);
-    // The buffer's rows are zeroed so that rows past n1 (never stored) read defined values.
     float *buf = aligned_alloc(64, RQ * KCQ * sizeof(float));
     if (!buf) return -1;
-    memset(buf, 0, RQ * KCQ * sizeof(float));
+    // The last group of rows may have fewer than RQ; the buffer rows past it are multiplied (the
+    // results never stored), so they must hold defined values.
+    const int tail = (n1 - n0) % RQ;
+    if (tail) memset(buf + tail * KCQ, 0, (size_t)(RQ - tail) * KCQ * sizeof(float));
     const int level = ck_isa();
 #ifdef CK_X86
     if (level >= CK_ISA_AVX512) gemmq_avx512(type, x, M, K, (const uint8_t *)w, rowbytes, n0, n1, y, ldy, buf);
