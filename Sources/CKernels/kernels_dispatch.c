@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 static _Atomic int isa_level = -1;
-static int isa_best = -1;
+static _Atomic int isa_best = -1;
 
 static int detect(void) {
 #ifdef CK_X86
@@ -29,8 +29,12 @@ static const char *const names[] = {"c", "avx2", "avx512", "vnni", "bf16"};
 const char *ck_isa_name(int level) { return level >= 0 && level <= CK_ISA_BF16 ? names[level] : "?"; }
 
 int ck_isa_supported(void) {
-    if (isa_best < 0) isa_best = detect();
-    return isa_best;
+    int best = atomic_load_explicit(&isa_best, memory_order_relaxed);
+    if (best < 0) {
+        best = detect();
+        atomic_store_explicit(&isa_best, best, memory_order_relaxed);
+    }
+    return best;
 }
 
 static int default_level(void) {

@@ -44,7 +44,7 @@ CK_INLINE void scale_min_k4(int j, const uint8_t *q, uint8_t *scale, uint8_t *mi
 
 // ---- scalar dequantization (the reference; plain C) ----
 
-void ck_dequant_blocks_c(int type, const uint8_t *row, int b0, int b1, float *y) {
+CK_INLINE void dequant_body(int type, const uint8_t *row, int b0, int b1, float *y) {
     const int bytes = ck_type_block_bytes(type);
     for (int b = b0; b < b1; b++) {
         const uint8_t *block = row + (size_t)b * bytes;
@@ -115,6 +115,99 @@ void ck_dequant_blocks_c(int type, const uint8_t *row, int b0, int b1, float *y)
         }
     }
 }
+
+void ck_dequant_blocks_c(int type, const uint8_t *row, int b0, int b1, float *y) { dequant_body(type, row, b0, b1, y); }
+
+#ifdef CK_X86
+#define TAVX2 __attribute__((target("avx2,fma,f16c")))
+
+/// Eight bytes from p, widened to int32 lanes (unsigned or signed).
+TAVX2 CK_INLINE __m256i u8x8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+TAVX2 CK_INLINE __m256i s8x8(const uint8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+
+/// The AVX2 version of the scalar dequantization: the same operations eight lanes at a time.
+TAVX2 static void dequant_avx2(int type, const uint8_t *row, int b0, int b1, float *y) {
+    const int bytes = ck_type_block_bytes(type);
+    if (type == CK_TYPE_F32 || type == CK_TYPE_F16 || type == CK_TYPE_BF16) {
+        const uint8_t *src = row + (size_t)b0 * bytes;
+        const int n = b1 - b0;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            if (type == CK_TYPE_F32) { memcpy(y + i, src + 4 * (size_t)i, 32); continue; }
+            const __m128i h = _mm_loadu_si128((const __m128i *)(src + 2 * (size_t)i));
+            _mm256_storeu_ps(y + i, type == CK_TYPE_F16 ? _mm256_cvtph_ps(h)
+                                                        : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+        }
+        dequant_body(type, src + (size_t)bytes * i, 0, n - i, y + i);
+        return;
+    }
+    const __m256i m4 = _mm256_set1_epi32(0x0F), m2 = _mm256_set1_epi32(3), k8 = _mm256_set1_epi32(8), k32 = _mm256_set1_epi32(32);
+    for (int b = b0; b < b1; b++) {
+        const uint8_t *block = row + (size_t)b * bytes;
+        switch (type) {
+        case CK_TYPE_Q8_0: {
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(ck_load_u16(block)));
+            for (int j = 0; j < 32; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(d, _mm256_cvtepi32_ps(s8x8(block + 2 + j))));
+            y += 32;
+            break;
+        }
+        case CK_TYPE_Q4_0: case CK_TYPE_Q4_1: {
+            const int q4_1 = type == CK_TYPE_Q4_1;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(ck_load_u16(block)));
+            const __m256 m = _mm256_set1_ps(q4_1 ? _cvtsh_ss(ck_load_u16(block + 2)) : 0);
+            const __m256i off = q4_1 ? _mm256_setzero_si256() : k8;
+            for (int j = 0; j < 16; j += 8) {
+                const __m256i v = u8x8(block + (q4_1 ? 4 : 2) + j);
+                const __m256 lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v, m4), off));
+                const __m256 hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v, 4), off));
+                _mm256_storeu_ps(y + j, q4_1 ? _mm256_add_ps(_mm256_mul_ps(d, lo), m) : _mm256_mul_ps(d, lo));
+                _mm256_storeu_ps(y + 16 + j, q4_1 ? _mm256_add_ps(_mm256_mul_ps(d, hi), m) : _mm256_mul_ps(d, hi));
+            }
+            y += 32;
+            break;
+        }
+        case CK_TYPE_Q4_K: {
+            const float d = _cvtsh_ss(ck_load_u16(block)), dmin = _cvtsh_ss(ck_load_u16(block + 2));
+            const uint8_t *scales = block + 4, *q = block + 16;
+            for (int pair = 0; pair < 4; pair++, q += 32, y += 64) {
+                uint8_t sc1, m1, sc2, m2;
+                scale_min_k4(2 * pair, scales, &sc1, &m1);
+                scale_min_k4(2 * pair + 1, scales, &sc2, &m2);
+                const __m256 d1 = _mm256_set1_ps(d * (float)sc1), min1 = _mm256_set1_ps(dmin * (float)m1);
+                const __m256 d2 = _mm256_set1_ps(d * (float)sc2), min2 = _mm256_set1_ps(dmin * (float)m2);
+                for (int l = 0; l < 32; l += 8) {
+                    const __m256i v = u8x8(q + l);
+                    _mm256_storeu_ps(y + l, _mm256_sub_ps(_mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_and_si256(v, m4))), min1));
+                    _mm256_storeu_ps(y + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4))), min2));
+                }
+            }
+            break;
+        }
+        case CK_TYPE_Q6_K: {
+            const uint8_t *ql = block, *qh = block + 128;
+            const int8_t *sc = (const int8_t *)(block + 192);
+            const float d = _cvtsh_ss(ck_load_u16(block + 208));
+            for (int half = 0; half < 2; half++, y += 128, ql += 64, qh += 32, sc += 8) {
+                for (int l = 0; l < 32; l += 8) {
+                    const int s = l / 16;
+                    const __m256i a = u8x8(ql + l), c = u8x8(ql + l + 32), h = u8x8(qh + l);
+                    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(h, m2), 4));
+                    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2), m2), 4));
+                    const __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 4), m2), 4));
+                    const __m256i q4 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(h, 6), 4));
+                    _mm256_storeu_ps(y + l, _mm256_mul_ps(_mm256_set1_ps(d * (float)sc[s]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, k32))));
+                    _mm256_storeu_ps(y + l + 32, _mm256_mul_ps(_mm256_set1_ps(d * (float)sc[s + 2]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q2, k32))));
+                    _mm256_storeu_ps(y + l + 64, _mm256_mul_ps(_mm256_set1_ps(d * (float)sc[s + 4]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q3, k32))));
+                    _mm256_storeu_ps(y + l + 96, _mm256_mul_ps(_mm256_set1_ps(d * (float)sc[s + 6]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q4, k32))));
+                }
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+}
+#endif
 
 // ---- AVX-512 dequantization (same operations, 16 lanes) ----
 
@@ -253,15 +346,37 @@ enum { RQ = 4, KCQ = 1024, MCQ = 16, LANES = 16 };
 typedef void (*dequant_fn)(int, const uint8_t *, int, int, float *);
 
 /// Σ_k a[k]·b[k] for k < n in LANES interleaved partial sums (vectorizable without reassociation).
-CK_INLINE void dot_lanes(const float *a, const float *b, int n, float *lanes) {
+CK_INLINE void dot_lanes(const float *restrict a, const float *restrict b, int n, float *restrict lanes) {
+    float acc[LANES]; // local, so that the compiler keeps it in registers
+    for (int l = 0; l < LANES; l++) acc[l] = lanes[l];
     int k = 0;
     for (; k + LANES <= n; k += LANES)
-        for (int l = 0; l < LANES; l++) lanes[l] += a[k + l] * b[k + l];
-    for (int l = 0; k + l < n; l++) lanes[l] += a[k + l] * b[k + l];
+        for (int l = 0; l < LANES; l++) acc[l] += a[k + l] * b[k + l];
+    for (int l = 0; k + l < n; l++) acc[l] += a[k + l] * b[k + l];
+    for (int l = 0; l < LANES; l++) lanes[l] = acc[l];
 }
 
+typedef void (*dot_fn)(const float *, const float *, int, float *);
+
+#ifdef CK_X86
+/// dot_lanes with AVX2 FMA (two 8-lane accumulators).
+TAVX2 static void dot_lanes_avx2(const float *a, const float *b, int n, float *lanes) {
+    __m256 acc0 = _mm256_loadu_ps(lanes), acc1 = _mm256_loadu_ps(lanes + 8);
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), acc1);
+    }
+    _mm256_storeu_ps(lanes, acc0);
+    _mm256_storeu_ps(lanes + 8, acc1);
+    for (int l = 0; k + l < n; l++) lanes[l] += a[k + l] * b[k + l];
+}
+#endif
+
+static void dot_lanes_base(const float *a, const float *b, int n, float *lanes) { dot_lanes(a, b, n, lanes); }
+
 CK_INLINE void gemmq_c(int type, const float *x, int M, int K, const uint8_t *w, size_t rowbytes, int n0, int n1,
-                       float *y, int ldy, float *buf, dequant_fn dequant) {
+                       float *y, int ldy, float *buf, dequant_fn dequant, dot_fn dot) {
     const int qk = ck_type_block_elements(type);
     float sums[MCQ][RQ][LANES];
     for (int mc = 0; mc < M; mc += MCQ) {
@@ -273,7 +388,7 @@ CK_INLINE void gemmq_c(int type, const float *x, int M, int K, const uint8_t *w,
                 const int kn = K - kc < KCQ ? K - kc : KCQ;
                 for (int r = 0; r < rn; r++) dequant(type, w + (size_t)(n + r) * rowbytes, kc / qk, (kc + kn) / qk, buf + r * KCQ);
                 for (int m = 0; m < mn; m++)
-                    for (int r = 0; r < rn; r++) dot_lanes(x + (size_t)(mc + m) * K + kc, buf + r * KCQ, kn, sums[m][r]);
+                    for (int r = 0; r < rn; r++) dot(x + (size_t)(mc + m) * K + kc, buf + r * KCQ, kn, sums[m][r]);
             }
             for (int m = 0; m < mn; m++)
                 for (int r = 0; r < rn; r++) {
@@ -287,14 +402,14 @@ CK_INLINE void gemmq_c(int type, const float *x, int M, int K, const uint8_t *w,
 
 static void gemmq_base(int type, const float *x, int M, int K, const uint8_t *w, size_t rowbytes, int n0, int n1,
                        float *y, int ldy, float *buf) {
-    gemmq_c(type, x, M, K, w, rowbytes, n0, n1, y, ldy, buf, ck_dequant_blocks_c);
+    gemmq_c(type, x, M, K, w, rowbytes, n0, n1, y, ldy, buf, ck_dequant_blocks_c, dot_lanes_base);
 }
 
 #ifdef CK_X86
 __attribute__((target("avx2,fma"))) static void gemmq_avx2(int type, const float *x, int M, int K, const uint8_t *w,
                                                            size_t rowbytes, int n0, int n1, float *y, int ldy,
                                                            float *buf) {
-    gemmq_c(type, x, M, K, w, rowbytes, n0, n1, y, ldy, buf, ck_dequant_blocks_c);
+    gemmq_c(type, x, M, K, w, rowbytes, n0, n1, y, ldy, buf, dequant_avx2, dot_lanes_avx2);
 }
 
 T512 CK_INLINE __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
