@@ -85,44 +85,71 @@ __attribute__((target("avx2,fma"))) static void int8_avx2(int type, const int8_t
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
 
-/// The block's weights as 32 unsigned bytes in element order (nibbles, or bytes + 128).
-TVNNI CK_INLINE __m256i unsigned_weights(int type, const uint8_t *block) {
-    if (type == CK_TYPE_Q8_0)
-        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(block + 2)), _mm256_set1_epi8((char)0x80));
-    const __m128i q = _mm_loadu_si128((const __m128i *)(block + 2)), low4 = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4));
+/// Two consecutive blocks' weights as 64 unsigned bytes in element order (nibbles, or bytes + 128).
+TVNNI CK_INLINE __m512i unsigned_weights2(int type, const uint8_t *block, int bytes) {
+    if (type == CK_TYPE_Q8_0) {
+        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(block + 2))),
+                                             _mm256_loadu_si256((const __m256i *)(block + bytes + 2)), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    const __m256i q = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(block + bytes + 2)),
+                                       _mm_loadu_si128((const __m128i *)(block + 2)));
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+    // [lo0 lo1 hi0 hi1] (16 bytes each) → [lo0 hi0 lo1 hi1]
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/// Each weight row is read from memory once and stays in L1 while every row of x passes; four
-/// rows of x at a time share the unpacked weight bytes.
+/// Each weight row is read from memory once and stays in L1 while every row of x passes; two
+/// blocks per vpdpbusd, four rows of x at a time share the unpacked weight bytes.
 TVNNI static void int8_vnni(int type, const int8_t *qx, const float *dx, const int32_t *corr, int M, int K,
                             const uint8_t *w, size_t rowbytes, int n0, int n1, float *y, int ldy) {
     const int nb = K / 32, bytes = ck_type_block_bytes(type);
+    const __m512i pick = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0); // lane 8 ← 1, lane 0 ← 0
     for (int n = n0; n < n1; n++) {
         const uint8_t *row = w + (size_t)n * rowbytes;
         for (int m0 = 0; m0 < M; m0 += 4) {
             const int mn = M - m0 < 4 ? M - m0 : 4;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int b = 0; b < nb; b++) {
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            int b = 0;
+            for (; b + 2 <= nb; b += 2) {
                 const uint8_t *block = row + (size_t)b * bytes;
-                const __m256i u = unsigned_weights(type, block);
-                const float dw = _cvtsh_ss(ck_load_u16(block));
+                const __m512i u = unsigned_weights2(type, block, bytes);
+                const float dw0 = _cvtsh_ss(ck_load_u16(block)), dw1 = _cvtsh_ss(ck_load_u16(block + bytes));
                 for (int i = 0; i < 4; i++) {
                     if (i >= mn) break;
-                    const int m = m0 + i;
-                    const __m256i q = _mm256_loadu_si256((const __m256i *)(qx + (size_t)m * K + 32 * b));
-                    // Lane 0 starts at −off·Σqx, so the lanes sum to Σ qw·qx exactly.
-                    const __m256i start = _mm256_maskz_loadu_epi32(1, corr + (size_t)m * nb + b);
-                    const __m256i dot = _mm256_dpbusd_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), start), u, q);
-                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * dx[(size_t)m * nb + b]), acc[i]);
+                    const size_t m = (size_t)(m0 + i);
+                    const __m512i q = _mm512_loadu_si512(qx + m * K + 32 * b);
+                    // Lanes 0 and 8 start at −off·Σqx of their block, so each half sums to Σ qw·qx.
+                    const __m512i start = _mm512_maskz_permutexvar_epi32(
+                        0x0101, pick, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(corr + m * nb + b))));
+                    const __m512i dot = _mm512_dpbusd_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), start), u, q);
+                    const __m512 scale = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dw0 * dx[m * nb + b]),
+                                                              _mm512_set1_ps(dw1 * dx[m * nb + b + 1]));
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[i]);
                 }
             }
-            for (int i = 0; i < mn; i++) {
-                __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
-                s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                s = _mm_add_ss(s, _mm_movehdup_ps(s));
-                y[(size_t)(m0 + i) * ldy + n] = _mm_cvtss_f32(s);
+            if (b < nb) { // an odd last block, in the low half
+                const uint8_t *block = row + (size_t)b * bytes;
+                __m256i lowhalf;
+                if (type == CK_TYPE_Q8_0)
+                    lowhalf = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(block + 2)), _mm256_set1_epi8((char)0x80));
+                else {
+                    const __m128i q = _mm_loadu_si128((const __m128i *)(block + 2)), low4 = _mm_set1_epi8(0x0F);
+                    lowhalf = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4));
+                }
+                const float dw = _cvtsh_ss(ck_load_u16(block));
+                for (int i = 0; i < mn; i++) {
+                    const size_t m = (size_t)(m0 + i);
+                    const __m512i q = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(qx + m * K + 32 * b)));
+                    const __m512i start = _mm512_maskz_loadu_epi32(1, corr + m * nb + b);
+                    const __m512i dot = _mm512_maskz_dpbusd_epi32(0x00FF, _mm512_sub_epi32(_mm512_setzero_si512(), start),
+                                                                  _mm512_zextsi256_si512(lowhalf), q);
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(dw * dx[m * nb + b]), acc[i]);
+                }
             }
+            for (int i = 0; i < mn; i++) y[(size_t)(m0 + i) * ldy + n] = _mm512_reduce_add_ps(acc[i]);
         }
     }
 }
