@@ -75,6 +75,16 @@ struct CompactKernelTests {
         #expect(CompactKernels.ISA.allCases.map(\.description) == ["c", "avx2", "avx512", "vnni", "bf16"])
         let restored = CompactKernels.setISA(nil)
         #expect(restored.rawValue <= CompactKernels.supportedISA.rawValue)
+        // The environment variable is the default that nil restores.
+        let saved = ProcessInfo.processInfo.environment["CORPUS_KERNEL_ISA"]
+        defer {
+            if let saved { setenv("CORPUS_KERNEL_ISA", saved, 1) } else { unsetenv("CORPUS_KERNEL_ISA") }
+        }
+        setenv("CORPUS_KERNEL_ISA", "c", 1)
+        #expect(CompactKernels.setISA(nil) == .c)
+        #expect(ck_uses_avx512() == 0)
+        setenv("CORPUS_KERNEL_ISA", "avx2", 1)
+        #expect(CompactKernels.setISA(nil) == min(.avx2, CompactKernels.supportedISA))
     }
 
     /// Round to nearest even on the bits, written plainly: the reference for `roundBF16`.
@@ -220,7 +230,7 @@ struct CompactKernelTests {
     static func kValues(_ type: GGMLType) -> [Int] {
         switch type.blockLayout?.elements ?? 1 {
         case 256: return [256, 768]
-        case 32: return [32, 96, 1056] // 1056 > the 1024-element chunk
+        case 32: return [32, 64, 96, 1056] // odd and even block counts; 1056 > the 1024-element chunk
         default: return [13, 37, 1030]
         }
     }

@@ -9,8 +9,10 @@ import Foundation
 /// Precision of each mode is documented in docs/TRAINING_MATH.md ("Compact-weight kernels").
 package enum CompactKernels {
     /// Instruction-set levels of the kernels, lowest first.
-    package enum ISA: Int32, CaseIterable, Sendable, CustomStringConvertible {
+    package enum ISA: Int32, CaseIterable, Sendable, Comparable, CustomStringConvertible {
         case c = 0, avx2, avx512, vnni, bf16
+
+        package static func < (a: ISA, b: ISA) -> Bool { a.rawValue < b.rawValue }
 
         package var description: String { String(cString: ck_isa_name(rawValue)) }
     }
