@@ -31,7 +31,7 @@ int ck_uses_avx512(void);
 /// by `ck_set_isa` or the environment variable CORPUS_KERNEL_ISA=c|avx2|avx512|vnni|bf16.
 enum {
     CK_ISA_C = 0,      // plain C (whatever the compiler makes of it for x86-64 baseline)
-    CK_ISA_AVX2 = 1,   // AVX2 + FMA + F16C: the plain C kernels compiled for AVX2
+    CK_ISA_AVX2 = 1,   // AVX2 + FMA + F16C: AVX2 dequantization and dots, the plain C tiles compiled for AVX2
     CK_ISA_AVX512 = 2, // AVX-512 F/BW/DQ/VL intrinsics
     CK_ISA_VNNI = 3,   // + AVX512_VNNI (int8 dot products, CK_Q_INT8)
     CK_ISA_BF16 = 4,   // + AVX512_BF16 (vdpbf16ps, bf16 mode 1)
