@@ -1,6 +1,6 @@
 // Decoding kernels: see ckernels.h. Written for this project; the AVX-512 path is chosen at run
 // time so the binary still runs on CPUs without it.
-#include "ckernels.h"
+#include "ck_internal.h"
 
 #include <string.h>
 
@@ -58,15 +58,7 @@ static void attend_avx512(const float *q, const float *k, int ldk, const float *
     }
 }
 
-static int avx512_state = -1;
-
-int ck_uses_avx512(void) {
-    if (avx512_state < 0) {
-        __builtin_cpu_init();
-        avx512_state = __builtin_cpu_supports("avx512f");
-    }
-    return avx512_state;
-}
+int ck_uses_avx512(void) { return ck_isa() >= CK_ISA_AVX512; }
 #else
 int ck_uses_avx512(void) { return 0; }
 #endif
