@@ -5,6 +5,7 @@
 //   .build/release/train-bench [--model PATH] [--batch 4] [--seq 256] [--rank 16] [--steps 3]
 //                              [--threads 2] [--recompute] [--chunk 64] [--dropout 0]
 //                              [--targets q,k,v,o,gate,up,down] [--base-type f32|bf16|f16|q8_0|q4_0]
+//                              [--compute f32|bf16]
 //
 // PATH defaults to the test model that scripts/fetch-test-model.sh caches
 // (~/.cache/corpus/models/SmolLM2-135M-Instruct.Q4_1.gguf). Random token ids, every position a
@@ -30,6 +31,8 @@ struct BenchOptions {
     var targets = LoRATarget.allCases
     /// The in-memory type of the base matrices (nil: as stored in the file).
     var baseType: GGMLType?
+    /// The arithmetic of the frozen products.
+    var precision = ComputePrecision.f32
 
     init(arguments: [String]) throws {
         var i = 0
@@ -64,12 +67,16 @@ struct BenchOptions {
                 let types: [String: GGMLType] = ["f32": .f32, "bf16": .bf16, "f16": .f16, "q8_0": .q8_0, "q4_0": .q4_0]
                 guard let t = types[text.lowercased()] else { throw BenchError("--base-type \(text): give one of f32, bf16, f16, q8_0, q4_0") }
                 baseType = t
+            case "--compute":
+                let text = try value()
+                guard let p = ComputePrecision(rawValue: text.lowercased()) else { throw BenchError("--compute \(text): give f32 or bf16") }
+                precision = p
             case "--dropout":
                 let text = try value()
                 guard let p = Float(text), p >= 0, p < 1 else { throw BenchError("--dropout \(text): give a probability in [0, 1)") }
                 dropout = p
             case "-h", "--help":
-                print("usage: train-bench [--model PATH] [--batch N] [--seq N] [--rank N] [--steps N] [--threads N] [--recompute] [--chunk N] [--dropout P] [--targets q,k,v,o,gate,up,down] [--base-type f32|bf16|f16|q8_0|q4_0]")
+                print("usage: train-bench [--model PATH] [--batch N] [--seq N] [--rank N] [--steps N] [--threads N] [--recompute] [--chunk N] [--dropout P] [--targets q,k,v,o,gate,up,down] [--base-type f32|bf16|f16|q8_0|q4_0] [--compute f32|bf16]")
                 exit(0)
             default: throw BenchError("unknown option \(arguments[i]); see --help")
             }
@@ -113,7 +120,7 @@ func run() throws {
     var model: LlamaModel?
     do {
         let loaded = try ModelLoader.load(path: o.model)
-        model = try loaded.model(baseType: o.baseType)
+        model = try loaded.model(baseType: o.baseType, precision: o.precision)
     }
     guard let model else { throw BenchError("\(o.model): the model did not load") }
     let loadPeak = memory().peak

@@ -109,6 +109,29 @@ struct CompactWeightTests {
         #expect(try converted.logits(Self.ids) != (try dense.logits(Self.ids)))
     }
 
+    /// `--compute bf16`: activations rounded to bf16 in the products with bf16 weights, as
+    /// PyTorch's autocast does. Not exact: on this tiny random model (whose loss is ~8.7 per token)
+    /// the logits moved by 0.033 (relative to max(1, |logit|)) and the loss by 1.2e-3 relative
+    /// when this was written; the bounds are 5e-2 and 3e-3. And the result really differs from
+    /// fp32 arithmetic (the path is taken).
+    @Test func bf16Arithmetic() throws {
+        let (_, _, loaded) = try Self.models(.bf16)
+        let exact = try loaded.model(precision: .f32), rounded = try loaded.model(precision: .bf16)
+        #expect(rounded.layers[0].qkv.type == .bf16)
+        let a = try rounded.logits(Self.ids), b = try exact.logits(Self.ids)
+        let worst = Self.worst(a, b)
+        #expect(worst > 0 && worst < 5e-2, "bf16 arithmetic moved the logits by \(worst)")
+        let adapter = try LoRAAdapter(initializing: LoRAConfiguration(rank: 4, alpha: 8), for: Self.config, seed: 3)
+        let batch = [TrainingSequence(ids: Self.ids.map(Int32.init), targetMask: Self.ids.map { _ in true })]
+        let la = try LoRATrainingModel(model: rounded).loss(batch: batch, adapter: adapter, normalizer: 6).sum
+        let lb = try LoRATrainingModel(model: exact).loss(batch: batch, adapter: adapter, normalizer: 6).sum
+        #expect(abs(la - lb) < 3e-3 * abs(lb), "loss \(la) against \(lb)")
+        // fp32 weights with bf16 arithmetic are kept as bf16 (the kernels read bf16).
+        let (_, _, fp32) = try Self.models(.f32)
+        #expect(try fp32.model(precision: .bf16).layers[0].gateUp.type == .bf16)
+        #expect(try fp32.model(baseType: .q8_0, precision: .bf16).layers[0].gateUp.type == .q8_0)
+    }
+
     /// Q, K and V in different types (as some GGUF mixes store them) are fused as fp32.
     @Test func mixedTypesInOneFusedProductBecomeFP32() throws {
         let (_, _, loaded) = try Self.models(.q8_0)

@@ -25,17 +25,29 @@ public struct LoadedModel: Sendable {
     /// The weights with every matrix (2-D tensor) converted to `type` (nil: unchanged); vectors
     /// (norms, biases) stay as they are.
     /// - Throws: `ModelError.unsupported` for a matrix that cannot be converted.
-    public func weights(convertedTo type: GGMLType?) throws -> [String: StoredTensor] {
+    /// - Parameter from: when given, only matrices stored in one of these types are converted.
+    public func weights(convertedTo type: GGMLType?, from: Set<GGMLType>? = nil) throws -> [String: StoredTensor] {
         guard let type else { return weights }
         var out = weights
-        for (name, tensor) in weights where tensor.shape.count == 2 { out[name] = try tensor.converted(to: type, name: name) }
+        for (name, tensor) in weights where tensor.shape.count == 2 && (from?.contains(tensor.type) ?? true) {
+            out[name] = try tensor.converted(to: type, name: name)
+        }
         return out
+    }
+
+    /// The weights as `--base-type` and `--compute` want them: converted to `baseType` when one
+    /// is given; else, for bf16 arithmetic, fp32 and fp16 matrices rounded to bf16 (the bf16
+    /// kernels read bf16 weights; block formats stay as they are); else as stored.
+    public func weights(baseType: GGMLType?, precision: ComputePrecision) throws -> [String: StoredTensor] {
+        if let baseType { return try weights(convertedTo: baseType) }
+        if precision == .bf16 { return try weights(convertedTo: .bf16, from: [.f32, .f16]) }
+        return weights
     }
 
     /// The model, with its matrices kept in their stored types or converted to `baseType`.
     /// - Throws: `ModelError` as `LlamaModel.init(configuration:weights:baseType:)` does.
-    public func model(baseType: GGMLType? = nil) throws -> LlamaModel {
-        try LlamaModel(configuration: configuration, weights: weights, baseType: baseType)
+    public func model(baseType: GGMLType? = nil, precision: ComputePrecision = .f32) throws -> LlamaModel {
+        try LlamaModel(configuration: configuration, weights: try weights(baseType: baseType, precision: precision), precision: precision)
     }
 }
 

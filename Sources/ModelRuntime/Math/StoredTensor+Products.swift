@@ -1,13 +1,26 @@
 import CBLAS
-import CKernels
 import Foundation
 
-/// Products with a weight kept in its stored type (`StoredTensor`), in fp32 arithmetic: fp32
-/// weights go straight to OpenBLAS; other types are dequantized a tile of rows at a time into
-/// a buffer that stays in cache and multiplied from there, so the fp32 copy of the whole weight
-/// never exists. Dequantization is exact for bf16 and f16 and gives the same values as
-/// `dequantized()` for the block formats, so the result equals the product with the fp32
-/// expansion up to the order of the sums.
+/// The arithmetic of products with frozen weights (`--compute`).
+public enum ComputePrecision: String, Sendable, CaseIterable {
+    /// fp32 arithmetic on the exact fp32 values of the weights: the PEFT-exact path.
+    case f32
+    /// Activations rounded to bf16 before products with bf16 weights, fp32 accumulation (what
+    /// PyTorch's bf16 autocast does; AVX512_BF16 `vdpbf16ps` where the CPU has it). Weights of
+    /// other types are multiplied in fp32 as with `.f32`.
+    case bf16
+}
+
+/// Products with a weight kept in its stored type (`StoredTensor`):
+/// - fp32 weights: OpenBLAS (sgemv, our small-batch kernel, sgemm);
+/// - bf16 weights: our bf16 kernels (`ck_gemm_bf16`, `ck_gemm_bf16_t`), exact fp32 arithmetic
+///   or bf16 activations per `ComputePrecision`;
+/// - block formats (Q8_0, Q4_K...) and f16: up to 16 activation rows (decoding) through
+///   `ck_gemm_q`, which reads each block once and dequantizes it in registers; more rows
+///   (prefill, training) a tile of ~2 MB of rows dequantized at a time and multiplied by sgemm,
+///   so the fp32 copy of the whole weight never exists.
+/// In fp32 arithmetic the result equals the product with the fp32 expansion up to the order of
+/// the sums (the dequantization is exact: `CompactWeightTests`).
 ///
 /// Letters: M = rows of the activations, N = the weight's rows (output features), K = its
 /// columns (input features). The weight W is (N, K), a PyTorch linear weight.
@@ -16,14 +29,12 @@ extension StoredTensor {
     var tileRows: Int { max(16, min(rows, (1 << 19) / max(columns, 1))) }
 
     /// y (M, ldy) = x (M, K) · Wᵀ, plus `beta` · y when `beta` is 1 (a residual added in place).
-    package func multiply(_ x: UnsafePointer<Float>, rows M: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, beta: Float = 0) {
+    package func multiply(_ x: UnsafePointer<Float>, rows M: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                          beta: Float = 0, precision: ComputePrecision = .f32) {
         let N = rows, K = columns
         guard M > 0, N > 0 else { return }
-        if M <= BLAS.smallBatchRows && type != .f32 {
-            multiplySmall(x, rows: M, into: y, ldy: ldy, beta: beta)
-            return
-        }
-        if type == .f32 {
+        switch type {
+        case .f32:
             floats.withUnsafeBufferPointer { w in
                 guard let w = w.baseAddress else { return }
                 if M > 1 && M <= BLAS.smallBatchRows && beta == 0 && ldy == N {
@@ -33,7 +44,26 @@ extension StoredTensor {
                 }
             }
             return
+        case .bf16:
+            let done = bytes.withUnsafeBytes { raw -> Bool in
+                guard let w = raw.baseAddress?.assumingMemoryBound(to: UInt16.self) else { return false }
+                return Self.intoY(y, rows: M, n: N, ldy: ldy, beta: beta) { out in
+                    try CompactKernels.gemmBF16(x, rows: M, k: K, w, n: N, out, mode: precision == .bf16 ? .bf16 : .exact)
+                }
+            }
+            if done { return }
+        default:
+            if M <= BLAS.smallBatchRows {
+                let done = bytes.withUnsafeBytes { raw -> Bool in
+                    guard let w = raw.baseAddress else { return false }
+                    return Self.intoY(y, rows: M, n: N, ldy: ldy, beta: beta) { out in
+                        try CompactKernels.gemmQuantized(type, x, rows: M, k: K, w, n: N, out)
+                    }
+                }
+                if done { return }
+            }
         }
+        // Tiles of dequantized rows through sgemm (and the fallback of the kernels above).
         let R = tileRows
         let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * K)
         defer { tile.deallocate() }
@@ -47,39 +77,29 @@ extension StoredTensor {
         }
     }
 
-    /// A few activation rows (decoding): the output rows are split between threads, each
-    /// dequantizing its own small tiles and multiplying them with our kernel that reads a tile
-    /// once for all M rows.
-    private func multiplySmall(_ x: UnsafePointer<Float>, rows M: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, beta: Float) {
-        let N = rows, K = columns
-        let parts = N >= 256 ? BLAS.threads : 1
-        let R = max(8, min(64, (1 << 15) / max(K, 1)))
-        let pointers = SmallProductPointers(x: x, y: y)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let n0 = N * part / parts, n1 = N * (part + 1) / parts
-            let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * K)
-            let out = UnsafeMutablePointer<Float>.allocate(capacity: M * R)
-            defer { tile.deallocate(); out.deallocate() }
-            var r0 = n0
-            while r0 < n1 {
-                let r1 = min(n1, r0 + R)
-                dequantizeRows(r0, r1, into: tile)
-                ck_matmul_wt(pointers.x, Int32(M), Int32(K), tile, 0, Int32(r1 - r0), out, Int32(r1 - r0))
-                for m in 0..<M {
-                    let dst = pointers.y + m * ldy + r0, src = out + m * (r1 - r0)
-                    if beta == 0 {
-                        dst.update(from: src, count: r1 - r0)
-                    } else {
-                        for j in 0..<(r1 - r0) { dst[j] += src[j] }
-                    }
-                }
-                r0 = r1
+    /// Runs `kernel`, which writes a dense (M, N) result, straight into y when y is dense and
+    /// nothing is added, else into a scratch matrix that is then copied or added. False when the
+    /// kernel failed (the caller falls back to the tiled path).
+    private static func intoY(_ y: UnsafeMutablePointer<Float>, rows M: Int, n N: Int, ldy: Int, beta: Float,
+                              _ kernel: (UnsafeMutablePointer<Float>) throws -> Void) -> Bool {
+        if beta == 0 && ldy == N { return (try? kernel(y)) != nil }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: M * N)
+        defer { scratch.deallocate() }
+        guard (try? kernel(scratch)) != nil else { return false }
+        for m in 0..<M {
+            let dst = y + m * ldy, src = scratch + m * N
+            if beta == 0 {
+                dst.update(from: src, count: N)
+            } else {
+                for j in 0..<N { dst[j] += src[j] }
             }
         }
+        return true
     }
 
     /// dx (M, K) = dy (M, lddy) · W: the input gradient of `multiply`. Overwrites dx.
-    package func multiplyTransposed(_ dy: UnsafePointer<Float>, rows M: Int, lddy: Int, into dx: UnsafeMutablePointer<Float>) {
+    package func multiplyTransposed(_ dy: UnsafePointer<Float>, rows M: Int, lddy: Int, into dx: UnsafeMutablePointer<Float>,
+                                    precision: ComputePrecision = .f32) {
         let N = rows, K = columns
         guard M > 0 else { return }
         guard N > 0 else { dx.update(repeating: 0, count: M * K); return }
@@ -89,6 +109,14 @@ extension StoredTensor {
                 BLAS.matmul(dy, lda: lddy, w, ldb: K, dx, ldc: K, m: M, n: K, k: N)
             }
             return
+        }
+        if type == .bf16 && lddy == N {
+            let done = bytes.withUnsafeBytes { raw -> Bool in
+                guard let w = raw.baseAddress?.assumingMemoryBound(to: UInt16.self) else { return false }
+                return (try? CompactKernels.gemmBF16Transposed(dy, rows: M, n: N, w, k: K, dx,
+                                                                mode: precision == .bf16 ? .bf16 : .exact)) != nil
+            }
+            if done { return }
         }
         let R = tileRows
         let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * K)
@@ -107,12 +135,4 @@ extension StoredTensor {
     package func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         dequantizeRows(r, r + 1, into: out)
     }
-}
-
-/// The activation and output pointers handed to the worker threads of `multiplySmall`; each
-/// thread writes its own columns of y.
-private struct SmallProductPointers: @unchecked Sendable {
-    // @unchecked: x is only read; y is written in disjoint column ranges, one per thread.
-    let x: UnsafePointer<Float>
-    let y: UnsafeMutablePointer<Float>
 }

@@ -37,6 +37,8 @@ public final class LlamaModel: @unchecked Sendable {
     }
     /// True when the head is the embedding matrix itself.
     package let tiedHead: Bool
+    /// The arithmetic of the products with the frozen matrices (`--compute`).
+    public let precision: ComputePrecision
 
     /// Builds the model from Hugging Face-named fp32 tensors.
     /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes.
@@ -51,8 +53,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// norms and biases become fp32.
     /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes,
     ///   or a matrix that cannot be converted to `baseType`.
-    public init(configuration c: LlamaConfiguration, weights tensors: [String: StoredTensor], baseType: GGMLType? = nil) throws {
+    public init(configuration c: LlamaConfiguration, weights tensors: [String: StoredTensor], baseType: GGMLType? = nil,
+                precision: ComputePrecision = .f32) throws {
         configuration = c
+        self.precision = precision
         guard c.hiddenSize > 0, c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.headDim > 0, c.headDim % 2 == 0,
               c.intermediateSize > 0, c.vocabSize > 0, c.numHiddenLayers > 0,
               c.numAttentionHeads % c.numKeyValueHeads == 0 else {
@@ -207,7 +211,7 @@ public final class LlamaModel: @unchecked Sendable {
         var h = [Float](repeating: 0, count: wanted.count * C)     // (W, C)
         Self.rmsNorm(selected, finalNorm, &h, T: wanted.count, C: C, eps: c.rmsNormEps)
         var out = [Float](repeating: 0, count: wanted.count * V)   // (W, V)
-        Self.linear(h, lmHead, &out, rows: wanted.count, inFeatures: C, outFeatures: V)
+        linear(h, lmHead, &out, rows: wanted.count, inFeatures: C, outFeatures: V)
         var result: [[Float]] = []
         var j = 0
         for row in rows {
@@ -234,7 +238,7 @@ public final class LlamaModel: @unchecked Sendable {
         var h = [Float](repeating: 0, count: N * C)                // (N, C)
         Self.rmsNorm(x, layer.inputNorm, &h, T: N, C: C, eps: c.rmsNormEps)
         var qkv = [Float](repeating: 0, count: N * QKV)            // (N, QKV)
-        Self.linear(h, layer.qkv, &qkv, rows: N, inFeatures: C, outFeatures: QKV)
+        linear(h, layer.qkv, &qkv, rows: N, inFeatures: C, outFeatures: QKV)
         if let bias = layer.qkvBias { for t in 0..<N { for j in 0..<QKV { qkv[t * QKV + j] += bias[j] } } }
         var attention = [Float](repeating: 0, count: N * NH * HD)  // (N, NH·HD)
         for row in rows where row.count > 0 {
@@ -251,12 +255,12 @@ public final class LlamaModel: @unchecked Sendable {
                                  T: row.count, start: start, NH: NH, NKV: NKV, HD: HD)
         }
         var projected = [Float](repeating: 0, count: N * C)        // (N, C)
-        Self.linear(attention, layer.output, &projected, rows: N, inFeatures: NH * HD, outFeatures: C)
+        linear(attention, layer.output, &projected, rows: N, inFeatures: NH * HD, outFeatures: C)
         for i in 0..<(N * C) { x[i] += projected[i] }
 
         Self.rmsNorm(x, layer.postNorm, &h, T: N, C: C, eps: c.rmsNormEps)
         var gateUp = [Float](repeating: 0, count: N * 2 * FFN)     // (N, 2·FFN)
-        Self.linear(h, layer.gateUp, &gateUp, rows: N, inFeatures: C, outFeatures: 2 * FFN)
+        linear(h, layer.gateUp, &gateUp, rows: N, inFeatures: C, outFeatures: 2 * FFN)
         var act = [Float](repeating: 0, count: N * FFN)            // (N, FFN) silu(gate)·up
         for t in 0..<N {
             for j in 0..<FFN {
@@ -264,16 +268,16 @@ public final class LlamaModel: @unchecked Sendable {
                 act[t * FFN + j] = g / (1 + exp(-g)) * u
             }
         }
-        Self.linear(act, layer.down, &projected, rows: N, inFeatures: FFN, outFeatures: C)
+        linear(act, layer.down, &projected, rows: N, inFeatures: FFN, outFeatures: C)
         for i in 0..<(N * C) { x[i] += projected[i] }
     }
 
     /// y = x · Wᵀ for W (out, in) in its stored type (`StoredTensor.multiply`: fp32 weights
     /// through sgemv, our small-batch kernel or sgemm; other types a dequantized tile at a time).
-    static func linear(_ x: [Float], _ w: StoredTensor, _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
+    func linear(_ x: [Float], _ w: StoredTensor, _ y: inout [Float], rows: Int, inFeatures: Int, outFeatures: Int) {
         x.withUnsafeBufferPointer { a in y.withUnsafeMutableBufferPointer { o in
             guard let a = a.baseAddress, let o = o.baseAddress else { return }
-            w.multiply(a, rows: rows, into: o, ldy: outFeatures)
+            w.multiply(a, rows: rows, into: o, ldy: outFeatures, precision: precision)
         } }
     }
 

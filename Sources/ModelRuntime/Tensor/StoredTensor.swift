@@ -93,7 +93,11 @@ public struct StoredTensor: Sendable, Equatable {
         }
         bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }
-            GGMLDequantize.run(type, source: base + r0 * rowBytes, count: n, into: out)
+            // The C kernel (bit-identical to GGMLDequantize, and fast in debug builds too); the
+            // Swift one for a row length the kernel does not take.
+            if (try? CompactKernels.dequantizeRows(type, base, k: columns, rows: r0..<r1, into: out)) == nil {
+                GGMLDequantize.run(type, source: base + r0 * rowBytes, count: n, into: out)
+            }
         }
     }
 

@@ -34,14 +34,15 @@ struct TrainingWeights<S: TrainingScalar>: Sendable {
 
     init(_ model: LlamaModel) {
         configuration = model.configuration
-        embedding = FrozenMatrix(model.embedding)
+        let p = model.precision
+        embedding = FrozenMatrix(model.embedding, precision: p)
         layers = model.layers.map { l in
-            Layer(inputNorm: S.converting(l.inputNorm), qkv: FrozenMatrix(l.qkv), qkvBias: l.qkvBias.map { S.converting($0) },
-                  output: FrozenMatrix(l.output), postNorm: S.converting(l.postNorm), gateUp: FrozenMatrix(l.gateUp),
-                  down: FrozenMatrix(l.down))
+            Layer(inputNorm: S.converting(l.inputNorm), qkv: FrozenMatrix(l.qkv, precision: p), qkvBias: l.qkvBias.map { S.converting($0) },
+                  output: FrozenMatrix(l.output, precision: p), postNorm: S.converting(l.postNorm),
+                  gateUp: FrozenMatrix(l.gateUp, precision: p), down: FrozenMatrix(l.down, precision: p))
         }
         finalNorm = S.converting(model.finalNorm)
-        lmHead = model.tiedHead ? embedding : FrozenMatrix(model.lmHead)
+        lmHead = model.tiedHead ? embedding : FrozenMatrix(model.lmHead, precision: p)
         inverseFrequencies = S.converting(model.inverseFrequencies)
     }
 
@@ -70,8 +71,11 @@ struct FrozenMatrix<S: TrainingScalar>: Sendable {
     private let stored: StoredTensor?
     /// The fp64 expansion when S is Double.
     private let dense: [S]
+    /// The arithmetic of the Float products (the Double ones are exact).
+    private let precision: ComputePrecision
 
-    init(_ tensor: StoredTensor) {
+    init(_ tensor: StoredTensor, precision: ComputePrecision) {
+        self.precision = precision
         rows = tensor.rows
         columns = tensor.columns
         if S.self == Float.self {
@@ -88,7 +92,8 @@ struct FrozenMatrix<S: TrainingScalar>: Sendable {
         if let stored {
             // S is Float here (see init): the pointers are reinterpreted, not converted.
             stored.multiply(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), rows: T,
-                            into: UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), ldy: rows, beta: accumulate ? 1 : 0)
+                            into: UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), ldy: rows, beta: accumulate ? 1 : 0,
+                            precision: precision)
             return
         }
         dense.withUnsafeBufferPointer { w in
@@ -102,7 +107,7 @@ struct FrozenMatrix<S: TrainingScalar>: Sendable {
     func backward(_ dy: UnsafePointer<S>, rows T: Int, lddy: Int, into dx: UnsafeMutablePointer<S>) {
         if let stored {
             stored.multiplyTransposed(UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self), rows: T, lddy: lddy,
-                                      into: UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self))
+                                      into: UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), precision: precision)
             return
         }
         dense.withUnsafeBufferPointer { w in

@@ -177,8 +177,8 @@ struct EvalRun: ParsableCommand {
         let files = try ModelFiles(path: modelPath)
         let tokenizer = try files.tokenizer()
         var weights = try files.weights()
-        weights.weights = try weights.weights(convertedTo: try modelOptions.baseGGMLType())
-        let base = try LlamaModel(configuration: weights.configuration, weights: weights.weights)
+        weights.weights = try modelOptions.prepared(weights)
+        let base = try LlamaModel(configuration: weights.configuration, weights: weights.weights, precision: try modelOptions.precision())
         let loaded = ModelOptions.Loaded(files: files, model: base, tokenizer: tokenizer)
         let chatTemplate = try loaded.template(template)
         let lora = try adapterPath.map { try LoRAAdapter(readingPEFT: URL(fileURLWithPath: $0), configuration: weights.configuration) }
@@ -244,7 +244,8 @@ struct EvalRun: ParsableCommand {
         var results = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), generator: models.loaded.model)]
         if let lora = models.lora {
             let merged = try LlamaModel(configuration: configuration,
-                                        weights: try LoRAMerge.merge(lora, into: models.weights.weights, configuration: configuration))
+                                        weights: try LoRAMerge.merge(lora, into: models.weights.weights, configuration: configuration),
+                                        precision: try modelOptions.precision())
             results.append(try evaluateModel("adapter", adapter: lora, generator: merged))
         }
         return results
