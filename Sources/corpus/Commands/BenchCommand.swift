@@ -3,9 +3,16 @@ import Foundation
 import ModelRuntime
 import Trainer
 
+/// `corpus bench`: the runtime's speed (`bench run`, the default) and training's (`bench train`).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Measure the model runtime: prompt processing and generation speed (see BENCHMARKS.md).")
+        commandName: "bench", abstract: "Measure the model runtime (prompt processing and generation) or LoRA training speed (see BENCHMARKS.md).",
+        subcommands: [BenchRunCommand.self, BenchTrainCommand.self], defaultSubcommand: BenchRunCommand.self)
+}
+
+struct BenchRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Prompt processing and generation speed, single stream and batched (the default of `corpus bench`).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .long, help: "Prompt tokens for the prompt-processing figure.") var prompt = 512

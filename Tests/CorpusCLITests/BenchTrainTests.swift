@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `corpus bench train` on the tiny GGUF model: the figures as JSON, the precisions and base
+/// types, and bad values named before anything is loaded.
+@Suite("corpus bench train")
+struct BenchTrainTests {
+    @Test func jsonFigures() throws {
+        let dir = try TestSupport.temporaryDirectory("bench-train")
+        let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
+        for (compute, baseType, expectedType) in [("f32", nil, "F32"), ("bf16", nil, "BF16"), ("f32", "bf16", "BF16")] as [(String, String?, String)] {
+            var arguments = ["bench", "train", "--model", model, "--batch", "2", "--seq", "6", "--steps", "2", "--rank", "2",
+                             "--compute", compute, "--json"]
+            if let baseType { arguments += ["--base-type", baseType] }
+            let result = try TestSupport.run(arguments, currentDirectory: dir)
+            #expect(result.status == 0, "\(result.stderr)")
+            let json = try #require(try result.json() as? [String: Any])
+            #expect(json["compute"] as? String == compute)
+            #expect(json["base_type"] as? String == expectedType)
+            #expect(json["batch"] as? Int == 2 && json["seq"] as? Int == 6 && json["steps"] as? Int == 2)
+            #expect((json["tokens_per_second"] as? Double ?? 0) > 0)
+            #expect((json["peak_rss_bytes"] as? Int ?? 0) > 1 << 20)
+            #expect((json["step_seconds"] as? [Double])?.count == 2)
+            let loss = try #require(json["loss"] as? Double)
+            #expect(loss.isFinite && loss > 0)
+            // Warm-up and two timed steps on stderr.
+            #expect(result.stderr.components(separatedBy: "\n").filter { $0.hasPrefix("step ") }.count == 3)
+        }
+    }
+
+    @Test func badValuesAreNamed() throws {
+        let dir = try TestSupport.temporaryDirectory("bench-train-bad")
+        let cases: [([String], String)] = [
+            (["--batch", "0"], "--batch 0 is out of range: give 1 to 1000000"),
+            (["--seq", "1"], "--seq 1: a sequence needs at least 2 tokens to have a target"),
+            (["--compute", "fp8"], "--compute fp8 is not one of f32, bf16"),
+            (["--base-type", "q5_1"], "--base-type q5_1 is not one of f32, bf16, f16, q8_0, q4_0"),
+        ]
+        for (extra, message) in cases {
+            let result = try TestSupport.run(["bench", "train", "--model", dir.appendingPathComponent("none.gguf").path] + extra,
+                                             currentDirectory: dir)
+            #expect(result.status == 64, "\(extra)")
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+        }
+        // A base type whose blocks do not fit the tiny model's rows of 8 values: exit 3, the tensor named.
+        let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
+        let result = try TestSupport.run(["bench", "train", "--model", model, "--base-type", "q8_0"], currentDirectory: dir)
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("which do not fill whole Q8_0 blocks of 32; keep it in F32"), "\(result.stderr)")
+    }
+}
