@@ -20,8 +20,12 @@ public enum TestInputs {
         return URL(fileURLWithPath: directory).appendingPathComponent(modelFileName).path
     }
 
-    /// True when tests of the model should run: the file is there, or this is CI.
-    public static var hasModel: Bool { TestSupport.inCI || FileManager.default.fileExists(atPath: modelPath) }
+    /// True when `CORPUS_TEST_SKIP_MODEL=1` (scripts/test.sh --fast) turns the model's tests off.
+    public static var modelTestsOff: Bool { ProcessInfo.processInfo.environment["CORPUS_TEST_SKIP_MODEL"] == "1" }
+
+    /// True when tests of the model should run: the file is there, or this is CI (unless
+    /// `modelTestsOff`).
+    public static var hasModel: Bool { !modelTestsOff && (TestSupport.inCI || FileManager.default.fileExists(atPath: modelPath)) }
 
     /// The test model's path; records an issue and throws when it is missing.
     public static func model(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
@@ -50,10 +54,12 @@ public enum TestInputs {
 }
 
 extension Trait where Self == ConditionTrait {
-    /// Skips the test, with the reason, when the test model is absent (outside CI).
+    /// Skips the test, with the reason, when the test model is absent (outside CI) or model tests
+    /// are off.
     public static var needsTestModel: Self {
-        .enabled(if: TestInputs.hasModel, Comment(rawValue: "needs the test model \(TestInputs.modelPath): "
-                 + "run scripts/fetch-test-model.sh (or set CORPUS_TEST_MODEL_DIR to its folder)"))
+        .enabled(if: TestInputs.hasModel, Comment(rawValue: TestInputs.modelTestsOff
+            ? "a test of the model, off with CORPUS_TEST_SKIP_MODEL=1 (scripts/test.sh --fast)"
+            : "needs the test model \(TestInputs.modelPath): run scripts/fetch-test-model.sh (or set CORPUS_TEST_MODEL_DIR to its folder)"))
     }
 
     /// Skips the test, with the reason, when a file of `../shared` is absent (outside CI).
