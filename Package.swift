@@ -66,10 +66,10 @@ let package = Package(
         // Throughput and peak memory of LoRA training steps (docs/TRAINING_MATH.md).
         .executableTarget(name: "train-bench", dependencies: ["ModelRuntime", "Trainer"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["CorpusDB"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "CorpusSupportTests", dependencies: ["CorpusSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CorpusSupportTests", dependencies: ["CorpusSupport", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TrainerTests", dependencies: ["CorpusSupport", "ModelRuntime", "Trainer"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "TrainerTests", dependencies: ["CorpusSupport", "ModelRuntime", "Trainer", "TestSupport"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
     ]

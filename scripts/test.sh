@@ -1,10 +1,30 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (what .ci/run runs): unit tests of every module and end-to-end tests
-# of the corpus binary on the bundled examples and, when present, ../shared/data; the Trainer
-# tests read the SmolLM2 test model, which scripts/fetch-test-model.sh caches outside the repo.
+# of the corpus binary on the bundled examples and ../shared/data; the model tests read the
+# SmolLM2 test model, which scripts/fetch-test-model.sh caches outside the repo. A test whose
+# input is missing shows as skipped with the reason (under CI=true it fails instead).
+#   scripts/test.sh           optimized build with testing enabled (.build/release): the model tests
+#                             run several times faster than in a debug build, build included
+#   scripts/test.sh --fast    the same without the tests of the real model (listed as skipped)
+#   scripts/test.sh --debug   a debug build (.build/debug, what a plain `swift test` uses)
+# Other arguments go to `swift test`, e.g. scripts/test.sh --filter LoRAMergeTests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build=(-c release -Xswiftc -enable-testing)
+fast=0
+args=()
+for arg in "$@"; do
+  case "$arg" in
+    --fast) fast=1 ;;
+    --debug) build=() ;;
+    *) args+=("$arg") ;;
+  esac
+done
 scripts/install-deps.sh
-scripts/fetch-test-model.sh >/dev/null   # the real model the Trainer tests read (cached outside the repo)
-swift build --build-tests
-swift test --skip-build
+if [ "$fast" = 1 ]; then
+  export CORPUS_TEST_SKIP_MODEL=1
+else
+  scripts/fetch-test-model.sh >/dev/null   # the real model the model tests read (cached outside the repo)
+fi
+swift build --build-tests ${build[@]+"${build[@]}"}
+swift test --skip-build ${build[@]+"${build[@]}"} ${args[@]+"${args[@]}"}

@@ -10,11 +10,8 @@ import Testing
 struct EvalTests {
     static let metricKeys: Set<String> = ["loss", "perplexity", "rougeL", "bleu4", "exact_match", "length_ratio"]
 
-    @Test func evalBaseAgainstAdapter() throws {
-        guard let model = TestSupport.smolLM2 else {
-            if TestSupport.inCI { Issue.record("the test model is missing; run scripts/fetch-test-model.sh") }
-            return
-        }
+    @Test(.needsTestModel) func evalBaseAgainstAdapter() throws {
+        let model = try TestInputs.model()
         let (db, dir) = try TrainTests.snapshotStore()   // demo@1: 20 train, 4 eval
         let adapter = dir.appendingPathComponent("adapter").path
         let trained = try TestSupport.run(["train", "demo", "--model", model, "--db", db, "--max-steps", "2", "--batch-tokens", "256",

@@ -5,17 +5,9 @@ import Testing
 /// `corpus generate` and `corpus tokenize` on the real test model (fetched by scripts/test.sh).
 @Suite("corpus binary with the test model")
 struct ModelCommandTests {
-    var model: String? {
-        let path = FileManager.default.homeDirectoryForCurrentUser
-            .appendingPathComponent(".cache/corpus/models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-        let chosen = ProcessInfo.processInfo.environment["CORPUS_TEST_MODEL_DIR"].map { $0 + "/SmolLM2-135M-Instruct.Q4_1.gguf" } ?? path
-        if FileManager.default.fileExists(atPath: chosen) { return chosen }
-        if TestSupport.inCI { Issue.record("the test model is missing at \(chosen)") }
-        return nil
-    }
 
-    @Test func generateAnswersWithTheReferenceText() throws {
-        guard let model else { return }
+    @Test(.needsTestModel) func generateAnswersWithTheReferenceText() throws {
+        let model = try TestInputs.model()
         let result = try TestSupport.run(["generate", "--model", model, "--json", "What is the capital of France?"])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try #require(try result.json() as? [String: Any])
@@ -25,8 +17,8 @@ struct ModelCommandTests {
     }
 
     /// Several prompts are generated as one batch; each answer equals its answer alone.
-    @Test func generateSeveralPromptsAsOneBatch() throws {
-        guard let model else { return }
+    @Test(.needsTestModel) func generateSeveralPromptsAsOneBatch() throws {
+        let model = try TestInputs.model()
         let result = try TestSupport.run(["generate", "--model", model, "--json", "--max-tokens", "12",
                                           "Name a primary color.", "What is the capital of France?"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -39,16 +31,16 @@ struct ModelCommandTests {
     }
 
     /// `corpus chat` reads turns from standard input and keeps the conversation.
-    @Test func chatFromStandardInput() throws {
-        guard let model else { return }
+    @Test(.needsTestModel) func chatFromStandardInput() throws {
+        let model = try TestInputs.model()
         let input = try TestSupport.temporaryDirectory().appendingPathComponent("turns.txt")
         try Data("What is the capital of France?\n/reset\n/quit\n".utf8).write(to: input)
         let output = try TestSupport.shell("'\(TestSupport.corpusBinary.path)' chat --model '\(model)' --max-tokens 16 < '\(input.path)' 2>/dev/null")
         #expect(output == "The capital of France is Paris.\n(conversation cleared)")
     }
 
-    @Test func tokenizeJSON() throws {
-        guard let model else { return }
+    @Test(.needsTestModel) func tokenizeJSON() throws {
+        let model = try TestInputs.model()
         let result = try TestSupport.run(["tokenize", "--model", model, "--json", "The capital of France is"])
         let json = try #require(try result.json() as? [String: Any])
         #expect(json["ids"] as? [Int] == [504, 3575, 282, 4649, 314])
@@ -67,10 +59,9 @@ struct ModelCommandTests {
 extension ModelCommandTests {
     /// Where the next token is among the reference's top 5, its log-probability must equal
     /// logit − logsumexp of transformers' row (../shared/reference/logits.json).
-    @Test func scoreMatchesTheReference() throws {
-        guard let model else { return }
-        let url = TestSupport.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference/logits.json")
-        guard let data = try? Data(contentsOf: url) else { return }
+    @Test(.needsTestModel, .needsShared("reference/logits.json")) func scoreMatchesTheReference() throws {
+        let model = try TestInputs.model()
+        let data = try Data(contentsOf: TestInputs.shared("reference/logits.json"))
         let reference = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let entry = try #require((reference["logits"] as? [[String: Any]])?.first)
         let result = try TestSupport.run(["score", "--model", model, "--json", try #require(entry["text"] as? String)])

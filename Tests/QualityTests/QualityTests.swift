@@ -39,9 +39,9 @@ struct ExactDuplicateTests {
 
     /// The figures on real data: 112 exact duplicates in huanhuan.json, 14 in
     /// alpaca_en_demo.json (records beyond the first of each group; counted independently in Python).
-    @Test(arguments: [("huanhuan.json", 112), ("alpaca_en_demo.json", 14)])
+    @Test(.needsShared("data/huanhuan.json", "data/alpaca_en_demo.json"), arguments: [("huanhuan.json", 112), ("alpaca_en_demo.json", 14)])
     func countsOnSharedData(file: String, expected: Int) throws {
-        guard let path = TestSupport.sharedFile(file) else { return }
+        let path = try TestInputs.shared("data/\(file)").path
         let store = try TestSupport.temporaryStore()
         _ = try Ingestor(store: store, options: IngestOptions()).ingest(InputFile(path: path))
         let items = try store.records().map { (id: $0.id ?? 0, conversation: try $0.decodedConversation()) }

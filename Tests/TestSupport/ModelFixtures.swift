@@ -165,13 +165,4 @@ extension TestSupport {
         while text.hasSuffix("\n") { text.removeLast() }
         return text
     }
-
-    /// The real test model (SmolLM2-135M-Instruct, Q4_1 GGUF; scripts/fetch-test-model.sh puts it
-    /// in ~/.cache/corpus/models, CORPUS_TEST_MODEL_DIR overrides), or nil when it is absent.
-    public static var smolLM2: String? {
-        let directory = ProcessInfo.processInfo.environment["CORPUS_TEST_MODEL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/corpus/models").path
-        let path = URL(fileURLWithPath: directory).appendingPathComponent("SmolLM2-135M-Instruct.Q4_1.gguf").path
-        return FileManager.default.fileExists(atPath: path) ? path : nil
-    }
 }

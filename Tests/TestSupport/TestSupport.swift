@@ -38,12 +38,13 @@ public enum TestSupport {
     /// True when running in CI, where missing shared fixtures are failures rather than skips.
     public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 
-    /// This test process's folder under $TMPDIR/corpus-tests. Folders that earlier runs left there
-    /// more than an hour ago are removed first (a run cannot remove its own at exit: Swift Testing
-    /// has no global tear-down), so temporary files do not pile up on a machine.
-    static let runDirectory: URL = {
+    /// This test process's folder, $TMPDIR/corpus-tests/run-<pid>-<uuid>: every temporary folder
+    /// of the tests lives inside it, and it is removed when the process exits (an `atexit` handler:
+    /// Swift Testing has no global tear-down), with $TMPDIR/corpus-tests when that is left empty.
+    /// Folders that a crashed run left there more than an hour ago are removed first. The folder
+    /// exists; name new paths inside it with a UUID.
+    public static let runDirectory: URL = {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-tests")
-        try? FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         let stale = Date().addingTimeInterval(-3600)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] {
             let url = base.appendingPathComponent(name)
@@ -51,10 +52,17 @@ public enum TestSupport {
                 try? FileManager.default.removeItem(at: url)
             }
         }
-        return base.appendingPathComponent("run-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+        let run = base.appendingPathComponent("run-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        atexit {
+            try? FileManager.default.removeItem(at: TestSupport.runDirectory)
+            rmdir(TestSupport.runDirectory.deletingLastPathComponent().path)   // only when empty: other runs may be using it
+        }
+        return run
     }()
 
-    /// A new empty temporary directory, unique per call, inside `runDirectory`.
+    /// A new empty temporary directory, unique per call, inside `runDirectory` (so removed when
+    /// the test process exits); `label` begins its name.
     public static func temporaryDirectory(_ label: String = "corpus-test") throws -> URL {
         let url = runDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

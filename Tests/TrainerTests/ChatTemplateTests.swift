@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -51,8 +52,8 @@ struct ChatTemplateTests {
     }
 
     /// The assistant mask covers exactly each answer and its end-of-turn token.
-    @Test func assistantMask() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+    @Test(.needsTestModel) func assistantMask() throws {
+        let path = try TrainerFixtures.smolLM2
         let tokenizer = try BPETokenizer.fromGGUF(GGUFFile(path: path).metadata)
         let (conversations, _) = try Self.fixture()
         let template = ChatTemplate.chatml(defaultSystem: "S")
@@ -81,15 +82,15 @@ struct ChatTemplateTests {
 /// generation_config.json (stop ids) are read together by ModelFiles.
 @Suite("Model folder files")
 struct ModelFilesTests {
-    @Test func folderTokenizerTemplateAndStopIDs() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+    @Test(.needsTestModel) func folderTokenizerTemplateAndStopIDs() throws {
+        let path = try TrainerFixtures.smolLM2
         let gguf = try GGUFFile(path: path)
         let tokens = try #require(gguf.metadata["tokenizer.ggml.tokens"]?.strings)
         let merges = try #require(gguf.metadata["tokenizer.ggml.merges"]?.strings)
         let jinja = try #require(gguf.metadata["tokenizer.chat_template"]?.string)
-        let dir = try TemporaryFolder("model-folder")
+        let dir = try TestSupport.temporaryDirectory("model-folder")
         func write(_ name: String, _ json: [String: Any]) throws {
-            try JSONSerialization.data(withJSONObject: json).write(to: dir.url.appendingPathComponent(name))
+            try JSONSerialization.data(withJSONObject: json).write(to: dir.appendingPathComponent(name))
         }
         try write("tokenizer.json", [
             "model": ["type": "BPE", "vocab": Dictionary(uniqueKeysWithValues: tokens.enumerated().map { ($1, $0) }), "merges": merges],
@@ -100,7 +101,7 @@ struct ModelFilesTests {
         ])
         try write("tokenizer_config.json", ["bos_token": ["content": "<|im_start|>"], "eos_token": "<|im_end|>", "chat_template": jinja])
         try write("generation_config.json", ["eos_token_id": [2, 0]])
-        let files = try ModelFiles(path: dir.url.path)
+        let files = try ModelFiles(path: dir.path)
         let tokenizer = try files.tokenizer()
         #expect(tokenizer.preTokenizer == .smollm)
         #expect(tokenizer.bosID == 1)
@@ -110,9 +111,9 @@ struct ModelFilesTests {
         #expect(files.chatTemplate == jinja)
         #expect(try ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer).name == "chatml")
         #expect(files.stopTokenIDs(tokenizer: tokenizer, configuration: LoaderTests.config) == [0, 2])
-        #expect(throws: ModelError.invalidFile(path: dir.url.appendingPathComponent("nothing").path,
+        #expect(throws: ModelError.invalidFile(path: dir.appendingPathComponent("nothing").path,
                                                  detail: "no such file or folder; give a .gguf file or a Hugging Face model folder")) {
-            try ModelFiles(path: dir.url.appendingPathComponent("nothing").path)
+            try ModelFiles(path: dir.appendingPathComponent("nothing").path)
         }
     }
 }

@@ -1,31 +1,24 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
 
 /// The forward pass on the real SmolLM2 GGUF against Hugging Face transformers' logits on the same
 /// file (../shared/reference/logits.json, see its README).
-@Suite("Llama forward pass against the reference", .serialized)
+@Suite("Llama forward pass against the reference", .serialized, .needsTestModel, .needsShared("reference/logits.json"))
 struct ForwardTests {
-    static let referenceURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference/logits.json")
-
-    static func reference() throws -> [String: Any]? {
-        guard let data = try? Data(contentsOf: referenceURL) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("missing \(referenceURL.path)") }
-            return nil
-        }
-        return try JSONSerialization.jsonObject(with: data) as? [String: Any]
+    static func reference() throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: TrainerFixtures.sharedReference("logits.json")) as? [String: Any])
     }
 
-    static func model() throws -> LlamaModel? {
-        guard let path = TrainerFixtures.smolLM2 else { return nil }
-        let loaded = try GGUFFile(path: path).loadModel()
+    static func model() throws -> LlamaModel {
+        let loaded = try GGUFFile(path: try TrainerFixtures.smolLM2).loadModel()
         return try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors)
     }
 
     @Test func logitsMatchTransformers() throws {
-        guard let reference = try Self.reference(), let model = try Self.model() else { return }
+        let reference = try Self.reference(), model = try Self.model()
         let V = model.configuration.vocabSize
         var worst: Float = 0
         for case let entry as [String: Any] in try #require(reference["logits"] as? [Any]) {
@@ -50,7 +43,7 @@ struct ForwardTests {
     }
 
     @Test func greedyIDsMatchTransformers() throws {
-        guard let reference = try Self.reference(), let model = try Self.model() else { return }
+        let reference = try Self.reference(), model = try Self.model()
         let generation = try #require(reference["generation"] as? [String: Any])
         var ids = try #require(generation["prompt_ids"] as? [Int])
         let expected = try #require(generation["greedy_ids"] as? [Int])
@@ -68,10 +61,10 @@ struct ForwardTests {
     }
 }
 
-@Suite("Generation with a KV cache", .serialized)
+@Suite("Generation with a KV cache", .serialized, .needsTestModel, .needsShared("reference/logits.json"))
 struct GenerationTests {
     @Test func cachedDecodingMatchesTheReference() throws {
-        guard let reference = try ForwardTests.reference(), let path = TrainerFixtures.smolLM2 else { return }
+        let reference = try ForwardTests.reference(), path = try TrainerFixtures.smolLM2
         let file = try GGUFFile(path: path)
         let loaded = try file.loadModel()
         let model = try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors)

@@ -1,26 +1,21 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
 
-/// Locations of test inputs: the fixtures beside this file, and the real test model
-/// (scripts/fetch-test-model.sh puts it in ~/.cache/corpus/models; CORPUS_TEST_MODEL_DIR overrides).
+/// Locations of test inputs: the fixtures beside this file, and the real test model and the
+/// shared reference files (TestInputs: a test that needs one carries `.needsTestModel` or
+/// `.needsShared(...)` and shows as skipped without it; in CI it runs and fails).
 enum TrainerFixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-    static var modelDirectory: URL {
-        if let dir = ProcessInfo.processInfo.environment["CORPUS_TEST_MODEL_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/corpus/models")
-    }
+    /// The SmolLM2 GGUF (scripts/fetch-test-model.sh); records an issue and throws when it is missing.
+    static var smolLM2: String { get throws { try TestInputs.model() } }
 
-    /// The SmolLM2 GGUF, or nil (recording an issue in CI, where .ci/run fetches it).
-    static var smolLM2: String? {
-        let path = modelDirectory.appendingPathComponent("SmolLM2-135M-Instruct.Q4_1.gguf").path
-        if FileManager.default.fileExists(atPath: path) { return path }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            Issue.record("the test model is missing at \(path); run scripts/fetch-test-model.sh")
-        }
-        return nil
+    /// A file of ../shared/reference (logits.json, tokens.json); records an issue and throws when it is missing.
+    static func sharedReference(_ name: String) throws -> Data {
+        try Data(contentsOf: TestInputs.shared("reference/\(name)"))
     }
 
     static func json(_ name: String) throws -> [String: Any] {
@@ -108,7 +103,7 @@ struct GGUFTests {
         writer.add(strings: "tokenizer.ggml.tokens", ["a", "b", "你好"])
         let values: [Float] = (0..<64).map { Float($0) / 8 - 4 }
         writer.tensors.append(("w", [16, 4], .f32, values.flatMap { GGUFWriter.le($0.bitPattern) }))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("t-\(UUID().uuidString).gguf").path
+        let path = try TestSupport.temporaryDirectory("gguf").appendingPathComponent("t.gguf").path
         try Data(writer.bytes()).write(to: URL(fileURLWithPath: path))
         let file = try GGUFFile(path: path)
         #expect(file.version == 3)
@@ -143,7 +138,7 @@ struct GGUFTests {
         // The tensor's offset is the last 8 bytes of its table entry, just before the alignment padding.
         let entryEnd = 4 + 4 + 8 + 8 + (8 + 1) + 4 + 8 + 4 + 8
         for i in 0..<8 { bytes[entryEnd - 8 + i] = 0xFF }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("t-\(UUID().uuidString).gguf").path
+        let path = try TestSupport.temporaryDirectory("gguf").appendingPathComponent("t.gguf").path
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(throws: ModelError.invalidFile(path: path, detail: "tensor w has data offset 18446744073709551615, past any file; the file is damaged")) {
             try GGUFFile(path: path)
@@ -158,7 +153,7 @@ struct GGUFTests {
     @Test func unsupportedTypeIsNamed() throws {
         var writer = GGUFWriter()
         writer.tensors.append(("odd", [32], .q5_0, [UInt8](repeating: 0, count: 22)))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("t-\(UUID().uuidString).gguf").path
+        let path = try TestSupport.temporaryDirectory("gguf").appendingPathComponent("t.gguf").path
         try Data(writer.bytes()).write(to: URL(fileURLWithPath: path))
         do {
             _ = try GGUFFile(path: path).tensor(named: "odd")
@@ -170,8 +165,8 @@ struct GGUFTests {
         }
     }
 
-    @Test func realSmolLM2() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+    @Test(.needsTestModel) func realSmolLM2() throws {
+        let path = try TrainerFixtures.smolLM2
         let reference = try #require(try TrainerFixtures.json("gguf-reference.json")["model"] as? [String: Any])
         let file = try GGUFFile(path: path)
         #expect(file.tensors.count == reference["tensor_count"] as? Int)
@@ -220,8 +215,8 @@ struct GGUFModelTests {
         #expect(GGUFFile.huggingFaceName("something.else") == nil)
     }
 
-    @Test func realSmolLM2Configuration() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+    @Test(.needsTestModel) func realSmolLM2Configuration() throws {
+        let path = try TrainerFixtures.smolLM2
         let file = try GGUFFile(path: path)
         let c = try file.llamaConfiguration()
         #expect(c == LlamaConfiguration(modelType: "llama", hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 30,

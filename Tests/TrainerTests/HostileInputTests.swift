@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ModelRuntime
+import TestSupport
 
 /// Model files written to hurt the reader: each hostile value ends in a `ModelError` that names
 /// the file and what is wrong, never a trap, an abort or an allocation sized by the input.
@@ -8,7 +9,7 @@ import Testing
 struct HostileInputTests {
     /// Writes `bytes` to a fresh temporary file, runs `body` with its path, and deletes it.
     private func withFile<T>(_ bytes: [UInt8], suffix: String, _ body: (String) throws -> T) throws -> T {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-hostile-\(UUID().uuidString)\(suffix)").path
+        let path = try TestSupport.temporaryDirectory("hostile").appendingPathComponent("file\(suffix)").path
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try body(path)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -159,10 +160,16 @@ struct LoRAMergeTests {
         #expect(WeightType.float16.rounded(1 + 1.0 / 2048) == 1)
     }
 
+    /// The folder a PEFT-check writer below writes to, from the environment; empty when unset.
+    static func peftCheckDirectory(_ variable: String) -> String { ProcessInfo.processInfo.environment[variable] ?? "" }
+
     /// Writes our adapter and merged model for `scripts/make-peft-fixtures.py --check DIR` when
-    /// CORPUS_PEFT_CHECK_DIR is set (a manual check with real PEFT; see docs/ADAPTERS.md).
-    @Test func writeForPEFTCheck() throws {
-        guard let dir = ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_DIR"], !dir.isEmpty else { return }
+    /// CORPUS_PEFT_CHECK_DIR is set (a manual check with real PEFT; see docs/ADAPTERS.md). Not a
+    /// test: a writer that needs the library, so it shows as skipped unless asked for.
+    @Test(.enabled(if: !LoRAMergeTests.peftCheckDirectory("CORPUS_PEFT_CHECK_DIR").isEmpty,
+                   "writes files for the manual PEFT check only when CORPUS_PEFT_CHECK_DIR is set (scripts/peft-check.sh; docs/ADAPTERS.md)"))
+    func writeForPEFTCheck() throws {
+        let dir = Self.peftCheckDirectory("CORPUS_PEFT_CHECK_DIR")
         let root = URL(fileURLWithPath: dir)
         try? FileManager.default.removeItem(at: root)
         let adapter = try LoRAAdapter(readingPEFT: PEFTFixtures.adapter(ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_ADAPTER"] ?? "adapter-rslora"),
@@ -177,9 +184,11 @@ struct LoRAMergeTests {
     /// `scripts/make-peft-fixtures.py --check`: the GGUF model as a Hugging Face folder (base/),
     /// a random rank-8 adapter on all seven targets (adapter/), the merged folder (merged/) and
     /// our logits of the merged model (logits.json). A manual check on a real model.
-    @Test func writeRealModelForPEFTCheck() throws {
-        guard let dir = ProcessInfo.processInfo.environment["CORPUS_PEFT_CHECK_REAL_DIR"], !dir.isEmpty,
-              let gguf = TrainerFixtures.smolLM2 else { return }
+    @Test(.enabled(if: !LoRAMergeTests.peftCheckDirectory("CORPUS_PEFT_CHECK_REAL_DIR").isEmpty,
+                   "writes files for the manual PEFT check only when CORPUS_PEFT_CHECK_REAL_DIR is set (scripts/peft-check.sh --real; docs/ADAPTERS.md)"),
+          .needsTestModel)
+    func writeRealModelForPEFTCheck() throws {
+        let dir = Self.peftCheckDirectory("CORPUS_PEFT_CHECK_REAL_DIR"), gguf = try TrainerFixtures.smolLM2
         let root = URL(fileURLWithPath: dir)
         try? FileManager.default.removeItem(at: root)
         let loaded = try ModelLoader.load(path: gguf)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -6,10 +7,10 @@ import Testing
 /// The training forward on the real test model (SmolLM2-135M: 9 query heads over 3 key/value
 /// heads, tied embeddings, 49,152 tokens) against the inference forward already checked against
 /// transformers (ForwardTests).
-@Suite("LoRA training on the test model", .serialized)
+@Suite("LoRA training on the test model", .serialized, .needsTestModel)
 struct LoRARealModelTests {
     @Test func freshAdapterLossEqualsTheInferenceForward() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+        let path = try TrainerFixtures.smolLM2
         let loaded = try ModelLoader.load(path: path)
         let model = try LlamaModel(configuration: loaded.configuration, tensors: loaded.tensors)
         let c = model.configuration

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -49,7 +50,7 @@ struct LoaderTests {
     @Test func safetensorsFolderAndGGUFAgree() throws {
         let c = Self.config
         let tensors = try Self.randomTensors()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-\(UUID().uuidString)")
+        let dir = TestSupport.runDirectory.appendingPathComponent("tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try SafetensorsFile.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("model.safetensors").path)
         let configJSON: [String: Any] = ["model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,

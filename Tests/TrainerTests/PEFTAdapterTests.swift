@@ -1,5 +1,6 @@
 import CorpusSupport
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -22,9 +23,9 @@ enum PEFTFixtures {
         return (try #require(json["input_ids"] as? [Int]), try floats("peft_logits"), try floats("merged_logits"), try floats("base_logits"))
     }
 
-    /// A fresh folder under the system temporary folder (not created).
+    /// A fresh folder in the tests' temporary folder (not created), removed when the test process exits.
     static func temporary(_ prefix: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("corpus-tests/\(prefix)-\(UUID().uuidString)")
+        TestSupport.runDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
     }
 
     /// Copies a fixture adapter to a temporary folder, rewriting its config and tensors.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import ModelRuntime
 @testable import Trainer
 
@@ -77,8 +78,8 @@ enum TinyModelFiles {
         try JSONSerialization.data(withJSONObject: json, options: .sortedKeys).write(to: dir.appendingPathComponent("config.json"))
     }
 
-    /// A fresh temporary folder for one test.
+    /// A fresh temporary folder for one test (not created), removed when the test process exits.
     static func temporaryDirectory(_ prefix: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        TestSupport.runDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
     }
 }

@@ -1,21 +1,18 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
 
 @Suite("Byte-level BPE tokenizer against Hugging Face", .serialized)
 struct TokenizerTests {
-    static let reference = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
-
-    static func tokenizer() throws -> BPETokenizer? {
-        guard let path = TrainerFixtures.smolLM2 else { return nil }
-        return try BPETokenizer.fromGGUF(GGUFFile(path: path).metadata)
+    static func tokenizer() throws -> BPETokenizer {
+        try BPETokenizer.fromGGUF(GGUFFile(path: try TrainerFixtures.smolLM2).metadata)
     }
 
-    @Test func referenceStrings() throws {
-        guard let tokenizer = try Self.tokenizer(),
-              let data = try? Data(contentsOf: Self.reference.appendingPathComponent("tokens.json")) else { return }
+    @Test(.needsTestModel, .needsShared("reference/tokens.json")) func referenceStrings() throws {
+        let tokenizer = try Self.tokenizer()
+        let data = try TrainerFixtures.sharedReference("tokens.json")
         let cases = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
         #expect(!cases.isEmpty)
         for entry in cases {
@@ -27,9 +24,9 @@ struct TokenizerTests {
         }
     }
 
-    @Test func generationPrompt() throws {
-        guard let tokenizer = try Self.tokenizer(),
-              let data = try? Data(contentsOf: Self.reference.appendingPathComponent("logits.json")) else { return }
+    @Test(.needsTestModel, .needsShared("reference/logits.json")) func generationPrompt() throws {
+        let tokenizer = try Self.tokenizer()
+        let data = try TrainerFixtures.sharedReference("logits.json")
         let reference = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let generation = try #require(reference["generation"] as? [String: Any])
         let prompt = try #require(generation["prompt"] as? String)
@@ -91,13 +88,13 @@ struct TokenizerHardCaseTests {
     /// A tokenizer.json assembled from the GGUF's vocabulary and each variant's Hugging Face
     /// normalizer / pre-tokenizer / decoder / added tokens gives Hugging Face's ids, and so does the
     /// GGUF itself with `tokenizer.ggml.pre` naming the same pre-tokenizer.
-    @Test func idsEqualHuggingFaceFromTokenizerJSONAndGGUF() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+    @Test(.needsTestModel) func idsEqualHuggingFaceFromTokenizerJSONAndGGUF() throws {
+        let path = try TrainerFixtures.smolLM2
         let gguf = try GGUFFile(path: path)
         let tokens = try #require(gguf.metadata["tokenizer.ggml.tokens"]?.strings)
         let merges = try #require(gguf.metadata["tokenizer.ggml.merges"]?.strings)
         let (cases, variants) = try Self.fixture()
-        let dir = try TemporaryFolder("tokenizer-json")
+        let dir = try TestSupport.temporaryDirectory("tokenizer-json")
         let ggufName: [String: String] = ["smollm": "smollm", "gpt2": "gpt2", "llama3": "llama-bpe", "qwen2": "qwen2"]
         for variant in variants {
             var model: [String: Any] = ["type": "BPE", "vocab": Dictionary(uniqueKeysWithValues: tokens.enumerated().map { ($1, $0) }),
@@ -107,7 +104,7 @@ struct TokenizerHardCaseTests {
             let json: [String: Any] = ["version": "1.0", "model": model, "normalizer": variant.spec["normalizer"] ?? NSNull(),
                                        "pre_tokenizer": variant.spec["pre_tokenizer"] ?? NSNull(), "decoder": variant.spec["decoder"] ?? NSNull(),
                                        "added_tokens": variant.spec["added_tokens"] ?? []]
-            let file = dir.url.appendingPathComponent("\(variant.name).json").path
+            let file = dir.appendingPathComponent("\(variant.name).json").path
             try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file))
             let fromJSON = try BPETokenizer.fromTokenizerJSON(path: file, eos: "<|im_end|>")
             #expect(fromJSON.preTokenizer == variant.kind)
@@ -124,8 +121,8 @@ struct TokenizerHardCaseTests {
     }
 
     @Test func unsupportedTokenizerJSONIsNamed() throws {
-        let dir = try TemporaryFolder("tokenizer-json-bad")
-        let file = dir.url.appendingPathComponent("tokenizer.json").path
+        let dir = try TestSupport.temporaryDirectory("tokenizer-json-bad")
+        let file = dir.appendingPathComponent("tokenizer.json").path
         func write(_ json: [String: Any]) throws { try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file)) }
         try write(["model": ["type": "Unigram", "vocab": [:] as [String: Any]]])
         #expect(throws: ModelError.unsupported("\(file): tokenizer model Unigram is not supported; byte-level BPE is")) {
@@ -144,14 +141,4 @@ struct TokenizerHardCaseTests {
         try Data("[1, 2]".utf8).write(to: URL(fileURLWithPath: file))
         #expect(throws: ModelError.invalidFile(path: file, detail: "not a JSON object")) { try BPETokenizer.fromTokenizerJSON(path: file) }
     }
-}
-
-/// A temporary folder removed when the value goes away.
-final class TemporaryFolder {
-    let url: URL
-    init(_ label: String) throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(at: url) }
 }

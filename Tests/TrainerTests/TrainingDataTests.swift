@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -11,8 +12,8 @@ struct TrainingDataTests {
 
     /// The targets are exactly the answer and its end-of-turn token, with the real SmolLM2
     /// tokenizer and its ChatML template.
-    @Test func targetsAreTheAnswerAndItsEndOfTurn() throws {
-        guard let path = TrainerFixtures.smolLM2 else { return }
+    @Test(.needsTestModel) func targetsAreTheAnswerAndItsEndOfTurn() throws {
+        let path = try TrainerFixtures.smolLM2
         let files = try ModelFiles(path: path)
         let tokenizer = try files.tokenizer()
         let template = try ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer)

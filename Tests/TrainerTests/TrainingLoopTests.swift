@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import ModelRuntime
 @testable import Trainer
@@ -78,7 +79,7 @@ struct TrainingLoopTests {
 
         let first = try LoRATrainer(model: model, settings: settings, train: train, eval: eval)
         for _ in 0..<(whole.totalSteps / 2) { _ = try first.takeStep(evaluate: false) }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-resume-\(UUID().uuidString)")
+        let dir = TestSupport.runDirectory.appendingPathComponent("corpus-resume-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         try first.writeCheckpoint(to: dir, baseModel: "tiny", metadata: ["corpus.run_id": "1"])
         // An interrupted step changes nothing.
