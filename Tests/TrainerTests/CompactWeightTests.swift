@@ -132,6 +132,29 @@ struct CompactWeightTests {
         #expect(try fp32.model(baseType: .q8_0, precision: .bf16).layers[0].gateUp.type == .q8_0)
     }
 
+    /// Converting while loading (each tensor as it is read, its file pages released) gives the
+    /// tensors that converting after loading gives, from a GGUF and from a safetensors folder.
+    @Test func convertingWhileLoading() throws {
+        let tensors = try LoaderTests.randomTensors(Self.config, seed: 99)
+        let dir = TinyModelFiles.temporaryDirectory("convert-on-load")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let gguf = dir.appendingPathComponent("tiny.gguf").path
+        try TinyModelFiles.writeGGUF(tensors, configuration: Self.config, weightType: .f32, to: gguf)
+        let folder = dir.appendingPathComponent("folder")
+        try TinyModelFiles.writeFolder(tensors, configuration: Self.config, to: folder)
+        for path in [gguf, folder.path] {
+            let plain = try ModelLoader.load(path: path)
+            for (type, precision) in [(GGMLType.q8_0, ComputePrecision.f32), (.q4_0, .bf16)] {
+                let onLoad = try ModelLoader.load(path: path, baseType: type, precision: precision)
+                #expect(onLoad.weights == (try plain.weights(baseType: type, precision: precision)), "\(path) \(type.name)")
+                #expect(onLoad.weights["model.layers.0.mlp.down_proj.weight"]?.type == type)
+                #expect(onLoad.weights["model.norm.weight"]?.type == .f32)
+            }
+            let bf16 = try ModelLoader.load(path: path, precision: .bf16)
+            #expect(bf16.weights["model.layers.1.self_attn.q_proj.weight"]?.type == .bf16)
+        }
+    }
+
     /// Q, K and V in different types (as some GGUF mixes store them) are fused as fp32.
     @Test func mixedTypesInOneFusedProductBecomeFP32() throws {
         let (_, _, loaded) = try Self.models(.q8_0)

@@ -215,6 +215,14 @@ public final class GGUFFile: @unchecked Sendable {
         return try StoredTensor(shape: info.shape, type: info.type, bytes: bytes, name: info.name)
     }
 
+    /// Lets the kernel drop the file pages of `info`'s data (after it was copied or converted).
+    func releasePages(_ info: GGUFTensorInfo) {
+        guard let layout = info.type.blockLayout else { return }
+        let start = dataOffset + info.offset
+        let end = min(data.count, start + info.elementCount / layout.elements * layout.bytes)
+        if start < end { ModelRuntime.releasePages(of: data, start..<end) }
+    }
+
     /// The tensor of `info`, dequantized to fp32, in PyTorch shape order.
     public func tensorData(_ info: GGUFTensorInfo) throws -> Tensor {
         guard let layout = info.type.blockLayout else {
@@ -326,6 +334,22 @@ struct GGUFReader {
         default:
             throw ModelError.invalidFile(path: path, detail: "metadata \(key) has unknown value type \(type) at byte \(offset)")
         }
+    }
+}
+
+/// Tells the kernel it may drop the mapped pages wholly inside `range` of `data` (a read-only
+/// file mapping: they are read again from the file if touched later), so a loader that has
+/// copied or converted a tensor does not keep its file pages resident as well.
+func releasePages(of data: Data, _ range: Range<Int>) {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    guard page > 0 else { return }
+    data.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return }
+        let address = Int(bitPattern: base)
+        let start = (address + range.lowerBound + page - 1) / page * page
+        let end = (address + range.upperBound) / page * page
+        guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(pointer, end - start, MADV_DONTNEED)
     }
 }
 

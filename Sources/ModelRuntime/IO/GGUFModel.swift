@@ -39,15 +39,31 @@ public struct LoadedModel: Sendable {
     /// is given; else, for bf16 arithmetic, fp32 and fp16 matrices rounded to bf16 (the bf16
     /// kernels read bf16 weights; block formats stay as they are); else as stored.
     public func weights(baseType: GGMLType?, precision: ComputePrecision) throws -> [String: StoredTensor] {
-        if let baseType { return try weights(convertedTo: baseType) }
-        if precision == .bf16 { return try weights(convertedTo: .bf16, from: [.f32, .f16]) }
-        return weights
+        try weights.mapValuesThrowing { name, tensor in try Self.inMemory(tensor, name: name, baseType: baseType, precision: precision) }
+    }
+
+    /// One tensor as `weights(baseType:precision:)` keeps it (vectors are never converted).
+    static func inMemory(_ tensor: StoredTensor, name: String, baseType: GGMLType?, precision: ComputePrecision) throws -> StoredTensor {
+        guard tensor.shape.count == 2 else { return tensor }
+        if let baseType { return try tensor.converted(to: baseType, name: name) }
+        if precision == .bf16 && (tensor.type == .f32 || tensor.type == .f16) { return try tensor.converted(to: .bf16, name: name) }
+        return tensor
     }
 
     /// The model, with its matrices kept in their stored types or converted to `baseType`.
     /// - Throws: `ModelError` as `LlamaModel.init(configuration:weights:baseType:)` does.
     public func model(baseType: GGMLType? = nil, precision: ComputePrecision = .f32) throws -> LlamaModel {
         try LlamaModel(configuration: configuration, weights: try weights(baseType: baseType, precision: precision), precision: precision)
+    }
+}
+
+extension Dictionary {
+    /// `mapValues` with the key and a throwing transform.
+    func mapValuesThrowing<T>(_ transform: (Key, Value) throws -> T) rethrows -> [Key: T] {
+        var out: [Key: T] = [:]
+        out.reserveCapacity(count)
+        for (key, value) in self { out[key] = try transform(key, value) }
+        return out
     }
 }
 
@@ -117,7 +133,9 @@ extension GGUFFile {
     /// the weights and, when present, the biases) are put back in Hugging Face order (llama.cpp's
     /// converter interleaves the two RoPE halves of every head, see `unpermuteRows`). Tensors we do
     /// not know are an error naming them.
-    public func loadModel() throws -> LoadedModel {
+    /// - Parameters:
+    ///   - baseType, precision: applied to each tensor as it is read (see `ModelLoader.load`).
+    public func loadModel(baseType: GGMLType? = nil, precision: ComputePrecision = .f32) throws -> LoadedModel {
         let configuration = try llamaConfiguration()
         var out: [String: StoredTensor] = [:]
         for info in tensors {
@@ -132,7 +150,8 @@ extension GGUFFile {
                 if name.contains(".self_attn.q_proj.") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numAttentionHeads, name: info.name) }
                 if name.contains(".self_attn.k_proj.") { tensor = try Self.unpermuteRows(tensor, heads: configuration.numKeyValueHeads, name: info.name) }
             }
-            out[name] = tensor
+            out[name] = try LoadedModel.inMemory(tensor, name: name, baseType: baseType, precision: precision)
+            releasePages(info)
         }
         return LoadedModel(configuration: configuration, weights: out, format: "gguf", weightFiles: [path])
     }

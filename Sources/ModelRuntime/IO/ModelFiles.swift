@@ -43,9 +43,12 @@ public final class ModelFiles: @unchecked Sendable {
     }
 
     /// The weights in Hugging Face layout.
-    public func weights() throws -> LoadedModel {
-        if let gguf { return try gguf.loadModel() }
-        return try ModelLoader.load(path: path)
+    /// - Parameters:
+    ///   - baseType, precision: the in-memory types, applied as each tensor is read
+    ///     (`ModelLoader.load`).
+    public func weights(baseType: GGMLType? = nil, precision: ComputePrecision = .f32) throws -> LoadedModel {
+        if let gguf { return try gguf.loadModel(baseType: baseType, precision: precision) }
+        return try ModelLoader.load(path: path, baseType: baseType, precision: precision)
     }
 
     /// Tokens that end generation: the tokenizer's EOS, the configuration's and generation_config's.

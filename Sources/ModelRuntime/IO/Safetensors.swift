@@ -77,6 +77,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
     }
 
+    /// Lets the kernel drop the file pages of tensor `name` (after it was copied or converted).
+    func releasePages(named name: String) {
+        guard let e = entries[name] else { return }
+        ModelRuntime.releasePages(of: data, (dataStart + e.begin)..<(dataStart + e.end))
+    }
+
     /// The tensor `name` as fp32 (F32, F16 and BF16 are read).
     public func tensor(named name: String) throws -> Tensor {
         guard let e = entries[name] else { throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)") }

@@ -38,7 +38,8 @@ struct BenchTrainCommand: ParsableCommand {
             let loadStart = Date()
             // Weights only: the benchmark needs no tokenizer (Qwen's tokenizer.json has fewer
             // tokens than its vocab_size, which does not matter here).
-            let model = try ModelLoader.load(path: path).model(baseType: try modelOptions.baseGGMLType(), precision: precision)
+            let loaded = try ModelLoader.load(path: path, baseType: try modelOptions.baseGGMLType(), precision: precision)
+            let model = try LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: precision)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let loadPeak = ProcessMemory.peak
             ProcessMemory.resetPeak()

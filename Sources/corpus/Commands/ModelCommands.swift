@@ -28,11 +28,6 @@ struct ModelOptions: ParsableArguments {
         return p
     }
 
-    /// The loaded weights as `--base-type` and `--compute` want them.
-    func prepared(_ weights: LoadedModel) throws -> [String: StoredTensor] {
-        try weights.weights(baseType: try baseGGMLType(), precision: try precision())
-    }
-
     /// `--base-type` as a ggml type (nil: as stored).
     /// - Throws: `ValidationError` naming the accepted values.
     func baseGGMLType() throws -> GGMLType? {
@@ -75,10 +70,10 @@ struct ModelOptions: ParsableArguments {
     /// adapted weights in memory (nothing is written: `corpus merge` writes a merged model).
     func load(adapter: String? = nil) throws -> Loaded {
         let (files, tokenizer) = try loadTokenizer()
-        let weights = try files.weights()
-        // The base type first, then the adapter: its merged projections stay fp32 (rounding them
-        // to a compact type would lose most of a small update).
-        var tensors = try prepared(weights)
+        // The base type first (each tensor converted as it is read), then the adapter: its merged
+        // projections stay fp32 (rounding them to a compact type would lose most of a small update).
+        let weights = try files.weights(baseType: try baseGGMLType(), precision: try precision())
+        var tensors = weights.weights
         if let adapter {
             let lora = try LoRAAdapter(readingPEFT: URL(fileURLWithPath: adapter), configuration: weights.configuration)
             tensors = try LoRAMerge.merge(lora, into: tensors, configuration: weights.configuration)
