@@ -199,6 +199,15 @@ public final class GGUFFile: @unchecked Sendable {
     /// shape order.
     /// - Throws: `ModelError` when the type is not supported or the data runs past the file's end.
     public func storedTensor(_ info: GGUFTensorInfo) throws -> StoredTensor {
+        let (start, byteCount) = try dataRange(info)
+        let bytes = [UInt8](data[(data.startIndex + start)..<(data.startIndex + start + byteCount)])
+        return try StoredTensor(shape: info.shape, type: info.type, bytes: bytes, name: info.name)
+    }
+
+    /// Where the data of `info` lies in the file: (start, byte count), checked.
+    /// - Throws: `ModelError` when the type is not supported, the blocks are partial, or the
+    ///   data runs past the file's end.
+    private func dataRange(_ info: GGUFTensorInfo) throws -> (start: Int, byteCount: Int) {
         guard let layout = info.type.blockLayout else {
             throw ModelError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
         }
@@ -211,8 +220,7 @@ public final class GGUFFile: @unchecked Sendable {
         guard start >= dataOffset, start + byteCount <= data.count else {
             throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): its \(byteCount) bytes at offset \(start) run past the end of the file (\(data.count) bytes); the file is truncated")
         }
-        let bytes = [UInt8](data[(data.startIndex + start)..<(data.startIndex + start + byteCount)])
-        return try StoredTensor(shape: info.shape, type: info.type, bytes: bytes, name: info.name)
+        return (start, byteCount)
     }
 
     /// Lets the kernel drop the file pages of `info`'s data (after it was copied or converted).
@@ -225,18 +233,8 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// The tensor of `info`, dequantized to fp32, in PyTorch shape order.
     public func tensorData(_ info: GGUFTensorInfo) throws -> Tensor {
-        guard let layout = info.type.blockLayout else {
-            throw ModelError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
-        }
+        let (start, _) = try dataRange(info)
         let count = info.elementCount
-        guard count % layout.elements == 0, info.dimensions[0] % layout.elements == 0 else {
-            throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): \(count) elements do not fill whole \(info.type.name) blocks")
-        }
-        let byteCount = count / layout.elements * layout.bytes
-        let start = dataOffset + info.offset
-        guard start >= dataOffset, start + byteCount <= data.count else {
-            throw ModelError.invalidFile(path: path, detail: "tensor \(info.name): its \(byteCount) bytes at offset \(start) run past the end of the file (\(data.count) bytes); the file is truncated")
-        }
         var out = [Float](repeating: 0, count: count)
         try data.withUnsafeBytes { raw in
             try out.withUnsafeMutableBufferPointer { dst in

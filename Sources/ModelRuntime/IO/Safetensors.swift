@@ -57,6 +57,22 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// - Throws: `ModelError` for a missing tensor, another dtype, or a byte count that does not
     ///   match the shape.
     public func storedTensor(named name: String) throws -> StoredTensor {
+        let (e, type) = try checkedEntry(name)
+        guard e.end > e.begin else {
+            throw ModelError.invalidFile(path: path, detail: "tensor \(name) has no elements (shape \(e.shape))")
+        }
+        let start = data.startIndex + dataStart + e.begin
+        do {
+            return try StoredTensor(shape: e.shape, type: type, bytes: [UInt8](data[start..<(start + e.end - e.begin)]), name: name)
+        } catch let error as ModelError {
+            throw ModelError.invalidFile(path: path, detail: "\(error)")
+        }
+    }
+
+    /// The entry of tensor `name` and its element type, its byte count checked against its shape.
+    /// - Throws: `ModelError` for a missing tensor, another dtype, or a byte count that does not
+    ///   match the shape.
+    private func checkedEntry(_ name: String) throws -> (Entry, GGMLType) {
         guard let e = entries[name] else { throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)") }
         let type: GGMLType
         switch e.dtype {
@@ -65,16 +81,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         case "BF16": type = .bf16
         default: throw ModelError.unsupported("\(path): tensor \(name) has dtype \(e.dtype); supported: F32, F16, BF16")
         }
-        let count = e.shape.reduce(1, *)
-        guard e.end - e.begin == count * (type == .f32 ? 4 : 2), count > 0 else {
+        guard e.end - e.begin == e.shape.reduce(1, *) * (type == .f32 ? 4 : 2) else {
             throw ModelError.invalidFile(path: path, detail: "tensor \(name): \(e.end - e.begin) bytes for shape \(e.shape) of \(e.dtype)")
         }
-        let start = data.startIndex + dataStart + e.begin
-        do {
-            return try StoredTensor(shape: e.shape, type: type, bytes: [UInt8](data[start..<(start + e.end - e.begin)]), name: name)
-        } catch let error as ModelError {
-            throw ModelError.invalidFile(path: path, detail: "\(error)")
-        }
+        return (e, type)
     }
 
     /// Lets the kernel drop the file pages of tensor `name` (after it was copied or converted).
@@ -85,19 +95,8 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// The tensor `name` as fp32 (F32, F16 and BF16 are read).
     public func tensor(named name: String) throws -> Tensor {
-        guard let e = entries[name] else { throw ModelError.invalidFile(path: path, detail: "no tensor named \(name)") }
+        let (e, type) = try checkedEntry(name)
         let count = e.shape.reduce(1, *)
-        let type: GGMLType
-        switch e.dtype {
-        case "F32": type = .f32
-        case "F16": type = .f16
-        case "BF16": type = .bf16
-        default: throw ModelError.unsupported("\(path): tensor \(name) has dtype \(e.dtype); supported: F32, F16, BF16")
-        }
-        let width = type == .f32 ? 4 : 2
-        guard e.end - e.begin == count * width else {
-            throw ModelError.invalidFile(path: path, detail: "tensor \(name): \(e.end - e.begin) bytes for shape \(e.shape) of \(e.dtype)")
-        }
         var out = [Float](repeating: 0, count: count)
         try data.withUnsafeBytes { raw in
             try out.withUnsafeMutableBufferPointer { dst in

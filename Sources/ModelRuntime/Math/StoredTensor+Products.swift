@@ -64,15 +64,23 @@ extension StoredTensor {
             }
         }
         // Tiles of dequantized rows through sgemm (and the fallback of the kernels above).
-        let R = tileRows
-        let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * K)
-        defer { tile.deallocate() }
-        var r0 = 0
-        while r0 < N {
-            let r1 = min(N, r0 + R)
-            dequantizeRows(r0, r1, into: tile)
+        forEachTile { tile, r0, r1 in
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(r1 - r0), Int32(K), 1,
                         x, Int32(K), tile, Int32(K), beta, y + r0, Int32(ldy))
+        }
+    }
+
+    /// Calls `body(tile, r0, r1)` for consecutive row ranges of at most `tileRows` rows, with
+    /// those rows dequantized to fp32 in `tile` ((r1 − r0, K)).
+    private func forEachTile(_ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+        let R = tileRows
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * columns)
+        defer { tile.deallocate() }
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(rows, r0 + R)
+            dequantizeRows(r0, r1, into: tile)
+            body(tile, r0, r1)
             r0 = r1
         }
     }
@@ -118,16 +126,9 @@ extension StoredTensor {
             }
             if done { return }
         }
-        let R = tileRows
-        let tile = UnsafeMutablePointer<Float>.allocate(capacity: R * K)
-        defer { tile.deallocate() }
-        var r0 = 0
-        while r0 < N {
-            let r1 = min(N, r0 + R)
-            dequantizeRows(r0, r1, into: tile)
+        forEachTile { tile, r0, r1 in
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(M), Int32(K), Int32(r1 - r0), 1,
                         dy + r0, Int32(lddy), tile, Int32(K), r0 == 0 ? 0 : 1, dx, Int32(K))
-            r0 = r1
         }
     }
 
