@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layout and dependency direction: see ../shared/DESIGN.md and docs/ARCHITECTURE.md.
-// corpus -> {Ingest, Quality, Trainer} -> CorpusDB. Only one Swift module imports each C target.
+// corpus -> {Ingest, Quality, Trainer} -> CorpusDB; Trainer -> ModelRuntime (no store); CorpusSupport
+// beneath them all. Only one Swift module imports each C target.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
