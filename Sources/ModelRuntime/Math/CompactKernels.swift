@@ -157,6 +157,8 @@ package enum CompactKernels {
 
 /// Pointers handed to worker threads that read x and w and write disjoint columns of y.
 private struct CompactPointers: @unchecked Sendable {
+    // @unchecked: x and w are only read; each thread writes its own columns of y, and the caller
+    // keeps all three alive until every thread has returned (concurrentPerform is synchronous).
     let x: UnsafePointer<Float>
     let w: UnsafeRawPointer
     let y: UnsafeMutablePointer<Float>
