@@ -22,19 +22,6 @@ public struct LoadedModel: Sendable {
     /// Every weight dequantized to fp32 (merging, tests; a whole fp32 copy, so not for serving).
     public var tensors: [String: Tensor] { weights.mapValues { $0.dequantized() } }
 
-    /// The weights with every matrix (2-D tensor) converted to `type` (nil: unchanged); vectors
-    /// (norms, biases) stay as they are.
-    /// - Throws: `ModelError.unsupported` for a matrix that cannot be converted.
-    /// - Parameter from: when given, only matrices stored in one of these types are converted.
-    public func weights(convertedTo type: GGMLType?, from: Set<GGMLType>? = nil) throws -> [String: StoredTensor] {
-        guard let type else { return weights }
-        var out = weights
-        for (name, tensor) in weights where tensor.shape.count == 2 && (from?.contains(tensor.type) ?? true) {
-            out[name] = try tensor.converted(to: type, name: name)
-        }
-        return out
-    }
-
     /// The weights as `--base-type` and `--compute` want them: converted to `baseType` when one
     /// is given; else, for bf16 arithmetic, fp32 and fp16 matrices rounded to bf16 (the bf16
     /// kernels read bf16 weights; block formats stay as they are); else as stored.

@@ -144,8 +144,8 @@ public struct StoredTensor: Sendable, Equatable {
         guard columns % layout.elements == 0 else {
             throw ModelError.unsupported("\(name) has rows of \(columns) values, which do not fill whole \(target.name) blocks of \(layout.elements); keep it in \(type.name)")
         }
-        var row = [Float](repeating: 0, count: columns)
         if target == .f32 { return StoredTensor(dequantized()) }
+        var row = [Float](repeating: 0, count: columns)
         var out: [UInt8] = []
         out.reserveCapacity(rows * columns / layout.elements * layout.bytes)
         for r in 0..<rows {
