@@ -8,7 +8,9 @@ import Foundation
 /// They are deliberately plain: one max-abs (symmetric types) or min-max (types with an offset)
 /// scale per block, rounded to fp16 first and then used to round every value, instead of ggml's
 /// search for the scale with the least error. Their error is therefore a little larger than
-/// llama-quantize's but can be bounded from the format alone (`QuantizationBounds`).
+/// llama-quantize's but can be bounded from the format alone (`QuantizationBounds`). F32, F16,
+/// BF16, Q8_0 and Q4_0 are the runtime's own `GGMLQuantize` (what `--base-type` writes); Q4_1,
+/// Q4_K and Q6_K exist only here.
 enum ReferenceQuantizer {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
@@ -22,11 +24,8 @@ enum ReferenceQuantizer {
         out.reserveCapacity(values.count / layout.elements * layout.bytes)
         let blocks = stride(from: 0, to: values.count, by: layout.elements).map { values[$0..<($0 + layout.elements)] }
         switch type {
-        case .f32: for v in values { append(&out, v.bitPattern) }
-        case .f16: for v in values { append(&out, Float16(v).bitPattern) }
-        case .bf16: for v in values { append(&out, bf16(v)) }
-        case .q8_0: for b in blocks { q8_0(b, &out) }
-        case .q4_0: for b in blocks { q4_0(b, &out) }
+        // The runtime's own quantizer (`--base-type`) writes these five; the rest are test-only.
+        case .f32, .f16, .bf16, .q8_0, .q4_0: GGMLQuantize.append(values, as: type, to: &out)
         case .q4_1: for b in blocks { q4_1(b, &out) }
         case .q4_K: for b in blocks { q4_K(b, &out) }
         case .q6_K: for b in blocks { q6_K(b, &out) }
@@ -56,26 +55,8 @@ enum ReferenceQuantizer {
 
     // MARK: - Helpers
 
-    static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
-        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
-    }
-
-    /// `v` rounded to the nearest integer in `lo...hi` (NaN gives `lo`).
-    static func clampRound(_ v: Float, _ lo: Int, _ hi: Int) -> Int {
-        if !(v > Float(lo)) { return lo }
-        if !(v < Float(hi)) { return hi }
-        return Int(v.rounded())
-    }
-
     /// `v` rounded to the fp16 grid, as an fp32 value.
     static func fp16(_ v: Float) -> Float { Float(Float16(v)) }
-
-    /// The top 16 bits of fp32, rounded to nearest, ties to even.
-    static func bf16(_ v: Float) -> UInt16 {
-        if v.isNaN { return 0x7FC0 }
-        let bits = v.bitPattern
-        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
-    }
 
     /// The value of largest magnitude, with its sign (the first one on ties).
     static func signedExtreme(_ x: ArraySlice<Float>) -> Float {
@@ -86,31 +67,14 @@ enum ReferenceQuantizer {
 
     // MARK: - 32-value blocks
 
-    /// block_q8_0: d = max|x|/127, q = round(x/d) in −127...127.
-    static func q8_0(_ x: ArraySlice<Float>, _ out: inout [UInt8]) {
-        let amax = x.map(abs).max() ?? 0
-        let d = Float16(amax / 127), dh = Float(d)
-        append(&out, d.bitPattern)
-        for v in x { out.append(UInt8(bitPattern: Int8(dh == 0 ? 0 : clampRound(v / dh, -127, 127)))) }
-    }
-
-    /// block_q4_0: the value m of largest magnitude maps to level −8: d = m/−8, x ≈ d·(q − 8),
-    /// q in 0...15 (so the opposite side only reaches 7·|d|).
-    static func q4_0(_ x: ArraySlice<Float>, _ out: inout [UInt8]) {
-        let d = Float16(signedExtreme(x) / -8), dh = Float(d)
-        append(&out, d.bitPattern)
-        let q = x.map { UInt8(dh == 0 ? 8 : clampRound($0 / dh, -8, 7) + 8) }
-        for j in 0..<16 { out.append(q[j] | q[j + 16] << 4) }
-    }
-
     /// block_q4_1: m = min x, d = (max x − min x)/15, x ≈ d·q + m, q in 0...15.
     static func q4_1(_ x: ArraySlice<Float>, _ out: inout [UInt8]) {
         let lo = x.min() ?? 0, hi = x.max() ?? 0
         let d = Float16((hi - lo) / 15), m = Float16(lo)
         let dh = Float(d), mh = Float(m)
-        append(&out, d.bitPattern)
-        append(&out, m.bitPattern)
-        let q = x.map { UInt8(dh == 0 ? 0 : clampRound(($0 - mh) / dh, 0, 15)) }
+        GGMLQuantize.append(&out, d.bitPattern)
+        GGMLQuantize.append(&out, m.bitPattern)
+        let q = x.map { UInt8(dh == 0 ? 0 : GGMLQuantize.clampRound(($0 - mh) / dh, 0, 15)) }
         for j in 0..<16 { out.append(q[j] | q[j + 16] << 4) }
     }
 
@@ -130,10 +94,10 @@ enum ReferenceQuantizer {
         }
         let d = Float16((scale.max() ?? 0) / 63), dmin = Float16((minabs.max() ?? 0) / 63)
         let dh = Float(d), dminh = Float(dmin)
-        let sc = scale.map { UInt8(dh == 0 ? 0 : clampRound($0 / dh, 0, 63)) }
-        let mn = minabs.map { UInt8(dminh == 0 ? 0 : clampRound($0 / dminh, 0, 63)) }
-        append(&out, d.bitPattern)
-        append(&out, dmin.bitPattern)
+        let sc = scale.map { UInt8(dh == 0 ? 0 : GGMLQuantize.clampRound($0 / dh, 0, 63)) }
+        let mn = minabs.map { UInt8(dminh == 0 ? 0 : GGMLQuantize.clampRound($0 / dminh, 0, 63)) }
+        GGMLQuantize.append(&out, d.bitPattern)
+        GGMLQuantize.append(&out, dmin.bitPattern)
         // The 12 scale bytes, the inverse of GGMLDequantize.scaleMinK4: sub-blocks 0-3 keep sc and m
         // in the low 6 bits of bytes 0-3 and 4-7; sub-blocks 4-7 put their low 4 bits in bytes 8-11
         // and their top 2 bits in the top bits of bytes 0-3 (sc) and 4-7 (m).
@@ -148,7 +112,7 @@ enum ReferenceQuantizer {
         for j in 0..<8 {
             let s = dh * Float(sc[j]), o = dminh * Float(mn[j])
             for l in 0..<32 {
-                q[32 * j + l] = UInt8(s == 0 ? 0 : clampRound((x[base + 32 * j + l] + o) / s, 0, 15))
+                q[32 * j + l] = UInt8(s == 0 ? 0 : GGMLQuantize.clampRound((x[base + 32 * j + l] + o) / s, 0, 15))
             }
         }
         // Pairs of sub-blocks share 32 bytes: the even one in the low nibbles, the odd one in the high.
@@ -164,11 +128,11 @@ enum ReferenceQuantizer {
         let base = x.startIndex
         let scale = (0..<16).map { j in signedExtreme(x[(base + 16 * j)..<(base + 16 * j + 16)]) / -32 }
         let d = Float16((scale.map(abs).max() ?? 0) / 127), dh = Float(d)
-        let sc = scale.map { Int8(dh == 0 ? 0 : clampRound($0 / dh, -127, 127)) }
+        let sc = scale.map { Int8(dh == 0 ? 0 : GGMLQuantize.clampRound($0 / dh, -127, 127)) }
         var u = [UInt8](repeating: 0, count: 256)   // q + 32, in 0...63
         for j in 0..<16 {
             let s = dh * Float(sc[j])
-            for l in 0..<16 { u[16 * j + l] = UInt8((s == 0 ? 0 : clampRound(x[base + 16 * j + l] / s, -32, 31)) + 32) }
+            for l in 0..<16 { u[16 * j + l] = UInt8((s == 0 ? 0 : GGMLQuantize.clampRound(x[base + 16 * j + l] / s, -32, 31)) + 32) }
         }
         // Each half of 128 values: ql holds low nibbles (values l and l+64 share byte l, values
         // l+32 and l+96 share byte l+32), qh the top 2 bits of values l, l+32, l+64, l+96 in byte l.
@@ -184,6 +148,6 @@ enum ReferenceQuantizer {
         out += ql
         out += qh
         out += sc.map { UInt8(bitPattern: $0) }
-        append(&out, d.bitPattern)
+        GGMLQuantize.append(&out, d.bitPattern)
     }
 }
