@@ -1,9 +1,10 @@
 import CKernels
 import Foundation
 
-/// The Llama-family decoder (Llama 2/3, SmolLM2, Mistral, Qwen2 with q/k/v bias) in fp32, with an
-/// explicit forward function per layer in the style of llm.c; every matrix product goes through
-/// `cblas_sgemm`.
+/// The Llama-family decoder (Llama 2/3, SmolLM2, Mistral, Qwen2 with q/k/v bias), with an
+/// explicit forward function per layer in the style of llm.c. The matrices stay in their stored
+/// types and every product goes through `StoredTensor.multiply` (OpenBLAS for fp32 weights, our
+/// kernels otherwise); activations, norms and the KV cache are fp32.
 ///
 /// Dimension letters: T = time (tokens of a sequence), C = channels (hidden size), NH = query
 /// heads, NKV = key/value heads, HD = head dimension, QKV = (NH + 2·NKV)·HD, FFN = intermediate
@@ -46,14 +47,11 @@ public final class LlamaModel: @unchecked Sendable {
         try self.init(configuration: c, weights: tensors.mapValues { StoredTensor($0) })
     }
 
-    /// Builds the model from Hugging Face-named fp32 tensors.
+    /// Builds the model from Hugging Face-named tensors in their stored types (converting to a
+    /// base type is the loader's job: `LoadedModel.weights(baseType:precision:)`). The projection
+    /// and embedding matrices stay in that type; norms and biases become fp32.
     /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes.
-    /// Builds the model from Hugging Face-named tensors in their stored types. The projection
-    /// and embedding matrices stay in that type (or are converted to `baseType`, row by row);
-    /// norms and biases become fp32.
-    /// - Throws: `ModelError` naming a missing, unexpected or mis-shaped tensor with both shapes,
-    ///   or a matrix that cannot be converted to `baseType`.
-    public init(configuration c: LlamaConfiguration, weights tensors: [String: StoredTensor], baseType: GGMLType? = nil,
+    public init(configuration c: LlamaConfiguration, weights tensors: [String: StoredTensor],
                 precision: ComputePrecision = .f32) throws {
         configuration = c
         self.precision = precision
@@ -75,13 +73,11 @@ public final class LlamaModel: @unchecked Sendable {
             return t
         }
         func take(_ name: String, _ shape: [Int]) throws -> [Float] { try stored(name, shape).dequantized().data }
-        /// A matrix in the base type; parts that are fused into one product share one type
-        /// (mixed types, as some GGUF mixes have, become fp32: exact, at the cost of memory).
+        /// A matrix as stored; parts that are fused into one product share one type (mixed
+        /// types, as some GGUF mixes have, become fp32: exact, at the cost of memory).
         func matrix(_ names: [String], _ shapes: [[Int]]) throws -> StoredTensor {
             var parts = try zip(names, shapes).map { try stored($0, $1) }
-            if let baseType {
-                parts = try zip(parts, names).map { try $0.converted(to: baseType, name: $1) }
-            } else if Set(parts.map(\.type)).count > 1 {
+            if Set(parts.map(\.type)).count > 1 {
                 parts = try zip(parts, names).map { try $0.converted(to: .f32, name: $1) }
             }
             return parts.count == 1 ? parts[0] : try StoredTensor.stacking(parts, names: names)
