@@ -56,8 +56,9 @@ public struct TrainingLoss: Sendable, Equatable {
 }
 
 /// A frozen Llama-family model that computes the loss of a LoRA adapter on a batch and the
-/// gradient of that loss with respect to every LoRA matrix (fp32, every product through
-/// `cblas_sgemm`). Explicit forward and backward functions per layer, no autograd; the
+/// gradient of that loss with respect to every LoRA matrix (fp32 activations and LoRA matrices;
+/// products with the frozen weights read them in their stored type, in the model's `--compute`
+/// arithmetic). Explicit forward and backward functions per layer, no autograd; the
 /// mathematics is written down in docs/TRAINING_MATH.md.
 public final class LoRATrainingModel: @unchecked Sendable {
     // @unchecked: the model is immutable after init; the cached workspaces are taken out and put
