@@ -96,6 +96,23 @@ struct LoRATrainingModeTests {
         #expect(eval.sum == plain.sum)
     }
 
+    /// The evaluation's batched loss pass: one engine call gives each sequence exactly the loss it
+    /// has alone, and the sums add up to the batch loss.
+    @Test func perSequenceLossesEqualSeparateCalls() throws {
+        let (model, adapter, batch, n) = try Self.setup(dropout: 0.3)
+        let trainer = LoRATrainingModel(model: model)
+        let each = try trainer.losses(batch: batch, adapter: adapter)
+        #expect(each.count == batch.count)
+        for (i, sequence) in batch.enumerated() {
+            let alone = try trainer.loss(batch: [sequence], adapter: adapter, normalizer: 1)
+            #expect(each[i].sum == alone.sum && each[i].tokens == alone.tokens)
+            #expect(alone.tokens > 0)
+        }
+        let whole = try trainer.loss(batch: batch, adapter: adapter, normalizer: n)
+        #expect(each.map(\.tokens).reduce(0, +) == whole.tokens)
+        #expect(abs(each.map(\.sum).reduce(0, +) - whole.sum) <= 1e-12 * abs(whole.sum))
+    }
+
     /// The masks keep about 1 − p of the elements and scale the kept ones by 1/(1 − p).
     @Test func dropoutMaskStatistics() {
         let p: Float = 0.3, count = 100_000

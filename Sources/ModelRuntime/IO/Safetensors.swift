@@ -146,8 +146,19 @@ extension LlamaConfiguration {
     /// Reads a Hugging Face `config.json`.
     /// - Throws: `ModelError` naming a missing key or an unsupported `model_type`.
     public init(configJSON path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path),
-              let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ModelError.invalidFile(path: path, detail: "not readable")
+        }
+        try self.init(configJSON: data, path: path)
+    }
+
+    /// Reads the text of a Hugging Face `config.json`; `path` names it in errors. RoPE settings
+    /// are read in both spellings: `rope_theta` and `rope_scaling` at the top level (what the
+    /// Hub's Llama and Qwen configs say), or one `rope_parameters` object holding `rope_theta`,
+    /// `rope_type` and the scaling keys (what transformers 5 writes when it saves a model).
+    /// - Throws: `ModelError` naming a missing key or an unsupported `model_type`.
+    public init(configJSON data: Data, path: String) throws {
+        guard let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ModelError.invalidFile(path: path, detail: "not a readable JSON object")
         }
         func int(_ key: String) throws -> Int {
@@ -159,7 +170,9 @@ extension LlamaConfiguration {
             throw ModelError.unsupported("\(path): model_type \(type) is not supported; supported: llama, qwen2, mistral")
         }
         var scaling: RopeScaling?
-        if let s = j["rope_scaling"] as? [String: Any], let kind = (s["rope_type"] ?? s["type"]) as? String, kind != "default" {
+        let rope = (j["rope_scaling"] as? [String: Any]) ?? (j["rope_parameters"] as? [String: Any])
+        let theta = (j["rope_theta"] as? NSNumber) ?? ((j["rope_parameters"] as? [String: Any])?["rope_theta"] as? NSNumber)
+        if let s = rope, let kind = (s["rope_type"] ?? s["type"]) as? String, kind != "default" {
             scaling = RopeScaling(ropeType: kind, factor: (s["factor"] as? NSNumber)?.floatValue ?? 1,
                                   lowFreqFactor: (s["low_freq_factor"] as? NSNumber)?.floatValue,
                                   highFreqFactor: (s["high_freq_factor"] as? NSNumber)?.floatValue,
@@ -171,7 +184,7 @@ extension LlamaConfiguration {
                   numHiddenLayers: try int("num_hidden_layers"), numAttentionHeads: heads,
                   numKeyValueHeads: j["num_key_value_heads"] as? Int ?? heads, headDim: j["head_dim"] as? Int,
                   vocabSize: try int("vocab_size"), rmsNormEps: (j["rms_norm_eps"] as? NSNumber)?.floatValue ?? 1e-6,
-                  ropeTheta: (j["rope_theta"] as? NSNumber)?.floatValue ?? 10_000, ropeScaling: scaling,
+                  ropeTheta: theta?.floatValue ?? 10_000, ropeScaling: scaling,
                   maxPositionEmbeddings: j["max_position_embeddings"] as? Int ?? 2048,
                   tieWordEmbeddings: j["tie_word_embeddings"] as? Bool ?? false,
                   attentionBias: j["attention_bias"] as? Bool ?? (type == "qwen2"),

@@ -110,17 +110,21 @@ public enum Evaluator {
     public static let lowerIsBetter: Set<String> = ["loss", "perplexity"]
 
     /// The loss of `adapter` (applied unmerged, in evaluation mode) on each item's assistant
-    /// tokens: one pass per item. An adapter of zeros (``baseAdapter(for:)``) gives the base
-    /// model's loss. `progress(done)` is called after each item; what it throws stops the work.
+    /// tokens, `batch` items per engine call (one workspace, reused). An adapter of zeros
+    /// (``baseAdapter(for:)``) gives the base model's loss. `progress(done)` is called after each
+    /// batch; what it throws stops the work.
     /// - Throws: `TrainerError` for an adapter that does not fit the model.
-    public static func losses(model: LoRATrainingModel, adapter: LoRAAdapter, items: [EvalItem],
+    public static func losses(model: LoRATrainingModel, adapter: LoRAAdapter, items: [EvalItem], batch: Int = 8,
                               progress: (Int) throws -> Void = { _ in }) throws -> [(sum: Double, tokens: Int)] {
         var out: [(sum: Double, tokens: Int)] = []
-        for (i, item) in items.enumerated() {
-            let sequence = TrainingSequence(ids: item.example.ids.map { Int32(truncatingIfNeeded: $0) }, targetMask: item.example.targetMask)
-            let loss = try model.loss(batch: [sequence], adapter: adapter, normalizer: max(item.example.targets, 1))
-            out.append((loss.sum, loss.tokens))
-            try progress(i + 1)
+        out.reserveCapacity(items.count)
+        var start = 0
+        while start < items.count {
+            let part = items[start..<min(start + max(batch, 1), items.count)]
+            let sequences = part.map { TrainingSequence(ids: $0.example.ids.map { Int32(truncatingIfNeeded: $0) }, targetMask: $0.example.targetMask) }
+            out += try model.losses(batch: sequences, adapter: adapter)
+            start += part.count
+            try progress(start)
         }
         return out
     }

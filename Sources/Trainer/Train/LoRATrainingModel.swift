@@ -73,11 +73,13 @@ public final class LoRATrainingModel: @unchecked Sendable {
     private var workspaces: [Bool: TrainingWorkspace<Float>] = [:]
 
     /// Runs the engine with a cached workspace for this mode (training or evaluation).
-    private func run(_ batch: [TrainingSequence], _ lora: LoRABuffers<Float>, normalizer: Int, dropoutSeed: UInt64?) -> (sum: Double, tokens: Int) {
+    private func run(_ batch: [TrainingSequence], _ lora: LoRABuffers<Float>, normalizer: Int, dropoutSeed: UInt64?,
+                     perSequence: ((Int, Double, Int) -> Void)? = nil) -> (sum: Double, tokens: Int) {
         lock.lock()
         var workspace = workspaces.removeValue(forKey: lora.training)
         lock.unlock()
-        let result = engine.run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace)
+        let result = engine.run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace,
+                                perSequence: perSequence)
         lock.lock()
         workspaces[lora.training] = workspace
         lock.unlock()
@@ -135,5 +137,19 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let parameters = try LoRAParameters<Float>(adapter, for: configuration)
         let (sum, tokens) = run(batch, LoRABuffers(parameters, gradients: false), normalizer: normalizer, dropoutSeed: nil)
         return TrainingLoss(sum: sum, tokens: tokens, normalizer: normalizer)
+    }
+
+    /// Each sequence's own loss (Σ cross-entropy over its targets, and their count) of `adapter`
+    /// in evaluation mode, in one engine call for the whole batch: the evaluation harness's loss
+    /// pass. Equal to calling ``loss(batch:adapter:normalizer:)`` on each sequence alone.
+    /// - Throws: `TrainerError` as `accumulateGradients` does.
+    public func losses(batch: [TrainingSequence], adapter: LoRAAdapter) throws -> [(sum: Double, tokens: Int)] {
+        try engine.validate(batch)
+        let parameters = try LoRAParameters<Float>(adapter, for: configuration)
+        var out = [(sum: Double, tokens: Int)](repeating: (0, 0), count: batch.count)
+        _ = run(batch, LoRABuffers(parameters, gradients: false), normalizer: 1, dropoutSeed: nil) { index, sum, tokens in
+            out[index] = (sum, tokens)
+        }
+        return out
     }
 }

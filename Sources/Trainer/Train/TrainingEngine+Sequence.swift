@@ -24,8 +24,9 @@ extension TrainingEngine {
         return run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace)
     }
 
+    /// `perSequence(index, sum, tokens)`, when given, receives each sequence's own loss.
     func run(batch: [TrainingSequence], lora: LoRABuffers<S>, normalizer: Int, dropoutSeed: UInt64?,
-             workspace: inout TrainingWorkspace<S>?) -> (sum: Double, tokens: Int) {
+             workspace: inout TrainingWorkspace<S>?, perSequence: ((Int, Double, Int) -> Void)? = nil) -> (sum: Double, tokens: Int) {
         let capacity = batch.map(\.ids.count).max() ?? 0
         guard capacity > 0 else { return (0, 0) }
         let key = TrainingWorkspace<S>.Key(capacity: capacity, rank: lora.rank, groupSlots: lora.groupSlots, training: lora.training,
@@ -44,7 +45,7 @@ extension TrainingEngine {
         var total = 0.0, tokens = 0
         for (index, sequence) in batch.enumerated() {
             let T = sequence.ids.count
-            guard T > 0 else { continue }
+            guard T > 0 else { perSequence?(index, 0, 0); continue }
             let dropout = dropoutSeed.map { DropoutKey(seed: $0, sequence: index) }
             for (t, id) in sequence.ids.enumerated() { weights.embedding.copyRow(Int(id), into: inputs[0].base + t * C) }
             for l in 0..<L {
@@ -54,6 +55,7 @@ extension TrainingEngine {
             let (sum, count) = head.run(inputs[L].base, sequence: sequence, normalizer: normalizer, dx: dcurrent.base)
             total += sum
             tokens += count
+            perSequence?(index, sum, count)
             guard let scratch, count > 0 else { continue }
             var dout = dcurrent, din = dnext
             for l in stride(from: L - 1, through: 0, by: -1) {

@@ -229,7 +229,7 @@ struct EvalRun: ParsableCommand {
 
         func evaluateModel(_ name: String, adapter: LoRAAdapter, generator: LlamaModel) throws -> ModelResult {
             var clock = Date()
-            let losses = try Evaluator.losses(model: trainingModel, adapter: adapter, items: items,
+            let losses = try Evaluator.losses(model: trainingModel, adapter: adapter, items: items, batch: batch,
                                               progress: Self.progress("\(name): loss", items.count, interactive: interactive))
             let lossSeconds = Date().timeIntervalSince(clock)
             clock = Date()
