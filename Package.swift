@@ -13,7 +13,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "corpus", targets: ["corpus"]),
-        .executable(name: "train-bench", targets: ["train-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -65,7 +64,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Throughput and peak memory of LoRA training steps (docs/TRAINING_MATH.md).
-        .executableTarget(name: "train-bench", dependencies: ["ModelRuntime", "Trainer"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["CorpusDB"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "CorpusSupportTests", dependencies: ["CorpusSupport", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusDBTests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),

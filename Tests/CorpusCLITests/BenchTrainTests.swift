@@ -19,6 +19,7 @@ struct BenchTrainTests {
             #expect(json["compute"] as? String == compute)
             #expect(json["base_type"] as? String == expectedType)
             #expect(json["batch"] as? Int == 2 && json["seq"] as? Int == 6 && json["steps"] as? Int == 2)
+            #expect(json["targets"] as? [String] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
             #expect((json["tokens_per_second"] as? Double ?? 0) > 0)
             #expect((json["peak_rss_bytes"] as? Int ?? 0) > 1 << 20)
             #expect((json["step_seconds"] as? [Double])?.count == 2)
@@ -29,6 +30,26 @@ struct BenchTrainTests {
         }
     }
 
+    /// A Hugging Face folder whose tokenizer.json holds fewer tokens than config.json's
+    /// vocab_size (Qwen2.5's real files: 151,665 tokens, vocab_size 151,936) is benchmarked:
+    /// the embedding's extra rows are weights like any other.
+    @Test func folderWithFewerTokensThanVocabSize() throws {
+        let dir = try TestSupport.temporaryDirectory("bench-train-folder")
+        let folder = try TinyModel.folder("model", in: dir, sharded: false)
+        let vocabulary = TinyModel.vocabulary.prefix(6).enumerated().map { "\"\($0.element)\": \($0.offset)" }.joined(separator: ", ")
+        try TestSupport.write("""
+            {"version": "1.0", "added_tokens": [], "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+             "model": {"type": "BPE", "vocab": {\(vocabulary)}, "merges": ["a b"]}}
+            """, to: "tokenizer.json", in: folder)
+        #expect(TinyModel.configJSON.contains("\"vocab_size\": 10"))
+        let result = try TestSupport.run(["bench", "train", "--model", folder.path, "--batch", "1", "--seq", "8", "--steps", "1",
+                                          "--rank", "2", "--json"], currentDirectory: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try #require(try result.json() as? [String: Any])
+        #expect(json["base_type"] as? String == "F32")
+        #expect((json["loss"] as? Double).map { $0.isFinite && $0 > 0 } == true)
+    }
+
     @Test func badValuesAreNamed() throws {
         let dir = try TestSupport.temporaryDirectory("bench-train-bad")
         let cases: [([String], String)] = [
@@ -36,6 +57,7 @@ struct BenchTrainTests {
             (["--seq", "1"], "--seq 1: a sequence needs at least 2 tokens to have a target"),
             (["--compute", "fp8"], "--compute fp8 is not one of f32, bf16"),
             (["--base-type", "q5_1"], "--base-type q5_1 is not one of f32, bf16, f16, q8_0, q4_0"),
+            (["--targets", "q,x"], "--targets q,x: x is not one of q, k, v, o, gate, up, down"),
         ]
         for (extra, message) in cases {
             let result = try TestSupport.run(["bench", "train", "--model", dir.appendingPathComponent("none.gguf").path] + extra,
@@ -48,5 +70,12 @@ struct BenchTrainTests {
         let result = try TestSupport.run(["bench", "train", "--model", model, "--base-type", "q8_0"], currentDirectory: dir)
         #expect(result.status == 3)
         #expect(result.stderr.contains("which do not fill whole Q8_0 blocks of 32; keep it in F32"), "\(result.stderr)")
+        // A tensor type the kernels do not take (Q5_K): exit 3, the tensor, its type and the supported ones named.
+        let q5 = try TestSupport.write(TinyModel.gguf(downType: 13), to: "q5k.gguf", in: dir)
+        for arguments in [["bench", "train", "--model", q5], ["generate", "--model", q5, "abc"]] {
+            let refused = try TestSupport.run(arguments, currentDirectory: dir)
+            #expect(refused.status == 3, "\(arguments)")
+            #expect(refused.stderr.contains("tensor blk.0.ffn_down.weight in \(q5) has type Q5_K; supported: F32, F16"), "\(refused.stderr)")
+        }
     }
 }

@@ -77,8 +77,10 @@ public enum TinyModel {
     public static let parameters = 680
 
     /// The tiny model as a GGUF file with a byte-level BPE tokenizer ("abc" → [5]); `seed`
-    /// changes the weights (and so the fingerprint) but nothing else.
-    public static func gguf(seed: Int = 0) -> [UInt8] {
+    /// changes the weights (and so the fingerprint) but nothing else. `downType`, when given,
+    /// relabels blk.0.ffn_down.weight with that ggml type number (its bytes unchanged): a
+    /// tensor type the runtime may not take.
+    public static func gguf(seed: Int = 0, downType: UInt32? = nil) -> [UInt8] {
         var b = GGUFBuilder()
         b.add(string: "general.architecture", "llama")
         b.add(uint32: "llama.embedding_length", 8)
@@ -104,6 +106,7 @@ public enum TinyModel {
         b.addF32("blk.0.ffn_gate.weight", [8, 16], fill: fill)
         b.addF32("blk.0.ffn_up.weight", [8, 16], fill: fill)
         b.addF32("blk.0.ffn_down.weight", [16, 8], fill: fill)
+        if let downType, let last = b.tensors.indices.last { b.tensors[last].type = downType }
         return b.bytes()
     }
 

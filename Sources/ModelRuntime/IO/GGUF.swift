@@ -209,7 +209,7 @@ public final class GGUFFile: @unchecked Sendable {
     ///   data runs past the file's end.
     private func dataRange(_ info: GGUFTensorInfo) throws -> (start: Int, byteCount: Int) {
         guard let layout = info.type.blockLayout else {
-            throw ModelError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
+            throw ModelError.unsupported("tensor \(info.name) in \(path) has type \(info.type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", ")); quantize the model to one of them (llama.cpp's llama-quantize) or load its Hugging Face folder")
         }
         let count = info.elementCount
         guard count % layout.elements == 0, info.dimensions[0] % layout.elements == 0 else {

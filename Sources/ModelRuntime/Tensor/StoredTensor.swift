@@ -46,7 +46,7 @@ public struct StoredTensor: Sendable, Equatable {
     ///   or the byte count does not match the shape.
     public init(shape: [Int], type: GGMLType, bytes: [UInt8], name: String) throws {
         guard let layout = type.blockLayout else {
-            throw ModelError.unsupported("tensor \(name) has type \(type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", "))")
+            throw ModelError.unsupported("tensor \(name) has type \(type.name); supported: \(GGMLType.supported.map(\.name).joined(separator: ", ")); quantize the model to one of them (llama.cpp's llama-quantize) or load its Hugging Face folder")
         }
         guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else {
             throw ModelError.invalidFile(path: name, detail: "shape \(shape) has no elements")

@@ -15,7 +15,8 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(name: .long, help: "Sequences per step.") var batch = 4
     @Option(name: .long, help: "Tokens per sequence.") var seq = 256
     @Option(name: .long, help: "Timed steps (one more warms up first).") var steps = 3
-    @Option(name: .long, help: "LoRA rank (alpha = 2 × rank), on all seven projections.") var rank = 16
+    @Option(name: .long, help: "LoRA rank (alpha = 2 × rank).") var rank = 16
+    @Option(name: .long, help: "Projections to adapt, comma-separated (q,k,v,o,gate,up,down).") var targets = "q,k,v,o,gate,up,down"
     @Flag(name: .long, help: "Recompute each layer's activations in the backward pass instead of keeping them (less memory).")
     var recompute = false
     @OptionGroup var output: JSONOption
@@ -29,6 +30,20 @@ struct BenchTrainCommand: ParsableCommand {
             throw ValidationError("--\(name) \(value) is out of range: give \(range.lowerBound) to \(range.upperBound)")
         }
         if seq < 2 { throw ValidationError("--seq \(seq): a sequence needs at least 2 tokens to have a target") }
+        _ = try loraTargets()
+    }
+
+    /// The `--targets` list, in the canonical order.
+    func loraTargets() throws -> [LoRATarget] {
+        var chosen = Set<LoRATarget>()
+        for name in targets.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let target = LoRATarget(name: name) else {
+                throw ValidationError("--targets \(targets): \(name) is not one of q, k, v, o, gate, up, down")
+            }
+            chosen.insert(target)
+        }
+        guard !chosen.isEmpty else { throw ValidationError("--targets is empty: name at least one of q, k, v, o, gate, up, down") }
+        return LoRATarget.allCases.filter(chosen.contains)
     }
 
     func run() throws {
@@ -48,7 +63,7 @@ struct BenchTrainCommand: ParsableCommand {
             let baseTypes = Set(model.layers.flatMap { [$0.qkv.type, $0.output.type, $0.gateUp.type, $0.down.type] }).map(\.name).sorted()
             if output.json {
                 Output.printJSON(["model": path, "compute": precision.rawValue, "base_type": baseTypes.joined(separator: ","),
-                                  "batch": batch, "seq": seq, "rank": rank, "steps": steps, "recompute": recompute,
+                                  "batch": batch, "seq": seq, "rank": rank, "targets": try loraTargets().map(\.moduleName), "steps": steps, "recompute": recompute,
                                   "tokens_per_second": figures.tokensPerSecond, "best_tokens_per_second": figures.best,
                                   "step_seconds": figures.seconds, "peak_rss_bytes": peak, "load_peak_rss_bytes": loadPeak,
                                   "load_seconds": loadSeconds, "weight_bytes": model.weightBytes, "loss": figures.loss,
@@ -64,7 +79,7 @@ struct BenchTrainCommand: ParsableCommand {
     /// Times `steps` steps after one warm-up step; progress on stderr.
     private func measure(_ model: LlamaModel) throws -> (tokensPerSecond: Double, best: Double, seconds: [Double], loss: Double) {
         let c = model.configuration
-        let lora = LoRAConfiguration(rank: rank, alpha: Float(2 * rank))
+        let lora = LoRAConfiguration(rank: rank, alpha: Float(2 * rank), targets: try loraTargets())
         var adapter = try LoRAAdapter(initializing: lora, for: c, seed: 1)
         var rng = SplitMix64(seed: 2)
         let sequences = (0..<batch).map { _ in
