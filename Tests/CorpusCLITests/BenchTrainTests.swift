@@ -50,6 +50,20 @@ struct BenchTrainTests {
         #expect((json["loss"] as? Double).map { $0.isFinite && $0 > 0 } == true)
     }
 
+    /// `--compute bf16` on a block-quantized base (the Q4_1 test model) keeps fp32 products and
+    /// says so; with `--base-type bf16` the matrices are bf16 and nothing is said.
+    @Test(.needsTestModel) func bf16OnAQuantizedBaseIsNoted() throws {
+        let model = try TestInputs.model()
+        let base = ["bench", "train", "--model", model, "--batch", "1", "--seq", "8", "--steps", "1", "--rank", "2", "--compute", "bf16", "--json"]
+        let quantized = try TestSupport.run(base)
+        #expect(quantized.status == 0, "\(quantized.stderr)")
+        #expect(quantized.stderr.contains("note: --compute bf16 changes only products with bf16 matrices; this base's matrices are Q4_1, multiplied in fp32 as stored (add --base-type bf16 for bf16 arithmetic)"), "\(quantized.stderr)")
+        let rounded = try TestSupport.run(base + ["--base-type", "bf16"])
+        #expect(rounded.status == 0, "\(rounded.stderr)")
+        #expect(!rounded.stderr.contains("note: --compute bf16"))
+        #expect((try rounded.json() as? [String: Any])?["base_type"] as? String == "BF16")
+    }
+
     @Test func badValuesAreNamed() throws {
         let dir = try TestSupport.temporaryDirectory("bench-train-bad")
         let cases: [([String], String)] = [

@@ -55,6 +55,7 @@ struct BenchTrainCommand: ParsableCommand {
             // tokens than its vocab_size, which does not matter here).
             let loaded = try ModelLoader.load(path: path, baseType: try modelOptions.baseGGMLType(), precision: precision)
             let model = try LlamaModel(configuration: loaded.configuration, weights: loaded.weights, precision: precision)
+            ModelOptions.noteWhenBF16DoesNothing(model)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let loadPeak = ProcessMemory.peak
             ProcessMemory.resetPeak()

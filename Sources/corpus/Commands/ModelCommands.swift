@@ -78,8 +78,19 @@ struct ModelOptions: ParsableArguments {
             let lora = try LoRAAdapter(readingPEFT: URL(fileURLWithPath: adapter), configuration: weights.configuration)
             tensors = try LoRAMerge.merge(lora, into: tensors, configuration: weights.configuration)
         }
-        return Loaded(files: files, model: try LlamaModel(configuration: weights.configuration, weights: tensors, precision: try precision()),
-                      tokenizer: tokenizer)
+        let model = try LlamaModel(configuration: weights.configuration, weights: tensors, precision: try precision())
+        Self.noteWhenBF16DoesNothing(model)
+        return Loaded(files: files, model: model, tokenizer: tokenizer)
+    }
+
+    /// `--compute bf16` rounds activations only in products with bf16 matrices; block-quantized
+    /// matrices (Q4_1, Q8_0, …) are multiplied in fp32 as stored. Says so when no matrix is bf16,
+    /// so that a run recorded as bf16 on a quantized base is not mistaken for bf16 arithmetic.
+    static func noteWhenBF16DoesNothing(_ model: LlamaModel) {
+        guard model.precision == .bf16 else { return }
+        let types = Set(model.layers.flatMap { [$0.qkv.type, $0.output.type, $0.gateUp.type, $0.down.type] })
+        guard !types.contains(.bf16) else { return }
+        Output.error("note: --compute bf16 changes only products with bf16 matrices; this base's matrices are \(types.map(\.name).sorted().joined(separator: ", ")), multiplied in fp32 as stored (add --base-type bf16 for bf16 arithmetic)")
     }
 }
 
