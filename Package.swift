@@ -18,6 +18,11 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Already beneath Hummingbird; named so Serve can use their types (Logger, ByteBuffer, Channel).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // ICU behind our own header: Foundation bundles its own ICU, so system ICU headers
@@ -55,10 +60,23 @@ let package = Package(
         .target(name: "ModelRuntime", dependencies: ["CBLAS", "CKernels", "CorpusSupport"], swiftSettings: swiftSettings),
         // Training (forward/backward, AdamW, the loop) and evaluation, on top of the runtime.
         .target(name: "Trainer", dependencies: ["ModelRuntime", "CorpusSupport"], swiftSettings: swiftSettings),
+        // `corpus serve`: the OpenAI-compatible HTTP server and its decoding scheduler (docs/SERVE.md).
+        // It links the runtime, not the trainer or the store.
+        .target(
+            name: "Serve",
+            dependencies: [
+                "ModelRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "corpus",
             dependencies: [
-                "CorpusDB", "CorpusSupport", "Ingest", "Quality", "ModelRuntime", "Trainer",
+                "CorpusDB", "CorpusSupport", "Ingest", "Quality", "ModelRuntime", "Trainer", "Serve",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -71,5 +89,6 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["CorpusSupport", "ModelRuntime", "Trainer", "TestSupport"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -3,7 +3,7 @@ import CorpusDB
 
 /// The `corpus` command: question-answer data in, fine-tuned adapters out, everything on record.
 @main
-struct Corpus: ParsableCommand {
+struct Corpus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "corpus",
         abstract: "Curate question-answer data into a SQLite corpus with provenance, and train on it.",
@@ -20,7 +20,7 @@ struct Corpus: ParsableCommand {
         subcommands: [
             InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
             RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, MergeCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self, EvalCommand.self, EvalsCommand.self,
-            TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self,
+            TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -56,7 +56,10 @@ public enum Generator {
         return outputs
     }
 
-    static func pick(_ logits: [Float], _ p: GenerationParameters, _ rng: inout SplitMix64) -> Int {
+    /// The next token from one row of logits: the most likely (lowest id on ties) when
+    /// `p.temperature` is 0, else a draw from `rng` after temperature, top-k and top-p. What
+    /// `generate` does at every step, for a caller that runs its own decoding loop (`corpus serve`).
+    public static func pick(_ logits: [Float], _ p: GenerationParameters, _ rng: inout SplitMix64) -> Int {
         guard p.temperature > 0 else { return logits.indices.max { logits[$0] < logits[$1] } ?? 0 }
         var order = logits.indices.sorted { logits[$0] > logits[$1] }
         if p.topK > 0 { order = Array(order.prefix(p.topK)) }

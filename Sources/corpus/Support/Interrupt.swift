@@ -12,8 +12,13 @@ enum Interrupt {
     static func install() {
         signal(SIGINT) { _ in Interrupt.flag = 1 }
         signal(SIGTERM) { _ in Interrupt.flag = 1 }
-        // A parent may have started us with these signals blocked (the mask is inherited, e.g.
-        // from a test runner or a service manager): unblock them so Ctrl-C and kill are heard.
+        unblock()
+    }
+
+    /// A parent may have started us with SIGINT and SIGTERM blocked (the mask is inherited, e.g.
+    /// from a test runner or a service manager): unblock them so Ctrl-C and kill are heard.
+    /// `corpus serve` calls this alone (its server handles the signals itself).
+    static func unblock() {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)

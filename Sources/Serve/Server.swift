@@ -1,0 +1,263 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import ModelRuntime
+import NIOCore
+
+/// `corpus serve`: OpenAI's HTTP API over the models of a `ModelHost`, on Hummingbird. The
+/// handlers parse and check requests and shape responses; the `Scheduler` decodes.
+public struct Server: Sendable {
+    public let host: ModelHost
+    public let settings: ServeSettings
+    let scheduler: Scheduler
+    let created: Int
+
+    public init(host: ModelHost, settings: ServeSettings) {
+        self.host = host
+        self.settings = settings
+        self.scheduler = Scheduler(models: host.models.map(\.model), stopTokens: host.stopTokenIDs,
+                                   maxBatch: settings.maxBatch, maxQueue: settings.maxQueue)
+        self.created = Int(Date().timeIntervalSince1970)
+    }
+
+    /// Serves until SIGINT or SIGTERM; then stops accepting connections, lets the requests in
+    /// flight finish, stops the decoding thread and returns.
+    /// - Parameter onListening: called once with the bound address and port (the port chosen
+    ///   when `settings.port` is 0).
+    /// - Throws: when the address cannot be bound.
+    public func run(onListening: @escaping @Sendable (String, Int) -> Void) async throws {
+        var logger = Logger(label: "corpus-serve")
+        logger.logLevel = .warning
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: OpenAIErrorMiddleware())
+        router.add(middleware: BearerAuthMiddleware(key: settings.apiKey))
+        router.get("/health") { _, _ in
+            Self.json(["status": "ok", "models": host.models.map(\.name), "queue_depth": scheduler.queueDepth] as [String: Any])
+        }
+        router.get("/v1/models") { _, _ in self.modelList() }
+        router.post("/v1/chat/completions") { request, _ in try await self.complete(request, kind: .chat) }
+        router.post("/v1/completions") { request, _ in try await self.complete(request, kind: .text) }
+        let bindHost = settings.host
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(bindHost, port: settings.port), serverName: "corpus"),
+            onServerRunning: { channel in onListening(bindHost, channel.localAddress?.port ?? 0) },
+            logger: logger)
+        scheduler.start()
+        defer { scheduler.shutdown() }
+        try await app.runService()
+    }
+
+    /// GET /v1/models: the base model, then every adapter, each by its name.
+    func modelList() -> Response {
+        let base = host.models[0].name
+        let data = host.models.map { m -> [String: Any] in
+            var entry: [String: Any] = ["id": m.name, "object": "model", "created": created, "owned_by": "corpus",
+                                        "root": m.name, "parent": m.adapter == nil ? NSNull() as Any : base as Any]
+            entry["sha256"] = m.adapter?.sha256 ?? host.baseSHA256
+            if let run = m.adapter?.runID { entry["run_id"] = run }
+            return entry
+        }
+        return Self.json(["object": "list", "data": data] as [String: Any])
+    }
+
+    /// POST /v1/chat/completions and /v1/completions.
+    func complete(_ request: Request, kind: CompletionRequest.Kind) async throws -> Response {
+        // A declared length over the limit is refused before reading anything.
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > settings.maxBodyBytes {
+            throw ServeError.tooLarge(limit: settings.maxBodyBytes)
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: settings.maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw ServeError.tooLarge(limit: settings.maxBodyBytes)
+        }
+        let parsed = try CompletionRequest.parse(Data(buffer.readableBytesView), kind: kind, host: host, maxTokensLimit: settings.maxTokensLimit)
+        let (job, events) = DecodeJob.make(modelIndex: parsed.modelIndex, prompt: parsed.prompt, parameters: parsed.parameters)
+        try scheduler.submit(job)
+        let shape = ResponseShape(kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
+                                  created: Int(Date().timeIntervalSince1970), model: host.models[parsed.modelIndex].name,
+                                  fingerprint: host.systemFingerprint(parsed.modelIndex))
+        var headers = HTTPFields()
+        for (name, value) in host.identityHeaders(parsed.modelIndex) {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        if parsed.stream {
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            let tokenizer = host.tokenizer
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                do {
+                    try await Self.stream(events, job: job, parsed: parsed, shape: shape, tokenizer: tokenizer, writer: &writer)
+                } catch {
+                    job.cancel()   // the client went away: free the row at the next step
+                    throw error
+                }
+            })
+        }
+        var text = AnswerText(stops: parsed.stops)
+        var finish = FinishReason.length
+        for await event in events {
+            switch event {
+            case let .token(token):
+                _ = text.append(token, tokenizer: host.tokenizer)
+                if text.stoppedByString { job.cancel(); finish = .stop }
+            case let .finished(reason):
+                finish = reason
+            case let .failed(message):
+                throw ServeError.internalError(message)
+            }
+            if text.stoppedByString { break }
+        }
+        _ = text.finish(cutByLength: finish == .length)
+        let usage = Self.usage(prompt: parsed.prompt.count, completion: text.ids.count)
+        var object = shape.header(object: kind == .chat ? "chat.completion" : "text_completion")
+        object["choices"] = [shape.choice(text: text.text, finish: finish, chunk: false)]
+        object["usage"] = usage
+        var response = Self.json(object)
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+
+    /// Writes the Server-Sent Events of a streamed answer: `data: {chunk}\n\n` per piece of text,
+    /// a last chunk with `finish_reason`, the usage chunk when asked for, then `data: [DONE]`.
+    static func stream(_ events: AsyncStream<DecodeEvent>, job: DecodeJob, parsed: CompletionRequest, shape: ResponseShape,
+                       tokenizer: BPETokenizer, writer: inout any ResponseBodyWriter) async throws {
+        let object = shape.kind == .chat ? "chat.completion.chunk" : "text_completion"
+        func send(_ chunk: [String: Any]) async throws {
+            var chunk = chunk
+            if parsed.includeUsage && chunk["usage"] == nil { chunk["usage"] = NSNull() }
+            try await writer.write(ByteBuffer(bytes: Array("data: ".utf8) + Self.encode(chunk) + Array("\n\n".utf8)))
+        }
+        func piece(_ text: String, finish: FinishReason?, first: Bool = false) -> [String: Any] {
+            var chunk = shape.header(object: object)
+            if shape.kind == .chat {
+                var delta: [String: Any] = [:]
+                if first { delta["role"] = "assistant" }
+                if !text.isEmpty || first { delta["content"] = text }
+                chunk["choices"] = [["index": 0, "delta": delta, "logprobs": NSNull(), "finish_reason": finish.map { $0.rawValue as Any } ?? NSNull()] as [String: Any]]
+            } else {
+                chunk["choices"] = [shape.choice(text: text, finish: finish, chunk: true)]
+            }
+            return chunk
+        }
+        if shape.kind == .chat { try await send(piece("", finish: nil, first: true)) }
+        var text = AnswerText(stops: parsed.stops)
+        var finish = FinishReason.length
+        loop: for await event in events {
+            switch event {
+            case let .token(token):
+                let delta = text.append(token, tokenizer: tokenizer)
+                if !delta.isEmpty { try await send(piece(delta, finish: nil)) }
+                if text.stoppedByString {
+                    job.cancel()
+                    finish = .stop
+                    break loop
+                }
+            case let .finished(reason):
+                finish = reason
+            case let .failed(message):
+                let error = ServeError.internalError(message)
+                try await writer.write(ByteBuffer(bytes: Array("data: ".utf8) + Self.encode(error.body) + Array("\n\n".utf8)))
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+                return
+            }
+        }
+        let rest = text.finish(cutByLength: finish == .length)
+        try await send(piece(rest, finish: finish))
+        if parsed.includeUsage {
+            var chunk = shape.header(object: object)
+            chunk["choices"] = [] as [Any]
+            chunk["usage"] = usage(prompt: parsed.prompt.count, completion: text.ids.count)
+            try await send(chunk)
+        }
+        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+        try await writer.finish(nil)
+    }
+
+    static func usage(prompt: Int, completion: Int) -> [String: Any] {
+        ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
+    }
+
+    /// JSON bytes with sorted keys (stable output for tests and diffs).
+    static func encode(_ object: Any) -> [UInt8] {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Array(data)
+    }
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: encode(object))))
+    }
+}
+
+/// The fields every response and chunk of one request share.
+struct ResponseShape: Sendable {
+    var kind: CompletionRequest.Kind
+    var id: String
+    var created: Int
+    var model: String
+    var fingerprint: String
+
+    func header(object: String) -> [String: Any] {
+        ["id": id, "object": object, "created": created, "model": model, "system_fingerprint": fingerprint]
+    }
+
+    /// One entry of `choices` of a whole answer (chat: `message`; text: `text`).
+    func choice(text: String, finish: FinishReason?, chunk: Bool) -> [String: Any] {
+        var choice: [String: Any] = ["index": 0, "logprobs": NSNull(), "finish_reason": finish.map { $0.rawValue as Any } ?? NSNull()]
+        if kind == .chat { choice["message"] = ["role": "assistant", "content": text, "refusal": NSNull()] as [String: Any] } else { choice["text"] = text }
+        return choice
+    }
+}
+
+/// Turns every error into OpenAI's error body: `ServeError` as it is, Hummingbird's (an unknown
+/// route, a wrong method) with their status, anything else as a 500 naming it.
+struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as ServeError {
+            return Self.response(error)
+        } catch let error as any HTTPResponseError {
+            let status = Int(error.status.code)
+            if status == 404 { return Self.response(ServeError.noRoute(request.method.rawValue, request.uri.path)) }
+            if status == 413 {
+                return Self.response(ServeError(status: 413, message: "The request body is larger than this server accepts (--max-body-bytes).", type: "invalid_request_error", code: "request_too_large"))
+            }
+            return Self.response(ServeError(status: status, message: "\(request.method.rawValue) \(request.uri.path): \(error.status.reasonPhrase)",
+                                            type: status < 500 ? "invalid_request_error" : "server_error"))
+        } catch {
+            return Self.response(ServeError.internalError("\(error)"))
+        }
+    }
+
+    static func response(_ error: ServeError) -> Response {
+        var response = Server.json(error.body, status: HTTPResponse.Status(code: error.status))
+        if let retry = error.retryAfter { response.headers[.retryAfter] = String(retry) }
+        return response
+    }
+}
+
+/// `Authorization: Bearer KEY` on every endpoint but /health when a key is set, compared in
+/// constant time.
+struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let key: [UInt8]?
+
+    init(key: String?) { self.key = key.map { Array($0.utf8) } }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let key, request.uri.path != "/health" else { return try await next(request, context) }
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix), ConstantTime.equal(Array(header.utf8.dropFirst(prefix.utf8.count)), key) else {
+            throw ServeError.unauthorized
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `corpus serve` on the tiny GGUF model (and a tiny adapter for it), driven over real HTTP on
+/// loopback: the OpenAI endpoints, their errors, and greedy answers equal to `corpus generate`'s.
+@Suite("corpus serve over HTTP", .serialized)
+struct ServerTests {
+    /// The tiny model, a LoRA adapter for it (q_proj and v_proj, rank 2), and a running server
+    /// serving both (`tiny` and `tuned`), chatml template.
+    struct Fixture {
+        var dir: URL
+        var model: String
+        var adapter: String
+        var server: ServerProcess
+    }
+
+    static func fixture(extra: [String] = [], environment: [String: String] = [:]) throws -> Fixture {
+        let dir = try TestSupport.temporaryDirectory("serve")
+        let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
+        let adapter = dir.appendingPathComponent("adapter")
+        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none"}"#,
+                              to: "adapter_config.json", in: adapter)
+        let prefix = "base_model.model.model.layers.0.self_attn."
+        try TestSupport.write(TinyModel.safetensors([
+            (prefix + "q_proj.lora_A.weight", [2, 8]), (prefix + "q_proj.lora_B.weight", [8, 2]),
+            (prefix + "v_proj.lora_A.weight", [2, 8]), (prefix + "v_proj.lora_B.weight", [4, 2]),
+            ("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight", [2, 16]),
+            ("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight", [8, 2]),
+        ]), to: "adapter_model.safetensors", in: adapter)
+        let server = try ServerProcess(["--model", model, "--template", "chatml", "--adapter", "tuned=\(adapter.path)"] + extra, environment: environment)
+        return Fixture(dir: dir, model: model, adapter: adapter.path, server: server)
+    }
+
+    /// `corpus generate --json` for one prompt with the chatml template.
+    static func generate(_ f: Fixture, _ prompt: String, maxTokens: Int, adapter: Bool = false) throws -> [String: Any] {
+        let result = try TestSupport.run(["generate", "--model", f.model, "--template", "chatml", "--max-tokens", String(maxTokens), "--json"]
+                                         + (adapter ? ["--adapter", f.adapter] : []) + [prompt])
+        #expect(result.status == 0, "\(result.stderr)")
+        return try #require(try result.json() as? [String: Any])
+    }
+
+    static func chat(_ model: String, _ content: String, maxTokens: Int, stream: Bool = false) -> [String: Any] {
+        ["model": model, "messages": [["role": "user", "content": content]], "temperature": 0, "max_tokens": maxTokens, "stream": stream]
+    }
+
+    @Test func modelsListsTheBaseAndTheAdapterByName() async throws {
+        let f = try Self.fixture()
+        let reply = try await f.server.send("GET", "/v1/models")
+        #expect(reply.status == 200)
+        let json = try reply.json()
+        #expect(json["object"] as? String == "list")
+        let data = try #require(json["data"] as? [[String: Any]])
+        #expect(data.map { $0["id"] as? String } == ["tiny", "tuned"])
+        #expect(data.map { $0["object"] as? String } == ["model", "model"])
+        #expect(data[1]["parent"] as? String == "tiny")
+        let baseSHA = try TestSupport.shell("sha256sum '\(f.model)' | cut -d' ' -f1")
+        let adapterSHA = try TestSupport.shell("sha256sum '\(f.adapter)/adapter_model.safetensors' | cut -d' ' -f1")
+        #expect(data[0]["sha256"] as? String == baseSHA)
+        #expect(data[1]["sha256"] as? String == adapterSHA)
+        #expect(try await f.server.send("GET", "/health").status == 200)
+        #expect(f.server.stop() == 0)
+    }
+
+    /// A greedy chat answer is `corpus generate`'s, token for token, for the base and for the
+    /// adapter; the response names the model, its hashes and the finish reason.
+    @Test func greedyChatEqualsGenerate() async throws {
+        let f = try Self.fixture()
+        let baseSHA = try TestSupport.shell("sha256sum '\(f.model)' | cut -d' ' -f1")
+        let adapterSHA = try TestSupport.shell("sha256sum '\(f.adapter)/adapter_model.safetensors' | cut -d' ' -f1")
+        for (name, adapter) in [("tiny", false), ("tuned", true)] {
+            let expected = try Self.generate(f, "abc", maxTokens: 6, adapter: adapter)
+            let reply = try await f.server.send("POST", "/v1/chat/completions", json: Self.chat(name, "abc", maxTokens: 6))
+            #expect(reply.status == 200, "\(reply.text)")
+            let json = try reply.json()
+            #expect(json["object"] as? String == "chat.completion")
+            #expect(json["model"] as? String == name)
+            let choice = try #require((json["choices"] as? [[String: Any]])?.first)
+            let message = try #require(choice["message"] as? [String: Any])
+            #expect(message["role"] as? String == "assistant")
+            #expect(message["content"] as? String == expected["text"] as? String)
+            #expect(choice["finish_reason"] as? String == "length")
+            let usage = try #require(json["usage"] as? [String: Any])
+            #expect(usage["prompt_tokens"] as? Int == (expected["prompt_ids"] as? [Int])?.count)
+            #expect(usage["completion_tokens"] as? Int == 6)
+            #expect(usage["total_tokens"] as? Int == (usage["prompt_tokens"] as? Int ?? 0) + 6)
+            #expect(reply.header("x-corpus-base-sha256") == baseSHA)
+            #expect(reply.header("x-corpus-adapter-sha256") == (adapter ? adapterSHA : nil))
+            let fingerprint = "corpus-" + String(baseSHA.prefix(16)) + (adapter ? "-" + String(adapterSHA.prefix(16)) : "")
+            #expect(json["system_fingerprint"] as? String == fingerprint)
+        }
+        // The adapter changes the answer (so the test above really tells them apart).
+        #expect(try Self.generate(f, "abc", maxTokens: 6)["ids"] as? [Int] != Self.generate(f, "abc", maxTokens: 6, adapter: true)["ids"] as? [Int])
+        #expect(f.server.stop() == 0)
+    }
+
+    /// Streaming: Server-Sent Events, a first chunk with the role, text chunks that add up to the
+    /// non-streamed answer, a last chunk with the finish reason, the usage chunk, `data: [DONE]`.
+    @Test func streamingChatSendsChunksEndingInDone() async throws {
+        let f = try Self.fixture()
+        let expected = try Self.generate(f, "abc", maxTokens: 6)
+        var body = Self.chat("tiny", "abc", maxTokens: 6, stream: true)
+        body["stream_options"] = ["include_usage": true]
+        let reply = try await f.server.send("POST", "/v1/chat/completions", json: body)
+        #expect(reply.status == 200)
+        #expect(reply.header("content-type") == "text/event-stream")
+        let events = reply.events
+        #expect(events.last == "[DONE]")
+        let chunks = try events.dropLast().map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], "\($0)") }
+        #expect(chunks.allSatisfy { $0["object"] as? String == "chat.completion.chunk" })
+        #expect(Set(chunks.compactMap { $0["id"] as? String }).count == 1)
+        let choices = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first }
+        #expect((choices.first?["delta"] as? [String: Any])?["role"] as? String == "assistant")
+        let content = choices.compactMap { ($0["delta"] as? [String: Any])?["content"] as? String }.joined()
+        #expect(content == expected["text"] as? String)
+        #expect(choices.last?["finish_reason"] as? String == "length")
+        #expect(choices.dropLast().allSatisfy { $0["finish_reason"] is NSNull })
+        let usage = try #require(chunks.last?["usage"] as? [String: Any])
+        #expect((chunks.last?["choices"] as? [Any])?.isEmpty == true)
+        #expect(usage["completion_tokens"] as? Int == 6)
+        #expect(f.server.stop() == 0)
+    }
+
+    /// /v1/completions: the prompt as it is (no template), as `corpus generate --raw`.
+    @Test func completionsAnswerTheRawPrompt() async throws {
+        let f = try Self.fixture()
+        let result = try TestSupport.run(["generate", "--model", f.model, "--raw", "--max-tokens", "5", "--json", "ab c"])
+        let expected = try #require(try result.json() as? [String: Any])
+        let reply = try await f.server.send("POST", "/v1/completions", json: ["model": "tiny", "prompt": "ab c", "max_tokens": 5, "temperature": 0])
+        #expect(reply.status == 200, "\(reply.text)")
+        let json = try reply.json()
+        #expect(json["object"] as? String == "text_completion")
+        let choice = try #require((json["choices"] as? [[String: Any]])?.first)
+        #expect(choice["text"] as? String == expected["text"] as? String)
+        #expect(choice["finish_reason"] as? String == "length")
+        #expect((json["usage"] as? [String: Any])?["prompt_tokens"] as? Int == (expected["prompt_ids"] as? [Int])?.count)
+        // Streamed, the text pieces add up to the same.
+        let streamed = try await f.server.send("POST", "/v1/completions", json: ["model": "tiny", "prompt": "ab c", "max_tokens": 5, "temperature": 0, "stream": true])
+        #expect(streamed.events.last == "[DONE]")
+        let text = streamed.events.dropLast().compactMap { event -> String? in
+            let chunk = try? JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any]
+            return ((chunk?["choices"] as? [[String: Any]])?.first)?["text"] as? String
+        }.joined()
+        #expect(text == expected["text"] as? String)
+        #expect(f.server.stop() == 0)
+    }
+
+    /// Every error in OpenAI's shape with its status: unknown model 404, malformed JSON 400, a
+    /// wrong field 400 naming it, a context overflow 400 with the counts, an oversized body 413,
+    /// an unknown path 404.
+    @Test func errorsAreOpenAIShaped() async throws {
+        let f = try Self.fixture(extra: ["--max-body-bytes", "2048"])
+        func error(_ reply: ServerProcess.Reply) throws -> [String: Any] {
+            try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+        }
+        let unknown = try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("nope", "abc", maxTokens: 2))
+        #expect(unknown.status == 404)
+        #expect(try error(unknown)["code"] as? String == "model_not_found")
+        #expect(try error(unknown)["param"] as? String == "model")
+        #expect(try error(unknown)["type"] as? String == "invalid_request_error")
+
+        let malformed = try await f.server.send("POST", "/v1/chat/completions", body: Data("{\"model\": \"tiny\", ".utf8))
+        #expect(malformed.status == 400)
+        #expect(try error(malformed)["code"] as? String == "invalid_json")
+        #expect(try error(malformed)["param"] is NSNull)
+
+        let missing = try await f.server.send("POST", "/v1/chat/completions", json: ["model": "tiny"])
+        #expect(missing.status == 400)
+        #expect(try error(missing)["param"] as? String == "messages")
+
+        var hot = Self.chat("tiny", "abc", maxTokens: 2)
+        hot["temperature"] = 3
+        let badTemperature = try await f.server.send("POST", "/v1/chat/completions", json: hot)
+        #expect(badTemperature.status == 400)
+        #expect(try error(badTemperature)["param"] as? String == "temperature")
+
+        var two = Self.chat("tiny", "abc", maxTokens: 2)
+        two["n"] = 2
+        #expect(try error(try await f.server.send("POST", "/v1/chat/completions", json: two))["param"] as? String == "n")
+
+        let overflow = try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("tiny", "abc", maxTokens: 60))
+        #expect(overflow.status == 400)
+        let prompt = try #require((try Self.generate(f, "abc", maxTokens: 1)["prompt_ids"] as? [Int])?.count)
+        #expect(try error(overflow)["code"] as? String == "context_length_exceeded")
+        #expect(try error(overflow)["message"] as? String == "This model's maximum context length is 64 tokens. However, you requested \(prompt + 60) tokens (\(prompt) in the messages, 60 in the completion). Please reduce the length of the messages or completion.")
+
+        let big = try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("tiny", String(repeating: "a", count: 4000), maxTokens: 2))
+        #expect(big.status == 413)
+        #expect(try error(big)["code"] as? String == "request_too_large")
+
+        let nowhere = try await f.server.send("GET", "/v2/nothing")
+        #expect(nowhere.status == 404)
+        #expect(try error(nowhere)["code"] as? String == "unknown_url")
+        #expect(f.server.stop() == 0)
+    }
+
+    /// With a key, every endpoint but /health needs `Authorization: Bearer KEY` (401 otherwise).
+    @Test func anAPIKeyIsRequiredWhenSet() async throws {
+        let f = try Self.fixture(environment: ["CORPUS_API_KEY": "s3cret"])
+        let none = try await f.server.send("GET", "/v1/models")
+        #expect(none.status == 401)
+        #expect((try none.json()["error"] as? [String: Any])?["code"] as? String == "invalid_api_key")
+        #expect(try await f.server.send("GET", "/v1/models", headers: ["Authorization": "Bearer s3creT"]).status == 401)
+        #expect(try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("tiny", "abc", maxTokens: 2)).status == 401)
+        #expect(try await f.server.send("GET", "/v1/models", headers: ["Authorization": "Bearer s3cret"]).status == 200)
+        #expect(try await f.server.send("GET", "/health").status == 200)
+        #expect(f.server.stop() == 0)
+    }
+
+    /// Another host than loopback needs --api-key or --no-auth: refused with exit 64 before
+    /// anything is loaded.
+    @Test func aPublicHostNeedsAKeyOrNoAuth() throws {
+        let dir = try TestSupport.temporaryDirectory("serve")
+        let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
+        let result = try TestSupport.run(["serve", "--model", model, "--host", "0.0.0.0"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--host 0.0.0.0 is reachable from other machines: give --api-key KEY"))
+        let both = try TestSupport.run(["serve", "--model", model, "--api-key", "k", "--no-auth"])
+        #expect(both.status == 64)
+    }
+
+    /// Requests sent together are decoded together and each gets its answer alone.
+    @Test func concurrentRequestsGetTheirOwnAnswers() async throws {
+        let f = try Self.fixture()
+        let prompts = ["abc", "ab", "c", "x"]
+        var expected: [String: String] = [:]
+        for p in prompts { expected[p] = try Self.generate(f, p, maxTokens: 6)["text"] as? String }
+        let server = f.server
+        let answers = try await withThrowingTaskGroup(of: (String, String?).self) { group in
+            for p in prompts {
+                group.addTask {
+                    let reply = try await server.send("POST", "/v1/chat/completions", json: Self.chat("tiny", p, maxTokens: 6))
+                    let choice = (try reply.json()["choices"] as? [[String: Any]])?.first
+                    return (p, (choice?["message"] as? [String: Any])?["content"] as? String)
+                }
+            }
+            var all: [String: String?] = [:]
+            for try await (p, text) in group { all[p] = text }
+            return all
+        }
+        for p in prompts { #expect(answers[p] == expected[p], "\(p)") }
+        #expect(f.server.stop() == 0)
+    }
+}
