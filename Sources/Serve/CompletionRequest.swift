@@ -47,7 +47,7 @@ public struct CompletionRequest: Sendable {
             prompt = host.tokenizer.encode(host.template.render(chat, generationPrompt: true))
         case .text:
             guard let given = decoded.prompt else { throw ServeError.invalid("Missing required parameter: 'prompt'.", param: "prompt", code: "missing_required_parameter") }
-            prompt = try given.ids(tokenizer: host.tokenizer, vocabulary: host.models[modelIndex].model.configuration.vocabSize)
+            prompt = try given.ids(tokenizer: host.tokenizer, vocabulary: host.base.configuration.vocabSize)
         }
         guard !prompt.isEmpty else { throw ServeError.invalid("The prompt is empty (no token); give some text.", param: kind == .chat ? "messages" : "prompt") }
 

@@ -19,25 +19,34 @@ public struct AdapterIdentity: Sendable, Equatable {
 }
 
 /// One name a client can put in a request's `model`: the base model, or the base model with one
-/// adapter merged into its weights.
+/// LoRA adapter (run unmerged beside the shared base weights).
 public struct ServedModel: Sendable {
     /// The name clients use (`model` in requests, `id` in GET /v1/models).
     public var name: String
-    /// The weights that answer for this name (an adapter's are a merged copy).
-    public var model: LlamaModel
-    /// nil for the base model.
+    /// The adapter's matrices; nil for the base model.
+    public var lora: LoRAInference?
+    /// Where the adapter came from; nil for the base model.
     public var adapter: AdapterIdentity?
 
-    public init(name: String, model: LlamaModel, adapter: AdapterIdentity?) {
+    /// The base model, served as `name`.
+    public init(name: String) {
         self.name = name
-        self.model = model
+    }
+
+    /// An adapter served as `name`.
+    public init(name: String, lora: LoRAInference, adapter: AdapterIdentity) {
+        self.name = name
+        self.lora = lora
         self.adapter = adapter
     }
 }
 
-/// Everything the server answers with: the served models (the base first), and what they share:
-/// the tokenizer, the chat template, the stop tokens and the base model's SHA-256.
+/// Everything the server answers with: the base model's weights, the served models (the base
+/// first, then the adapters), and what they share: the tokenizer, the chat template, the stop
+/// tokens and the base model's SHA-256.
 public struct ModelHost: Sendable {
+    /// The weights every served model shares.
+    public let base: LlamaModel
     /// The base model first, then each adapter in the order given.
     public let models: [ServedModel]
     /// The fingerprint of the base model's weight files (for one file, its SHA-256), as
@@ -50,12 +59,13 @@ public struct ModelHost: Sendable {
     public var stopTokenIDs: Set<Int>
 
     /// - Throws: `ServeError` when two served models share a name or there is no model.
-    public init(models: [ServedModel], baseSHA256: String, tokenizer: BPETokenizer, template: ChatTemplate, stopTokenIDs: Set<Int>) throws {
+    public init(base: LlamaModel, models: [ServedModel], baseSHA256: String, tokenizer: BPETokenizer, template: ChatTemplate, stopTokenIDs: Set<Int>) throws {
         guard !models.isEmpty else { throw ServeError.internalError("no model to serve") }
         var seen: Set<String> = []
         for m in models where !seen.insert(m.name).inserted {
             throw ServeError.invalid("two served models are named \(m.name); give each adapter its own name (--adapter NAME=PATH)")
         }
+        self.base = base
         self.models = models
         self.baseSHA256 = baseSHA256
         self.tokenizer = tokenizer
@@ -64,7 +74,7 @@ public struct ModelHost: Sendable {
     }
 
     /// The base model's context window in tokens (prompt plus answer).
-    public var contextWindow: Int { models[0].model.configuration.maxPositionEmbeddings }
+    public var contextWindow: Int { base.configuration.maxPositionEmbeddings }
 
     /// The index of the served model named `name`.
     /// - Throws: `ServeError.unknownModel` (404) listing the names served.

@@ -85,6 +85,11 @@ public struct ServeError: Error, Sendable, Equatable, CustomStringConvertible {
     public static let shuttingDown = ServeError(
         status: 503, message: "The server is shutting down and takes no new requests.", type: "server_error", code: "shutting_down", retryAfter: 5)
 
+    /// 503 for a request the server ended because its shutdown grace period ran out.
+    public static let abortedByShutdown = ServeError(
+        status: 503, message: "The server shut down before the answer was complete (its --shutdown-grace ran out); send the request again once it is back.",
+        type: "server_error", code: "shutting_down", retryAfter: 5)
+
     /// 500 for a failure inside the server (a bug: the message says what failed).
     public static func internalError(_ detail: String) -> ServeError {
         ServeError(status: 500, message: "The server failed while answering: \(detail)", type: "server_error", code: "internal_error")

@@ -6,8 +6,12 @@ public struct ServeSettings: Sendable {
     public var port = 8000
     /// The bearer token every endpoint but /health requires; nil with `--no-auth` or on loopback.
     public var apiKey: String?
-    /// Rows of one forward pass at most, per served model.
+    /// Rows of one forward pass at most (requests for all served models together).
     public var maxBatch = 16
+    /// Prompt tokens one forward pass takes at most; longer prompts are prefilled in chunks.
+    public var prefillChunk = 512
+    /// Seconds SIGTERM/SIGINT lets running requests finish before they are ended.
+    public var shutdownGrace: Double = 30
     /// Requests waiting to join the batch at most; more get 429 with Retry-After.
     public var maxQueue = 64
     /// The largest `max_tokens` a request may ask for.

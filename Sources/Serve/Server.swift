@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ModelRuntime
 import NIOCore
+import ServiceLifecycle
 
 /// `corpus serve`: OpenAI's HTTP API over the models of a `ModelHost`, on Hummingbird. The
 /// handlers parse and check requests and shape responses; the `Scheduler` decodes.
@@ -11,18 +12,25 @@ public struct Server: Sendable {
     public let host: ModelHost
     public let settings: ServeSettings
     let scheduler: Scheduler
+    let metrics = Metrics()
     let created: Int
+    /// Called once per completion request that reached the decoder, when it ends
+    /// (`--log-requests`); nil: nothing is kept.
+    let requestLog: (@Sendable (AnsweredRequest) -> Void)?
 
-    public init(host: ModelHost, settings: ServeSettings) {
+    public init(host: ModelHost, settings: ServeSettings, requestLog: (@Sendable (AnsweredRequest) -> Void)? = nil) {
         self.host = host
         self.settings = settings
-        self.scheduler = Scheduler(models: host.models.map(\.model), stopTokens: host.stopTokenIDs,
-                                   maxBatch: settings.maxBatch, maxQueue: settings.maxQueue)
+        self.requestLog = requestLog
+        self.scheduler = Scheduler(model: host.base, adapters: host.models.map(\.lora), stopTokens: host.stopTokenIDs,
+                                   maxBatch: settings.maxBatch, maxQueue: settings.maxQueue, prefillChunk: settings.prefillChunk)
         self.created = Int(Date().timeIntervalSince1970)
     }
 
-    /// Serves until SIGINT or SIGTERM; then stops accepting connections, lets the requests in
-    /// flight finish, stops the decoding thread and returns.
+    /// Serves until SIGINT or SIGTERM; then answers new requests with 503, lets the running ones
+    /// finish for up to `settings.shutdownGrace` seconds (then ends them: a stream gets an error
+    /// event, a waiting client 503), stops accepting connections, stops the decoding thread and
+    /// returns.
     /// - Parameter onListening: called once with the bound address and port (the port chosen
     ///   when `settings.port` is 0).
     /// - Throws: when the address cannot be bound.
@@ -30,12 +38,20 @@ public struct Server: Sendable {
         var logger = Logger(label: "corpus-serve")
         logger.logLevel = .warning
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: OpenAIErrorMiddleware())
         router.add(middleware: BearerAuthMiddleware(key: settings.apiKey))
         router.get("/health") { _, _ in
             Self.json(["status": "ok", "models": host.models.map(\.name), "queue_depth": scheduler.queueDepth] as [String: Any])
         }
         router.get("/v1/models") { _, _ in self.modelList() }
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            let text = metrics.render(models: host.models.map(\.name), queueDepth: scheduler.queueDepth, running: scheduler.running,
+                                      steps: scheduler.stepCount)
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
         router.post("/v1/chat/completions") { request, _ in try await self.complete(request, kind: .chat) }
         router.post("/v1/completions") { request, _ in try await self.complete(request, kind: .text) }
         let bindHost = settings.host
@@ -46,7 +62,13 @@ public struct Server: Sendable {
             logger: logger)
         scheduler.start()
         defer { scheduler.shutdown() }
-        try await app.runService()
+        // The grace service comes last so that it hears of the shutdown first (a ServiceGroup
+        // shuts its services down in reverse order): the server keeps its connections while the
+        // running requests finish, and new requests get 503 meanwhile.
+        let group = ServiceGroup(configuration: .init(
+            services: [app, ShutdownGrace(scheduler: scheduler, seconds: settings.shutdownGrace)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     /// GET /v1/models: the base model, then every adapter, each by its name.
@@ -64,6 +86,7 @@ public struct Server: Sendable {
 
     /// POST /v1/chat/completions and /v1/completions.
     func complete(_ request: Request, kind: CompletionRequest.Kind) async throws -> Response {
+        let arrived = ContinuousClock.now
         // A declared length over the limit is refused before reading anything.
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > settings.maxBodyBytes {
             throw ServeError.tooLarge(limit: settings.maxBodyBytes)
@@ -77,6 +100,7 @@ public struct Server: Sendable {
         }
         let parsed = try CompletionRequest.parse(Data(buffer.readableBytesView), kind: kind, host: host, maxTokensLimit: settings.maxTokensLimit)
         let (job, events) = DecodeJob.make(modelIndex: parsed.modelIndex, prompt: parsed.prompt, parameters: parsed.parameters)
+        let progress = Progress(started: arrived, metrics: metrics, host: host, parsed: parsed, log: requestLog)
         try scheduler.submit(job)
         let shape = ResponseShape(kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
                                   created: Int(Date().timeIntervalSince1970), model: host.models[parsed.modelIndex].name,
@@ -91,28 +115,41 @@ public struct Server: Sendable {
             let tokenizer = host.tokenizer
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 do {
-                    try await Self.stream(events, job: job, parsed: parsed, shape: shape, tokenizer: tokenizer, writer: &writer)
+                    try await Self.stream(events, job: job, parsed: parsed, shape: shape, tokenizer: tokenizer, progress: progress, writer: &writer)
                 } catch {
                     job.cancel()   // the client went away: free the row at the next step
+                    progress.end(.cancelled)
                     throw error
                 }
             })
         }
         var text = AnswerText(stops: parsed.stops)
         var finish = FinishReason.length
+        var cancelled = true    // until the events end: a task cancelled by a client that went away
+        defer { if cancelled { job.cancel(); progress.end(.cancelled, text: text) } }
         for await event in events {
             switch event {
             case let .token(token):
+                progress.token()
                 _ = text.append(token, tokenizer: host.tokenizer)
                 if text.stoppedByString { job.cancel(); finish = .stop }
             case let .finished(reason):
                 finish = reason
             case let .failed(message):
+                cancelled = false
+                progress.end(.failed, text: text)
                 throw ServeError.internalError(message)
+            case .aborted:
+                cancelled = false
+                progress.end(.aborted, text: text)
+                throw ServeError.abortedByShutdown
             }
             if text.stoppedByString { break }
         }
+        cancelled = Task.isCancelled
+        guard !cancelled else { throw CancellationError() }
         _ = text.finish(cutByLength: finish == .length)
+        progress.end(finish == .stop ? .stop : .length, text: text)
         let usage = Self.usage(prompt: parsed.prompt.count, completion: text.ids.count)
         var object = shape.header(object: kind == .chat ? "chat.completion" : "text_completion")
         object["choices"] = [shape.choice(text: text.text, finish: finish, chunk: false)]
@@ -125,7 +162,7 @@ public struct Server: Sendable {
     /// Writes the Server-Sent Events of a streamed answer: `data: {chunk}\n\n` per piece of text,
     /// a last chunk with `finish_reason`, the usage chunk when asked for, then `data: [DONE]`.
     static func stream(_ events: AsyncStream<DecodeEvent>, job: DecodeJob, parsed: CompletionRequest, shape: ResponseShape,
-                       tokenizer: BPETokenizer, writer: inout any ResponseBodyWriter) async throws {
+                       tokenizer: BPETokenizer, progress: Progress, writer: inout any ResponseBodyWriter) async throws {
         let object = shape.kind == .chat ? "chat.completion.chunk" : "text_completion"
         func send(_ chunk: [String: Any]) async throws {
             var chunk = chunk
@@ -150,6 +187,7 @@ public struct Server: Sendable {
         loop: for await event in events {
             switch event {
             case let .token(token):
+                progress.token()
                 let delta = text.append(token, tokenizer: tokenizer)
                 if !delta.isEmpty { try await send(piece(delta, finish: nil)) }
                 if text.stoppedByString {
@@ -159,8 +197,15 @@ public struct Server: Sendable {
                 }
             case let .finished(reason):
                 finish = reason
-            case let .failed(message):
-                let error = ServeError.internalError(message)
+            case .failed, .aborted:
+                let error: ServeError
+                if case let .failed(message) = event {
+                    error = ServeError.internalError(message)
+                    progress.end(.failed, text: text)
+                } else {
+                    error = ServeError.abortedByShutdown
+                    progress.end(.aborted, text: text)
+                }
                 try await writer.write(ByteBuffer(bytes: Array("data: ".utf8) + Self.encode(error.body) + Array("\n\n".utf8)))
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
@@ -168,6 +213,7 @@ public struct Server: Sendable {
             }
         }
         let rest = text.finish(cutByLength: finish == .length)
+        progress.end(finish == .stop ? .stop : .length, text: text)
         try await send(piece(rest, finish: finish))
         if parsed.includeUsage {
             var chunk = shape.header(object: object)

@@ -43,30 +43,106 @@ struct ServerModelTests {
         #expect(server.stop() == 0)
     }
 
-    /// Four requests at once are decoded in one batch; each answer equals `corpus generate`'s
-    /// for that question alone.
+    /// A LoRA adapter for SmolLM2 written by the test: q_proj and v_proj of every layer, rank 4,
+    /// small deterministic values (enough to change answers, not to wreck them).
+    static func adapter(in dir: URL) throws -> String {
+        let folder = dir.appendingPathComponent("adapter")
+        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "bias": "none"}"#,
+                              to: "adapter_config.json", in: folder)
+        var tensors: [(name: String, shape: [Int])] = []
+        for l in 0..<30 {
+            let p = "base_model.model.model.layers.\(l).self_attn."
+            tensors += [(p + "q_proj.lora_A.weight", [4, 576]), (p + "q_proj.lora_B.weight", [576, 4]),
+                        (p + "v_proj.lora_A.weight", [4, 576]), (p + "v_proj.lora_B.weight", [192, 4])]
+        }
+        try TestSupport.write(TinyModel.safetensors(tensors, scale: 0.01), to: "adapter_model.safetensors", in: folder)
+        return folder.path
+    }
+
+    /// Eight requests at once, four for the base model and four for an adapter, are decoded in
+    /// one batch (one forward pass per step for both); each answer equals `corpus generate`'s for
+    /// that question alone, with or without the adapter.
     @Test(.needsTestModel) func aBatchOfRequestsEqualsTheirAnswersAlone() async throws {
         let model = try TestInputs.model()
+        let adapter = try Self.adapter(in: try TestSupport.temporaryDirectory("serve-smol"))
         let questions = [Self.question, "Name a primary color.", "What is 2 + 2?", "Say hello."]
         var expected: [String: String] = [:]
+        var requests: [(key: String, model: String, content: String, maxTokens: Int)] = []
         for q in questions {
-            let result = try TestSupport.run(["generate", "--model", model, "--max-tokens", "24", "--json", q])
-            expected[q] = (try result.json() as? [String: Any])?["text"] as? String
-        }
-        let server = try ServerProcess(["--model", model, "--name", "smol"])
-        let answers = try await withThrowingTaskGroup(of: (String, String?).self) { group in
-            for q in questions {
-                group.addTask {
-                    let reply = try await server.send("POST", "/v1/chat/completions", json: Self.chat(q, maxTokens: 24))
-                    let choice = (try reply.json()["choices"] as? [[String: Any]])?.first
-                    return (q, (choice?["message"] as? [String: Any])?["content"] as? String)
-                }
+            for (name, extra) in [("smol", [String]()), ("med", ["--adapter", adapter])] {
+                let result = try TestSupport.run(["generate", "--model", model, "--max-tokens", "24", "--json"] + extra + [q])
+                expected[name + " " + q] = (try result.json() as? [String: Any])?["text"] as? String
+                requests.append((name + " " + q, name, q, 24))
             }
-            var all: [String: String?] = [:]
-            for try await (q, text) in group { all[q] = text }
-            return all
         }
-        for q in questions { #expect(answers[q] == expected[q], "\(q)") }
+        #expect(questions.contains { expected["smol " + $0] != expected["med " + $0] }, "the adapter changes some answer")
+        let server = try ServerProcess(["--model", model, "--name", "smol", "--adapter", "med=\(adapter)"])
+        let answers = try await server.concurrentChats(requests)
+        for r in requests { #expect(answers[r.key] == expected[r.key], "\(r.key)") }
         #expect(server.stop() == 0)
+    }
+
+    /// A long answer being streamed, for the tests below (completions of a count, which does not
+    /// end early).
+    static var counting: [String: Any] { ["model": "smol", "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 120, "temperature": 0, "stream": true] }
+
+    /// --max-batch 1 --max-queue 0: while one answer streams, another request gets 429 with
+    /// Retry-After; a client that hangs up mid-stream frees its row at once, and the next request
+    /// is answered.
+    @Test(.needsTestModel) func aFullServerRefusesAndAHangUpFreesTheRow() async throws {
+        let server = try ServerProcess(["--model", try TestInputs.model(), "--name", "smol", "--max-batch", "1", "--max-queue", "0"])
+        let first = try RawConnection(port: server.port, "POST", "/v1/completions", json: Self.counting)
+        #expect(first.read(until: "\"text\""), "\(first.text)")
+        let refused = try await server.send("POST", "/v1/chat/completions", json: Self.chat("Hi", maxTokens: 4))
+        #expect(refused.status == 429, "\(refused.text)")
+        #expect(refused.header("Retry-After") == "1")
+        #expect((try refused.json()["error"] as? [String: Any])?["code"] as? String == "queue_full")
+        first.close()
+        var freed = false
+        for _ in 0..<100 where !freed {
+            let metrics = try await server.send("GET", "/metrics").text
+            freed = ServerProcess.metric(metrics, "corpus_running_requests") == 0
+            if !freed { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(freed, "the row of the client that hung up is still decoded")
+        let metrics = try await server.send("GET", "/metrics").text
+        let generated = try #require(ServerProcess.metric(metrics, #"corpus_completion_tokens_total{model="smol"}"#))
+        #expect(generated < 120, "the abandoned answer ran to its end: \(generated) tokens")
+        let answered = try await server.send("POST", "/v1/chat/completions", json: Self.chat("Hi", maxTokens: 4))
+        #expect(answered.status == 200, "\(answered.text)")
+        #expect(server.stop() == 0)
+    }
+
+    /// SIGTERM: new requests get 503 at once, the answer being streamed runs to its end within
+    /// the grace period, and the server exits 0. With --shutdown-grace 0 the stream is ended with
+    /// an error event instead.
+    @Test(.needsTestModel) func shutdownFinishesRunningAnswersWithinTheGrace() async throws {
+        let model = try TestInputs.model()
+        let server = try ServerProcess(["--model", model, "--name", "smol"])
+        let stream = try RawConnection(port: server.port, "POST", "/v1/completions", json: Self.counting)
+        #expect(stream.read(until: "\"text\""), "\(stream.text)")
+        server.process.terminate()
+        var refused: ServerProcess.Reply?
+        for _ in 0..<50 {
+            try await Task.sleep(for: .milliseconds(20))
+            let reply = try await server.send("POST", "/v1/chat/completions", json: Self.chat("Hi", maxTokens: 4))
+            if reply.status != 200 { refused = reply; break }
+        }
+        #expect(refused?.status == 503, "\(refused?.text ?? "no refusal")")
+        #expect((try refused?.json()["error"] as? [String: Any])?["code"] as? String == "shutting_down")
+        stream.readToEnd()
+        #expect(stream.text.contains(#""finish_reason":"length""#), "\(stream.text.suffix(400))")
+        #expect(stream.text.contains("data: [DONE]"))
+        #expect(server.stop() == 0)
+
+        let impatient = try ServerProcess(["--model", model, "--name", "smol", "--shutdown-grace", "0"])
+        let cut = try RawConnection(port: impatient.port, "POST", "/v1/completions", json: Self.counting)
+        #expect(cut.read(until: "\"text\""))
+        impatient.process.terminate()
+        cut.readToEnd()
+        #expect(cut.text.contains(#""code":"shutting_down""#), "\(cut.text.suffix(400))")
+        #expect(cut.text.contains("data: [DONE]"))
+        #expect(!cut.text.contains(#""finish_reason":"length""#))
+        #expect(impatient.stop() == 0)
     }
 }

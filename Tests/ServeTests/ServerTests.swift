@@ -219,26 +219,49 @@ struct ServerTests {
         #expect(both.status == 64)
     }
 
-    /// Requests sent together are decoded together and each gets its answer alone.
+    /// Requests sent together, for the base model and the adapter, are decoded together (one
+    /// forward pass per step, each adapter row adding its low-rank term) and each gets its
+    /// answer alone, which is `corpus generate`'s.
     @Test func concurrentRequestsGetTheirOwnAnswers() async throws {
         let f = try Self.fixture()
         let prompts = ["abc", "ab", "c", "x"]
         var expected: [String: String] = [:]
-        for p in prompts { expected[p] = try Self.generate(f, p, maxTokens: 6)["text"] as? String }
-        let server = f.server
-        let answers = try await withThrowingTaskGroup(of: (String, String?).self) { group in
-            for p in prompts {
-                group.addTask {
-                    let reply = try await server.send("POST", "/v1/chat/completions", json: Self.chat("tiny", p, maxTokens: 6))
-                    let choice = (try reply.json()["choices"] as? [[String: Any]])?.first
-                    return (p, (choice?["message"] as? [String: Any])?["content"] as? String)
-                }
-            }
-            var all: [String: String?] = [:]
-            for try await (p, text) in group { all[p] = text }
-            return all
+        var requests: [(key: String, model: String, content: String, maxTokens: Int)] = []
+        for p in prompts {
+            expected["tiny " + p] = try Self.generate(f, p, maxTokens: 6)["text"] as? String
+            expected["tuned " + p] = try Self.generate(f, p, maxTokens: 6, adapter: true)["text"] as? String
+            requests += [("tiny " + p, "tiny", p, 6), ("tuned " + p, "tuned", p, 6)]
         }
-        for p in prompts { #expect(answers[p] == expected[p], "\(p)") }
+        let answers = try await f.server.concurrentChats(requests)
+        for r in requests { #expect(answers[r.key] == expected[r.key], "\(r.key)") }
+        #expect(prompts.contains { expected["tiny " + $0] != expected["tuned " + $0] })
+        #expect(f.server.stop() == 0)
+    }
+
+    /// GET /metrics: Prometheus text with requests by endpoint and status, tokens per model,
+    /// and the latency histograms.
+    @Test func metricsCountRequestsTokensAndLatency() async throws {
+        let f = try Self.fixture()
+        #expect(try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("tiny", "abc", maxTokens: 6)).status == 200)
+        #expect(try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("tuned", "abc", maxTokens: 4, stream: true)).status == 200)
+        #expect(try await f.server.send("POST", "/v1/chat/completions", json: Self.chat("nope", "abc", maxTokens: 6)).status == 404)
+        #expect(try await f.server.send("GET", "/nowhere").status == 404)
+        let reply = try await f.server.send("GET", "/metrics")
+        #expect(reply.status == 200)
+        #expect(reply.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = reply.text
+        let value = { (series: String) in ServerProcess.metric(text, series) }
+        #expect(value(#"corpus_requests_total{endpoint="/v1/chat/completions",status="200"}"#) == 2)
+        #expect(value(#"corpus_requests_total{endpoint="/v1/chat/completions",status="404"}"#) == 1)
+        #expect(value(#"corpus_requests_total{endpoint="other",status="404"}"#) == 1)
+        #expect(value(#"corpus_completion_tokens_total{model="tiny"}"#) == 6)
+        #expect(value(#"corpus_completion_tokens_total{model="tuned"}"#) == 4)
+        #expect(value("corpus_time_to_first_token_seconds_count") == 2)
+        #expect(value(#"corpus_time_to_first_token_seconds_bucket{le="+Inf"}"#) == 2)
+        #expect(value("corpus_time_per_output_token_seconds_count") == 8)     // 5 + 3 gaps
+        #expect(value("corpus_queue_depth") == 0)
+        #expect(value("corpus_running_requests") == 0)
+        #expect(text.contains("# TYPE corpus_time_to_first_token_seconds histogram"))
         #expect(f.server.stop() == 0)
     }
 }

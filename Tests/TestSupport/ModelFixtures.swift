@@ -118,13 +118,13 @@ public enum TinyModel {
         """
 
     /// A safetensors file (F32) holding `tensors`, in the order given.
-    public static func safetensors(_ tensors: [(name: String, shape: [Int])]) -> [UInt8] {
+    public static func safetensors(_ tensors: [(name: String, shape: [Int])], scale: Float = 1.0 / 8) -> [UInt8] {
         var entries: [String] = []
         var data: [UInt8] = []
         for t in tensors {
             let count = t.shape.reduce(1, *)
             let begin = data.count
-            for i in 0..<count { data += GGUFBuilder.le((Float(i % 5) / 8).bitPattern) }
+            for i in 0..<count { data += GGUFBuilder.le((Float(i % 5) * scale).bitPattern) }
             entries.append("\"\(t.name)\":{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(begin),\(data.count)]}")
         }
         var header = Array("{\(entries.joined(separator: ","))}".utf8)

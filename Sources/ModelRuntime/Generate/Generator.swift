@@ -20,26 +20,27 @@ public struct GenerationParameters: Sendable {
 
 /// Decoding with a KV cache: the prompt runs once, then one token at a time.
 public enum Generator {
-    /// The tokens generated after `prompt`.
+    /// The tokens generated after `prompt`, by the model with `adapter` (nil: the base model).
     /// - Throws: `ModelError` for an invalid id.
-    public static func generate(model: LlamaModel, prompt: [Int], parameters: GenerationParameters) throws -> [Int] {
-        try generate(model: model, prompts: [prompt], parameters: parameters).first ?? []
+    public static func generate(model: LlamaModel, adapter: LoRAInference? = nil, prompt: [Int], parameters: GenerationParameters) throws -> [Int] {
+        try generate(model: model, adapter: adapter, prompts: [prompt], parameters: parameters).first ?? []
     }
 
     /// The tokens generated after each prompt, all prompts decoded together: the prompts run as
     /// one batch, then every step feeds each unfinished sequence's last token as one row of the
     /// same matrix products. Each sequence samples with its own generator seeded with
     /// `parameters.seed`, so its answer does not depend on what else is in the batch.
-    /// `onToken(sequence, token)` sees every token as it is chosen.
+    /// `onToken(sequence, token)` sees every token as it is chosen. With `adapter`, every
+    /// sequence runs with that LoRA adapter (unmerged: `LoRAInference`).
     /// - Throws: `ModelError` for an invalid id.
-    public static func generate(model: LlamaModel, prompts: [[Int]], parameters: GenerationParameters,
+    public static func generate(model: LlamaModel, adapter: LoRAInference? = nil, prompts: [[Int]], parameters: GenerationParameters,
                                 onToken: ((Int, Int) -> Void)? = nil) throws -> [[Int]] {
         var outputs = [[Int]](repeating: [], count: prompts.count)
         let active = prompts.indices.filter { !prompts[$0].isEmpty }
         guard !active.isEmpty, parameters.maxTokens > 0 else { return outputs }
         let caches = prompts.map { KVCache(configuration: model.configuration, capacity: $0.count + parameters.maxTokens) }
         var rngs = prompts.map { _ in SplitMix64(seed: parameters.seed) }
-        var logits = try model.forward(batch: active.map { (prompts[$0], caches[$0]) }, allLogits: false)
+        var logits = try model.forward(batch: active.map { (prompts[$0], caches[$0], adapter) }, allLogits: false)
         var running = active
         while !running.isEmpty {
             var next: [Int] = []
@@ -51,7 +52,7 @@ public enum Generator {
             }
             running = next
             guard !running.isEmpty else { break }
-            logits = try model.forward(batch: running.map { ([outputs[$0][outputs[$0].count - 1]], caches[$0]) }, allLogits: false)
+            logits = try model.forward(batch: running.map { ([outputs[$0][outputs[$0].count - 1]], caches[$0], adapter) }, allLogits: false)
         }
         return outputs
     }

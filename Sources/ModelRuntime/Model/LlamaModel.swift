@@ -148,9 +148,9 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Logits of every position of one sequence: (T, V) row-major.
-    public func logits(_ ids: [Int]) throws -> [Float] {
+    public func logits(_ ids: [Int], adapter: LoRAInference? = nil) throws -> [Float] {
         let cache = KVCache(configuration: configuration, capacity: ids.count)
-        return try forward(ids, cache: cache, allLogits: true)
+        return try forward(batch: [(ids, cache, adapter)], allLogits: true).first ?? []
     }
 
     /// Runs `ids` after what `cache` already holds, appends their keys and values to it, and
@@ -166,11 +166,20 @@ public final class LlamaModel: @unchecked Sendable {
     /// sequence's logits, (T_i or 1, V).
     /// - Throws: `ModelError` for an id outside the vocabulary, a full cache, or a cache given twice.
     public func forward(batch: [(ids: [Int], cache: KVCache)], allLogits: Bool) throws -> [[Float]] {
+        try forward(batch: batch.map { ($0.ids, $0.cache, nil) }, allLogits: allLogits)
+    }
+
+    /// `forward(batch:allLogits:)` where each sequence may run with its own LoRA adapter (nil:
+    /// the base model): the base products are shared by all rows, and each adapted projection
+    /// adds s·B(A·x) for the rows of the sequences that use an adapter (`LoRAInference`).
+    /// Sequences with the same adapter placed next to each other share those products too.
+    /// - Throws: as `forward(batch:allLogits:)`.
+    public func forward(batch: [(ids: [Int], cache: KVCache, adapter: LoRAInference?)], allLogits: Bool) throws -> [[Float]] {
         let c = configuration
         let C = c.hiddenSize, V = c.vocabSize
         var rows: [BatchRows] = []
         var N = 0
-        for (ids, cache) in batch {
+        for (ids, cache, adapter) in batch {
             for id in ids where id < 0 || id >= V {
                 throw ModelError.unsupported("token id \(id) is outside the vocabulary (0..<\(V))")
             }
@@ -180,7 +189,10 @@ public final class LlamaModel: @unchecked Sendable {
             guard !rows.contains(where: { $0.cache === cache }) else {
                 throw ModelError.unsupported("a KV cache appears twice in one batch")
             }
-            rows.append(BatchRows(first: N, count: ids.count, cache: cache))
+            if let adapter, !rows.contains(where: { $0.adapter === adapter }), let problem = adapter.mismatch(c) {
+                throw ModelError.unsupported("the adapter does not fit this model: \(problem)")
+            }
+            rows.append(BatchRows(first: N, count: ids.count, cache: cache, adapter: adapter))
             N += ids.count
         }
         guard N > 0 else { return batch.map { _ in [] } }
@@ -188,7 +200,7 @@ public final class LlamaModel: @unchecked Sendable {
         var r = 0
         x.withUnsafeMutableBufferPointer { rowsOut in
             guard let base = rowsOut.baseAddress else { return }
-            for (ids, _) in batch {
+            for (ids, _, _) in batch {
                 for id in ids {
                     embedding.copyRow(id, into: base + r * C)
                     r += 1
@@ -223,6 +235,8 @@ public final class LlamaModel: @unchecked Sendable {
         var first: Int
         var count: Int
         var cache: KVCache
+        /// The LoRA adapter this sequence runs with (nil: the base model).
+        var adapter: LoRAInference?
     }
 
     /// One decoder block, in place on the residual stream x (N, C) of a batch whose sequence i
@@ -236,6 +250,12 @@ public final class LlamaModel: @unchecked Sendable {
         var qkv = [Float](repeating: 0, count: N * QKV)            // (N, QKV)
         linear(h, layer.qkv, &qkv, rows: N, inFeatures: C, outFeatures: QKV)
         if let bias = layer.qkvBias { for t in 0..<N { for j in 0..<QKV { qkv[t * QKV + j] += bias[j] } } }
+        let adapted = rows.contains { $0.adapter != nil }
+        if adapted {
+            addLoRA(.q, layer: l, input: h, &qkv, ldy: QKV, offset: 0, rows: rows)
+            addLoRA(.k, layer: l, input: h, &qkv, ldy: QKV, offset: NH * HD, rows: rows)
+            addLoRA(.v, layer: l, input: h, &qkv, ldy: QKV, offset: (NH + NKV) * HD, rows: rows)
+        }
         var attention = [Float](repeating: 0, count: N * NH * HD)  // (N, NH·HD)
         for row in rows where row.count > 0 {
             let cache = row.cache, start = cache.length
@@ -252,11 +272,16 @@ public final class LlamaModel: @unchecked Sendable {
         }
         var projected = [Float](repeating: 0, count: N * C)        // (N, C)
         linear(attention, layer.output, &projected, rows: N, inFeatures: NH * HD, outFeatures: C)
+        if adapted { addLoRA(.o, layer: l, input: attention, &projected, ldy: C, offset: 0, rows: rows) }
         for i in 0..<(N * C) { x[i] += projected[i] }
 
         Self.rmsNorm(x, layer.postNorm, &h, T: N, C: C, eps: c.rmsNormEps)
         var gateUp = [Float](repeating: 0, count: N * 2 * FFN)     // (N, 2·FFN)
         linear(h, layer.gateUp, &gateUp, rows: N, inFeatures: C, outFeatures: 2 * FFN)
+        if adapted {
+            addLoRA(.gate, layer: l, input: h, &gateUp, ldy: 2 * FFN, offset: 0, rows: rows)
+            addLoRA(.up, layer: l, input: h, &gateUp, ldy: 2 * FFN, offset: FFN, rows: rows)
+        }
         var act = [Float](repeating: 0, count: N * FFN)            // (N, FFN) silu(gate)·up
         for t in 0..<N {
             for j in 0..<FFN {
@@ -265,6 +290,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         linear(act, layer.down, &projected, rows: N, inFeatures: FFN, outFeatures: C)
+        if adapted { addLoRA(.down, layer: l, input: act, &projected, ldy: C, offset: 0, rows: rows) }
         for i in 0..<(N * C) { x[i] += projected[i] }
     }
 

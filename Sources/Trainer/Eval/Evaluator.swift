@@ -148,7 +148,7 @@ public enum Evaluator {
     /// end of an answer cut by `maxNewTokens` are dropped. `progress(done)` is called after each
     /// batch; what it throws stops the work.
     /// - Throws: `TrainerError` for an id outside the vocabulary.
-    public static func answers(model: LlamaModel, tokenizer: BPETokenizer, prompts: [[Int]], stopTokenIDs: Set<Int>,
+    public static func answers(model: LlamaModel, adapter: LoRAInference? = nil, tokenizer: BPETokenizer, prompts: [[Int]], stopTokenIDs: Set<Int>,
                                settings: EvalSettings, progress: (Int) throws -> Void = { _ in }) throws -> [String] {
         var parameters = GenerationParameters()
         parameters.maxTokens = settings.maxNewTokens
@@ -160,7 +160,7 @@ public enum Evaluator {
         var start = 0
         while start < order.count {
             let chunk = Array(order[start..<min(order.count, start + max(1, settings.batch))])
-            let generated = try Generator.generate(model: model, prompts: chunk.map { prompts[$0] }, parameters: parameters)
+            let generated = try Generator.generate(model: model, adapter: adapter, prompts: chunk.map { prompts[$0] }, parameters: parameters)
             for (i, ids) in zip(chunk, generated) {
                 var text = tokenizer.decode(ids, skipSpecial: true)
                 while ids.count >= settings.maxNewTokens, text.hasSuffix("\u{FFFD}") { text.removeLast() }

@@ -212,8 +212,8 @@ struct EvalRun: ParsableCommand {
         }
     }
 
-    /// Loss and greedy answers of the base model, and of the adapter (merged into a copy of the
-    /// weights for generation) when there is one, scored against the references.
+    /// Loss and greedy answers of the base model, and of the adapter (run unmerged beside the base
+    /// weights, as `corpus generate --adapter` runs it) when there is one, scored against the references.
     private func scoreModels(_ models: Models, items: [EvalItem]) throws -> [ModelResult] {
         let interactive = isatty(2) == 1
         let configuration = models.configuration
@@ -227,25 +227,22 @@ struct EvalRun: ParsableCommand {
         let trainingModel = LoRATrainingModel(model: models.loaded.model)
         let stop = models.loaded.stopTokenIDs
 
-        func evaluateModel(_ name: String, adapter: LoRAAdapter, generator: LlamaModel) throws -> ModelResult {
+        func evaluateModel(_ name: String, adapter: LoRAAdapter, inference: LoRAInference?) throws -> ModelResult {
             var clock = Date()
             let losses = try Evaluator.losses(model: trainingModel, adapter: adapter, items: items, batch: batch,
                                               progress: Self.progress("\(name): loss", items.count, interactive: interactive))
             let lossSeconds = Date().timeIntervalSince(clock)
             clock = Date()
-            let answers = try Evaluator.answers(model: generator, tokenizer: tokenizer, prompts: prompts, stopTokenIDs: stop, settings: settings,
+            let answers = try Evaluator.answers(model: models.loaded.model, adapter: inference, tokenizer: tokenizer, prompts: prompts, stopTokenIDs: stop, settings: settings,
                                                 progress: Self.progress("\(name): answers", items.count, interactive: interactive))
             let generateSeconds = Date().timeIntervalSince(clock)
             let (results, aggregate) = try Evaluator.score(items: items, predictions: answers, losses: losses)
             return ModelResult(name: name, results: results, aggregate: aggregate, lossSeconds: lossSeconds, generateSeconds: generateSeconds)
         }
 
-        var results = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), generator: models.loaded.model)]
+        var results = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), inference: nil)]
         if let lora = models.lora {
-            let merged = try LlamaModel(configuration: configuration,
-                                        weights: try LoRAMerge.merge(lora, into: models.weights.weights, configuration: configuration),
-                                        precision: try modelOptions.precision())
-            results.append(try evaluateModel("adapter", adapter: lora, generator: merged))
+            results.append(try evaluateModel("adapter", adapter: lora, inference: try LoRAInference(lora, configuration: configuration)))
         }
         return results
     }

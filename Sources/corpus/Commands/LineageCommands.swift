@@ -116,6 +116,7 @@ struct LineageAdapter: ParsableCommand {
             let snapshot = try store.snapshot(String(r.snapshotId))
             let shares = try store.sourceShares(of: snapshot)
             let evals = try store.evals(adapterSHA256: a.sha256)
+            let served = try store.servedRequestCount(adapterSHA256: a.sha256)
             var intact: Bool?
             if verify {
                 let file = URL(fileURLWithPath: a.path).appendingPathComponent("adapter_model.safetensors").path
@@ -132,6 +133,7 @@ struct LineageAdapter: ParsableCommand {
                                              "records": $0.records, "train": $0.train, "eval": $0.eval] },
                 ]
                 object["evals"] = evals.map(EvalsCommand.json)
+                object["served_requests"] = served
                 if let intact { object["intact"] = intact }
                 Output.printJSON(object)
             } else {
@@ -153,6 +155,8 @@ struct LineageAdapter: ParsableCommand {
                          EvalsCommand.format(EvalsCommand.metric(e, "adapter", "rougeL")), e.createdAt]
                     })
                 }
+                print(served == 0 ? "  no requests logged by `corpus serve --log-requests`"
+                                  : "  answered \(served) request(s) logged by `corpus serve --log-requests`")
                 print("  `corpus snapshot verify \(snapshot.label)` proves the records are unchanged; `corpus lineage snapshot \(snapshot.label)` lists them by source")
             }
             if intact == false {

@@ -50,6 +50,8 @@ struct ModelOptions: ParsableArguments {
     struct Loaded {
         var files: ModelFiles
         var model: LlamaModel
+        /// The `--adapter`, run unmerged beside the base weights (nil: the base model alone).
+        var adapter: LoRAInference?
         var tokenizer: BPETokenizer
         var chatTemplate: String? { files.chatTemplate }
         var stopTokenIDs: Set<Int> { files.stopTokenIDs(tokenizer: tokenizer, configuration: model.configuration) }
@@ -66,21 +68,20 @@ struct ModelOptions: ParsableArguments {
         return (files, try files.tokenizer())
     }
 
-    /// Loads the model; with `adapter` (a PEFT adapter folder), its update s·B·A is added to the
-    /// adapted weights in memory (nothing is written: `corpus merge` writes a merged model).
+    /// Loads the model; with `adapter` (a PEFT adapter folder), the adapter runs beside the base
+    /// weights, unmerged (y = Wx + s·B(A·x), as PEFT's forward and `corpus serve` compute it; the
+    /// base stays in its stored type and nothing is written: `corpus merge` writes a merged model).
     func load(adapter: String? = nil) throws -> Loaded {
         let (files, tokenizer) = try loadTokenizer()
-        // The base type first (each tensor converted as it is read), then the adapter: its merged
-        // projections stay fp32 (rounding them to a compact type would lose most of a small update).
         let weights = try files.weights(baseType: try baseGGMLType(), precision: try precision())
-        var tensors = weights.weights
+        var lora: LoRAInference?
         if let adapter {
-            let lora = try LoRAAdapter(readingPEFT: URL(fileURLWithPath: adapter), configuration: weights.configuration)
-            tensors = try LoRAMerge.merge(lora, into: tensors, configuration: weights.configuration)
+            lora = try LoRAInference(LoRAAdapter(readingPEFT: URL(fileURLWithPath: adapter), configuration: weights.configuration),
+                                     configuration: weights.configuration)
         }
-        let model = try LlamaModel(configuration: weights.configuration, weights: tensors, precision: try precision())
+        let model = try LlamaModel(configuration: weights.configuration, weights: weights.weights, precision: try precision())
         Self.noteWhenBF16DoesNothing(model)
-        return Loaded(files: files, model: model, tokenizer: tokenizer)
+        return Loaded(files: files, model: model, adapter: lora, tokenizer: tokenizer)
     }
 
     /// `--compute bf16` rounds activations only in products with bf16 matrices; block-quantized
@@ -192,7 +193,7 @@ struct GenerateCommand: ParsableCommand {
             let promptIDs = prompts.map { prompt in
                 loaded.tokenizer.encode(template?.render([ChatMessage(role: "user", content: prompt)], generationPrompt: true) ?? prompt)
             }
-            let answers = try Generator.generate(model: loaded.model, prompts: promptIDs,
+            let answers = try Generator.generate(model: loaded.model, adapter: loaded.adapter, prompts: promptIDs,
                                                  parameters: sampling.parameters(stopping: loaded.stopTokenIDs))
             let results = zip(promptIDs, answers).map { prompt, ids -> [String: Any] in
                 // An answer cut by --max-tokens can end inside a character (byte-level tokens):
@@ -254,7 +255,7 @@ struct ChatCommand: ParsableCommand {
                 // The answer is printed as it is generated, decoding whole UTF-8 characters only.
                 var ids: [Int] = []
                 var shown = ""
-                let answer = try Generator.generate(model: loaded.model, prompts: [prompt], parameters: parameters) { _, token in
+                let answer = try Generator.generate(model: loaded.model, adapter: loaded.adapter, prompts: [prompt], parameters: parameters) { _, token in
                     ids.append(token)
                     let text = loaded.tokenizer.decode(ids, skipSpecial: true)
                     if !text.hasSuffix("\u{FFFD}"), text.count > shown.count, text.hasPrefix(shown) {
@@ -288,7 +289,7 @@ struct ScoreCommand: ParsableCommand {
             let loaded = try modelOptions.load(adapter: adapterOption.adapter)
             let ids = loaded.tokenizer.encode(text)
             let V = loaded.model.configuration.vocabSize
-            let logits = try loaded.model.logits(ids)
+            let logits = try loaded.model.logits(ids, adapter: loaded.adapter)
             var logprobs: [Any] = [NSNull()]
             var alternatives: [[[String: Any]]] = []
             var nll: Double = 0

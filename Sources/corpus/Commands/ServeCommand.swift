@@ -2,6 +2,7 @@ import ArgumentParser
 import CorpusDB
 import Foundation
 import ModelRuntime
+import Quality
 import Serve
 
 /// `corpus serve`: the base model and its adapters behind OpenAI's HTTP API (docs/SERVE.md).
@@ -17,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .long, help: "An adapter to serve as NAME=PATH (a PEFT adapter folder); clients ask for it with \"model\": \"NAME\". Repeat for several.")
+    @Option(name: .long, help: "An adapter to serve as NAME=PATH (a PEFT adapter folder) or NAME=RUN (a training run's id, or an adapter's id or SHA-256, looked up in the store); clients ask for it with \"model\": \"NAME\". Repeat for several.")
     var adapter: [String] = []
     @Option(name: .long, help: "The name clients use for the base model (default: the model file or folder name without .gguf, or the registered name).")
     var name: String?
@@ -29,10 +30,14 @@ struct ServeCommand: AsyncParsableCommand {
     var apiKey: String?
     @Flag(name: .long, help: "Listen on a non-loopback --host without an API key (anyone who reaches the port can use the model).")
     var noAuth = false
-    @Option(name: .long, help: "Requests decoded together in one forward pass at most, per served model.") var maxBatch = 16
+    @Option(name: .long, help: "Requests decoded together in one forward pass at most (the base model's and every adapter's together).") var maxBatch = 16
+    @Option(name: .long, help: "Prompt tokens one forward pass takes at most; longer prompts are prefilled in chunks so running answers keep flowing.") var prefillChunk = 512
+    @Option(name: .long, help: "Seconds SIGINT/SIGTERM lets running requests finish before ending them.") var shutdownGrace: Double = 30
     @Option(name: .long, help: "Requests waiting for a place in the batch at most; more get 429 with Retry-After.") var maxQueue = 64
     @Option(name: .long, help: "The largest max_tokens a request may ask for (also the default for chat requests that give none).") var maxTokensLimit = 1024
     @Option(name: .long, help: "Request bodies larger than this many bytes get 413.") var maxBodyBytes = 1 << 20
+    @Flag(name: .long, help: "Keep every answered request (prompt and answer with personal data redacted, model, adapter, tokens) in the store (--db), so `corpus lineage adapter` counts what an adapter answered. Off by default.")
+    var logRequests = false
 
     /// The key in effect: --api-key, else CORPUS_API_KEY.
     var key: String? {
@@ -51,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535 (0 picks a free port)") }
         if maxBatch < 1 || maxBatch > 256 { throw ValidationError("--max-batch must be in 1...256") }
+        if prefillChunk < 16 { throw ValidationError("--prefill-chunk must be at least 16") }
+        if !(shutdownGrace >= 0) { throw ValidationError("--shutdown-grace must be 0 or more seconds") }
         if maxQueue < 0 { throw ValidationError("--max-queue must be 0 or more") }
         if maxTokensLimit < 1 { throw ValidationError("--max-tokens-limit must be at least 1") }
         if maxBodyBytes < 1024 { throw ValidationError("--max-body-bytes must be at least 1024") }
@@ -91,7 +98,14 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let server = try Exit.reportingModel { try Server(host: loadHost(), settings: settings()) }
+        var log: RequestLog?
+        if logRequests {
+            let store = try Exit.reporting { try modelOptions.database.open() }
+            log = RequestLog(store: store)
+        }
+        var onAnswered: (@Sendable (AnsweredRequest) -> Void)?
+        if let log { onAnswered = { log.append($0) } }
+        let server = try Exit.reportingModel { try Server(host: loadHost(), settings: settings(), requestLog: onAnswered) }
         let names = server.host.models.map(\.name)
         Interrupt.unblock()
         do {
@@ -103,6 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
             Output.error("error: cannot serve on \(host):\(port): \(error). Pick another --port (0 chooses a free one) or stop what uses it.")
             throw ExitCode(Exit.inputError)
         }
+        log?.drain()
         Output.error("corpus serve: stopped")
     }
 
@@ -112,14 +127,17 @@ struct ServeCommand: AsyncParsableCommand {
         s.port = port
         s.apiKey = noAuth ? nil : key
         s.maxBatch = maxBatch
+        s.prefillChunk = prefillChunk
+        s.shutdownGrace = shutdownGrace
         s.maxQueue = maxQueue
         s.maxTokensLimit = maxTokensLimit
         s.maxBodyBytes = maxBodyBytes
         return s
     }
 
-    /// Loads the base model once, then each adapter merged into a copy of its adapted weights,
-    /// and hashes the base model's weight files and each adapter's safetensors.
+    /// Loads the base model once, then each adapter (its matrices only: adapters run unmerged
+    /// beside the shared base weights), and hashes the base model's weight files and each
+    /// adapter's safetensors.
     func loadHost() throws -> ModelHost {
         let path = try modelOptions.resolvedModelPath()
         let files = try ModelFiles(path: path)
@@ -127,13 +145,14 @@ struct ServeCommand: AsyncParsableCommand {
         let precision = try modelOptions.precision()
         let weights = try files.weights(baseType: try modelOptions.baseGGMLType(), precision: precision)
         let base = try LlamaModel(configuration: weights.configuration, weights: weights.weights, precision: precision)
-        var served = [ServedModel(name: baseName, model: base, adapter: nil)]
+        ModelOptions.noteWhenBF16DoesNothing(base)
+        var served = [ServedModel(name: baseName)]
         for spec in adapter {
-            let (name, dir) = try Self.adapterSpec(spec)
+            let (name, given) = try Self.adapterSpec(spec)
+            let (dir, storedRun) = try adapterFolder(given)
             let url = URL(fileURLWithPath: dir)
             Output.error("loading adapter \(name) from \(dir)")
-            let lora = try LoRAAdapter(readingPEFT: url, configuration: weights.configuration)
-            let merged = try LoRAMerge.merge(lora, into: weights.weights, configuration: weights.configuration)
+            let lora = try LoRAInference(LoRAAdapter(readingPEFT: url, configuration: weights.configuration), configuration: weights.configuration)
             let file = url.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
             let sha: String
             do {
@@ -141,18 +160,37 @@ struct ServeCommand: AsyncParsableCommand {
             } catch {
                 throw ModelError.invalidFile(path: file, detail: "cannot read the file to hash it (\(error))")
             }
-            let runID = (try? LoRAAdapter.readPEFTInfo(directory: url))?.metadata["corpus.run_id"]
-            served.append(ServedModel(name: name, model: try LlamaModel(configuration: weights.configuration, weights: merged, precision: precision),
-                                      adapter: AdapterIdentity(path: dir, sha256: sha, runID: runID)))
+            let runID = storedRun ?? (try? LoRAAdapter.readPEFTInfo(directory: url))?.metadata["corpus.run_id"]
+            served.append(ServedModel(name: name, lora: lora, adapter: AdapterIdentity(path: dir, sha256: sha, runID: runID)))
         }
         let chatTemplate = try template.map { try ChatTemplate.named($0, tokenizer: tokenizer) }
             ?? ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer)
         do {
-            return try ModelHost(models: served, baseSHA256: try baseFingerprint(path: path), tokenizer: tokenizer, template: chatTemplate,
+            return try ModelHost(base: base, models: served, baseSHA256: try baseFingerprint(path: path), tokenizer: tokenizer, template: chatTemplate,
                                  stopTokenIDs: files.stopTokenIDs(tokenizer: tokenizer, configuration: weights.configuration))
         } catch let error as ServeError {
             throw ModelError.unsupported(error.message)
         }
+    }
+
+    /// The folder of `--adapter NAME=X`: X itself when it is a folder; otherwise X is looked up
+    /// in the store as a training run's id, or as an adapter's id or SHA-256 (as `corpus lineage
+    /// adapter` takes it). Also returns the run id when the store named it.
+    func adapterFolder(_ given: String) throws -> (path: String, runID: String?) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: given, isDirectory: &isDirectory), isDirectory.boolValue { return (given, nil) }
+        let store: CorpusStore
+        do {
+            store = try modelOptions.database.open()
+        } catch {
+            throw ModelError.invalidFile(path: given, detail: "not an adapter folder, and the store to look it up as a run cannot be opened (\(error)); give the adapter's folder or --db")
+        }
+        var run = try Int64(given).flatMap { try store.run(id: $0) }
+        if run?.adapter == nil { run = try store.run(adapter: given) }
+        guard let run, let found = run.adapter else {
+            throw ModelError.invalidFile(path: given, detail: "neither an adapter folder nor a training run or adapter in \(store.path); `corpus runs list` shows the runs and their adapters")
+        }
+        return (found.path, String(run.id))
     }
 
     /// The base model's fingerprint as lineage records it: the registered one when --model is a
@@ -164,4 +202,31 @@ struct ServeCommand: AsyncParsableCommand {
         }
         return ModelFingerprint.combine(try ModelIdentity.weightHashes(try ModelInspector.inspect(path: path)))
     }
+}
+
+/// `--log-requests`: each answered request, redacted, appended to the store on one serial queue
+/// (the HTTP handlers never wait for the disk).
+final class RequestLog: Sendable {
+    let store: CorpusStore
+    private let queue = DispatchQueue(label: "corpus-serve-request-log")
+
+    init(store: CorpusStore) { self.store = store }
+
+    func append(_ r: AnsweredRequest) {
+        queue.async { [store] in
+            let redactions = PII.findings(in: r.prompt).count + PII.findings(in: r.answer).count
+            let row = ServedRequest(endpoint: r.endpoint, modelName: r.model, modelSHA256: r.baseSHA256, adapterSHA256: r.adapterSHA256,
+                                    adapterRun: r.adapterRunID, prompt: PII.redact(r.prompt), answer: PII.redact(r.answer), redactions: redactions,
+                                    promptTokens: r.promptTokens, completionTokens: r.completionTokens, outcome: r.outcome.rawValue,
+                                    stream: r.stream, seconds: r.seconds)
+            do {
+                try store.recordServedRequest(row)
+            } catch {
+                Output.error("error: --log-requests: cannot store a request in \(store.path): \(error)")
+            }
+        }
+    }
+
+    /// Returns when every request handed over so far is stored.
+    func drain() { queue.sync {} }
 }
