@@ -8,6 +8,10 @@
 #   scripts/test.sh --fast    the same without the tests of the real model (listed as skipped)
 #   scripts/test.sh --debug   a debug build (.build/debug, what a plain `swift test` uses)
 # Other arguments go to `swift test`, e.g. scripts/test.sh --filter LoRAMergeTests.
+# After the Swift tests, a full run (no --fast, no other arguments) also drives `corpus serve`
+# with scripts/load-test-serve.py (32 clients, 500 requests) and the official `openai` client
+# (scripts/check-openai-client.sh; it skips, exit 0, where PyPI cannot be reached), when python3
+# is there (docs/SERVE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=(-c release -Xswiftc -enable-testing)
@@ -28,3 +32,8 @@ else
 fi
 swift build --build-tests ${build[@]+"${build[@]}"}
 swift test --skip-build ${build[@]+"${build[@]}"} ${args[@]+"${args[@]}"}
+if [ "$fast" = 0 ] && [ ${#args[@]} -eq 0 ] && command -v python3 >/dev/null; then
+  bin="$(swift build --show-bin-path ${build[@]+"${build[@]}"})/corpus"
+  python3 scripts/load-test-serve.py --binary "$bin"
+  scripts/check-openai-client.sh "$bin"
+fi

@@ -30,6 +30,7 @@ public struct CompletionRequest: Sendable {
         }
         guard let fields = object as? [String: Any] else { throw ServeError.malformedJSON("the body is JSON but not an object") }
         try refuseUnsupported(fields, kind: kind)
+        try checkIntegers(fields)
         let decoded: Body
         do {
             decoded = try JSONDecoder().decode(Body.self, from: body)
@@ -113,6 +114,20 @@ public struct CompletionRequest: Sendable {
         if let v = fields["echo"], !isDefault(v, 0) { throw ServeError.invalid("echo is not supported by this server; leave it out.", param: "echo") }
     }
 
+    /// The integer fields, checked before decoding so that a fraction or an out-of-range number
+    /// is named (Foundation's decoder reports those without the field).
+    static func checkIntegers(_ fields: [String: Any]) throws {
+        for key in ["max_tokens", "max_completion_tokens", "seed"] {
+            guard let value = fields[key], !(value is NSNull) else { continue }
+            // Strings and booleans are left to the decoder, which names the field for them.
+            guard let number = value as? NSNumber else { continue }
+            let d = number.doubleValue
+            guard d.isFinite, d == d.rounded(), Int64(number.stringValue) != nil || abs(d) < 9e18 else {
+                throw ServeError.invalid("Invalid value for '\(key)': \(number.stringValue) is not an integer between -2^63 and 2^63 - 1.", param: key, code: "invalid_value")
+            }
+        }
+    }
+
     static func describe(_ error: DecodingError) -> ServeError {
         func path(_ context: DecodingError.Context) -> String? {
             let keys = context.codingPath.map { key in key.intValue.map { "[\($0)]" } ?? "." + key.stringValue }.joined()
@@ -176,7 +191,14 @@ public struct CompletionRequest: Sendable {
             guard roles.contains(role) else {
                 throw ServeError.invalid("messages[\(index)].role is '\(role)'; this server takes system, developer, user and assistant messages (no tool messages).", param: "messages[\(index)].role")
             }
-            let text = try content?.text(index: index) ?? ""
+            guard let content else {
+                // OpenAI lets only an assistant message (one that called tools) go without content.
+                guard role == "assistant" else {
+                    throw ServeError.invalid("Missing required parameter: 'messages[\(index)].content'.", param: "messages[\(index)].content", code: "missing_required_parameter")
+                }
+                return ChatMessage(role: role, content: "")
+            }
+            let text = try content.text(index: index)
             // The chat templates know system, user and assistant; a developer message is a system one.
             return ChatMessage(role: role == "developer" ? "system" : role, content: text)
         }

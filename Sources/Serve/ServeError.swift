@@ -90,6 +90,11 @@ public struct ServeError: Error, Sendable, Equatable, CustomStringConvertible {
         status: 503, message: "The server shut down before the answer was complete (its --shutdown-grace ran out); send the request again once it is back.",
         type: "server_error", code: "shutting_down", retryAfter: 5)
 
+    /// 499 (nginx's "client closed request"): the client went away before its answer was
+    /// complete. Nobody reads it; it is what /metrics counts such a request as.
+    public static let clientGone = ServeError(
+        status: 499, message: "The client closed the connection before the answer was complete.", type: "invalid_request_error", code: "client_closed_request")
+
     /// 500 for a failure inside the server (a bug: the message says what failed).
     public static func internalError(_ detail: String) -> ServeError {
         ServeError(status: 500, message: "The server failed while answering: \(detail)", type: "server_error", code: "internal_error")

@@ -5,6 +5,7 @@ import Logging
 import ModelRuntime
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// `corpus serve`: OpenAI's HTTP API over the models of a `ModelHost`, on Hummingbird. The
 /// handlers parse and check requests and shape responses; the `Scheduler` decodes.
@@ -37,7 +38,7 @@ public struct Server: Sendable {
     public func run(onListening: @escaping @Sendable (String, Int) -> Void) async throws {
         var logger = Logger(label: "corpus-serve")
         logger.logLevel = .warning
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: ServeContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: OpenAIErrorMiddleware())
         router.add(middleware: BearerAuthMiddleware(key: settings.apiKey))
@@ -52,8 +53,8 @@ public struct Server: Sendable {
                                       steps: scheduler.stepCount)
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
-        router.post("/v1/chat/completions") { request, _ in try await self.complete(request, kind: .chat) }
-        router.post("/v1/completions") { request, _ in try await self.complete(request, kind: .text) }
+        router.post("/v1/chat/completions") { request, context in try await self.complete(request, kind: .chat, channel: context.channel) }
+        router.post("/v1/completions") { request, context in try await self.complete(request, kind: .text, channel: context.channel) }
         let bindHost = settings.host
         let app = Application(
             router: router,
@@ -85,7 +86,7 @@ public struct Server: Sendable {
     }
 
     /// POST /v1/chat/completions and /v1/completions.
-    func complete(_ request: Request, kind: CompletionRequest.Kind) async throws -> Response {
+    func complete(_ request: Request, kind: CompletionRequest.Kind, channel: any Channel) async throws -> Response {
         let arrived = ContinuousClock.now
         // A declared length over the limit is refused before reading anything.
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > settings.maxBodyBytes {
@@ -125,12 +126,20 @@ public struct Server: Sendable {
         }
         var text = AnswerText(stops: parsed.stops)
         var finish = FinishReason.length
+        // A client waiting for a whole answer is written nothing until it is done, so its going
+        // away is seen on the connection's input: checked at every token.
+        let hangUp = await HangUpWatcher.on(channel)
         var cancelled = true    // until the events end: a task cancelled by a client that went away
         defer { if cancelled { job.cancel(); progress.end(.cancelled, text: text) } }
-        for await event in events {
+        var hungUp = false
+        answer: for await event in events {
             switch event {
             case let .token(token):
                 progress.token()
+                if hangUp?.hungUp == true {
+                    hungUp = true
+                    break answer
+                }
                 _ = text.append(token, tokenizer: host.tokenizer)
                 if text.stoppedByString { job.cancel(); finish = .stop }
             case let .finished(reason):
@@ -146,8 +155,8 @@ public struct Server: Sendable {
             }
             if text.stoppedByString { break }
         }
-        cancelled = Task.isCancelled
-        guard !cancelled else { throw CancellationError() }
+        cancelled = hungUp || Task.isCancelled
+        guard !cancelled else { throw ServeError.clientGone }
         _ = text.finish(cutByLength: finish == .length)
         progress.end(finish == .stop ? .stop : .length, text: text)
         let usage = Self.usage(prompt: parsed.prompt.count, completion: text.ids.count)
@@ -239,6 +248,53 @@ public struct Server: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: encode(object))))
+    }
+}
+
+/// The request context of `corpus serve`'s routes: Hummingbird's, plus the connection, so that a
+/// handler can watch it (`HangUpWatcher`).
+struct ServeContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Notices that a client closed its side of the connection (input closed, or the connection
+/// gone), from the first place of the channel's pipeline, before the HTTP handlers (which hold
+/// such events back while a response is pending). One per connection, added by the first
+/// request that waits for a whole answer.
+final class HangUpWatcher: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked: the only state is an atomic.
+    typealias InboundIn = NIOAny
+    private let closed = Atomic<Bool>(false)
+
+    var hungUp: Bool { closed.load(ordering: .relaxed) }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed { closed.store(true, ordering: .relaxed) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed.store(true, ordering: .relaxed)
+        context.fireChannelInactive()
+    }
+
+    /// The watcher of `channel`, added first in its pipeline if it has none yet; nil if the
+    /// pipeline cannot take it (the connection is already closing).
+    static func on(_ channel: any Channel) async -> HangUpWatcher? {
+        if let existing = try? await channel.pipeline.handler(type: HangUpWatcher.self).get() { return existing }
+        let watcher = HangUpWatcher()
+        do {
+            try await channel.pipeline.addHandler(watcher, position: .first).get()
+            return watcher
+        } catch {
+            return nil
+        }
     }
 }
 

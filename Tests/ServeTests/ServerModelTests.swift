@@ -110,6 +110,30 @@ struct ServerModelTests {
         #expect(generated < 120, "the abandoned answer ran to its end: \(generated) tokens")
         let answered = try await server.send("POST", "/v1/chat/completions", json: Self.chat("Hi", maxTokens: 4))
         #expect(answered.status == 200, "\(answered.text)")
+
+        // A client waiting for a whole (non-streamed) answer hangs up while it is decoded: its
+        // row is freed too, and /metrics counts the request as 499.
+        var whole = Self.counting
+        whole["stream"] = false
+        let waiting = try RawConnection(port: server.port, "POST", "/v1/completions", json: whole)
+        var decoding = false
+        for _ in 0..<100 where !decoding {
+            try await Task.sleep(for: .milliseconds(20))
+            decoding = ServerProcess.metric(try await server.send("GET", "/metrics").text, "corpus_running_requests") == 1
+        }
+        #expect(decoding)
+        try await Task.sleep(for: .milliseconds(200))
+        waiting.close()
+        var gone = false
+        for _ in 0..<100 where !gone {
+            try await Task.sleep(for: .milliseconds(20))
+            gone = ServerProcess.metric(try await server.send("GET", "/metrics").text, "corpus_running_requests") == 0
+        }
+        #expect(gone, "the row of the client that hung up before its whole answer is still decoded")
+        let after = try await server.send("GET", "/metrics").text
+        #expect(ServerProcess.metric(after, #"corpus_requests_total{endpoint="/v1/completions",status="499"}"#) == 1, "\(after)")
+        let total = try #require(ServerProcess.metric(after, #"corpus_completion_tokens_total{model="smol"}"#))
+        #expect(total - generated - 4 < 120, "the abandoned whole answer ran to its end")
         #expect(server.stop() == 0)
     }
 

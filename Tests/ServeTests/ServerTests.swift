@@ -174,6 +174,20 @@ struct ServerTests {
         #expect(badTemperature.status == 400)
         #expect(try error(badTemperature)["param"] as? String == "temperature")
 
+        // Found by scripts/load-test-serve.py's author: a message without content, a fraction for
+        // an integer and a seed beyond 64 bits are refused naming the field.
+        let noContent = try await f.server.send("POST", "/v1/chat/completions", json: ["model": "tiny", "messages": [["role": "user"]]])
+        #expect(noContent.status == 400)
+        #expect(try error(noContent)["param"] as? String == "messages[0].content")
+        #expect(try error(noContent)["code"] as? String == "missing_required_parameter")
+        for (field, value) in [("max_tokens", 4.5 as Any), ("seed", UInt64.max as Any)] {
+            var request = Self.chat("tiny", "abc", maxTokens: 2)
+            request[field] = value
+            let refused = try await f.server.send("POST", "/v1/chat/completions", json: request)
+            #expect(refused.status == 400)
+            #expect(try error(refused)["param"] as? String == field, "\(refused.text)")
+        }
+
         var two = Self.chat("tiny", "abc", maxTokens: 2)
         two["n"] = 2
         #expect(try error(try await f.server.send("POST", "/v1/chat/completions", json: two))["param"] as? String == "n")
@@ -263,5 +277,32 @@ struct ServerTests {
         #expect(value("corpus_running_requests") == 0)
         #expect(text.contains("# TYPE corpus_time_to_first_token_seconds histogram"))
         #expect(f.server.stop() == 0)
+    }
+
+    /// `corpus chat --url` talks to the server: the same conversation (two turns) as `corpus chat`
+    /// with the model loaded, for the adapter by its served name; a wrong address or model is a
+    /// message and exit 3.
+    @Test func chatTalksToARunningServer() async throws {
+        let f = try Self.fixture()
+        let input = "abc\nab\n/quit\n"
+        let local = try TestSupport.run(["chat", "--model", f.model, "--adapter", f.adapter, "--template", "chatml", "--max-tokens", "5"], input: input)
+        #expect(local.status == 0, "\(local.stderr)")
+        let url = "http://127.0.0.1:\(f.server.port)"
+        let remote = try TestSupport.run(["chat", "--url", url, "--model", "tuned", "--max-tokens", "5"], input: input)
+        #expect(remote.status == 0, "\(remote.stderr)")
+        // The first turn is answered alike; the second passes the tiny model's 64-token window,
+        // which both say (the server in its own words) and the conversation goes on.
+        let (localLines, remoteLines) = (local.stdout.split(separator: "\n"), remote.stdout.split(separator: "\n"))
+        #expect(remoteLines.count == 2 && localLines.count == 2, "\(remote.stdout)")
+        #expect(remoteLines.first == localLines.first)
+        #expect(remoteLines.last?.hasPrefix("(the server refused: This model's maximum context length is 64 tokens.") == true, "\(remote.stdout)")
+        #expect(localLines.last?.hasPrefix("(the conversation is ") == true)
+        let unknown = try TestSupport.run(["chat", "--url", url + "/v1", "--model", "nope"], input: input)
+        #expect(unknown.status == 3)
+        #expect(unknown.stderr.contains("HTTP 404: The model `nope` does not exist"), "\(unknown.stderr)")
+        #expect(f.server.stop() == 0)
+        let gone = try TestSupport.run(["chat", "--url", url, "--model", "tuned"], input: input)
+        #expect(gone.status == 3)
+        #expect(gone.stderr.contains("is `corpus serve` running there?"), "\(gone.stderr)")
     }
 }

@@ -117,8 +117,10 @@ extension TestSupport {
         return executable.deletingLastPathComponent().appendingPathComponent("corpus")
     }
 
-    /// Runs `corpus` with `arguments` (and `environment` added), waiting for it to finish.
-    public static func run(_ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil) throws -> CommandResult {
+    /// Runs `corpus` with `arguments` (and `environment` added), waiting for it to finish; with
+    /// `input`, that text is its standard input.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil,
+                           input: String? = nil) throws -> CommandResult {
         let process = Process()
         process.executableURL = corpusBinary
         process.arguments = arguments
@@ -130,7 +132,13 @@ extension TestSupport {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let stdin = input.map { _ in Pipe() }
+        if let stdin { process.standardInput = stdin }
         try process.run()
+        if let stdin, let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         // Read both pipes concurrently with the process so large outputs cannot dead-lock.
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()

@@ -97,7 +97,7 @@ struct ModelOptions: ParsableArguments {
 
 /// `--adapter DIR` for the commands that run a model.
 struct AdapterOption: ParsableArguments {
-    @Option(name: .long, help: "A LoRA adapter folder in PEFT's format (adapter_config.json + adapter_model.safetensors), e.g. one `corpus train` wrote; applied in memory.")
+    @Option(name: .long, help: "A LoRA adapter folder in PEFT's format (adapter_config.json + adapter_model.safetensors), e.g. one `corpus train` wrote; run beside the base weights, unmerged (nothing is written).")
     var adapter: String?
 }
 
@@ -218,39 +218,70 @@ struct GenerateCommand: ParsableCommand {
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
-        abstract: "Talk with the model: type a message and press Enter; /reset starts over, /quit or Ctrl-D leaves.")
+        abstract: "Talk with the model: type a message and press Enter; /reset starts over, /quit or Ctrl-D leaves.",
+        discussion: """
+            With --url, talks to a running server (`corpus serve` or any OpenAI-compatible one) \
+            instead of loading the model: --model is then the served name (the base model's or an \
+            adapter's, as GET /v1/models lists them) and the answer streams from the server.
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOption: AdapterOption
     @OptionGroup var sampling: SamplingOptions
     @Option(name: .long, help: "A system message for the conversation.") var system: String?
+    @Option(name: .long, help: "A running server to talk to, e.g. http://127.0.0.1:8000 (then --model is the served name).") var url: String?
+    @Option(name: .long, help: "With --url: the server's key (default: $CORPUS_API_KEY when set).") var apiKey: String?
+
+    func validate() throws {
+        guard url != nil else {
+            if apiKey != nil { throw ValidationError("--api-key goes with --url (a server to talk to)") }
+            return
+        }
+        if adapterOption.adapter != nil {
+            throw ValidationError("with --url the server holds the adapters: give the adapter's served name as --model instead of --adapter")
+        }
+        if sampling.topK != 0 { throw ValidationError("--top-k is not part of OpenAI's chat API; leave it out with --url (use --top-p)") }
+        if sampling.template != nil { throw ValidationError("with --url the server applies its chat template; leave --template out") }
+    }
 
     func run() throws {
+        if let url {
+            let key = apiKey ?? ProcessInfo.processInfo.environment["CORPUS_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+            let remote: RemoteChat
+            do {
+                remote = try RemoteChat(url: url, apiKey: key)
+            } catch {
+                Output.error("error: \(error)")
+                throw ExitCode(Exit.inputError)
+            }
+            Output.progress("corpus chat: \(modelOptions.model) at \(remote.endpoint). /reset starts over, /quit leaves.\n")
+            try conversation { messages in
+                do {
+                    return try remote.send(model: modelOptions.model, messages: messages.map { ["role": $0.role, "content": $0.content] },
+                                           maxTokens: sampling.maxTokens, temperature: sampling.temperature, topP: sampling.topP,
+                                           seed: sampling.seed) { Output.write($0) }
+                } catch let failure as RemoteChat.Failure where failure.code == "context_length_exceeded" {
+                    Output.write("(the server refused: \(failure.serverMessage ?? failure.description) /reset to start over)\n")
+                    return nil
+                } catch let failure as RemoteChat.Failure {
+                    Output.write("\n")
+                    Output.error("error: \(failure)")
+                    throw ExitCode(Exit.inputError)
+                }
+            }
+            return
+        }
         try Exit.reportingModel {
             let loaded = try modelOptions.load(adapter: adapterOption.adapter)
             let template = try loaded.template(sampling.template)
             let parameters = sampling.parameters(stopping: loaded.stopTokenIDs)
             let window = loaded.model.configuration.maxPositionEmbeddings
-            var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
-            let interactive = isatty(0) == 1
-            Output.progress("corpus chat: \(modelOptions.model) (\(template.name) template). /reset starts over, /quit leaves.")
-            while true {
-                if interactive { Output.write("> ") }
-                guard let line = readLine() else { break }
-                let text = line.trimmingCharacters(in: .whitespaces)
-                if text.isEmpty { continue }
-                if text == "/quit" || text == "/exit" { break }
-                if text == "/reset" {
-                    messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
-                    Output.write("(conversation cleared)\n")
-                    continue
-                }
-                messages.append(ChatMessage(role: "user", content: text))
+            Output.progress("corpus chat: \(modelOptions.model) (\(template.name) template). /reset starts over, /quit leaves.\n")
+            try conversation { messages in
                 let prompt = loaded.tokenizer.encode(template.render(messages, generationPrompt: true))
                 if prompt.count + parameters.maxTokens > window {
-                    messages.removeLast()
                     Output.write("(the conversation is \(prompt.count) tokens; with --max-tokens \(parameters.maxTokens) it would pass the model's \(window)-token window: /reset to start over)\n")
-                    continue
+                    return nil
                 }
                 // The answer is printed as it is generated, decoding whole UTF-8 characters only.
                 var ids: [Int] = []
@@ -264,11 +295,38 @@ struct ChatCommand: ParsableCommand {
                     }
                 }
                 let reply = loaded.tokenizer.decode(answer[0], skipSpecial: true)
-                // Standard output is written directly (not through print's buffer) so the streamed
-                // text and the rest appear in order when piped.
-                Output.write((reply.hasPrefix(shown) ? String(reply.dropFirst(shown.count)) : "") + "\n")
-                messages.append(ChatMessage(role: "assistant", content: reply))
+                Output.write(reply.hasPrefix(shown) ? String(reply.dropFirst(shown.count)) : "")
+                return reply
             }
+        }
+    }
+
+    /// The read-answer loop: each user line is added to the conversation and `answer` gives
+    /// (and prints, as it comes) the reply, or nil when the turn cannot be answered (the line is
+    /// then dropped from the conversation).
+    private func conversation(_ answer: ([ChatMessage]) throws -> String?) throws {
+        var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+        let interactive = isatty(0) == 1
+        while true {
+            if interactive { Output.write("> ") }
+            guard let line = readLine() else { break }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            if text == "/quit" || text == "/exit" { break }
+            if text == "/reset" {
+                messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+                Output.write("(conversation cleared)\n")
+                continue
+            }
+            messages.append(ChatMessage(role: "user", content: text))
+            guard let reply = try answer(messages) else {
+                messages.removeLast()
+                continue
+            }
+            // Standard output is written directly (not through print's buffer) so the streamed
+            // text and the rest appear in order when piped.
+            Output.write("\n")
+            messages.append(ChatMessage(role: "assistant", content: reply))
         }
     }
 }
