@@ -82,6 +82,31 @@ struct ServerModelTests {
         #expect(server.stop() == 0)
     }
 
+    /// --prefill-chunk 16: the 37-token prompt enters over three steps (16, 16, 5 tokens) while
+    /// another answer streams, and the answers are still the reference ones.
+    @Test(.needsTestModel) func aPromptLongerThanTheChunkIsPrefilledInPieces() async throws {
+        let server = try ServerProcess(["--model", try TestInputs.model(), "--name", "smol", "--prefill-chunk", "16"])
+        let stream = try RawConnection(port: server.port, "POST", "/v1/completions", json: Self.counting)
+        #expect(stream.read(until: "\"text\""))
+        let before = ServerProcess.metric(try await server.send("GET", "/metrics").text, "corpus_forward_passes_total") ?? 0
+        let reply = try await server.send("POST", "/v1/chat/completions", json: Self.chat(Self.question))
+        let after = ServerProcess.metric(try await server.send("GET", "/metrics").text, "corpus_forward_passes_total") ?? 0
+        let choice = try #require((try reply.json()["choices"] as? [[String: Any]])?.first)
+        #expect((choice["message"] as? [String: Any])?["content"] as? String == "The capital of France is Paris.")
+        #expect(after - before >= 3 + 7, "3 prefill steps and 8 tokens, the first with the last prefill step")
+        stream.readToEnd()
+        #expect(stream.text.contains(#""finish_reason":"length""#))
+        let alone = try TestSupport.run(["generate", "--model", try TestInputs.model(), "--raw", "--max-tokens", "120", "--json", "1, 2, 3, 4, 5, 6, 7, 8,"])
+        let expected = try #require((try alone.json() as? [String: Any])?["text"] as? String)
+        // Each event is one write, so HTTP chunk sizes sit between events: take what follows each "data: ".
+        let streamed = stream.text.components(separatedBy: "data: ").dropFirst().compactMap { piece -> String? in
+            let json = piece.components(separatedBy: "\n\n").first ?? ""
+            return (((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any])?["choices"] as? [[String: Any]])?.first?["text"] as? String
+        }.joined()
+        #expect(streamed == expected, "the answer streamed beside the chunked prefill is its answer alone")
+        #expect(server.stop() == 0)
+    }
+
     /// A long answer being streamed, for the tests below (completions of a count, which does not
     /// end early).
     static var counting: [String: Any] { ["model": "smol", "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "max_tokens": 120, "temperature": 0, "stream": true] }
