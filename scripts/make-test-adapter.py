@@ -3,7 +3,7 @@
 using the Python standard library only (no torch, no safetensors package).
 
 usage:
-  python3 scripts/make-test-adapter.py OUT_DIR [--seed N]
+  python3 scripts/make-test-adapter.py OUT_DIR [--seed N] [--all-targets] [--strength F]
 
 OUT_DIR gets the two files PEFT's save_pretrained writes (docs/ADAPTERS.md):
   adapter_config.json        LORA, r 4, lora_alpha 8, q_proj and v_proj, CAUSAL_LM
@@ -13,7 +13,9 @@ OUT_DIR gets the two files PEFT's save_pretrained writes (docs/ADAPTERS.md):
       base_model.model.model.layers.{L}.self_attn.v_proj.lora_A.weight  [4, 576]
       base_model.model.model.layers.{L}.self_attn.v_proj.lora_B.weight  [192, 4]
 (SmolLM2-135M: hidden 576, 9 heads and 3 KV heads of 64, so q_proj is 576 -> 576 and v_proj
-576 -> 192.) The values come from a 64-bit linear congruential generator seeded by --seed
+576 -> 192.) With --all-targets the adapter covers all seven projections (q, k, v, o, gate, up,
+down; intermediate size 1536), e.g. to check the Q/K row order of a GGUF LoRA; --strength F
+multiplies both ranges by F (default 1), for an adapter that moves the model further. The values come from a 64-bit linear congruential generator seeded by --seed
 (default 1), uniform in [-0.02, 0.02] for lora_A and [-0.05, 0.05] for lora_B: far from PEFT's
 zero-initialized B, so the adapter changes the model's answers (with seed 1 the test model
 answers "What is the capital of France?" in French verse instead of "The capital of France is
@@ -54,16 +56,27 @@ class LCG:
         return (2.0 * unit - 1.0) * scale
 
 
-def tensors(seed):
+FFN = 1536           # intermediate size
+# (module path, in-features, out-features) of each projection an adapter may cover.
+PROJECTIONS = {
+    "q_proj": ("self_attn.q_proj", HIDDEN, HIDDEN), "k_proj": ("self_attn.k_proj", HIDDEN, KV_OUT),
+    "v_proj": ("self_attn.v_proj", HIDDEN, KV_OUT), "o_proj": ("self_attn.o_proj", HIDDEN, HIDDEN),
+    "gate_proj": ("mlp.gate_proj", HIDDEN, FFN), "up_proj": ("mlp.up_proj", HIDDEN, FFN), "down_proj": ("mlp.down_proj", FFN, HIDDEN),
+}
+
+
+def tensors(seed, targets, strength=1.0):
     """(name, shape, values) for every LoRA weight, names sorted as PEFT writes them."""
     rng = LCG(seed)
+    a_scale, b_scale = A_SCALE * strength, B_SCALE * strength
     out = []
     for layer in range(LAYERS):
-        for proj, out_features in (("q_proj", HIDDEN), ("v_proj", KV_OUT)):
-            prefix = f"base_model.model.model.layers.{layer}.self_attn.{proj}"
-            a = array("f", (rng.uniform(A_SCALE) for _ in range(RANK * HIDDEN)))
-            b = array("f", (rng.uniform(B_SCALE) for _ in range(out_features * RANK)))
-            out.append((prefix + ".lora_A.weight", [RANK, HIDDEN], a))
+        for target in targets:
+            path, in_features, out_features = PROJECTIONS[target]
+            prefix = f"base_model.model.model.layers.{layer}.{path}"
+            a = array("f", (rng.uniform(a_scale) for _ in range(RANK * in_features)))
+            b = array("f", (rng.uniform(b_scale) for _ in range(out_features * RANK)))
+            out.append((prefix + ".lora_A.weight", [RANK, in_features], a))
             out.append((prefix + ".lora_B.weight", [out_features, RANK], b))
     out.sort(key=lambda t: t[0])
     return out
@@ -87,7 +100,7 @@ def safetensors_bytes(items):
     return b"".join(parts)
 
 
-def config():
+def config(targets):
     return {
         "alpha_pattern": {},
         "auto_mapping": None,
@@ -109,7 +122,7 @@ def config():
         "r": RANK,
         "rank_pattern": {},
         "revision": None,
-        "target_modules": ["q_proj", "v_proj"],
+        "target_modules": targets,
         "task_type": "CAUSAL_LM",
         "use_dora": False,
         "use_rslora": False,
@@ -127,12 +140,15 @@ def main():
     parser = argparse.ArgumentParser(description="Write a deterministic PEFT LoRA adapter for SmolLM2-135M.")
     parser.add_argument("out_dir", help="the adapter folder to write (created if missing)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the pseudo-random values (default 1)")
+    parser.add_argument("--all-targets", action="store_true", help="all seven projections instead of q_proj and v_proj")
+    parser.add_argument("--strength", type=float, default=1.0, help="multiplies the value ranges (default 1)")
     args = parser.parse_args()
+    targets = list(PROJECTIONS) if args.all_targets else ["q_proj", "v_proj"]
     try:
         os.makedirs(args.out_dir, exist_ok=True)
-        write_atomically(os.path.join(args.out_dir, "adapter_model.safetensors"), safetensors_bytes(tensors(args.seed)))
+        write_atomically(os.path.join(args.out_dir, "adapter_model.safetensors"), safetensors_bytes(tensors(args.seed, targets, args.strength)))
         write_atomically(os.path.join(args.out_dir, "adapter_config.json"),
-                         json.dumps(config(), indent=2, sort_keys=True).encode("utf-8"))
+                         json.dumps(config(targets), indent=2, sort_keys=True).encode("utf-8"))
     except OSError as error:
         print(f"error: cannot write the adapter into {args.out_dir}: {error}", file=sys.stderr)
         return 1

@@ -10,8 +10,9 @@
 # Other arguments go to `swift test`, e.g. scripts/test.sh --filter LoRAMergeTests.
 # After the Swift tests, a full run (no --fast, no other arguments) also drives `corpus serve`
 # with scripts/load-test-serve.py (32 clients, 500 requests) and the official `openai` client
-# (scripts/check-openai-client.sh; it skips, exit 0, where PyPI cannot be reached), when python3
-# is there (docs/SERVE.md).
+# (scripts/check-openai-client.sh; it skips, exit 0, where PyPI cannot be reached), and checks the
+# GGUF files corpus writes with llama.cpp (scripts/check-gguf-export.sh; it skips without
+# llama-cpp-python), when python3 is there (docs/SERVE.md, docs/ADAPTERS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=(-c release -Xswiftc -enable-testing)
@@ -36,4 +37,5 @@ if [ "$fast" = 0 ] && [ ${#args[@]} -eq 0 ] && command -v python3 >/dev/null; th
   bin="$(swift build --show-bin-path ${build[@]+"${build[@]}"})/corpus"
   python3 scripts/load-test-serve.py --binary "$bin"
   scripts/check-openai-client.sh "$bin"
+  scripts/check-gguf-export.sh "$bin"      # skips without llama-cpp-python (PEER_PYTHON)
 fi

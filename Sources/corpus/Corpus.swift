@@ -19,7 +19,7 @@ struct Corpus: AsyncParsableCommand {
         version: CorpusVersion.string,
         subcommands: [
             InitCommand.self, IngestCommand.self, StatusCommand.self, SourcesCommand.self,
-            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, MergeCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self, EvalCommand.self, EvalsCommand.self,
+            RecordsCommand.self, ShowCommand.self, RejectsCommand.self, LogCommand.self, CheckCommand.self, ReportCommand.self, DupsCommand.self, SnapshotCommand.self, TrainCommand.self, MergeCommand.self, AdaptersCommand.self, LineageCommand.self, ForgetCommand.self, ModelsCommand.self, RunsCommand.self, EvalCommand.self, EvalsCommand.self,
             TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, ChatCommand.self, BenchCommand.self, ServeCommand.self,
         ]
     )

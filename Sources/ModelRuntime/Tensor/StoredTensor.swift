@@ -32,6 +32,15 @@ public struct StoredTensor: Sendable, Equatable {
     /// Bytes held in memory.
     public var byteCount: Int { type == .f32 ? floats.count * 4 : bytes.count }
 
+    /// The data as a file holds it in the stored type (little-endian; fp32 as its bit patterns).
+    public var storedBytes: [UInt8] {
+        guard type == .f32 else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(floats.count * 4)
+        for v in floats { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        return out
+    }
+
     /// An fp32 tensor, kept as it is.
     public init(_ tensor: Tensor) {
         shape = tensor.shape

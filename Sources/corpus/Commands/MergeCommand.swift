@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import ModelRuntime
 import Trainer
@@ -7,11 +8,13 @@ import Trainer
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Write a full Hugging Face model (model.safetensors, config.json, tokenizer files) with a LoRA adapter folded in: W' = W + s·B·A.",
-        discussion: "The base model is --model, else the adapter's base_model_name_or_path. The adapter's lineage (snapshot hash, run id) is copied into the merged weights' metadata. docs/ADAPTERS.md says how transformers, vLLM and llama.cpp load the result.")
+        abstract: "Write a full model with a LoRA adapter folded in (W' = W + s·B·A): a Hugging Face folder (model.safetensors, config.json, tokenizer files), or with --format gguf one GGUF file for llama.cpp and Ollama.",
+        discussion: "The base model is --model, else the adapter's base_model_name_or_path. The adapter's lineage (snapshot hash, run id, its SHA-256) is copied into the merged weights' metadata. --format gguf needs a GGUF base (its tokenizer and chat template are copied); --type picks the matrices' type (f16 by default). docs/ADAPTERS.md says how transformers, vLLM, llama.cpp and Ollama load the result.")
 
     @Option(name: .long, help: "The adapter folder (adapter_config.json + adapter_model.safetensors).") var adapter: String
-    @Option(name: .long, help: "The folder to write (must not exist or be empty).") var out: String
+    @Option(name: .long, help: "The folder to write (must not exist or be empty); with --format gguf, the file (replaced atomically).") var out: String
+    @Option(name: .long, help: "hf (a Hugging Face folder) or gguf (one GGUF file, from a GGUF base).") var format = "hf"
+    @Option(name: .long, help: "With --format gguf: the matrices' type, f32, f16, bf16, q8_0 or q4_0 (norms stay f32).") var type = "f16"
     @Option(name: .long, help: "The base model: a .gguf file, a Hugging Face folder or a registered name (default: the adapter's base_model_name_or_path).") var model: String?
     @Option(name: .long, help: "f32, f16 or bf16 (default: the base folder's type; f32 for a GGUF base).") var dtype: String?
     @OptionGroup var database: DatabaseOptions
@@ -19,6 +22,15 @@ struct MergeCommand: ParsableCommand {
 
     func validate() throws {
         if let dtype, !["f32", "f16", "bf16"].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
+        guard ["hf", "gguf"].contains(format) else { throw ValidationError("--format must be hf or gguf") }
+        if format == "gguf" {
+            guard Self.ggufType(type) != nil else { throw ValidationError("--type must be f32, f16, bf16, q8_0 or q4_0") }
+            if dtype != nil { throw ValidationError("--dtype is for --format hf; give --type with --format gguf") }
+        }
+    }
+
+    static func ggufType(_ name: String) -> GGMLType? {
+        ["f32": .f32, "f16": .f16, "bf16": .bf16, "q8_0": .q8_0, "q4_0": .q4_0][name]
     }
 
     func run() throws {
@@ -35,6 +47,25 @@ struct MergeCommand: ParsableCommand {
                 let type: WeightType? = dtype.map { ["f16": .float16, "bf16": .bfloat16][$0] ?? .float32 }
                 var metadata = info.metadata.filter { $0.key.hasPrefix("corpus.") }
                 metadata["corpus.merged_adapter"] = adapterURL.standardizedFileURL.path
+                if format == "gguf" {
+                    guard path.hasSuffix(".gguf") else {
+                        throw ModelError.unsupported("--format gguf needs a GGUF base (its tokenizer and chat template go into the file); \(path) is a Hugging Face folder: merge with --format hf, then convert the folder with llama.cpp's convert_hf_to_gguf.py")
+                    }
+                    let weights = adapterURL.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
+                    if let sha = try? ContentHash.sha256Hex(fileAt: weights) { metadata["corpus.adapter.sha256"] = sha }
+                    let ggufType = Self.ggufType(self.type) ?? .f16
+                    let report = try LoRAMerge.writeMergedGGUF(adapter: lora, base: path, type: ggufType, to: URL(fileURLWithPath: out),
+                                                               metadata: metadata.keys.sorted().map { ($0, GGUFValue.string(metadata[$0] ?? "")) })
+                    if output.json {
+                        Output.printJSON(["file": report.file, "type": report.type.name, "tensors": report.tensors,
+                                          "merged_tensors": report.mergedTensors.count, "bytes": report.bytes,
+                                          "other_type": report.otherType.mapValues(\.name)])
+                        return
+                    }
+                    print("wrote \(report.file): \(report.tensors) tensors, \(report.mergedTensors.count) merged, matrices \(report.type.name), \(report.bytes) bytes")
+                    for (name, t) in report.otherType.sorted(by: { $0.key < $1.key }) { print("  note: \(name) kept as \(t.name): its rows do not fill whole \(report.type.name) blocks") }
+                    return
+                }
                 let report = try LoRAMerge.writeMergedModel(adapter: lora, model: path, to: URL(fileURLWithPath: out),
                                                             metadata: metadata, weightType: type)
                 if output.json {

@@ -149,7 +149,7 @@ struct ServeCommand: AsyncParsableCommand {
         var served = [ServedModel(name: baseName)]
         for spec in adapter {
             let (name, given) = try Self.adapterSpec(spec)
-            let (dir, storedRun) = try adapterFolder(given)
+            let (dir, storedRun) = try ModelOptions.adapterFolder(given, database: modelOptions.database)
             let url = URL(fileURLWithPath: dir)
             Output.error("loading adapter \(name) from \(dir)")
             let lora = try LoRAInference(LoRAAdapter(readingPEFT: url, configuration: weights.configuration), configuration: weights.configuration)
@@ -171,26 +171,6 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as ServeError {
             throw ModelError.unsupported(error.message)
         }
-    }
-
-    /// The folder of `--adapter NAME=X`: X itself when it is a folder; otherwise X is looked up
-    /// in the store as a training run's id, or as an adapter's id or SHA-256 (as `corpus lineage
-    /// adapter` takes it). Also returns the run id when the store named it.
-    func adapterFolder(_ given: String) throws -> (path: String, runID: String?) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: given, isDirectory: &isDirectory), isDirectory.boolValue { return (given, nil) }
-        let store: CorpusStore
-        do {
-            store = try modelOptions.database.open()
-        } catch {
-            throw ModelError.invalidFile(path: given, detail: "not an adapter folder, and the store to look it up as a run cannot be opened (\(error)); give the adapter's folder or --db")
-        }
-        var run = try Int64(given).flatMap { try store.run(id: $0) }
-        if run?.adapter == nil { run = try store.run(adapter: given) }
-        guard let run, let found = run.adapter else {
-            throw ModelError.invalidFile(path: given, detail: "neither an adapter folder nor a training run or adapter in \(store.path); `corpus runs list` shows the runs and their adapters")
-        }
-        return (found.path, String(run.id))
     }
 
     /// The base model's fingerprint as lineage records it: the registered one when --model is a

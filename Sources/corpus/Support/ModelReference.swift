@@ -33,3 +33,27 @@ extension ModelOptions {
         return registered.path
     }
 }
+
+extension ModelOptions {
+    /// An adapter given on the command line (`serve --adapter NAME=X`, `adapters export X`): X
+    /// itself when it is a folder; otherwise X is looked up in the store as a training run's id,
+    /// or as an adapter's id or SHA-256 (as `corpus lineage adapter` takes it). Also returns the
+    /// run id when the store named it.
+    /// - Throws: `ModelError` naming X when it is neither.
+    static func adapterFolder(_ given: String, database: DatabaseOptions) throws -> (path: String, runID: String?) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: given, isDirectory: &isDirectory), isDirectory.boolValue { return (given, nil) }
+        let store: CorpusStore
+        do {
+            store = try database.open()
+        } catch {
+            throw ModelError.invalidFile(path: given, detail: "not an adapter folder, and the store to look it up as a run cannot be opened (\(error)); give the adapter's folder or --db")
+        }
+        var run = try Int64(given).flatMap { try store.run(id: $0) }
+        if run?.adapter == nil { run = try store.run(adapter: given) }
+        guard let run, let found = run.adapter else {
+            throw ModelError.invalidFile(path: given, detail: "neither an adapter folder nor a training run or adapter in \(store.path); `corpus runs list` shows the runs and their adapters")
+        }
+        return (found.path, String(run.id))
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `corpus adapters export --format gguf` and `corpus merge --format gguf` on the tiny GGUF model
+/// and a tiny adapter (q, v and down of its one layer); scripts/check-gguf-export.sh checks the
+/// files with llama.cpp itself on the real test model.
+@Suite("GGUF export")
+struct GGUFExportTests {
+    static func fixture() throws -> (dir: URL, model: String, adapter: String) {
+        let dir = try TestSupport.temporaryDirectory("gguf-export")
+        let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
+        let adapter = dir.appendingPathComponent("adapter")
+        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none"}"#,
+                              to: "adapter_config.json", in: adapter)
+        let prefix = "base_model.model.model.layers.0."
+        try TestSupport.write(TinyModel.safetensors([
+            (prefix + "self_attn.q_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.q_proj.lora_B.weight", [8, 2]),
+            (prefix + "self_attn.v_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.v_proj.lora_B.weight", [4, 2]),
+            (prefix + "mlp.down_proj.lora_A.weight", [2, 16]), (prefix + "mlp.down_proj.lora_B.weight", [8, 2]),
+        ]), to: "adapter_model.safetensors", in: adapter)
+        return (dir, model, adapter.path)
+    }
+
+    static func logprobs(_ arguments: [String]) throws -> [Double] {
+        let result = try TestSupport.run(["score", "--json", "--top", "1"] + arguments + ["abcab"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let values = try #require((try result.json() as? [String: Any])?["logprobs"] as? [Any])
+        return values.dropFirst().compactMap { $0 as? Double }
+    }
+
+    @Test func anAdapterAsAGGUFLoRAAndAMergedGGUF() throws {
+        let f = try Self.fixture()
+        let sha = try TestSupport.shell("sha256sum '\(f.adapter)/adapter_model.safetensors' | cut -d' ' -f1")
+        let lora = f.dir.appendingPathComponent("tuned.lora.gguf").path
+        let exported = try TestSupport.run(["adapters", "export", f.adapter, "--model", f.model, "--out", lora, "--json"])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let summary = try #require(try exported.json() as? [String: Any])
+        #expect(summary["tensors"] as? Int == 6)
+        #expect(summary["architecture"] as? String == "llama")
+        #expect(summary["adapter_sha256"] as? String == sha)
+        #expect(FileManager.default.fileExists(atPath: lora))
+
+        // Merged in f32: the same model as the base with the adapter, within float rounding.
+        let expected = try Self.logprobs(["--model", f.model, "--adapter", f.adapter])
+        let merged = f.dir.appendingPathComponent("merged.gguf").path
+        let written = try TestSupport.run(["merge", "--adapter", f.adapter, "--model", f.model, "--format", "gguf", "--type", "f32", "--out", merged, "--json"])
+        #expect(written.status == 0, "\(written.stderr)")
+        let report = try #require(try written.json() as? [String: Any])
+        #expect(report["merged_tensors"] as? Int == 3)
+        #expect(report["tensors"] as? Int == 11)
+        let mergedLogprobs = try Self.logprobs(["--model", merged])
+        #expect(mergedLogprobs.count == expected.count && !expected.isEmpty)
+        #expect(zip(mergedLogprobs, expected).allSatisfy { abs($0 - $1) < 1e-4 }, "\(mergedLogprobs) vs \(expected)")
+        #expect(mergedLogprobs != (try Self.logprobs(["--model", f.model])), "the merge changed the model")
+
+        // Q8_0 cannot hold rows of 8 or 16 values (blocks of 32): those matrices are F16, said so.
+        let q8 = f.dir.appendingPathComponent("merged-q8.gguf").path
+        let quantized = try TestSupport.run(["merge", "--adapter", f.adapter, "--model", f.model, "--format", "gguf", "--type", "q8_0", "--out", q8])
+        #expect(quantized.status == 0, "\(quantized.stderr)")
+        #expect(quantized.stdout.contains("note: blk.0.attn_q.weight kept as F16: its rows do not fill whole Q8_0 blocks"), "\(quantized.stdout)")
+        #expect(zip(try Self.logprobs(["--model", q8]), expected).allSatisfy { abs($0 - $1) < 2e-2 })
+    }
+
+    @Test func whatCannotBeExportedIsSaid() throws {
+        let f = try Self.fixture()
+        let folder = try TinyModel.folder("hf", in: f.dir, sharded: false)
+        let fromFolder = try TestSupport.run(["merge", "--adapter", f.adapter, "--model", folder.path, "--format", "gguf", "--out", f.dir.appendingPathComponent("x.gguf").path])
+        #expect(fromFolder.status == 3)
+        #expect(fromFolder.stderr.contains("--format gguf needs a GGUF base"), "\(fromFolder.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("x.gguf").path))
+        let badType = try TestSupport.run(["merge", "--adapter", f.adapter, "--model", f.model, "--format", "gguf", "--type", "q4_k", "--out", "x.gguf"])
+        #expect(badType.status == 64)
+        let noRun = try TestSupport.run(["adapters", "export", "7", "--model", f.model, "--out", f.dir.appendingPathComponent("y.gguf").path,
+                                         "--db", f.dir.appendingPathComponent("none.db").path])
+        #expect(noRun.status == 3)
+        #expect(noRun.stderr.contains("7: not an adapter folder"), "\(noRun.stderr)")
+    }
+}
