@@ -109,6 +109,35 @@ extension CorpusStore {
         }
     }
 
+    /// Registers an adapter trained outside corpus (`corpus adapters import`): a run with status
+    /// `imported` on `snapshot` (its `config` says how it was trained, as far as known) and the
+    /// adapter, in one transaction, audited. From then on lineage, eval, serve and forget find it
+    /// as they find ours.
+    /// - Throws: `CorpusDBError(.invalid)` when an adapter with this SHA-256 is already on record
+    ///   (naming it), or the snapshot was never stored.
+    public func importAdapter(snapshot: Snapshot, modelRef: String, modelSHA256: String, config: String, summary: String,
+                              adapter: (path: String, sha256: String), arguments: [String] = []) throws -> (run: Int64, adapter: Int64) {
+        guard let snapshotId = snapshot.id else { throw CorpusDBError(.invalid, "the snapshot has no id; it was never stored") }
+        return try pool.write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT id, run_id, path FROM adapters WHERE sha256 = ?", arguments: [adapter.sha256]) {
+                let id: Int64 = row["id"], run: Int64 = row["run_id"], path: String = row["path"]
+                throw CorpusDBError(.invalid, "\(adapter.path): this adapter (sha256 \(adapter.sha256.prefix(12))…) is already on record as adapter \(id) of run \(run) (\(path)); nothing was registered")
+            }
+            let now = Timestamp.now()
+            try db.execute(sql: """
+                INSERT INTO runs (snapshot_id, model_ref, model_sha256, config, seed, status, started_at, finished_at, tool_version, summary)
+                VALUES (?, ?, ?, ?, 0, 'imported', ?, ?, ?, ?)
+                """, arguments: [snapshotId, modelRef, modelSHA256, config, now, now, CorpusVersion.string, summary])
+            let run = db.lastInsertedRowID
+            try db.execute(sql: "INSERT INTO adapters (run_id, path, sha256, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [run, adapter.path, adapter.sha256, now])
+            let id = db.lastInsertedRowID
+            try Self.audit(db, command: "adapters import", arguments: arguments,
+                           outcome: ["run": run, "adapter": id, "path": adapter.path, "adapter_sha256": adapter.sha256, "snapshot": snapshot.label])
+            return (run, id)
+        }
+    }
+
     /// Every run, oldest first.
     public func runs() throws -> [TrainingRun] {
         try pool.read { db in try Self.runs(db, where: "1", arguments: []) }

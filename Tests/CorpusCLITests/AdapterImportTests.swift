@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `corpus adapters import|list|show`: an adapter trained elsewhere on an exported snapshot comes
+/// back into the store with its lineage; what does not fit is refused and nothing is registered.
+@Suite("Adapters trained elsewhere")
+struct AdapterImportTests {
+    /// A tiny adapter for the tiny GGUF model (q, v and down of its one layer); `qRows` other
+    /// than 8 makes it not fit.
+    static func adapter(in dir: URL, name: String, qRows: Int = 8, scale: Float = 1.0 / 8) throws -> String {
+        let folder = dir.appendingPathComponent(name)
+        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none", "base_model_name_or_path": "tiny"}"#,
+                              to: "adapter_config.json", in: folder)
+        let prefix = "base_model.model.model.layers.0."
+        try TestSupport.write(TinyModel.safetensors([
+            (prefix + "self_attn.q_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.q_proj.lora_B.weight", [qRows, 2]),
+            (prefix + "self_attn.v_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.v_proj.lora_B.weight", [4, 2]),
+            (prefix + "mlp.down_proj.lora_A.weight", [2, 16]), (prefix + "mlp.down_proj.lora_B.weight", [8, 2]),
+        ], scale: scale), to: "adapter_model.safetensors", in: folder)
+        return folder.path
+    }
+
+    @Test func anAdapterTrainedElsewhereComesBackWithItsLineage() throws {
+        let (db, dir) = try TrainTests.snapshotStore()
+        let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
+        let export = dir.appendingPathComponent("export").path
+        #expect(try TestSupport.run(["snapshot", "export", "demo", "--format", "sharegpt", "--out", export, "--db", db]).status == 0)
+        let adapter = try Self.adapter(in: dir, name: "from-gpu")
+        let sha = try TestSupport.shell("sha256sum '\(adapter)/adapter_model.safetensors' | cut -d' ' -f1")
+
+        let imported = try TestSupport.run(["adapters", "import", adapter, "--snapshot", "demo@1", "--model", model, "--export", export,
+                                            "--note", "LLaMA-Factory on 8 GPUs", "--db", db, "--json"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let summary = try #require(try imported.json() as? [String: Any])
+        #expect(summary["run"] as? Int == 1 && summary["adapter"] as? Int == 1)
+        #expect(summary["sha256"] as? String == sha)
+        #expect(summary["export_checked"] as? Bool == true)
+
+        let list = try #require(try TestSupport.run(["adapters", "list", "--db", db, "--json"]).json() as? [[String: Any]])
+        #expect(list.count == 1)
+        #expect(list.first?["trained_by"] as? String == "outside corpus")
+        #expect(list.first?["status"] as? String == "imported")
+        let shown = try #require(try TestSupport.run(["adapters", "show", sha, "--db", db, "--json"]).json() as? [String: Any])
+        #expect(shown["intact"] as? Bool == true)
+        #expect(shown["note"] as? String == "LLaMA-Factory on 8 GPUs")
+        #expect((shown["peft"] as? [String: Any])?["r"] as? Int == 2)
+
+        // Lineage reaches the snapshot and its sources; the records know the adapter used them.
+        let lineage = try #require(try TestSupport.run(["lineage", "adapter", "1", "--db", db, "--json"]).json() as? [String: Any])
+        #expect((lineage["run"] as? [String: Any])?["status"] as? String == "imported")
+        #expect((lineage["snapshot"] as? [String: Any])?["name"] as? String == "demo")
+        #expect((lineage["sources"] as? [[String: Any]])?.count == 2)
+        let record = try #require(try TestSupport.run(["lineage", "snapshot", "demo", "--db", db, "--json"]).json() as? [String: Any])
+        #expect((record["adapters"] as? [[String: Any]])?.first?["sha256"] as? String == sha)
+
+        // The same adapter twice, one that does not fit the model, a snapshot that does not
+        // exist, an export whose file changed: refused, nothing more registered.
+        let again = try TestSupport.run(["adapters", "import", adapter, "--snapshot", "demo@1", "--model", model, "--db", db])
+        #expect(again.status == 3)
+        #expect(again.stderr.contains("is already on record as adapter 1 of run 1"), "\(again.stderr)")
+        let misfit = try Self.adapter(in: dir, name: "misfit", qRows: 9)
+        let wrong = try TestSupport.run(["adapters", "import", misfit, "--snapshot", "demo@1", "--model", model, "--db", db])
+        #expect(wrong.status == 3)
+        #expect(wrong.stderr.contains("q_proj.lora_B.weight"), "\(wrong.stderr)")
+        let other = try Self.adapter(in: dir, name: "other", scale: 0.01)
+        let noSnapshot = try TestSupport.run(["adapters", "import", other, "--snapshot", "nope@1", "--model", model, "--db", db])
+        #expect(noSnapshot.status == 5)
+        try Data("{}\n".utf8).write(to: URL(fileURLWithPath: export).appendingPathComponent("train.jsonl"))
+        let changed = try TestSupport.run(["adapters", "import", other, "--snapshot", "demo@1", "--model", model, "--export", export, "--db", db])
+        #expect(changed.status == 3)
+        #expect(changed.stderr.contains("train.jsonl: changed since the export"), "\(changed.stderr)")
+        #expect((try TestSupport.run(["adapters", "list", "--db", db, "--json"]).json() as? [Any])?.count == 1)
+    }
+}
