@@ -12,7 +12,8 @@
 # with scripts/load-test-serve.py (32 clients, 500 requests) and the official `openai` client
 # (scripts/check-openai-client.sh; it skips, exit 0, where PyPI cannot be reached), and checks the
 # GGUF files corpus writes with llama.cpp (scripts/check-gguf-export.sh; it skips without
-# llama-cpp-python), when python3 is there (docs/SERVE.md, docs/ADAPTERS.md).
+# llama-cpp-python) and the Hugging Face folders with transformers (scripts/check-hf-export.sh;
+# it skips without them), when python3 is there (docs/SERVE.md, docs/ADAPTERS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=(-c release -Xswiftc -enable-testing)
@@ -38,4 +39,5 @@ if [ "$fast" = 0 ] && [ ${#args[@]} -eq 0 ] && command -v python3 >/dev/null; th
   python3 scripts/load-test-serve.py --binary "$bin"
   scripts/check-openai-client.sh "$bin"
   scripts/check-gguf-export.sh "$bin"      # skips without llama-cpp-python (PEER_PYTHON)
+  scripts/check-hf-export.sh "$bin"        # skips without torch and transformers (PEER_PYTHON)
 fi

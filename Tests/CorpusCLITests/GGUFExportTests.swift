@@ -76,4 +76,23 @@ struct GGUFExportTests {
         #expect(noRun.status == 3)
         #expect(noRun.stderr.contains("7: not an adapter folder"), "\(noRun.stderr)")
     }
+
+    /// `corpus models export` turns the GGUF into a complete Hugging Face folder: the same model
+    /// and tokenizer when corpus loads the folder (scripts/check-hf-export.sh: transformers too).
+    @Test func aGGUFBaseAsAHuggingFaceFolder() throws {
+        let f = try Self.fixture()
+        let out = f.dir.appendingPathComponent("hf").path
+        let exported = try TestSupport.run(["models", "export", f.model, "--out", out, "--json"])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let files = (try exported.json() as? [String: Any])?["files"] as? [String]
+        #expect(files == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+        for text in ["abcab", "ab c a"] {
+            let a = try TestSupport.run(["tokenize", "--model", f.model, "--json", text]).stdout
+            let b = try TestSupport.run(["tokenize", "--model", out, "--json", text]).stdout
+            #expect(a == b && !a.isEmpty, "\(text)")
+        }
+        #expect(try Self.logprobs(["--model", out]) == (try Self.logprobs(["--model", f.model])))
+        let again = try TestSupport.run(["models", "export", f.model, "--out", out])
+        #expect(again.status == 3, "a folder that holds files is refused")
+    }
 }

@@ -102,13 +102,20 @@ public enum LoRAMerge {
         let isFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
         var notes: [String] = []
         var baseType = WeightType.float32
+        var generated: [String: Data] = [:]
         if isFolder {
             baseType = try folderWeightType(path)
         } else {
-            notes.append("the base is a GGUF file: its weights were dequantized to fp32 and config.json was written from its metadata; copy tokenizer.json and tokenizer_config.json from the original Hugging Face model to use the folder with transformers")
+            let gguf = try GGUFFile(path: path)
+            do {
+                generated = try TokenizerFiles.fromGGUF(gguf.metadata, contextLength: loaded.configuration.maxPositionEmbeddings)
+                notes.append("the base is a GGUF file: its weights were dequantized to fp32, and config.json, tokenizer.json, tokenizer_config.json (with the chat template) and generation_config.json were written from its metadata")
+            } catch let error as ModelError {
+                notes.append("the base is a GGUF file: its weights were dequantized to fp32 and config.json was written from its metadata; its tokenizer could not be written as tokenizer.json (\(error.description)): copy tokenizer.json and tokenizer_config.json from the original Hugging Face model to use the folder with transformers")
+            }
         }
         return try writeMergedModel(adapter: adapter, model: loaded, sourceFolder: isFolder ? URL(fileURLWithPath: path) : nil,
-                                    to: directory, metadata: metadata, weightType: weightType ?? baseType, notes: notes)
+                                    to: directory, metadata: metadata, weightType: weightType ?? baseType, notes: notes, generated: generated)
     }
 
     /// Merges `adapter` into an already loaded model and writes the folder; `sourceFolder`, when
@@ -123,7 +130,8 @@ public enum LoRAMerge {
     }
 
     static func writeMergedModel(adapter: LoRAAdapter, model: LoadedModel, sourceFolder: URL?, to directory: URL,
-                                 metadata: [String: String], weightType: WeightType, notes given: [String]) throws -> MergeReport {
+                                 metadata: [String: String], weightType: WeightType, notes given: [String],
+                                 generated: [String: Data] = [:]) throws -> MergeReport {
         if let format = metadata["format"], format != "pt" {
             throw ModelError.unsupported("metadata key `format` is reserved for safetensors (\"pt\"); store \(format.debugDescription) under another key")
         }
@@ -155,6 +163,9 @@ public enum LoRAMerge {
             AtomicFolder.File(name: "config.json") { url in try AtomicWrites.data(config, to: url) },
         ]
         var copied: [String] = []
+        for (name, data) in generated.sorted(by: { $0.key < $1.key }) {
+            files.append(AtomicFolder.File(name: name) { url in try AtomicWrites.data(data, to: url) })
+        }
         if let sourceFolder {
             for name in companionFiles {
                 let source = sourceFolder.appendingPathComponent(name)

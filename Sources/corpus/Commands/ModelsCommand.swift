@@ -10,7 +10,7 @@ struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "Register base models (fingerprint, architecture, parameter count) and list them.",
-        subcommands: [Add.self, List.self, Show.self])
+        subcommands: [Add.self, List.self, Show.self, Export.self])
 }
 
 extension ModelsCommand {
@@ -180,6 +180,49 @@ extension ModelsCommand {
             if v >= 1e6 { return String(format: "%.1fM", v / 1e6) }
             if v >= 1e3 { return String(format: "%.1fK", v / 1e3) }
             return "\(n)"
+        }
+    }
+
+    /// `corpus models export M --format hf --out DIR`: the base model alone as a complete Hugging
+    /// Face folder (from a GGUF file: weights dequantized to fp32 or --dtype, config.json and the
+    /// tokenizer files written from its metadata), for trainers that start from a folder.
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export",
+            abstract: "Write a base model as a complete Hugging Face folder (config.json, model.safetensors, tokenizer.json, tokenizer_config.json with the chat template, generation_config.json), e.g. a GGUF file for LLaMA-Factory or transformers.")
+        @Argument(help: "The model: a .gguf file, a Hugging Face folder or a registered name.") var model: String
+        @Option(name: .long, help: "The format to write (hf).") var format = "hf"
+        @Option(name: .long, help: "The folder to write (must not exist or be empty).") var out: String
+        @Option(name: .long, help: "f32, f16 or bf16 (default: the base folder's type; f32 for a GGUF file).") var dtype: String?
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: JSONOption
+
+        func validate() throws {
+            guard format == "hf" else { throw ValidationError("--format must be hf (GGUF: corpus merge --format gguf, or the GGUF file itself)") }
+            if let dtype, !["f32", "f16", "bf16"].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
+        }
+
+        func run() throws {
+            try Exit.reporting {
+                try Exit.reportingModel {
+                    let path = try ModelOptions.resolve(model, database: database)
+                    let configuration = try ModelInspector.inspect(path: path).configuration
+                    // No adapter: an empty one leaves every weight as it is.
+                    let none = LoRAAdapter(configuration: LoRAConfiguration(rank: 1, alpha: 1, targets: []),
+                                           layers: Array(repeating: [:], count: configuration.numHiddenLayers))
+                    let type: WeightType? = dtype.map { ["f16": .float16, "bf16": .bfloat16][$0] ?? .float32 }
+                    let report = try LoRAMerge.writeMergedModel(adapter: none, model: path, to: URL(fileURLWithPath: out),
+                                                                metadata: ["corpus.exported_from": URL(fileURLWithPath: path).lastPathComponent],
+                                                                weightType: type)
+                    let files = ((try? FileManager.default.contentsOfDirectory(atPath: report.directory)) ?? []).sorted()
+                    if output.json {
+                        Output.printJSON(["directory": report.directory, "dtype": report.weightType.rawValue, "files": files, "notes": report.notes])
+                        return
+                    }
+                    print("wrote \(report.directory) (\(report.weightType.rawValue)): \(files.joined(separator: ", "))")
+                    for note in report.notes { print("  note: \(note)") }
+                }
+            }
         }
     }
 }
