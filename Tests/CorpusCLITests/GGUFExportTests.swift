@@ -40,6 +40,13 @@ struct GGUFExportTests {
         #expect(summary["architecture"] as? String == "llama")
         #expect(summary["adapter_sha256"] as? String == sha)
         #expect(FileManager.default.fileExists(atPath: lora))
+        let withModelfile = try TestSupport.run(["adapters", "export", f.adapter, "--model", f.model, "--out", lora, "--modelfile", "--template", "chatml"])
+        #expect(withModelfile.status == 0, "\(withModelfile.stderr)")
+        let modelfile = try String(contentsOfFile: f.dir.appendingPathComponent("tuned.lora.Modelfile").path, encoding: .utf8)
+        #expect(modelfile.contains("\nFROM \(URL(fileURLWithPath: f.model).standardizedFileURL.path)\nADAPTER \(URL(fileURLWithPath: lora).standardizedFileURL.path)\n"), "\(modelfile)")
+        #expect(modelfile.contains("TEMPLATE \"\"\"{{- if .System }}<|im_start|>system"))
+        #expect(modelfile.contains("PARAMETER stop \"<|im_end|>\""))
+        #expect(modelfile.contains(sha))
 
         // Merged in f32: the same model as the base with the adapter, within float rounding.
         let expected = try Self.logprobs(["--model", f.model, "--adapter", f.adapter])

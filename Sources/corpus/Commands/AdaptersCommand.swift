@@ -29,10 +29,15 @@ struct AdaptersExportCommand: ParsableCommand {
     @Option(name: .long, help: "The file to write, e.g. med.lora.gguf (replaced atomically if it exists).") var out: String
     @Option(name: .long, help: "The base model: a .gguf file, a Hugging Face folder or a registered name (default: the adapter's base_model_name_or_path).") var model: String?
     @Option(name: .long, help: "Element type of the LoRA matrices: f32 (exact), f16 or bf16.") var type = "f32"
+    @Flag(name: .long, help: "Also write an Ollama Modelfile beside the file (NAME.Modelfile: FROM the base, ADAPTER the file, the chat template, stop strings).") var modelfile = false
+    @Option(name: .long, help: "With --modelfile: chat template chatml, llama3, mistral or alpaca (default: recognized from the model).") var template: String?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: JSONOption
 
     func validate() throws {
+        if let template, !ChatTemplate.names.contains(template) {
+            throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))")
+        }
         guard format == "gguf" else { throw ValidationError("--format must be gguf (merged models: corpus merge)") }
         guard ["f32", "f16", "bf16"].contains(type) else { throw ValidationError("--type must be f32, f16 or bf16") }
     }
@@ -67,17 +72,33 @@ struct AdaptersExportCommand: ParsableCommand {
                 }
                 let ggmlType: GGMLType = ["f16": .f16, "bf16": .bf16][type] ?? .f32
                 let writer = try lora.gguf(for: configuration, type: ggmlType, metadata: metadata)
-                let outURL = URL(fileURLWithPath: out)
+                let outURL = URL(fileURLWithPath: out).standardizedFileURL
                 try writer.write(to: outURL)
                 let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+                var modelfileURL: URL?
+                if modelfile {
+                    let files = try ModelFiles(path: path)
+                    let tokenizer = try files.tokenizer()
+                    let chat = try template.map { try ChatTemplate.named($0, tokenizer: tokenizer) }
+                        ?? ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer)
+                    let name = outURL.lastPathComponent.hasSuffix(".gguf") ? String(outURL.lastPathComponent.dropLast(5)) : outURL.lastPathComponent
+                    let url = outURL.deletingLastPathComponent().appendingPathComponent(name + ".Modelfile")
+                    let text = OllamaModelfile.text(base: URL(fileURLWithPath: path).standardizedFileURL.path, adapter: outURL.path, template: chat,
+                                                    header: "written by corpus adapters export: adapter sha256 \(sha); ollama create NAME -f \(url.lastPathComponent)")
+                    try AtomicFile.write(Data(text.utf8), to: url)
+                    modelfileURL = url
+                }
                 if output.json {
-                    Output.printJSON(["file": outURL.path, "architecture": LoRAAdapter.ggufArchitecture(configuration), "type": ggmlType.name,
-                                      "tensors": writer.tensors.count, "bytes": size, "adapter_sha256": sha,
-                                      "alpha": lora.configuration.alpha, "rank": lora.configuration.rank])
+                    var object: [String: Any] = ["file": outURL.path, "architecture": LoRAAdapter.ggufArchitecture(configuration), "type": ggmlType.name,
+                                                 "tensors": writer.tensors.count, "bytes": size, "adapter_sha256": sha,
+                                                 "alpha": lora.configuration.alpha, "rank": lora.configuration.rank]
+                    if let modelfileURL { object["modelfile"] = modelfileURL.path }
+                    Output.printJSON(object)
                     return
                 }
                 print("wrote \(outURL.path): \(writer.tensors.count) tensors (\(ggmlType.name), rank \(lora.configuration.rank)), \(size) bytes, for a \(LoRAAdapter.ggufArchitecture(configuration)) base")
                 print("  llama.cpp: llama-cli -m \(path) --lora \(outURL.path)")
+                if let modelfileURL { print("wrote \(modelfileURL.path) (Ollama: ollama create NAME -f \(modelfileURL.path))") }
             }
         }
     }
