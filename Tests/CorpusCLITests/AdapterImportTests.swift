@@ -26,6 +26,23 @@ struct AdapterImportTests {
         let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
         let export = dir.appendingPathComponent("export").path
         #expect(try TestSupport.run(["snapshot", "export", "demo", "--format", "sharegpt", "--out", export, "--db", db]).status == 0)
+        // The export's LLaMA-Factory YAML: corpus's defaults, the folder as the model.
+        let folder = dir.appendingPathComponent("hf")
+        #expect(try TestSupport.run(["models", "export", model, "--out", folder.path]).status == 0)
+        let lf = dir.appendingPathComponent("lf").path
+        let yamlRun = try TestSupport.run(["snapshot", "export", "demo", "--format", "alpaca", "--out", lf, "--llamafactory", "--model", folder.path, "--template", "chatml", "--db", db])
+        #expect(yamlRun.status == 0, "\(yamlRun.stderr)")
+        let yaml = try String(contentsOfFile: lf + "/demo_1_lora_sft.yaml", encoding: .utf8)
+        for line in ["model_name_or_path: \(folder.standardizedFileURL.path)", "stage: sft", "finetuning_type: lora", "lora_rank: 16", "lora_alpha: 32",
+                     "lora_target: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "dataset_dir: \(URL(fileURLWithPath: lf).standardizedFileURL.path)",
+                     "dataset: demo_1_train", "cutoff_len: 1024", "learning_rate: 0.0002", "num_train_epochs: 3.0", "lr_scheduler_type: cosine",
+                     "gradient_accumulation_steps: 4", "template: chatml", "#   corpus adapters import saves/demo_1-lora --snapshot demo@1"] {
+            #expect(yaml.contains("\n" + line), "\(line) in \(yaml)")
+        }
+        let fromGGUF = try TestSupport.run(["snapshot", "export", "demo", "--format", "alpaca", "--out", lf, "--llamafactory", "--model", model, "--db", db])
+        #expect(fromGGUF.status == 3)
+        #expect(fromGGUF.stderr.contains("LLaMA-Factory trains from a Hugging Face folder, not a GGUF file: `corpus models export"), "\(fromGGUF.stderr)")
+
         let adapter = try Self.adapter(in: dir, name: "from-gpu")
         let sha = try TestSupport.shell("sha256sum '\(adapter)/adapter_model.safetensors' | cut -d' ' -f1")
 

@@ -56,6 +56,18 @@ struct ServeLogTests {
         let text = try TestSupport.run(["lineage", "adapter", "1", "--db", db])
         #expect(text.stdout.contains("answered 1 request(s) logged by `corpus serve --log-requests`"), "\(text.stdout)")
 
+        // LLaMA-Factory's YAML with this run's settings (the run's base is a GGUF file, so the
+        // model is left for the user to fill in with a Hugging Face folder).
+        let exported = try TestSupport.run(["snapshot", "export", "demo", "--format", "sharegpt", "--out", dir.appendingPathComponent("lf").path,
+                                            "--llamafactory", "--like-run", "1", "--db", db, "--json"])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let yamlPath = try #require((try exported.json() as? [String: Any])?["llamafactory_yaml"] as? String)
+        let yaml = try String(contentsOfFile: yamlPath, encoding: .utf8)
+        for line in ["max_steps: 1", "cutoff_len: 128", "gradient_accumulation_steps: 2", "lora_rank: 16", "lora_alpha: 32",
+                     "dataset: demo_1_train", "eval_dataset: demo_1_eval", "template: chatml", "model_name_or_path: REPLACE_WITH_A_HUGGING_FACE_FOLDER"] {
+            #expect(yaml.contains("\n" + line), "\(line) in \(yaml)")
+        }
+
         // A run that does not exist is refused before serving, naming it.
         let missing = try TestSupport.run(["serve", "--model", model, "--adapter", "x=9", "--db", db, "--port", "0"])
         #expect(missing.status == 3)

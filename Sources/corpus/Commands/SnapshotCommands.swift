@@ -1,6 +1,9 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
+import ModelRuntime
+import Trainer
 
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -195,10 +198,17 @@ struct SnapshotExport: ParsableCommand {
     @Option(name: .long, help: "alpaca, sharegpt or messages.") var format: String
     @Option(name: .long, help: "The folder to write into (created if missing; only train.jsonl, eval.jsonl, manifest.json and dataset_info.json are written).") var out: String
     @Option(name: .long, help: "train, eval or all.") var split = "all"
+    @Flag(name: .long, help: "Also write a ready LLaMA-Factory training YAML (NAME_VERSION_lora_sft.yaml) with corpus's training settings.") var llamafactory = false
+    @Option(name: .long, help: "With --llamafactory: the base model as a Hugging Face folder (or a registered name of one); it gives model_name_or_path and the template.") var model: String?
+    @Option(name: .long, help: "With --llamafactory: the model's chat template when it has none or to override it (chatml, llama3, mistral, alpaca).") var template: String?
+    @Option(name: .long, help: "With --llamafactory: take the training settings of this corpus run (rank, alpha, targets, learning rate, epochs, max length) instead of the defaults.") var likeRun: Int64?
 
     func validate() throws {
         if ExportFormat(rawValue: format) == nil { throw ValidationError("--format must be alpaca, sharegpt or messages") }
         if !["train", "eval", "all"].contains(split) { throw ValidationError("--split must be train, eval or all") }
+        if !llamafactory && (model != nil || likeRun != nil || template != nil) { throw ValidationError("--model, --template and --like-run go with --llamafactory") }
+        if let template, !ChatTemplate.names.contains(template) { throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))") }
+        if llamafactory && split == "eval" { throw ValidationError("--llamafactory trains on the train split: export --split train or all") }
     }
 
     func run() throws {
@@ -209,20 +219,71 @@ struct SnapshotExport: ParsableCommand {
             let redaction = try PIIRedaction(store: store, snapshot: s)
             let report = try store.export(s, format: ExportFormat(rawValue: format) ?? .messages, split: split, to: out,
                                           redact: PIIRedaction.redact, redactRecordIds: redaction.recordIds)
+            var yamlPath: String?
+            if llamafactory { yamlPath = try writeLlamaFactoryYAML(store: store, snapshot: s, directory: report.directory) }
             try store.logAudit(command: "snapshot export", arguments: CommandLine.arguments, toolVersion: CorpusVersion.string,
                                outcome: ["snapshot": s.label, "directory": report.directory, "files": report.files.mapValues { $0.sha256 }])
             if output.json {
-                Output.printJSON(["snapshot": s.label, "hash": s.hash, "directory": report.directory, "skipped": report.skipped,
-                                  "files": report.files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] }])
+                var object: [String: Any] = ["snapshot": s.label, "hash": s.hash, "directory": report.directory, "skipped": report.skipped,
+                                             "files": report.files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] }]
+                if let yamlPath { object["llamafactory_yaml"] = yamlPath }
+                Output.printJSON(object)
             } else {
                 for (name, file) in report.files.sorted(by: { $0.key < $1.key }) {
                     print("wrote \(report.directory)/\(name): \(file.lines) records, sha256 \(file.sha256)")
                 }
                 print("wrote manifest.json and dataset_info.json (LLaMA-Factory: dataset names \(s.name)_\(s.version)_train / _eval)")
+                if let yamlPath { print("wrote \(yamlPath): llamafactory-cli train \(yamlPath)") }
                 if !report.skipped.isEmpty {
                     print("left out: " + report.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacingOccurrences(of: "_", with: " "))" }.joined(separator: ", "))
                 }
             }
         }
+    }
+
+    /// Writes the LLaMA-Factory YAML into the export folder; returns its path.
+    func writeLlamaFactoryYAML(store: CorpusStore, snapshot s: Snapshot, directory: String) throws -> String {
+        var settings = TrainingSettings()
+        var source = "corpus train's defaults"
+        var modelRef = model
+        if let likeRun {
+            guard let run = try store.run(id: likeRun) else {
+                throw CorpusDBError(.notFound, "\(store.path): no run \(likeRun); `corpus runs list` shows them")
+            }
+            do {
+                settings = try JSONDecoder().decode(TrainingSettings.self, from: Data(run.config.utf8))
+            } catch {
+                throw CorpusDBError(.invalid, "run \(likeRun) was not trained by corpus (\(run.status)); its settings cannot be reused: give --llamafactory without --like-run")
+            }
+            source = "those of corpus run \(likeRun)"
+            if modelRef == nil { modelRef = run.modelRef }
+        }
+        var folder: String?
+        // Without a model, --template's name is LLaMA-Factory's too (chatml, llama3, mistral, alpaca).
+        var template = self.template
+        if let modelRef {
+            do {
+                let path = try ModelOptions.resolve(modelRef, database: database)
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                    folder = URL(fileURLWithPath: path).standardizedFileURL.path
+                } else if model != nil {
+                    throw CorpusDBError(.invalid, "\(path): LLaMA-Factory trains from a Hugging Face folder, not a GGUF file: `corpus models export \(modelRef) --format hf --out DIR`, then --model DIR")
+                }
+                let files = try ModelFiles(path: path)
+                let tokenizer = try files.tokenizer()
+                let chat = try self.template.map { try ChatTemplate.named($0, tokenizer: tokenizer) }
+                    ?? ChatTemplate.recognize(files.chatTemplate, tokenizer: tokenizer)
+                template = LlamaFactoryConfig.template(chat, modelType: try ModelInspector.inspect(path: path).configuration.modelType)
+            } catch let error as ModelError {
+                throw CorpusDBError(.invalid, "--model \(modelRef): \(error.description)")
+            }
+        }
+        let splits = split == "all" ? ["train", "eval"] : [split]
+        let text = try LlamaFactoryConfig.yaml(snapshot: s, exportDirectory: directory, splits: splits, settings: settings, settingsSource: source,
+                                               model: folder, template: template, modelRef: folder ?? modelRef)
+        let url = URL(fileURLWithPath: directory).appendingPathComponent("\(s.name)_\(s.version)_lora_sft.yaml")
+        try AtomicFile.write(Data(text.utf8), to: url)
+        return url.path
     }
 }
