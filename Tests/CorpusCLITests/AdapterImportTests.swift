@@ -89,4 +89,17 @@ struct AdapterImportTests {
         #expect(changed.stderr.contains("train.jsonl: changed since the export"), "\(changed.stderr)")
         #expect((try TestSupport.run(["adapters", "list", "--db", db, "--json"]).json() as? [Any])?.count == 1)
     }
+
+    /// An adapter written by PEFT itself (the fixture of scripts/make-peft-fixtures.py, its tiny
+    /// Llama base folder) imports as LLaMA-Factory's would: PEFT's own files pass the checks.
+    @Test func aPEFTWrittenAdapterImports() throws {
+        let (db, _) = try TrainTests.snapshotStore()
+        let fixtures = TestSupport.packageRoot.appendingPathComponent("Tests/TrainerTests/Fixtures/peft")
+        let imported = try TestSupport.run(["adapters", "import", fixtures.appendingPathComponent("adapter-all").path, "--snapshot", "demo",
+                                            "--model", fixtures.appendingPathComponent("base").path, "--db", db, "--json"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let shown = try #require(try TestSupport.run(["adapters", "show", "1", "--db", db, "--json"]).json() as? [String: Any])
+        #expect((shown["peft"] as? [String: Any])?["target_modules"] as? [String] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        #expect(shown["intact"] as? Bool == true)
+    }
 }

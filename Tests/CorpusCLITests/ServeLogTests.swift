@@ -64,7 +64,7 @@ struct ServeLogTests {
         let yamlPath = try #require((try exported.json() as? [String: Any])?["llamafactory_yaml"] as? String)
         let yaml = try String(contentsOfFile: yamlPath, encoding: .utf8)
         for line in ["max_steps: 1", "cutoff_len: 128", "gradient_accumulation_steps: 2", "lora_rank: 16", "lora_alpha: 32",
-                     "dataset: demo_1_train", "eval_dataset: demo_1_eval", "template: chatml", "model_name_or_path: REPLACE_WITH_A_HUGGING_FACE_FOLDER"] {
+                     "dataset: demo_1_train", "eval_dataset: demo_1_eval", "template: smollm2", "do_eval: true", "model_name_or_path: REPLACE_WITH_A_HUGGING_FACE_FOLDER"] {
             #expect(yaml.contains("\n" + line), "\(line) in \(yaml)")
         }
 

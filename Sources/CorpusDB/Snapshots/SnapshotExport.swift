@@ -170,7 +170,10 @@ extension CorpusStore {
                 out.append(UInt8(ascii: "}"))
             }
             out.append(UInt8(ascii: "]"))
-            if sharegpt, let system { comma(); key("system"); string(system) }
+            // Every sharegpt row has `system` ("" when the conversation has none): LLaMA-Factory reads
+            // the column dataset_info.json maps for every row of a file and stops with a KeyError
+            // on a file where no row has it (found running LLaMA-Factory 0.9.5 on an export).
+            if sharegpt { comma(); key("system"); string(system ?? "") }
         }
         comma(); key("content_hash"); string(contentHash)
         out.append(contentsOf: Array("}\n".utf8))

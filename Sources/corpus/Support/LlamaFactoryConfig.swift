@@ -10,12 +10,15 @@ import Trainer
 /// `corpus adapters import`.
 enum LlamaFactoryConfig {
     /// LLaMA-Factory's template for each chat template corpus recognizes (names of its
-    /// `data/template.py` registry). ChatML models: `qwen` for Qwen2 (its default system message
-    /// is Qwen's), `chatml` for others such as SmolLM2 (no default system message; corpus's
-    /// ChatML adds the model's own when the conversation has none).
+    /// `data/template.py` registry in 0.9.5). ChatML is told apart by its default system message:
+    /// SmolLM2's (`smollm2`), Qwen's or a Qwen2 model (`qwen`, Qwen2.5's default system message),
+    /// none (`chatml`).
     static func template(_ chat: ChatTemplate, modelType: String?) -> String {
         switch chat {
-        case .chatml: return modelType == "qwen2" ? "qwen" : "chatml"
+        case let .chatml(defaultSystem):
+            if defaultSystem?.contains("SmolLM") == true { return "smollm2" }
+            if defaultSystem?.contains("Qwen") == true || (defaultSystem == nil && modelType == "qwen2") { return "qwen" }
+            return "chatml"
         case .llama3: return "llama3"
         case .mistral: return "mistral"
         case .alpaca: return "alpaca"
@@ -87,10 +90,11 @@ enum LlamaFactoryConfig {
             "weight_decay: \(Self.number(settings.weightDecay))",
             "max_grad_norm: \(Self.number(settings.maxGradNorm))",
             "seed: \(settings.seed)",
-            "bf16: true          # a GPU with bf16; on a CPU set false (and use_cpu: true)",
+            "# bf16: true        # on GPUs with bf16 (on a CPU it needs use_cpu: true as well)",
         ]
         if splits.contains("eval") {
-            lines += ["", "### eval", "per_device_eval_batch_size: 1", "eval_strategy: epoch"]
+            // eval_dataset alone evaluates nothing: the strategy is what runs it.
+            lines += ["", "### eval", "do_eval: true", "per_device_eval_batch_size: 1", "eval_strategy: epoch"]
         }
         return lines.joined(separator: "\n") + "\n"
     }
