@@ -9,7 +9,7 @@ struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Write a full model with a LoRA adapter folded in (W' = W + s·B·A): a Hugging Face folder (model.safetensors, config.json, tokenizer files), or with --format gguf one GGUF file for llama.cpp and Ollama.",
-        discussion: "The base model is --model, else the adapter's base_model_name_or_path. The adapter's lineage (snapshot hash, run id, its SHA-256) is copied into the merged weights' metadata. --format gguf needs a GGUF base (its tokenizer and chat template are copied); --type picks the matrices' type (f16 by default). docs/ADAPTERS.md says how transformers, vLLM, llama.cpp and Ollama load the result.")
+        discussion: "The base model is --model, else the adapter's base_model_name_or_path. The adapter's lineage (snapshot hash, run id, its SHA-256) is copied into the merged weights' metadata. --format gguf takes a GGUF base (its metadata is copied) or a Hugging Face folder (the metadata is built from config.json, tokenizer.json and the chat template); --type picks the matrices' type (f16 by default). docs/ADAPTERS.md says how transformers, vLLM, llama.cpp and Ollama load the result.")
 
     @Option(name: .long, help: "The adapter folder (adapter_config.json + adapter_model.safetensors).") var adapter: String
     @Option(name: .long, help: "The folder to write (must not exist or be empty); with --format gguf, the file (replaced atomically).") var out: String
@@ -48,14 +48,15 @@ struct MergeCommand: ParsableCommand {
                 var metadata = info.metadata.filter { $0.key.hasPrefix("corpus.") }
                 metadata["corpus.merged_adapter"] = adapterURL.standardizedFileURL.path
                 if format == "gguf" {
-                    guard path.hasSuffix(".gguf") else {
-                        throw ModelError.unsupported("--format gguf needs a GGUF base (its tokenizer and chat template go into the file); \(path) is a Hugging Face folder: merge with --format hf, then convert the folder with llama.cpp's convert_hf_to_gguf.py")
-                    }
                     let weights = adapterURL.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
                     if let sha = try? ContentHash.sha256Hex(fileAt: weights) { metadata["corpus.adapter.sha256"] = sha }
                     let ggufType = Self.ggufType(self.type) ?? .f16
-                    let report = try LoRAMerge.writeMergedGGUF(adapter: lora, base: path, type: ggufType, to: URL(fileURLWithPath: out),
-                                                               metadata: metadata.keys.sorted().map { ($0, GGUFValue.string(metadata[$0] ?? "")) })
+                    let keys = metadata.keys.sorted().map { ($0, GGUFValue.string(metadata[$0] ?? "")) }
+                    var isDirectory: ObjCBool = false
+                    let fromFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+                    let report = fromFolder
+                        ? try LoRAMerge.writeMergedGGUF(adapter: lora, folder: path, type: ggufType, to: URL(fileURLWithPath: out), metadata: keys)
+                        : try LoRAMerge.writeMergedGGUF(adapter: lora, base: path, type: ggufType, to: URL(fileURLWithPath: out), metadata: keys)
                     if output.json {
                         Output.printJSON(["file": report.file, "type": report.type.name, "tensors": report.tensors,
                                           "merged_tensors": report.mergedTensors.count, "bytes": report.bytes,
