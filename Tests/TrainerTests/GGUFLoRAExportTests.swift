@@ -83,4 +83,46 @@ struct GGUFLoRAExportTests {
         writer.metadata = [("a", .uint32(1)), ("a", .uint32(2))]
         #expect { try writer.bytes() } throws: { "\($0)".contains("a is given twice") }
     }
+
+    /// Our Q4_K quantizer writes blocks our dequantizer (checked against ggml's) reads back within
+    /// one quantization step of every value; an all-zero block stays zero; sub-blocks of one sign
+    /// and of both signs, and a wide dynamic range.
+    @Test func q4KQuantizerRoundTrips() throws {
+        var rng = SplitMix64(seed: 7)
+        var values: [Float] = []
+        for block in 0..<6 {
+            for j in 0..<256 {
+                let u = Float(rng.nextDouble()) * 2 - 1
+                switch block {
+                case 0: values.append(0)
+                case 1: values.append(abs(u))                       // all ≥ 0
+                case 2: values.append(-abs(u) * 3)                  // all ≤ 0
+                case 3: values.append(u * Float(1 + j / 32))        // each sub-block its own range
+                case 4: values.append(u * 1e-3)
+                default: values.append(u * (j % 37 == 0 ? 50 : 1))  // outliers
+                }
+            }
+        }
+        var bytes: [UInt8] = []
+        GGMLQuantize.append(values, as: .q4_K, to: &bytes)
+        #expect(bytes.count == 6 * 144)
+        var back = [Float](repeating: .nan, count: values.count)
+        bytes.withUnsafeBytes { raw in back.withUnsafeMutableBufferPointer { out in
+            GGMLDequantize.run(.q4_K, source: raw.baseAddress!, count: values.count, into: out.baseAddress!)
+        } }
+        #expect(back[0..<256].allSatisfy { $0 == 0 })
+        for b in 0..<6 {
+            let subs = (0..<8).map { j in (b * 256 + j * 32)..<(b * 256 + j * 32 + 32) }
+            let ranges = subs.map { sub in (lo: min(0, values[sub].min() ?? 0), hi: values[sub].max() ?? 0) }
+            let maxStep = ranges.map { ($0.hi - $0.lo) / 15 }.max() ?? 0
+            let maxOffset = ranges.map { -$0.lo }.max() ?? 0
+            for (j, sub) in subs.enumerated() {
+                // Half a step of the sub-block, the 6-bit rounding of its scale over 15 levels
+                // (d = largest step / 63) and of its offset (dmin = largest offset / 63), and
+                // fp16's rounding of d and dmin.
+                let bound = (ranges[j].hi - ranges[j].lo) / 30 + 8 * maxStep / 63 + maxOffset / 126 + 2e-3 * (15 * maxStep + maxOffset) + 1e-7
+                for i in sub { #expect(abs(back[i] - values[i]) <= bound, "block \(b) sub-block \(j) value \(i): \(values[i]) → \(back[i]), bound \(bound)") }
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 extension LoRAMerge {
     /// The types a merged GGUF's matrices can be written in (our quantizers, `GGMLQuantize`).
-    public static let ggufTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0]
+    public static let ggufTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K]
 
     /// What `writeMergedGGUF` wrote.
     public struct GGUFMergeReport: Sendable {
@@ -11,7 +11,7 @@ extension LoRAMerge {
         public var tensors: Int
         /// The matrices W + s·B·A replaced, GGUF names.
         public var mergedTensors: [String]
-        /// Matrices kept in another type than `type` (a row length the block type cannot hold), by name.
+        /// Matrices written in another type than `type` (a row length its blocks do not divide), by name.
         public var otherType: [String: GGMLType]
         public var bytes: Int
     }
@@ -19,8 +19,8 @@ extension LoRAMerge {
     /// Merges `adapter` into the GGUF model at `path` and writes a GGUF model llama.cpp and Ollama
     /// load: the base's metadata (architecture, tokenizer, chat template, special tokens) copied,
     /// `general.file_type` set to `type`, `metadata` added (lineage under `corpus.*`); every
-    /// matrix in `type` (one the type cannot hold, a row length that is not a multiple of its
-    /// block, in F16), 1-D tensors (norms) in F32; the adapted projections as W + s·B·A computed
+    /// matrix in `type` (one whose rows its blocks do not divide in `fallback(_:rowLength:)`'s
+    /// type), 1-D tensors (norms) in F32; the adapted projections as W + s·B·A computed
     /// in fp32 in llama.cpp's row order (B of Q and K permuted for the `llama` architecture, as
     /// `LoRAAdapter.gguf(for:)` does). A matrix already stored in `type` is copied byte for byte
     /// when the adapter does not touch it.
@@ -54,10 +54,8 @@ extension LoRAMerge {
             }
             let isMatrix = info.dimensions.count == 2
             var outType: GGMLType = isMatrix ? type : .f32
-            if let layout = outType.blockLayout, info.dimensions[0] % layout.elements != 0 {
-                outType = .f16
-                otherType[info.name] = .f16
-            }
+            outType = Self.fallback(outType, rowLength: info.dimensions[0])
+            if outType != (isMatrix ? type : .f32) { otherType[info.name] = outType }
             if target == nil && info.type == outType {
                 writer.tensors.append(.init(name: info.name, dimensions: info.dimensions, type: info.type, bytes: try file.storedTensor(info).storedBytes))
                 continue
@@ -88,13 +86,22 @@ extension LoRAMerge {
         return GGUFMergeReport(file: url.path, type: type, tensors: writer.tensors.count, mergedTensors: merged, otherType: otherType, bytes: size)
     }
 
+    /// The type a matrix with rows of `rowLength` values is written in when `type` cannot hold
+    /// them (its blocks do not divide the row): Q8_0 for a k-quant when blocks of 32 fit (as
+    /// llama-quantize falls back to a 32-block type), else F16.
+    static func fallback(_ type: GGMLType, rowLength: Int) -> GGMLType {
+        guard let layout = type.blockLayout, rowLength % layout.elements != 0 else { return type }
+        return layout.elements > 32 && rowLength % 32 == 0 ? .q8_0 : .f16
+    }
+
     /// llama.cpp's `general.file_type` (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q8_0,
-    /// MOSTLY_BF16).
+    /// MOSTLY_Q4_K_M, MOSTLY_BF16).
     static func fileType(_ type: GGMLType) -> UInt32 {
         switch type {
         case .f16: return 1
         case .q4_0: return 2
         case .q8_0: return 7
+        case .q4_K: return 15        // LLAMA_FTYPE_MOSTLY_Q4_K_M (the nearest llama.cpp names)
         case .bf16: return 32
         default: return 0
         }

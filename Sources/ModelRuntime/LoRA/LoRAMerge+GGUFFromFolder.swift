@@ -141,10 +141,8 @@ extension LoRAMerge {
             }
             let isMatrix = tensor.shape.count == 2
             var outType: GGMLType = isMatrix ? type : .f32
-            if let layout = outType.blockLayout, columns % layout.elements != 0 {
-                outType = .f16
-                otherType[name] = .f16
-            }
+            outType = Self.fallback(outType, rowLength: columns)
+            if outType != (isMatrix ? type : .f32) { otherType[name] = outType }
             var bytes: [UInt8] = []
             GGMLQuantize.append(values, as: outType, to: &bytes)
             writer.tensors.append(.init(name: name, dimensions: tensor.shape.reversed(), type: outType, bytes: bytes))

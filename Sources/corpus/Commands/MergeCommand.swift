@@ -14,7 +14,7 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .long, help: "The adapter folder (adapter_config.json + adapter_model.safetensors).") var adapter: String
     @Option(name: .long, help: "The folder to write (must not exist or be empty); with --format gguf, the file (replaced atomically).") var out: String
     @Option(name: .long, help: "hf (a Hugging Face folder) or gguf (one GGUF file, from a GGUF base).") var format = "hf"
-    @Option(name: .long, help: "With --format gguf: the matrices' type, f32, f16, bf16, q8_0 or q4_0 (norms stay f32).") var type = "f16"
+    @Option(name: .long, help: "With --format gguf: the matrices' type, f32, f16, bf16, q8_0, q4_0 or q4_k (norms stay f32).") var type = "f16"
     @Option(name: .long, help: "The base model: a .gguf file, a Hugging Face folder or a registered name (default: the adapter's base_model_name_or_path).") var model: String?
     @Option(name: .long, help: "f32, f16 or bf16 (default: the base folder's type; f32 for a GGUF base).") var dtype: String?
     @OptionGroup var database: DatabaseOptions
@@ -24,13 +24,13 @@ struct MergeCommand: ParsableCommand {
         if let dtype, !["f32", "f16", "bf16"].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
         guard ["hf", "gguf"].contains(format) else { throw ValidationError("--format must be hf or gguf") }
         if format == "gguf" {
-            guard Self.ggufType(type) != nil else { throw ValidationError("--type must be f32, f16, bf16, q8_0 or q4_0") }
+            guard Self.ggufType(type) != nil else { throw ValidationError("--type must be f32, f16, bf16, q8_0, q4_0 or q4_k") }
             if dtype != nil { throw ValidationError("--dtype is for --format hf; give --type with --format gguf") }
         }
     }
 
     static func ggufType(_ name: String) -> GGMLType? {
-        ["f32": .f32, "f16": .f16, "bf16": .bf16, "q8_0": .q8_0, "q4_0": .q4_0][name]
+        ["f32": .f32, "f16": .f16, "bf16": .bf16, "q8_0": .q8_0, "q4_0": .q4_0, "q4_k": .q4_K][name]
     }
 
     func run() throws {
@@ -64,7 +64,9 @@ struct MergeCommand: ParsableCommand {
                         return
                     }
                     print("wrote \(report.file): \(report.tensors) tensors, \(report.mergedTensors.count) merged, matrices \(report.type.name), \(report.bytes) bytes")
-                    for (name, t) in report.otherType.sorted(by: { $0.key < $1.key }) { print("  note: \(name) kept as \(t.name): its rows do not fill whole \(report.type.name) blocks") }
+                    for (t, names) in Dictionary(grouping: report.otherType.keys.sorted(), by: { report.otherType[$0] ?? .f16 }).sorted(by: { $0.key.name < $1.key.name }) {
+                        print("  note: \(names.count) matri\(names.count == 1 ? "x" : "ces") written as \(t.name) because \(report.type.name) blocks do not divide their rows (\(names.prefix(3).joined(separator: ", "))\(names.count > 3 ? ", …" : "")); `--json` lists them")
+                    }
                     return
                 }
                 let report = try LoRAMerge.writeMergedModel(adapter: lora, model: path, to: URL(fileURLWithPath: out),
