@@ -54,13 +54,7 @@ struct AdaptersExportCommand: ParsableCommand {
                 let path = try ModelOptions.resolve(reference, database: database)
                 let configuration = try ModelInspector.inspect(path: path).configuration
                 let lora = try LoRAAdapter(readingPEFT: url, configuration: configuration)
-                let weights = url.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
-                let sha: String
-                do {
-                    sha = try ContentHash.sha256Hex(fileAt: weights)
-                } catch {
-                    throw ModelError.invalidFile(path: weights, detail: "cannot read the file to hash it (\(error))")
-                }
+                let sha = try ModelOptions.adapterSHA256(url)
                 var metadata: [(key: String, value: GGUFValue)] = [
                     ("general.name", .string(url.standardizedFileURL.lastPathComponent)),
                     ("corpus.adapter.sha256", .string(sha)),
@@ -203,13 +197,7 @@ struct AdaptersImportCommand: ParsableCommand {
                 let path = try ModelOptions.resolve(model, database: database)
                 let configuration = try ModelInspector.inspect(path: path).configuration
                 let lora = try LoRAAdapter(readingPEFT: url, configuration: configuration)   // names, shapes, rank, targets
-                let weights = url.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
-                let sha: String
-                do {
-                    sha = try ContentHash.sha256Hex(fileAt: weights)
-                } catch {
-                    throw ModelError.invalidFile(path: weights, detail: "cannot read the file to hash it (\(error))")
-                }
+                let sha = try ModelOptions.adapterSHA256(url)
                 var checkedExport: [String: Any]?
                 if let export { checkedExport = try Self.checkExport(export, snapshot: snap) }
                 let fingerprint = try ModelIdentity.fingerprint(of: path, reference: model, store: store)

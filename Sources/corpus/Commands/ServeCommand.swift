@@ -153,13 +153,7 @@ struct ServeCommand: AsyncParsableCommand {
             let url = URL(fileURLWithPath: dir)
             Output.error("loading adapter \(name) from \(dir)")
             let lora = try LoRAInference(LoRAAdapter(readingPEFT: url, configuration: weights.configuration), configuration: weights.configuration)
-            let file = url.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
-            let sha: String
-            do {
-                sha = try ContentHash.sha256Hex(fileAt: file)
-            } catch {
-                throw ModelError.invalidFile(path: file, detail: "cannot read the file to hash it (\(error))")
-            }
+            let sha = try ModelOptions.adapterSHA256(url)
             let runID = storedRun ?? (try? LoRAAdapter.readPEFTInfo(directory: url))?.metadata["corpus.run_id"]
             served.append(ServedModel(name: name, lora: lora, adapter: AdapterIdentity(path: dir, sha256: sha, runID: runID)))
         }

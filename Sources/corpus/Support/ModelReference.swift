@@ -57,3 +57,17 @@ extension ModelOptions {
         return (found.path, String(run.id))
     }
 }
+
+extension ModelOptions {
+    /// SHA-256 of an adapter folder's adapter_model.safetensors: what `corpus train` records and
+    /// lineage, serve and export name an adapter by.
+    /// - Throws: `ModelError.invalidFile` naming the file when it cannot be read.
+    static func adapterSHA256(_ folder: URL) throws -> String {
+        let file = folder.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
+        do {
+            return try ContentHash.sha256Hex(fileAt: file)
+        } catch {
+            throw ModelError.invalidFile(path: file, detail: "cannot read the file to hash it (\(error))")
+        }
+    }
+}
