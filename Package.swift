@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "Serve",
             dependencies: [
-                "ModelRuntime",
+                "ModelRuntime", "CKernels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

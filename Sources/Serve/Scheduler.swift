@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import ModelRuntime
 import Synchronization
@@ -184,6 +185,12 @@ public final class Scheduler: @unchecked Sendable {
         while true {
             // Admit waiting requests (first come, first served) up to maxBatch rows.
             condition.lock()
+            if pending.isEmpty && rows.isEmpty && !stopping {
+                // Idle: hand the freed KV caches and activations back to the system, so the
+                // process's memory follows its load instead of its peak (glibc keeps freed
+                // memory in its arenas otherwise).
+                Self.releaseFreedMemory()
+            }
             while pending.isEmpty && rows.isEmpty && !stopping { condition.wait() }
             if aborting {
                 for job in pending { job.continuation.yield(.aborted); job.continuation.finish() }
@@ -289,4 +296,7 @@ public final class Scheduler: @unchecked Sendable {
         }
         return rows.indices.filter { !done.contains($0) }.map { rows[$0] }
     }
+
+    /// Returns memory freed by the allocator to the system (glibc's `malloc_trim`).
+    static func releaseFreedMemory() { ck_release_free_memory() }
 }

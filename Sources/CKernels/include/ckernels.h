@@ -109,4 +109,8 @@ enum {
 /// failed scratch allocation.
 int ck_gemm_q(int type, const float *x, int M, int K, const void *w, int n0, int n1, float *y, int ldy, int mode);
 
+/// Returns heap memory the allocator holds freed to the system (glibc's malloc_trim; nothing
+/// elsewhere).
+void ck_release_free_memory(void);
+
 #endif
