@@ -6,19 +6,9 @@ import TestSupport
 /// back into the store with its lineage; what does not fit is refused and nothing is registered.
 @Suite("Adapters trained elsewhere")
 struct AdapterImportTests {
-    /// A tiny adapter for the tiny GGUF model (q, v and down of its one layer); `qRows` other
-    /// than 8 makes it not fit.
+    /// `TinyModel.adapter`'s folder path.
     static func adapter(in dir: URL, name: String, qRows: Int = 8, scale: Float = 1.0 / 8) throws -> String {
-        let folder = dir.appendingPathComponent(name)
-        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none", "base_model_name_or_path": "tiny"}"#,
-                              to: "adapter_config.json", in: folder)
-        let prefix = "base_model.model.model.layers.0."
-        try TestSupport.write(TinyModel.safetensors([
-            (prefix + "self_attn.q_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.q_proj.lora_B.weight", [qRows, 2]),
-            (prefix + "self_attn.v_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.v_proj.lora_B.weight", [4, 2]),
-            (prefix + "mlp.down_proj.lora_A.weight", [2, 16]), (prefix + "mlp.down_proj.lora_B.weight", [8, 2]),
-        ], scale: scale), to: "adapter_model.safetensors", in: folder)
-        return folder.path
+        try TinyModel.adapter(in: dir, name: name, qRows: qRows, scale: scale).path
     }
 
     @Test func anAdapterTrainedElsewhereComesBackWithItsLineage() throws {

@@ -10,15 +10,7 @@ struct GGUFExportTests {
     static func fixture() throws -> (dir: URL, model: String, adapter: String) {
         let dir = try TestSupport.temporaryDirectory("gguf-export")
         let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
-        let adapter = dir.appendingPathComponent("adapter")
-        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none"}"#,
-                              to: "adapter_config.json", in: adapter)
-        let prefix = "base_model.model.model.layers.0."
-        try TestSupport.write(TinyModel.safetensors([
-            (prefix + "self_attn.q_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.q_proj.lora_B.weight", [8, 2]),
-            (prefix + "self_attn.v_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.v_proj.lora_B.weight", [4, 2]),
-            (prefix + "mlp.down_proj.lora_A.weight", [2, 16]), (prefix + "mlp.down_proj.lora_B.weight", [8, 2]),
-        ]), to: "adapter_model.safetensors", in: adapter)
+        let adapter = try TinyModel.adapter(in: dir)
         return (dir, model, adapter.path)
     }
 

@@ -18,16 +18,7 @@ struct ServerTests {
     static func fixture(extra: [String] = [], environment: [String: String] = [:]) throws -> Fixture {
         let dir = try TestSupport.temporaryDirectory("serve")
         let model = try TestSupport.write(TinyModel.gguf(), to: "tiny.gguf", in: dir)
-        let adapter = dir.appendingPathComponent("adapter")
-        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none"}"#,
-                              to: "adapter_config.json", in: adapter)
-        let prefix = "base_model.model.model.layers.0.self_attn."
-        try TestSupport.write(TinyModel.safetensors([
-            (prefix + "q_proj.lora_A.weight", [2, 8]), (prefix + "q_proj.lora_B.weight", [8, 2]),
-            (prefix + "v_proj.lora_A.weight", [2, 8]), (prefix + "v_proj.lora_B.weight", [4, 2]),
-            ("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight", [2, 16]),
-            ("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight", [8, 2]),
-        ]), to: "adapter_model.safetensors", in: adapter)
+        let adapter = try TinyModel.adapter(in: dir)
         let server = try ServerProcess(["--model", model, "--template", "chatml", "--adapter", "tuned=\(adapter.path)"] + extra, environment: environment)
         return Fixture(dir: dir, model: model, adapter: adapter.path, server: server)
     }

@@ -132,6 +132,23 @@ public enum TinyModel {
         return GGUFBuilder.le(UInt64(header.count)) + header + data
     }
 
+    /// A PEFT LoRA adapter folder for `gguf()`'s model: q_proj, v_proj and down_proj of its one
+    /// layer, rank 2, alpha 16, the values of `safetensors(_:scale:)`. `qRows` other than 8 makes
+    /// it not fit the model. Returns the folder.
+    @discardableResult
+    public static func adapter(in directory: URL, name: String = "adapter", qRows: Int = 8, scale: Float = 1.0 / 8) throws -> URL {
+        let folder = directory.appendingPathComponent(name)
+        try TestSupport.write(#"{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "down_proj"], "bias": "none", "base_model_name_or_path": "tiny"}"#,
+                              to: "adapter_config.json", in: folder)
+        let prefix = "base_model.model.model.layers.0."
+        try TestSupport.write(safetensors([
+            (prefix + "self_attn.q_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.q_proj.lora_B.weight", [qRows, 2]),
+            (prefix + "self_attn.v_proj.lora_A.weight", [2, 8]), (prefix + "self_attn.v_proj.lora_B.weight", [4, 2]),
+            (prefix + "mlp.down_proj.lora_A.weight", [2, 16]), (prefix + "mlp.down_proj.lora_B.weight", [8, 2]),
+        ], scale: scale), to: "adapter_model.safetensors", in: folder)
+        return folder
+    }
+
     /// A Hugging Face folder: config.json and either model.safetensors or two shards with
     /// model.safetensors.index.json. Returns the folder.
     @discardableResult

@@ -52,10 +52,8 @@ extension LoRAMerge {
                     target = (l, t)
                 }
             }
-            let isMatrix = info.dimensions.count == 2
-            var outType: GGMLType = isMatrix ? type : .f32
-            outType = Self.fallback(outType, rowLength: info.dimensions[0])
-            if outType != (isMatrix ? type : .f32) { otherType[info.name] = outType }
+            let outType = Self.outputType(type, dimensions: info.dimensions)
+            if outType != (info.dimensions.count == 2 ? type : .f32) { otherType[info.name] = outType }
             if target == nil && info.type == outType {
                 writer.tensors.append(.init(name: info.name, dimensions: info.dimensions, type: info.type, bytes: try file.storedTensor(info).storedBytes))
                 continue
@@ -75,15 +73,32 @@ extension LoRAMerge {
                 for i in 0..<values.count { values[i] += delta[i] * s }
                 merged.append(info.name)
             }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(values.count * 2)
-            GGMLQuantize.append(values, as: outType, to: &bytes)
-            writer.tensors.append(.init(name: info.name, dimensions: info.dimensions, type: outType, bytes: bytes))
+            writer.tensors.append(Self.encoded(values, name: info.name, dimensions: info.dimensions, type: outType))
             file.releasePages(info)
         }
+        return try Self.write(writer, to: url, type: type, merged: merged, otherType: otherType)
+    }
+
+    /// The type a tensor of GGUF `dimensions` is written in when the file's matrices are `type`:
+    /// `type` for a matrix (or `fallback`'s when its blocks do not divide the rows), F32 for the
+    /// 1-D tensors (norms, RoPE factors).
+    static func outputType(_ type: GGMLType, dimensions: [Int]) -> GGMLType {
+        dimensions.count == 2 ? fallback(type, rowLength: dimensions[0]) : .f32
+    }
+
+    /// One tensor entry: `values` (fp32, row-major) rounded to `type`.
+    static func encoded(_ values: [Float], name: String, dimensions: [Int], type: GGMLType) -> GGUFWriter.TensorEntry {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(values.count * 2)
+        GGMLQuantize.append(values, as: type, to: &bytes)
+        return .init(name: name, dimensions: dimensions, type: type, bytes: bytes)
+    }
+
+    /// Writes the merged file and says what it holds.
+    static func write(_ writer: GGUFWriter, to url: URL, type: GGMLType, merged: [String], otherType: [String: GGMLType]) throws -> GGUFMergeReport {
         try writer.write(to: url)
         let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
-        return GGUFMergeReport(file: url.path, type: type, tensors: writer.tensors.count, mergedTensors: merged, otherType: otherType, bytes: size)
+        return GGUFMergeReport(file: url.path, type: type, tensors: writer.tensors.count, mergedTensors: merged.sorted(), otherType: otherType, bytes: size)
     }
 
     /// The type a matrix with rows of `rowLength` values is written in when `type` cannot hold

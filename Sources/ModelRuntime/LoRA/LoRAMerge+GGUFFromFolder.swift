@@ -121,9 +121,7 @@ extension LoRAMerge {
         if let scaling = c.ropeScaling, scaling.ropeType == "llama3" {
             let scaled = LlamaModel.inverseFrequencies(c, factors: nil)
             let factors = (0..<(c.headDim / 2)).map { i in 1 / pow(c.ropeTheta, Float(2 * i) / Float(c.headDim)) / scaled[i] }
-            var bytes: [UInt8] = []
-            GGMLQuantize.append(factors, as: .f32, to: &bytes)
-            writer.tensors.append(.init(name: "rope_freqs.weight", dimensions: [c.headDim / 2], type: .f32, bytes: bytes))
+            writer.tensors.append(encoded(factors, name: "rope_freqs.weight", dimensions: [c.headDim / 2], type: .f32))
         }
         let order = merged.keys.sorted { a, b in
             let (ka, kb) = (ggufName(a) ?? a, ggufName(b) ?? b)
@@ -139,17 +137,12 @@ extension LoRAMerge {
                 values = try LoRAAdapter.permuteRows(values, rows: rows, columns: columns,
                                                      heads: hf.contains(".q_proj.") ? c.numAttentionHeads : c.numKeyValueHeads, name: hf)
             }
-            let isMatrix = tensor.shape.count == 2
-            var outType: GGMLType = isMatrix ? type : .f32
-            outType = Self.fallback(outType, rowLength: columns)
-            if outType != (isMatrix ? type : .f32) { otherType[name] = outType }
-            var bytes: [UInt8] = []
-            GGMLQuantize.append(values, as: outType, to: &bytes)
-            writer.tensors.append(.init(name: name, dimensions: tensor.shape.reversed(), type: outType, bytes: bytes))
+            let dimensions = Array(tensor.shape.reversed())
+            let outType = outputType(type, dimensions: dimensions)
+            if outType != (dimensions.count == 2 ? type : .f32) { otherType[name] = outType }
+            writer.tensors.append(encoded(values, name: name, dimensions: dimensions, type: outType))
             if changed.contains(hf) { mergedNames.append(name) }
         }
-        try writer.write(to: url)
-        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
-        return GGUFMergeReport(file: url.path, type: type, tensors: writer.tensors.count, mergedTensors: mergedNames.sorted(), otherType: otherType, bytes: size)
+        return try write(writer, to: url, type: type, merged: mergedNames, otherType: otherType)
     }
 }

@@ -120,10 +120,9 @@ struct EvalRun: ParsableCommand {
     /// The base model, and the adapter when one is given, loaded for evaluation.
     private struct Models {
         var loaded: ModelOptions.Loaded
-        var weights: LoadedModel
         var template: ChatTemplate
         var lora: LoRAAdapter?
-        var configuration: LlamaConfiguration { weights.configuration }
+        var configuration: LlamaConfiguration { loaded.model.configuration }
     }
 
     /// The split's items to evaluate, and what was left out of them.
@@ -181,7 +180,7 @@ struct EvalRun: ParsableCommand {
         let loaded = ModelOptions.Loaded(files: files, model: base, tokenizer: tokenizer)
         let chatTemplate = try loaded.template(template)
         let lora = try adapterPath.map { try LoRAAdapter(readingPEFT: URL(fileURLWithPath: $0), configuration: weights.configuration) }
-        return Models(loaded: loaded, weights: weights, template: chatTemplate, lora: lora)
+        return Models(loaded: loaded, template: chatTemplate, lora: lora)
     }
 
     /// The items: the split's records (withdrawn ones left out), PII-redacted where the
