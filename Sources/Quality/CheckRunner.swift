@@ -340,7 +340,7 @@ public enum CheckRunner {
         var list = VerdictList(recordId: record.id)
         lengthChecks(&list, p: p, q: q, t, c, tokens: tokens)
         shapeChecks(&list, p: p, q: q, t, c)
-        contentChecks(&list, p: p, q: q, t, messages, c)
+        contentChecks(&list, p: p, q: q, t, record.conversation.allMessages, c)
         a.verdicts = list.verdicts
         if c.runs("boilerplate") {
             a.sentences = sentences(q, minChars: c.boilerplate.minSentenceChars).map { Sentence(hash: $0.hash, length: $0.length) }
@@ -413,7 +413,7 @@ public enum CheckRunner {
 
     /// mojibake, filler_opening, answer_echoes_prompt, language_mismatch and pii.
     static func contentChecks(_ v: inout VerdictList, p: [Unicode.Scalar], q: [Unicode.Scalar], _ t: Texts,
-                              _ messages: [Message], _ c: CheckConfiguration) {
+                              _ allMessages: [Message], _ c: CheckConfiguration) {
         if c.runs("mojibake") {
             // On the stored text: normalization would fold some telltales away.
             let found = TextFilters.mojibake(t.rawPrompt + "\n" + t.rawAnswer)
@@ -437,7 +437,7 @@ public enum CheckRunner {
         }
         if c.runs("pii") {
             let kinds = Set(c.pii.kinds)
-            let findings = messages.flatMap { PII.findings(in: $0.content) }.filter { kinds.contains($0.kind.rawValue) }
+            let findings = allMessages.flatMap { PII.findings(in: $0.content) }.filter { kinds.contains($0.kind.rawValue) }
             var counts: [String: Int] = [:]
             for f in findings { counts[f.kind.rawValue, default: 0] += 1 }
             v.add("pii", findings.isEmpty, Double(findings.count),

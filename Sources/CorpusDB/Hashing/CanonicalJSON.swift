@@ -3,7 +3,8 @@ import Foundation
 /// The canonical serialization of a conversation: the exact bytes that `content_hash` hashes and
 /// that `records.conversation` stores, so `corpus verify` can recompute every hash.
 ///
-/// Form (docs/STORE.md): `{"messages":[{"role":"user","content":"..."},...]}` with keys in this
+/// Form (docs/STORE.md): `{"messages":[{"role":"user","content":"..."},...]}` (a preference pair
+/// adds `,"rejected":{"role":"assistant","content":"..."}` after the list) with keys in this
 /// order, no whitespace, non-ASCII characters written as raw UTF-8, and only `"`, `\` and the
 /// control characters U+0000-U+001F escaped (`\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`).
 /// The same conversation gives the same bytes on every machine, unlike a platform JSON encoder.
@@ -21,7 +22,15 @@ public enum CanonicalJSON {
             appendString(message.content, to: &out)
             out.append(UInt8(ascii: "}"))
         }
-        out.append(contentsOf: Array("]}".utf8))
+        out.append(UInt8(ascii: "]"))
+        if let rejected = conversation.rejected {
+            out.append(contentsOf: Array(#","rejected":{"role":"#.utf8))
+            appendString(rejected.role.rawValue, to: &out)
+            out.append(contentsOf: Array(#","content":"#.utf8))
+            appendString(rejected.content, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "}"))
         return out
     }
 
@@ -113,8 +122,14 @@ public enum CanonicalJSON {
                     break
                 }
             }
+            var rejected: Message?
+            if expect(#","rejected":"#) {
+                guard expect(#"{"role":"#), let role = string().flatMap(Role.init(rawValue:)),
+                      expect(#","content":"#), let content = string(), expect("}") else { return nil }
+                rejected = Message(role: role, content: content)
+            }
             guard expect("}"), i == b.count else { return nil }
-            return Conversation(messages: messages)
+            return Conversation(messages: messages, rejected: rejected)
         }
     }
 

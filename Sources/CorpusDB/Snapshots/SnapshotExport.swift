@@ -67,16 +67,26 @@ extension CorpusStore {
         var counts: [String: Int] = [:]
         var skipped: [String: Int] = [:]
         var redacted = 0
+        var members: [(split: String, recordId: Int64, contentHash: String, conversation: Conversation)] = []
         for row in rows {
             let memberSplit: String = row["split"]
             guard splits.contains(memberSplit) else { continue }
             if row["withdrawn"] as Bool { skipped["withdrawn", default: 0] += 1; continue }
-            var conversation = try CanonicalJSON.decode(row["conversation"])
-            if let redact, redactRecordIds.contains(row["record_id"] as Int64) {
+            members.append((memberSplit, row["record_id"], row["content_hash"], try CanonicalJSON.decode(row["conversation"])))
+        }
+        // A snapshot holding preference pairs exports LLaMA-Factory's ranking form (one file kind
+        // per dataset): its pairs are written, plain conversations counted as skipped.
+        let ranking = members.contains { $0.conversation.isPair }
+        for member in members {
+            let memberSplit = member.split
+            var conversation = member.conversation
+            if ranking && !conversation.isPair { skipped["not_a_preference_pair", default: 0] += 1; continue }
+            if let redact, redactRecordIds.contains(member.recordId) {
                 conversation.messages = conversation.messages.map { Message(role: $0.role, content: redact($0.content)) }
+                conversation.rejected = conversation.rejected.map { Message(role: $0.role, content: redact($0.content)) }
                 redacted += 1
             }
-            guard let line = Self.exportLine(conversation, format: format, contentHash: row["content_hash"]) else {
+            guard let line = Self.exportLine(conversation, format: format, contentHash: member.contentHash) else {
                 skipped["not_representable_in_\(format.rawValue)", default: 0] += 1
                 continue
             }
@@ -96,16 +106,29 @@ extension CorpusStore {
             "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
             "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
             "files": files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
-            "skipped": skipped, "redacted": redacted, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
+            "skipped": skipped, "redacted": redacted, "ranking": ranking, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
         ]
         try Self.writeInside(dir, name: "manifest.json", bytes: Array((Self.sortedJSON(manifest, pretty: true) + "\n").utf8))
         var info: [String: Any] = [:]
-        for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format) }
+        for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format, ranking: ranking) }
         try Self.writeInside(dir, name: "dataset_info.json", bytes: Array((Self.sortedJSON(info, pretty: true) + "\n").utf8))
         return ExportReport(files: files, skipped: skipped, directory: dir.path)
     }
 
-    /// LLaMA-Factory's description of one file (data/README.md of LLaMA-Factory).
+    /// LLaMA-Factory's description of one file (data/README.md of LLaMA-Factory); a ranking file
+    /// (preference pairs) maps `chosen` and `rejected` instead of the response.
+    static func datasetInfo(file: String, format: ExportFormat, ranking: Bool = false) -> [String: Any] {
+        guard ranking else { return datasetInfo(file: file, format: format) }
+        var info = datasetInfo(file: file, format: format)
+        var columns = info["columns"] as? [String: String] ?? [:]
+        columns["response"] = nil
+        columns["chosen"] = "chosen"
+        columns["rejected"] = "rejected"
+        info["columns"] = columns
+        info["ranking"] = true
+        return info
+    }
+
     static func datasetInfo(file: String, format: ExportFormat) -> [String: Any] {
         switch format {
         case .alpaca:
@@ -144,7 +167,12 @@ extension CorpusStore {
             let last = pairs[pairs.count - 1]
             key("instruction"); string(last.0); comma()
             key("input"); string(""); comma()
-            key("output"); string(last.1); comma()
+            if let rejected = conversation.rejected {
+                key("chosen"); string(last.1); comma()
+                key("rejected"); string(rejected.content); comma()
+            } else {
+                key("output"); string(last.1); comma()
+            }
             key("system"); string(system ?? ""); comma()
             key("history"); out.append(UInt8(ascii: "["))
             for (i, pair) in pairs.dropLast().enumerated() {
@@ -154,10 +182,7 @@ extension CorpusStore {
             out.append(UInt8(ascii: "]"))
         case .sharegpt, .messages:
             let sharegpt = format == .sharegpt
-            key(sharegpt ? "conversations" : "messages"); out.append(UInt8(ascii: "["))
-            let turns = sharegpt ? messages : conversation.messages
-            for (i, m) in turns.enumerated() {
-                if i > 0 { comma() }
+            func turn(_ m: Message) {
                 out.append(UInt8(ascii: "{"))
                 let role: String
                 switch (m.role, sharegpt) {
@@ -169,7 +194,19 @@ extension CorpusStore {
                 key(sharegpt ? "value" : "content"); string(m.content)
                 out.append(UInt8(ascii: "}"))
             }
+            key(sharegpt ? "conversations" : "messages"); out.append(UInt8(ascii: "["))
+            var turns = sharegpt ? messages : conversation.messages
+            // A pair: the conversation up to the question, then its two answers.
+            let chosen = conversation.rejected != nil ? turns.popLast() : nil
+            for (i, m) in turns.enumerated() {
+                if i > 0 { comma() }
+                turn(m)
+            }
             out.append(UInt8(ascii: "]"))
+            if let chosen, let rejected = conversation.rejected {
+                comma(); key("chosen"); turn(chosen)
+                comma(); key("rejected"); turn(rejected)
+            }
             // Every sharegpt row has `system` ("" when the conversation has none): LLaMA-Factory reads
             // the column dataset_info.json maps for every row of a file and stops with a KeyError
             // on a file where no row has it (found running LLaMA-Factory 0.9.5 on an export).

@@ -43,14 +43,18 @@ public struct RunMetric: Sendable, Equatable {
     public var learningRate: Double
     public var tokens: Int
     public var seconds: Double
+    /// The objective's other figures of this step by name (DPO's rewards/…); empty for SFT.
+    public var extra: [String: Double]
 
-    public init(step: Int, loss: Double, evalLoss: Double?, learningRate: Double, tokens: Int, seconds: Double) {
+    public init(step: Int, loss: Double, evalLoss: Double?, learningRate: Double, tokens: Int, seconds: Double,
+                extra: [String: Double] = [:]) {
         self.step = step
         self.loss = loss
         self.evalLoss = evalLoss
         self.learningRate = learningRate
         self.tokens = tokens
         self.seconds = seconds
+        self.extra = extra
     }
 }
 
@@ -84,10 +88,13 @@ extension CorpusStore {
         guard !metrics.isEmpty else { return }
         try pool.write { db in
             let insert = try db.makeStatement(sql: """
-                INSERT OR REPLACE INTO run_metrics (run_id, step, loss, eval_loss, learning_rate, tokens, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT OR REPLACE INTO run_metrics (run_id, step, loss, eval_loss, learning_rate, tokens, seconds, metrics)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for m in metrics {
-                try insert.execute(arguments: [runId, m.step, m.loss, m.evalLoss, m.learningRate, m.tokens, m.seconds])
+                let extra: String? = m.extra.isEmpty ? nil
+                    : (try? JSONSerialization.data(withJSONObject: m.extra, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+                try insert.execute(arguments: [runId, m.step, m.loss, m.evalLoss, m.learningRate, m.tokens, m.seconds, extra])
             }
         }
     }
@@ -162,8 +169,10 @@ extension CorpusStore {
     public func metrics(runId: Int64) throws -> [RunMetric] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM run_metrics WHERE run_id = ? ORDER BY step", arguments: [runId]).map {
-                RunMetric(step: $0["step"], loss: $0["loss"], evalLoss: $0["eval_loss"], learningRate: $0["learning_rate"],
-                          tokens: $0["tokens"], seconds: $0["seconds"])
+                let text: String? = $0["metrics"]
+                let extra = text.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Double] } ?? [:]
+                return RunMetric(step: $0["step"], loss: $0["loss"], evalLoss: $0["eval_loss"], learningRate: $0["learning_rate"],
+                                 tokens: $0["tokens"], seconds: $0["seconds"], extra: extra)
             }
         }
     }

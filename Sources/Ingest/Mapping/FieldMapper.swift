@@ -35,16 +35,24 @@ public enum RecordShape: String, Sendable {
     case columns
 }
 
+/// Keys that make a file preference data (LLaMA-Factory's ranking formats, TRL's pairs).
+let chosenKey = "chosen", rejectedKey = "rejected"
+
 /// Turns a row (CSV fields or a JSON object) into a canonical conversation. The rules are in
 /// docs/INGEST_MAPPING.md.
 public struct FieldMapper: Sendable {
     public private(set) var shape: RecordShape
+    /// Every row is a preference pair: a prompt with `chosen` and `rejected` answers (the file has
+    /// those keys or columns). A row missing either is a reject.
+    public private(set) var preference = false
     /// Columns joined (with "\n", skipping empty and repeated values) into the user turn.
     var userKeys: [String] = []
     var assistantKey: String = ""
     var systemKey: String?
     /// Tag name → column.
     var tagKeys: [String: String] = [:]
+    /// The columns of a preference file's answers (their spelling in the file).
+    var chosenColumn = chosenKey, rejectedColumn = rejectedKey
 
     /// Column names recognised as the question, in order of preference (compared trimmed and
     /// case-insensitively). `title` and `ask` together make one question.
@@ -62,17 +70,30 @@ public struct FieldMapper: Sendable {
     /// nothing maps.
     public static func infer(keys: [String]) -> FieldMapper? {
         let lower = Dictionary(keys.map { ($0.trimmingCharacters(in: .whitespaces).lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
-        if lower["conversations"] != nil { return FieldMapper(shape: .sharegpt) }
-        if lower["messages"] != nil { return FieldMapper(shape: .messages) }
-        if lower["instruction"] != nil && lower["output"] != nil { return FieldMapper(shape: .alpaca) }
-        var mapper = FieldMapper(shape: .columns)
+        let preference = lower[chosenKey] != nil || lower[rejectedKey] != nil
+        func made(_ shape: RecordShape) -> FieldMapper {
+            var mapper = FieldMapper(shape: shape)
+            mapper.preference = preference
+            return mapper
+        }
+        if lower["conversations"] != nil { return made(.sharegpt) }
+        if lower["messages"] != nil { return made(.messages) }
+        if lower["instruction"] != nil && (lower["output"] != nil || preference) { return made(.alpaca) }
+        var mapper = made(.columns)
         if let title = lower["title"], let ask = lower["ask"] {
             mapper.userKeys = [title, ask]
         } else if let user = userNames.lazy.compactMap({ lower[$0] }).first {
             mapper.userKeys = [user]
         }
-        guard !mapper.userKeys.isEmpty, let assistant = assistantNames.lazy.compactMap({ lower[$0] }).first else { return nil }
-        mapper.assistantKey = assistant
+        if preference {
+            // TRL's {prompt, chosen, rejected}, or question/chosen/rejected columns.
+            guard !mapper.userKeys.isEmpty else { return nil }
+            mapper.chosenColumn = lower[chosenKey] ?? chosenKey
+            mapper.rejectedColumn = lower[rejectedKey] ?? rejectedKey
+        } else {
+            guard !mapper.userKeys.isEmpty, let assistant = assistantNames.lazy.compactMap({ lower[$0] }).first else { return nil }
+            mapper.assistantKey = assistant
+        }
         mapper.systemKey = lower["system"]
         for (name, original) in lower.sorted(by: { $0.key < $1.key }) {
             if let tag = tagNames[name] { mapper.tagKeys[tag] = original }
@@ -102,12 +123,20 @@ public struct FieldMapper: Sendable {
             case "user": userKeys = try source.split(separator: "+").map { try column(String($0)) }
             case "assistant": assistantKey = try column(source)
             case "system": systemKey = try column(source)
+            case "chosen": chosenColumn = try column(source); preference = true
+            case "rejected": rejectedColumn = try column(source); preference = true
             default:
                 guard target.hasPrefix("tag."), target.count > 4 else {
-                    throw IngestError(.invalidOption, "--map: unknown target '\(target)'; use user, assistant, system or tag.NAME")
+                    throw IngestError(.invalidOption, "--map: unknown target '\(target)'; use user, assistant, system, chosen, rejected or tag.NAME")
                 }
                 tagKeys[String(target.dropFirst(4))] = try column(source)
             }
+        }
+        if preference {
+            guard !userKeys.isEmpty, spec.contains("chosen="), spec.contains("rejected=") else {
+                throw IngestError(.invalidOption, "--map \(spec): a preference file needs user=, chosen= and rejected= columns; found: \(found)")
+            }
+            return
         }
         guard !userKeys.isEmpty, !assistantKey.isEmpty else {
             throw IngestError(.invalidOption, "--map \(spec): name both user= and assistant= columns; found: \(found)")
@@ -117,9 +146,10 @@ public struct FieldMapper: Sendable {
     /// How the fields become a conversation, stored on the source (stable JSON, sorted keys).
     public var mappingJSON: String {
         var object: [String: Any] = ["shape": shape.rawValue]
+        if preference { object["pairs"] = ["chosen": chosenColumn, "rejected": rejectedColumn] }
         if shape == .columns {
             object["user"] = userKeys
-            object["assistant"] = assistantKey
+            if !preference { object["assistant"] = assistantKey }
             if let systemKey { object["system"] = systemKey }
             if !tagKeys.isEmpty { object["tags"] = tagKeys }
         }
@@ -139,13 +169,18 @@ public struct FieldMapper: Sendable {
 
     /// Maps CSV fields (header name → value).
     public func map(fields: [String: String]) -> Result<MappedRow, RejectReason> {
-        map(lookup: { fields[$0] }, original: { CanonicalJSON.object(fields) })
+        if preference {
+            return mapPair(prompt: columnsPrompt(lookup: { fields[$0] }, present: nil), chosen: fields[chosenColumn],
+                           rejected: fields[rejectedColumn], tags: tags(lookup: { fields[$0] }), original: { CanonicalJSON.object(fields) })
+        }
+        return map(lookup: { fields[$0] }, original: { CanonicalJSON.object(fields) })
     }
 
     /// Maps a JSON object. `originalText` is the element's JSON text as it stands in the file
     /// (stored as the record's original fields); when nil the object is serialized.
     public func map(object: [String: Any], originalText: String? = nil) -> Result<MappedRow, RejectReason> {
         let original = { originalText ?? jsonText(object) }
+        if preference { return mapPair(object: object, original: original) }
         switch shape {
         case .columns:
             return map(lookup: { key in object[key].flatMap { text($0, joiner: "\n") } }, original: original,
@@ -157,9 +192,9 @@ public struct FieldMapper: Sendable {
         }
     }
 
-    private func map(lookup: (String) -> String?, original: () -> String, tagLookup: ((String) -> String?)? = nil,
-                     present: ((String) -> Bool)? = nil) -> Result<MappedRow, RejectReason> {
-        for key in userKeys + [assistantKey] where !(present.map { $0(key) } ?? (lookup(key) != nil)) {
+    /// The question of a columns row: its user columns joined (a user turn alone).
+    func columnsPrompt(lookup: (String) -> String?, present: ((String) -> Bool)?) -> Result<[Message], RejectReason> {
+        for key in userKeys where !(present.map { $0(key) } ?? (lookup(key) != nil)) {
             return .failure(RejectReason(code: "missing_field", detail: "the row has no '\(key)' field"))
         }
         var parts: [String] = []
@@ -169,27 +204,55 @@ public struct FieldMapper: Sendable {
         guard !parts.isEmpty else {
             return .failure(RejectReason(code: "empty_prompt", detail: "the question (\(userKeys.joined(separator: "+"))) is empty"))
         }
+        return .success([Message(role: .user, content: parts.joined(separator: "\n"))])
+    }
+
+    private func map(lookup: (String) -> String?, original: () -> String, tagLookup: ((String) -> String?)? = nil,
+                     present: ((String) -> Bool)? = nil) -> Result<MappedRow, RejectReason> {
+        guard present.map({ $0(assistantKey) }) ?? (lookup(assistantKey) != nil) else {
+            return .failure(RejectReason(code: "missing_field", detail: "the row has no '\(assistantKey)' field"))
+        }
+        let user: String
+        switch columnsPrompt(lookup: lookup, present: present) {
+        case .failure(let reason): return .failure(reason)
+        case .success(let prompt): user = prompt.last?.content ?? ""
+        }
         guard let answer = lookup(assistantKey), !isBlank(answer) else {
             return .failure(RejectReason(code: "empty_answer", detail: "the answer (\(assistantKey)) is empty"))
         }
         var messages: [Message] = []
         if let systemKey, let system = lookup(systemKey), !isBlank(system) { messages.append(Message(role: .system, content: system)) }
-        messages.append(Message(role: .user, content: parts.joined(separator: "\n")))
+        messages.append(Message(role: .user, content: user))
         messages.append(Message(role: .assistant, content: answer))
+        return .success(MappedRow(conversation: Conversation(messages: messages), tags: tagLookup.map { tags(lookup: $0) } ?? tags(lookup: lookup), originalJSON: original()))
+    }
+
+    /// The tags of a row.
+    func tags(lookup: (String) -> String?) -> [String: String] {
         var tags: [String: String] = [:]
         for (tag, key) in tagKeys {
-            let value = tagLookup.map { $0(key) } ?? lookup(key)
-            if let value, !isBlank(value) { tags[tag] = value }
+            if let value = lookup(key), !isBlank(value) { tags[tag] = value }
         }
-        return .success(MappedRow(conversation: Conversation(messages: messages), tags: tags, originalJSON: original()))
+        return tags
     }
 
     private func mapAlpaca(_ object: [String: Any], original: () -> String) -> Result<MappedRow, RejectReason> {
-        guard let instruction = object["instruction"].flatMap({ text($0, joiner: "\n") }) else {
-            return .failure(RejectReason(code: "missing_field", detail: "the element has no 'instruction' field"))
-        }
         guard let output = object["output"].flatMap({ text($0, joiner: "\n") }) else {
             return .failure(RejectReason(code: "missing_field", detail: "the element has no 'output' field"))
+        }
+        guard !isBlank(output) else { return .failure(RejectReason(code: "empty_answer", detail: "the output is empty")) }
+        switch alpacaPrompt(object) {
+        case .failure(let reason): return .failure(reason)
+        case .success(let prompt):
+            let messages = prompt + [Message(role: .assistant, content: output)]
+            return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: original()))
+        }
+    }
+
+    /// An alpaca element's system, history and question, up to (not including) the answer.
+    func alpacaPrompt(_ object: [String: Any]) -> Result<[Message], RejectReason> {
+        guard let instruction = object["instruction"].flatMap({ text($0, joiner: "\n") }) else {
+            return .failure(RejectReason(code: "missing_field", detail: "the element has no 'instruction' field"))
         }
         let input = object["input"].flatMap { text($0, joiner: "\n") } ?? ""
         let user: String
@@ -199,7 +262,6 @@ public struct FieldMapper: Sendable {
         case (true, false): user = input
         case (true, true): return .failure(RejectReason(code: "empty_prompt", detail: "instruction and input are both empty"))
         }
-        guard !isBlank(output) else { return .failure(RejectReason(code: "empty_answer", detail: "the output is empty")) }
         var messages: [Message] = []
         if let system = object["system"].flatMap({ text($0, joiner: "\n") }), !isBlank(system) {
             messages.append(Message(role: .system, content: system))
@@ -215,32 +277,15 @@ public struct FieldMapper: Sendable {
                 messages += [Message(role: .user, content: q), Message(role: .assistant, content: a)]
             }
         }
-        messages += [Message(role: .user, content: user), Message(role: .assistant, content: output)]
-        return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: original()))
+        messages.append(Message(role: .user, content: user))
+        return .success(messages)
     }
 
     private func mapTurns(_ object: [String: Any], original: () -> String) -> Result<MappedRow, RejectReason> {
-        let sharegpt = shape == .sharegpt
-        let listKey = sharegpt ? "conversations" : "messages"
-        let (roleKey, contentKey) = sharegpt ? ("from", "value") : ("role", "content")
-        guard let turns = object[listKey] as? [Any] else {
-            return .failure(RejectReason(code: "missing_field", detail: "the element has no '\(listKey)' list"))
-        }
-        var messages: [Message] = []
-        if let system = object["system"].flatMap({ text($0, joiner: "\n") }), !isBlank(system) {
-            messages.append(Message(role: .system, content: system))
-        }
-        for (k, element) in turns.enumerated() {
-            guard let turn = element as? [String: Any], let speaker = turn[roleKey] as? String else {
-                return .failure(RejectReason(code: "missing_field", detail: "turn \(k + 1) has no '\(roleKey)'"))
-            }
-            guard let role = Self.role(speaker) else {
-                return .failure(RejectReason(code: "unknown_role", detail: "turn \(k + 1) is from '\(speaker)'; known: human, user, gpt, assistant, system, function_call, observation, tool"))
-            }
-            guard let content = turn[contentKey].flatMap({ text($0, joiner: "\n") }), !isBlank(content) else {
-                return .failure(RejectReason(code: "empty_turn", detail: "turn \(k + 1) (\(speaker)) is empty"))
-            }
-            messages.append(Message(role: role, content: content))
+        let messages: [Message]
+        switch turns(object) {
+        case .failure(let reason): return .failure(reason)
+        case .success(let list): messages = list
         }
         guard messages.contains(where: { $0.role == .assistant }) else {
             return .failure(RejectReason(code: "no_assistant_turn", detail: "the conversation has no assistant turn"))
@@ -252,6 +297,43 @@ public struct FieldMapper: Sendable {
             return .failure(RejectReason(code: "ends_on_user_turn", detail: "the last turn (\(messages.count)) is from the user and has no answer to learn from"))
         }
         return .success(MappedRow(conversation: Conversation(messages: messages), tags: [:], originalJSON: original()))
+    }
+
+    /// The `system` field and the turns of a sharegpt or messages element.
+    func turns(_ object: [String: Any]) -> Result<[Message], RejectReason> {
+        let sharegpt = shape == .sharegpt
+        let listKey = sharegpt ? "conversations" : "messages"
+        guard let turns = object[listKey] as? [Any] else {
+            return .failure(RejectReason(code: "missing_field", detail: "the element has no '\(listKey)' list"))
+        }
+        var messages: [Message] = []
+        if let system = object["system"].flatMap({ text($0, joiner: "\n") }), !isBlank(system) {
+            messages.append(Message(role: .system, content: system))
+        }
+        switch Self.parseTurns(turns) {
+        case .failure(let reason): return .failure(reason)
+        case .success(let list): return .success(messages + list)
+        }
+    }
+
+    /// Turns written as `{from, value}` (ShareGPT) or `{role, content}` (OpenAI), either per turn.
+    static func parseTurns(_ turns: [Any]) -> Result<[Message], RejectReason> {
+        var messages: [Message] = []
+        for (k, element) in turns.enumerated() {
+            let sharegpt = (element as? [String: Any])?["from"] != nil
+            let (roleKey, contentKey) = sharegpt ? ("from", "value") : ("role", "content")
+            guard let turn = element as? [String: Any], let speaker = turn[roleKey] as? String else {
+                return .failure(RejectReason(code: "missing_field", detail: "turn \(k + 1) has no 'from' or 'role'"))
+            }
+            guard let role = Self.role(speaker) else {
+                return .failure(RejectReason(code: "unknown_role", detail: "turn \(k + 1) is from '\(speaker)'; known: human, user, gpt, assistant, system, function_call, observation, tool"))
+            }
+            guard let content = turn[contentKey].flatMap({ text($0, joiner: "\n") }), !isBlank(content) else {
+                return .failure(RejectReason(code: "empty_turn", detail: "turn \(k + 1) (\(speaker)) is empty"))
+            }
+            messages.append(Message(role: role, content: content))
+        }
+        return .success(messages)
     }
 
     static func role(_ speaker: String) -> Role? {

@@ -42,6 +42,22 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Recompute activations in the backward pass instead of keeping them (less memory, slower).
     public var recomputeActivations = false
+    /// The objective: nil for supervised fine-tuning ("sft"), "dpo" for preference pairs. Kept
+    /// optional so a supervised run's settings JSON (and its checkpoints) read as before.
+    public var method: String?
+    /// DPO's β (TRL's default 0.1): how far the policy may move from the reference.
+    public var beta: Double?
+    /// SHA-256 of the adapter training starts from (`--init-adapter`), which is also DPO's
+    /// frozen reference; nil: a fresh adapter, and the base model as reference.
+    public var initAdapterSHA256: String?
+
+    /// The training objective.
+    public enum Method: String, Sendable, CaseIterable {
+        case sft, dpo
+    }
+
+    /// The objective `method` names.
+    public var objective: Method { method.flatMap(Method.init(rawValue:)) ?? .sft }
 
     enum CodingKeys: String, CodingKey {
         case rank, alpha, dropout, useRSLoRA = "use_rslora", targets, learningRate = "learning_rate"
@@ -49,6 +65,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case maxGradNorm = "max_grad_norm", epochs, maxSteps = "max_steps", batchTokens = "batch_tokens"
         case microBatchTokens = "micro_batch_tokens", maxLength = "max_length", overflow, evalEvery = "eval_every"
         case checkpointEvery = "checkpoint_every", seed, recomputeActivations = "recompute_activations"
+        case method, beta, initAdapterSHA256 = "init_adapter_sha256"
     }
 
     public init() {}
@@ -83,6 +100,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         guard TrainingData.Overflow(rawValue: overflow) != nil else { throw TrainerError.unsupported("--overflow must be truncate or drop") }
         guard evalEvery >= 0, checkpointEvery >= 0 else { throw TrainerError.unsupported("--eval-every and --checkpoint-every must be 0 or more") }
         guard maxGradNorm >= 0 else { throw TrainerError.unsupported("--max-grad-norm must be 0 or more") }
+        if let method, Method(rawValue: method) == nil {
+            throw TrainerError.unsupported("--method \(method): use sft or dpo")
+        }
+        if let beta { guard beta > 0, beta.isFinite else { throw TrainerError.unsupported("--beta must be positive") } }
     }
 
     /// Canonical JSON: sorted keys, no whitespace.
@@ -114,6 +135,10 @@ public struct StepReport: Sendable {
     public var seconds: Double
     /// Tokens (all, processed) per second over the steps of this process, evaluation excluded.
     public var tokensPerSecond: Double
+    /// The objective's own figures of this step, under TRL's names (DPO: rewards/chosen,
+    /// rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected; on
+    /// evaluation steps the same for the eval split prefixed "eval/"). Empty for supervised runs.
+    public var metrics: [String: Double] = [:]
 }
 
 /// What a checkpoint holds besides the adapter and the optimizer (which carries the step).
@@ -141,6 +166,11 @@ public final class LoRATrainer {
     public let model: LoRATrainingModel
     public let train: [TrainingExample]
     public let eval: [TrainingExample]
+    /// DPO's pairs (empty for supervised runs) with their reference log-probability sums.
+    public let pairs: [PreferenceExample]
+    public let evalPairs: [PreferenceExample]
+    let reference: [ReferenceLogps]
+    let evalReference: [ReferenceLogps]
     /// The batches of every epoch, in order (each a list of indices into `train`).
     public let plan: [[Int]]
     public let schedule: LearningRateSchedule
@@ -163,14 +193,35 @@ public final class LoRATrainer {
     /// The epoch of each step of `plan`.
     let epochOfStep: [Int]
 
-    public init(model: LlamaModel, settings: TrainingSettings, train: [TrainingExample], eval: [TrainingExample]) throws {
+    public convenience init(model: LlamaModel, settings: TrainingSettings, train: [TrainingExample], eval: [TrainingExample],
+                            initAdapter: LoRAAdapter? = nil) throws {
+        guard settings.objective == .sft else {
+            throw TrainerError.unsupported("--method \(settings.objective.rawValue) trains on preference pairs; give them as pairs")
+        }
+        try self.init(model: model, settings: settings, train: train, eval: eval, pairs: [], evalPairs: [], initAdapter: initAdapter)
+    }
+
+    /// A DPO run on preference pairs. The reference log-probabilities of every pair are computed
+    /// here, once (the reference never changes: the base model, or `initAdapter` frozen).
+    public convenience init(model: LlamaModel, settings: TrainingSettings, pairs: [PreferenceExample], evalPairs: [PreferenceExample],
+                            initAdapter: LoRAAdapter? = nil) throws {
+        guard settings.objective == .dpo else {
+            throw TrainerError.unsupported("preference pairs train with --method dpo")
+        }
+        try self.init(model: model, settings: settings, train: [], eval: [], pairs: pairs, evalPairs: evalPairs, initAdapter: initAdapter)
+    }
+
+    init(model: LlamaModel, settings: TrainingSettings, train: [TrainingExample], eval: [TrainingExample], pairs: [PreferenceExample],
+         evalPairs: [PreferenceExample], initAdapter: LoRAAdapter?) throws {
         try settings.validate()
-        guard !train.isEmpty else { throw TrainerError.unsupported("the train split has no usable example") }
+        guard !train.isEmpty || !pairs.isEmpty else { throw TrainerError.unsupported("the train split has no usable example") }
         self.settings = settings
         self.model = LoRATrainingModel(model: model, options: TrainingOptions(recomputeActivations: settings.recomputeActivations))
         self.train = train
         self.eval = eval
-        let lengths = train.map { $0.ids.count }
+        self.pairs = pairs
+        self.evalPairs = evalPairs
+        let lengths = pairs.isEmpty ? train.map { $0.ids.count } : pairs.map(\.tokens)
         var plan: [[Int]] = [], epochs: [Int] = []
         var epoch = 0
         while epoch < max(1, settings.epochs) || (settings.maxSteps > 0 && plan.count < settings.maxSteps) {
@@ -189,9 +240,31 @@ public final class LoRATrainer {
         let total = plan.count
         schedule = LearningRateSchedule(peak: settings.learningRate, warmupSteps: Int((settings.warmupRatio * Double(total)).rounded()),
                                         totalSteps: total, decay: LearningRateSchedule.Decay(rawValue: settings.decay) ?? .cosine)
-        adapter = try LoRAAdapter(initializing: try settings.loraConfiguration(), for: model.configuration, seed: settings.seed)
+        if let initAdapter {
+            let mine = try settings.loraConfiguration()
+            guard initAdapter.configuration.rank == mine.rank, Set(initAdapter.configuration.targets) == Set(mine.targets) else {
+                throw TrainerError.unsupported("--init-adapter has rank \(initAdapter.configuration.rank) and targets \(initAdapter.configuration.targets.map(\.rawValue)); train with the same --rank and --targets")
+            }
+            adapter = initAdapter
+            adapter.configuration = mine
+        } else {
+            adapter = try LoRAAdapter(initializing: try settings.loraConfiguration(), for: model.configuration, seed: settings.seed)
+        }
         optimizer = AdamW(AdamW.Hyperparameters(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon,
                                                 weightDecay: settings.weightDecay), for: adapter)
+        // The reference: the starting adapter itself when given, else the base (a fresh adapter
+        // has B = 0, so it adds exactly nothing).
+        let trainingModel = self.model, start = adapter, limit = settings.microBatchTokens
+        func referenceLogps(_ list: [PreferenceExample]) throws -> [ReferenceLogps] {
+            var out: [ReferenceLogps] = []
+            for mb in Self.microBatches(list, limit: limit) {
+                let sums = try trainingModel.losses(batch: Self.sequences(mb), adapter: start, dropoutSeed: nil)
+                for i in mb.indices { out.append(ReferenceLogps(chosen: -sums[2 * i].sum, rejected: -sums[2 * i + 1].sum)) }
+            }
+            return out
+        }
+        reference = try referenceLogps(pairs)
+        evalReference = try referenceLogps(evalPairs)
     }
 
     public var totalSteps: Int { plan.count }
@@ -257,24 +330,44 @@ public final class LoRATrainer {
         examples.map { TrainingSequence(ids: $0.ids.map { Int32(truncatingIfNeeded: $0) }, targetMask: $0.targetMask) }
     }
 
+    /// Pairs as sequences: chosen then rejected for each pair, in order.
+    static func sequences(_ pairs: [PreferenceExample]) -> [TrainingSequence] {
+        sequences(pairs.flatMap { [$0.chosen, $0.rejected] })
+    }
+
     /// Splits examples into consecutive groups of at most `limit` tokens (at least one each).
     static func microBatches(_ examples: [TrainingExample], limit: Int) -> [[TrainingExample]] {
-        var out: [[TrainingExample]] = [], current: [TrainingExample] = [], tokens = 0
+        microBatches(examples, limit: limit, tokens: { $0.ids.count })
+    }
+
+    static func microBatches(_ pairs: [PreferenceExample], limit: Int) -> [[PreferenceExample]] {
+        microBatches(pairs, limit: limit, tokens: \.tokens)
+    }
+
+    static func microBatches<E>(_ examples: [E], limit: Int, tokens size: (E) -> Int) -> [[E]] {
+        var out: [[E]] = [], current: [E] = [], tokens = 0
         for e in examples {
-            if !current.isEmpty && tokens + e.ids.count > limit {
+            if !current.isEmpty && tokens + size(e) > limit {
                 out.append(current)
                 current = []
                 tokens = 0
             }
             current.append(e)
-            tokens += e.ids.count
+            tokens += size(e)
         }
         if !current.isEmpty { out.append(current) }
         return out
     }
 
-    /// Mean loss per assistant token of the adapter on the eval split (nil when it is empty).
+    /// The eval split's loss (nil when it is empty): mean loss per assistant token for
+    /// supervised runs, mean DPO loss over the eval pairs for DPO runs.
     public func evaluate() throws -> Double? {
+        if settings.objective == .dpo { return try evaluatePairs()?["eval/loss"] }
+        return try evaluateTokens()
+    }
+
+    /// Mean loss per assistant token of the adapter on the eval split (nil when it is empty).
+    func evaluateTokens() throws -> Double? {
         let normalizer = eval.reduce(0) { $0 + $1.targets }
         guard normalizer > 0 else { return nil }
         var sum = 0.0
@@ -289,16 +382,27 @@ public final class LoRATrainer {
     public func takeStep(evaluate evaluateNow: Bool, interrupted: () -> Bool = { false }) throws -> StepReport? {
         guard step < plan.count else { return nil }
         let started = Date()
-        let examples = plan[step].map { train[$0] }
-        let normalizer = examples.reduce(0) { $0 + $1.targets }
         var gradients = LoRAAdapter(zerosLike: adapter)
-        var lossSum = 0.0
-        for (k, mb) in Self.microBatches(examples, limit: settings.microBatchTokens).enumerated() {
-            if interrupted() { return nil }
-            var stream = SeedStream.derive(settings.seed, 0x64726F70, UInt64(step), UInt64(k))   // "drop"
-            let loss = try model.accumulateGradients(batch: Self.sequences(mb), adapter: adapter, normalizer: normalizer,
-                                                     dropoutSeed: stream.next(), into: &gradients)
-            lossSum += loss.sum
+        let loss: Double, normalizer: Int, processed: Int
+        var metrics: [String: Double] = [:]
+        if settings.objective == .dpo {
+            guard let result = try preferenceGradients(into: &gradients, interrupted: interrupted) else { return nil }
+            (loss, metrics) = result
+            let chosen = plan[step].map { pairs[$0] }
+            normalizer = chosen.reduce(0) { $0 + $1.chosen.targets + $1.rejected.targets }
+            processed = chosen.reduce(0) { $0 + $1.tokens }
+        } else {
+            let examples = plan[step].map { train[$0] }
+            normalizer = examples.reduce(0) { $0 + $1.targets }
+            var lossSum = 0.0
+            for (k, mb) in Self.microBatches(examples, limit: settings.microBatchTokens).enumerated() {
+                if interrupted() { return nil }
+                let batchLoss = try model.accumulateGradients(batch: Self.sequences(mb), adapter: adapter, normalizer: normalizer,
+                                                              dropoutSeed: dropoutSeed(microBatch: k), into: &gradients)
+                lossSum += batchLoss.sum
+            }
+            loss = lossSum / Double(max(1, normalizer))
+            processed = examples.reduce(0) { $0 + $1.ids.count }
         }
         let norm = settings.maxGradNorm > 0 ? GradientClipping.clip(&gradients, maxNorm: Float(settings.maxGradNorm))
             : GradientClipping.norm(gradients)
@@ -306,16 +410,20 @@ public final class LoRATrainer {
         try optimizer.update(&adapter, gradients: gradients, learningRate: lr)
         let epoch = epochOfStep[step]
         step += 1
-        let processed = examples.reduce(0) { $0 + $1.ids.count }
         tokens += processed
-        let loss = lossSum / Double(max(1, normalizer))
         lastLoss = loss
         // Throughput and the ETA count the step itself: the evaluation below is timed apart.
         let elapsed = Date().timeIntervalSince(started)
         var evalLoss: Double?
         if evaluateNow || (settings.evalEvery > 0 && step % settings.evalEvery == 0) || step == plan.count {
             let evalStarted = Date()
-            evalLoss = try evaluate()
+            if settings.objective == .dpo {
+                let evalMetrics = try evaluatePairs() ?? [:]
+                evalLoss = evalMetrics["eval/loss"]
+                metrics.merge(evalMetrics) { a, _ in a }
+            } else {
+                evalLoss = try evaluateTokens()
+            }
             lastEvalLoss = evalLoss ?? lastEvalLoss
             evaluationSeconds += Date().timeIntervalSince(evalStarted)
         }
@@ -324,7 +432,13 @@ public final class LoRATrainer {
         sessionSeconds += elapsed
         return StepReport(step: step, totalSteps: plan.count, epoch: epoch, loss: loss, evalLoss: evalLoss, learningRate: lr,
                           gradientNorm: norm, targetTokens: normalizer, tokens: processed, seconds: seconds,
-                          tokensPerSecond: sessionSeconds > 0 ? Double(sessionTokens) / sessionSeconds : 0)
+                          tokensPerSecond: sessionSeconds > 0 ? Double(sessionTokens) / sessionSeconds : 0, metrics: metrics)
+    }
+
+    /// The dropout seed of micro-batch `k` of the current step.
+    func dropoutSeed(microBatch k: Int) -> UInt64 {
+        var stream = SeedStream.derive(settings.seed, 0x64726F70, UInt64(step), UInt64(k))   // "drop"
+        return stream.next()
     }
 
     var sessionTokens = 0

@@ -30,6 +30,8 @@ public struct PreparedData: Sendable {
     public var targetTokens: Int { examples.reduce(0) { $0 + $1.targets } }
     /// All tokens over all examples.
     public var tokens: Int { examples.reduce(0) { $0 + $1.ids.count } }
+
+    public init() {}
 }
 
 /// Turning conversations into training examples.

@@ -8,11 +8,18 @@ public struct TrainingSequence: Sendable, Equatable {
     /// targetMask[t]: position t is trained to predict ids[t + 1] (an assistant token, EOS
     /// included). One flag per id; the last flag is ignored (there is no next token).
     public var targetMask: [Bool]
+    /// weights[t]: the factor of position t's cross-entropy in the objective whose gradient is
+    /// accumulated (nil: 1 everywhere). Preference objectives set them: DPO gives every answer
+    /// token of a pair ±β·σ(−z)/pairs, GRPO each token its advantage and KL terms. May be
+    /// negative. The reported loss sums stay unweighted cross-entropy.
+    public var weights: [Float]?
 
-    /// A sequence; `targetMask` must have one flag per id (checked when the batch is run).
-    public init(ids: [Int32], targetMask: [Bool]) {
+    /// A sequence; `targetMask` (and `weights`, when given) must have one entry per id (checked
+    /// when the batch is run).
+    public init(ids: [Int32], targetMask: [Bool], weights: [Float]? = nil) {
         self.ids = ids
         self.targetMask = targetMask
+        self.weights = weights
     }
 }
 
@@ -127,6 +134,21 @@ public final class LoRATrainingModel: @unchecked Sendable {
         return TrainingLoss(sum: sum, tokens: tokens, normalizer: normalizer)
     }
 
+    /// Each sequence's own cross-entropy sum (−Σ log p over its targets) and target count with
+    /// the dropout masks `dropoutSeed` selects, as ``accumulateGradients(batch:adapter:normalizer:dropoutSeed:into:)``
+    /// draws them for the same batch: the policy log-probabilities a preference step needs
+    /// before it knows its gradient weights. nil `dropoutSeed`: evaluation mode.
+    /// - Throws: `TrainerError` as `accumulateGradients` does.
+    public func losses(batch: [TrainingSequence], adapter: LoRAAdapter, dropoutSeed: UInt64?) throws -> [(sum: Double, tokens: Int)] {
+        try engine.validate(batch)
+        let parameters = try LoRAParameters<Float>(adapter, for: configuration)
+        var out = [(sum: Double, tokens: Int)](repeating: (0, 0), count: batch.count)
+        _ = run(batch, LoRABuffers(parameters, gradients: false), normalizer: 1, dropoutSeed: dropoutSeed) { index, sum, tokens in
+            out[index] = (sum, tokens)
+        }
+        return out
+    }
+
     /// The loss of `adapter` on `batch` in evaluation mode (no dropout, no gradients).
     /// - Throws: `TrainerError` as `accumulateGradients` does.
     public func loss(batch: [TrainingSequence], adapter: LoRAAdapter, normalizer: Int) throws -> TrainingLoss {
@@ -144,12 +166,6 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// pass. Equal to calling ``loss(batch:adapter:normalizer:)`` on each sequence alone.
     /// - Throws: `TrainerError` as `accumulateGradients` does.
     public func losses(batch: [TrainingSequence], adapter: LoRAAdapter) throws -> [(sum: Double, tokens: Int)] {
-        try engine.validate(batch)
-        let parameters = try LoRAParameters<Float>(adapter, for: configuration)
-        var out = [(sum: Double, tokens: Int)](repeating: (0, 0), count: batch.count)
-        _ = run(batch, LoRABuffers(parameters, gradients: false), normalizer: 1, dropoutSeed: nil) { index, sum, tokens in
-            out[index] = (sum, tokens)
-        }
-        return out
+        try losses(batch: batch, adapter: adapter, dropoutSeed: nil)
     }
 }

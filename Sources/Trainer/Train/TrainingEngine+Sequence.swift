@@ -8,6 +8,14 @@ extension TrainingEngine {
             guard sequence.targetMask.count == sequence.ids.count else {
                 throw TrainerError.unsupported("training sequence \(i): \(sequence.ids.count) ids but \(sequence.targetMask.count) target flags; give one flag per id")
             }
+            if let weights = sequence.weights {
+                guard weights.count == sequence.ids.count else {
+                    throw TrainerError.unsupported("training sequence \(i): \(sequence.ids.count) ids but \(weights.count) weights; give one weight per id")
+                }
+                if let p = weights.firstIndex(where: { !$0.isFinite }) {
+                    throw TrainerError.unsupported("training sequence \(i), position \(p): weight \(weights[p]) is not finite")
+                }
+            }
             if let p = sequence.ids.firstIndex(where: { $0 < 0 || Int($0) >= V }) {
                 throw TrainerError.unsupported("training sequence \(i), position \(p): token id \(sequence.ids[p]) is outside the vocabulary (0..<\(V)); was it tokenized for another model?")
             }
@@ -145,8 +153,9 @@ final class LossHead<S: TrainingScalar> {
         losses = ScalarBuffer(count: chunkRows)
     }
 
-    /// loss = Σ_t∈targets (logsumexp(z_t) − z_t[ids[t+1]]); when training, dx (T, C) = ∂(loss /
-    /// normalizer)/∂x of the last block's output x (T, C) (overwritten).
+    /// loss = Σ_t∈targets (logsumexp(z_t) − z_t[ids[t+1]]); when training, dx (T, C) = ∂(Σ_t w_t·loss_t /
+    /// normalizer)/∂x of the last block's output x (T, C) (overwritten), w = the sequence's
+    /// weights (1 when it has none).
     func run(_ x: UnsafePointer<S>, sequence: TrainingSequence, normalizer: Int, dx: UnsafeMutablePointer<S>) -> (Double, Int) {
         let c = engine.c, w = engine.weights
         let C = c.hiddenSize, V = c.vocabSize, T = sequence.ids.count
@@ -164,9 +173,10 @@ final class LossHead<S: TrainingScalar> {
                 let n = min(chunkRows, positions.count - start)
                 for j in 0..<n { (rows.base + j * C).update(from: h.base + positions[start + j] * C, count: C) }
                 head.forward(rows.base, rows: n, into: logits.base, accumulate: false)
-                let chunkLosses = losses.base, logitsBase = logits.base, training = training
+                let chunkLosses = losses.base, logitsBase = logits.base, training = training, weights = sequence.weights
                 RowParallel.forEach(rows: n, minimumRows: 4) { range in
                     for j in range {
+                        let scale = weights.map { inverse * S(Double($0[positions[start + j]])) } ?? inverse
                         let z = logitsBase + j * V
                         let target = Int(sequence.ids[positions[start + j] + 1])
                         let zt = z[target]
@@ -175,9 +185,9 @@ final class LossHead<S: TrainingScalar> {
                         // One exponential per logit, kept: when training it becomes (softmax − onehot) / normalizer.
                         let sum = S.exponentiate(z, count: V, minus: m)
                         if training {
-                            let k = inverse / sum
+                            let k = scale / sum
                             for i in 0..<V { z[i] *= k }
-                            z[target] -= inverse
+                            z[target] -= scale
                         }
                         chunkLosses[j] = m + S.logarithm(sum) - zt
                     }

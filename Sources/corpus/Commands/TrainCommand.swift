@@ -17,6 +17,9 @@ struct TrainCommand: ParsableCommand {
 
     @Argument(help: "The snapshot: NAME, NAME@VERSION or id.") var snapshot: String
     @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .long, help: "sft (supervised: learn the answers) or dpo (preference pairs: prefer the chosen answer over the rejected one).") var method = "sft"
+    @Option(name: .long, help: "DPO's beta (default 0.1): how far the adapter may move from the reference model.") var beta: Double?
+    @Option(name: .long, help: "Start from this adapter (folder, run id, adapter id or SHA-256) instead of a fresh one; for DPO it is also the frozen reference.") var initAdapter: String?
     @OptionGroup var output: JSONOption
     @Option(name: .long, help: "LoRA rank r.") var rank = 16
     @Option(name: .long, help: "LoRA alpha (the update is scaled by alpha/r).") var alpha: Float = 32
@@ -65,6 +68,8 @@ struct TrainCommand: ParsableCommand {
         s.checkpointEvery = checkpointEvery
         s.seed = seed
         s.recomputeActivations = recompute
+        if method != TrainingSettings.Method.sft.rawValue { s.method = method }
+        if method == TrainingSettings.Method.dpo.rawValue { s.beta = beta ?? 0.1 }
         return s
     }
 
@@ -75,6 +80,9 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
+        if beta != nil && method != TrainingSettings.Method.dpo.rawValue {
+            throw ValidationError("--beta belongs to --method dpo; drop it or add --method dpo")
+        }
         if let template, !ChatTemplate.names.contains(template) {
             throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))")
         }
@@ -92,6 +100,15 @@ struct TrainCommand: ParsableCommand {
     private struct Splits {
         var train: PreparedData
         var eval: PreparedData
+        /// DPO's pairs (nil for supervised runs).
+        var trainPairs: PreparedPairs?
+        var evalPairs: PreparedPairs?
+
+        /// Examples (or pairs) trained on, truncated and dropped, for the summary.
+        var examples: Int { trainPairs?.examples.count ?? train.examples.count }
+        var truncated: Int { trainPairs?.truncated ?? train.truncated }
+        var dropped: Int { trainPairs?.dropped.count ?? train.dropped.count }
+        var evalExamples: Int { evalPairs?.examples.count ?? eval.examples.count }
     }
 
     /// The run on record that this session trains: its id and the adapter folder.
@@ -104,15 +121,30 @@ struct TrainCommand: ParsableCommand {
     private func train() throws {
         let store = try modelOptions.database.open()
         let snap = try store.snapshot(snapshot)
-        let settings = settings()
+        var settings = settings()
         let modelPath = try modelOptions.resolvedModelPath()
         let fingerprint = try ModelIdentity.fingerprint(of: modelPath, reference: modelOptions.model, store: store)
         Output.error("loading \(modelPath)")
         let loaded = try modelOptions.load()
         let template = try loaded.template(self.template)
+        var initAdapter: LoRAAdapter?
+        if let given = self.initAdapter {
+            let folder = URL(fileURLWithPath: try ModelOptions.adapterFolder(given, database: modelOptions.database).path).standardizedFileURL
+            initAdapter = try LoRAAdapter(readingPEFT: folder, configuration: loaded.model.configuration)
+            settings.initAdapterSHA256 = try ModelOptions.adapterSHA256(folder)
+            Output.error("starting from adapter \(folder.path)\(settings.objective == .dpo ? " (also the frozen reference)" : "")")
+        }
         let splits = try prepareSplits(store: store, snapshot: snap, settings: settings, loaded: loaded, template: template)
 
-        let trainer = try LoRATrainer(model: loaded.model, settings: settings, train: splits.train.examples, eval: splits.eval.examples)
+        if settings.objective == .dpo { Output.error("computing the reference model's log-probabilities of every pair") }
+        let trainer: LoRATrainer
+        if let pairs = splits.trainPairs {
+            trainer = try LoRATrainer(model: loaded.model, settings: settings, pairs: pairs.examples, evalPairs: splits.evalPairs?.examples ?? [],
+                                      initAdapter: initAdapter)
+        } else {
+            trainer = try LoRATrainer(model: loaded.model, settings: settings, train: splits.train.examples, eval: splits.eval.examples,
+                                      initAdapter: initAdapter)
+        }
         // From here on Ctrl-C is heard (before the run is on record, so it never stays "running").
         Interrupt.install()
         let run = try startOrResume(trainer: trainer, store: store, snapshot: snap, settings: settings, fingerprint: fingerprint)
@@ -130,6 +162,9 @@ struct TrainCommand: ParsableCommand {
     private func prepareSplits(store: CorpusStore, snapshot snap: Snapshot, settings: TrainingSettings,
                                loaded: ModelOptions.Loaded, template: ChatTemplate) throws -> Splits {
         let overflowMode = TrainingData.Overflow(rawValue: settings.overflow) ?? .truncate
+        if settings.objective == .dpo {
+            return try preparePairs(store: store, snapshot: snap, settings: settings, loaded: loaded, template: template)
+        }
         let (trainItems, trainWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "train")
         let (evalItems, evalWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "eval")
         let trainData = TrainingData.prepare(trainItems, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
@@ -144,7 +179,36 @@ struct TrainCommand: ParsableCommand {
         guard !trainData.examples.isEmpty else {
             throw CorpusDBError(.invalid, "snapshot \(snap.label): no train example fits (\(trainItems.count) records, \(trainData.dropped.count) left out); raise --max-len or check the snapshot")
         }
+        let pairs = try store.snapshotConversations(snap, split: "train").members.filter { $0.conversation.isPair }.count
+        if pairs > 0 {
+            Output.error("  \(pairs) of the train records are preference pairs: supervised training learns their chosen answers and ignores the rejected ones (train them with --method dpo)")
+        }
         return Splits(train: trainData, eval: evalData)
+    }
+
+    /// DPO's pairs of both splits, tokenized; says on stderr what was left out.
+    /// - Throws: `CorpusDBError.invalid` when the train split has no pair that fits.
+    private func preparePairs(store: CorpusStore, snapshot snap: Snapshot, settings: TrainingSettings, loaded: ModelOptions.Loaded,
+                              template: ChatTemplate) throws -> Splits {
+        let overflowMode = TrainingData.Overflow(rawValue: settings.overflow) ?? .truncate
+        let train = try SnapshotSplit.pairs(store: store, snapshot: snap, split: "train")
+        let eval = try SnapshotSplit.pairs(store: store, snapshot: snap, split: "eval")
+        guard !train.pairs.isEmpty else {
+            throw CorpusDBError(.invalid, "snapshot \(snap.label) has no preference pairs in its train split (\(train.conversations) plain conversations); --method dpo needs records with chosen and rejected answers: ingest a preference file (docs/INGEST_MAPPING.md, \"Preference pairs\") and snapshot it, or train with --method sft")
+        }
+        let trainPairs = TrainingData.preparePairs(train.pairs, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
+        let evalPairs = TrainingData.preparePairs(eval.pairs, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
+        Output.error("snapshot \(snap.label) (\(template.name) template): train \(trainPairs.examples.count) pairs, \(trainPairs.tokens) tokens; eval \(evalPairs.examples.count) pairs")
+        for (name, data, other, withdrawn) in [("train", trainPairs, train.conversations, train.withdrawn), ("eval", evalPairs, eval.conversations, eval.withdrawn)] {
+            if data.truncated > 0 || !data.dropped.isEmpty || withdrawn > 0 || other > 0 {
+                Output.error("  \(name): \(data.truncated) truncated to --max-len \(settings.maxLength), \(data.dropped.count) left out, \(withdrawn) withdrawn, \(other) plain conversations not used by DPO"
+                             + (data.dropped.first.map { " (e.g. record \($0.recordId): \($0.reason))" } ?? ""))
+            }
+        }
+        guard !trainPairs.examples.isEmpty else {
+            throw CorpusDBError(.invalid, "snapshot \(snap.label): no train pair fits (\(train.pairs.count) pairs, \(trainPairs.dropped.count) left out); raise --max-len")
+        }
+        return Splits(train: PreparedData(), eval: PreparedData(), trainPairs: trainPairs, evalPairs: evalPairs)
     }
 
     /// With `--resume`: checks that the checkpoint belongs to a run of this snapshot and model and
@@ -227,7 +291,7 @@ struct TrainCommand: ParsableCommand {
             guard let report = try trainer.takeStep(evaluate: false, interrupted: { Interrupt.requested }) else { break }
             stepsThisSession += 1
             pending.append(RunMetric(step: report.step, loss: report.loss, evalLoss: report.evalLoss, learningRate: report.learningRate,
-                                     tokens: report.targetTokens, seconds: report.seconds))
+                                     tokens: report.targetTokens, seconds: report.seconds, extra: report.metrics))
             let line = Self.progressLine(report, lastEvalLoss: trainer.lastEvalLoss)
             Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
             if pending.count >= 10 || report.evalLoss != nil {
@@ -246,8 +310,11 @@ struct TrainCommand: ParsableCommand {
     /// `step 12/40  epoch 1  loss 2.3456  eval 2.4000  lr 2.00e-04  310 tok/s  ETA 1m30s`.
     private static func progressLine(_ report: StepReport, lastEvalLoss: Double?) -> String {
         let remaining = Double(report.totalSteps - report.step) * (report.seconds / Double(max(1, report.step)))
-        return String(format: "step %d/%d  epoch %d  loss %.4f  eval %@  lr %.2e  %.0f tok/s  ETA %@",
-                      report.step, report.totalSteps, report.epoch + 1, report.loss,
+        let preference = report.metrics["rewards/accuracies"].map { accuracy in
+            String(format: "  acc %.2f  margin %.3f", accuracy, report.metrics["rewards/margins"] ?? 0)
+        } ?? ""
+        return String(format: "step %d/%d  epoch %d  loss %.4f%@  eval %@  lr %.2e  %.0f tok/s  ETA %@",
+                      report.step, report.totalSteps, report.epoch + 1, report.loss, preference,
                       (report.evalLoss ?? lastEvalLoss).map { String(format: "%.4f", $0) } ?? "-",
                       report.learningRate, report.tokensPerSecond, duration(remaining))
     }
@@ -255,9 +322,9 @@ struct TrainCommand: ParsableCommand {
     /// The run's summary JSON as the store keeps it (`corpus runs show`).
     private static func summary(_ status: String, trainer: LoRATrainer, splits: Splits) -> String {
         var s: [String: Any] = ["steps": trainer.step, "planned_steps": trainer.totalSteps, "tokens": trainer.tokensSeen,
-                                "seconds": trainer.secondsSpent, "examples": splits.train.examples.count,
-                                "truncated": splits.train.truncated, "dropped": splits.train.dropped.count,
-                                "eval_examples": splits.eval.examples.count, "status": status,
+                                "seconds": trainer.secondsSpent, "examples": splits.examples,
+                                "truncated": splits.truncated, "dropped": splits.dropped,
+                                "eval_examples": splits.evalExamples, "status": status, "method": trainer.settings.objective.rawValue,
                                 "evaluation_seconds": trainer.evaluationSeconds,
                                 "tokens_per_second": trainer.secondsSpent > 0 ? Double(trainer.tokensSeen) / trainer.secondsSpent : 0]
         if let l = trainer.lastLoss { s["final_loss"] = l }
@@ -272,7 +339,8 @@ struct TrainCommand: ParsableCommand {
             if let record = try store.run(id: run.id) { Output.printJSON(RunsCommand.json(record)) }
             return
         }
-        print("run \(run.id): \(trainer.step) steps on \(snap.label), \(splits.train.examples.count) examples")
+        let unit = trainer.settings.objective == .dpo ? "preference pairs (DPO)" : "examples"
+        print("run \(run.id): \(trainer.step) steps on \(snap.label), \(splits.examples) \(unit)")
         if let firstEval, let last = trainer.lastEvalLoss {
             print(String(format: "eval loss %.4f → %.4f", firstEval, last))
         } else if let last = trainer.lastEvalLoss {

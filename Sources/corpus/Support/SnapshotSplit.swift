@@ -1,5 +1,6 @@
 import CorpusDB
 import ModelRuntime
+import Trainer
 
 /// A snapshot's split as chat messages, for training and evaluation alike.
 enum SnapshotSplit {
@@ -17,5 +18,25 @@ enum SnapshotSplit {
             })
         }
         return (conversations, withdrawn)
+    }
+}
+
+extension SnapshotSplit {
+    /// The split's preference pairs in snapshot order (its plain conversations and withdrawn
+    /// records left out, both counted), redacted as `conversations` redacts.
+    static func pairs(store: CorpusStore, snapshot: Snapshot, split: String) throws
+        -> (pairs: [TrainingData.Pair], conversations: Int, withdrawn: Int)
+    {
+        let redaction = try PIIRedaction(store: store, snapshot: snapshot)
+        let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
+        var pairs: [TrainingData.Pair] = [], conversations = 0
+        for member in members {
+            let c = member.conversation
+            guard let rejected = c.rejected, let chosen = c.finalAnswer else { conversations += 1; continue }
+            func text(_ s: String) -> String { redaction.apply(s, recordId: member.recordId) }
+            pairs.append(TrainingData.Pair(id: member.recordId, prompt: c.prompt.map { ChatMessage(role: $0.role.rawValue, content: text($0.content)) },
+                                           chosen: text(chosen.content), rejected: text(rejected.content)))
+        }
+        return (pairs, conversations, withdrawn)
     }
 }
