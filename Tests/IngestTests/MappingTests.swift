@@ -1,4 +1,4 @@
-import CorpusDB
+@testable import CorpusDB
 import Foundation
 import Testing
 @testable import Ingest
@@ -17,6 +17,62 @@ struct MappingTests {
     func reason(_ result: Result<MappedRow, RejectReason>) -> String? {
         guard case let .failure(reason) = result else { return nil }
         return reason.code
+    }
+
+    func pair(_ result: Result<MappedRow, RejectReason>) -> [String] {
+        guard case let .success(row) = result, let rejected = row.conversation.rejected else { return [] }
+        return messages(result) + ["rejected: \(rejected.content)"]
+    }
+
+    @Test func sharegptRankingPairs() throws {
+        let m = try #require(FieldMapper.infer(keys: ["conversations", "chosen", "rejected"]))
+        #expect(m.shape == .sharegpt && m.preference)
+        let row = #"{"system":"s","conversations":[{"from":"human","value":"q"}],"chosen":{"from":"gpt","value":"good"},"rejected":{"from":"gpt","value":"bad"}}"#
+        #expect(pair(m.map(object: object(row))) == ["system: s", "user: q", "assistant: good", "rejected: bad"])
+        let multi = #"{"conversations":[{"from":"human","value":"q1"},{"from":"gpt","value":"a1"},{"from":"human","value":"q2"}],"chosen":{"from":"gpt","value":"c"},"rejected":{"from":"gpt","value":"r"}}"#
+        #expect(pair(m.map(object: object(multi))) == ["user: q1", "assistant: a1", "user: q2", "assistant: c", "rejected: r"])
+        #expect(reason(m.map(object: object(#"{"conversations":[{"from":"human","value":"q"}],"chosen":{"from":"gpt","value":"c"}}"#))) == "missing_field")
+        #expect(reason(m.map(object: object(#"{"conversations":[{"from":"human","value":"q"}],"chosen":{"from":"gpt","value":"same "},"rejected":{"from":"gpt","value":" same"}}"#))) == "identical_pair")
+        #expect(reason(m.map(object: object(#"{"conversations":[{"from":"human","value":"q"},{"from":"gpt","value":"a"}],"chosen":{"from":"gpt","value":"c"},"rejected":{"from":"gpt","value":"r"}}"#))) == "malformed_pair")
+        #expect(reason(m.map(object: object(#"{"conversations":[{"from":"human","value":"q"}],"chosen":{"from":"human","value":"c"},"rejected":{"from":"gpt","value":"r"}}"#))) == "malformed_pair")
+        #expect(reason(m.map(object: object(#"{"conversations":[{"from":"human","value":"q"}],"chosen":{"from":"gpt","value":"c"},"rejected":{"from":"gpt","value":"  "}}"#))) == "empty_answer")
+    }
+
+    @Test func alpacaAndOpenAIAndTRLPairs() throws {
+        let alpaca = try #require(FieldMapper.infer(keys: ["instruction", "input", "chosen", "rejected"]))
+        #expect(alpaca.shape == .alpaca && alpaca.preference)
+        #expect(pair(alpaca.map(object: object(#"{"instruction":"剂量？","input":"布洛芬","chosen":"每次200mg","rejected":"随便吃"}"#)))
+                == ["user: 剂量？\n布洛芬", "assistant: 每次200mg", "rejected: 随便吃"])
+        let openAI = try #require(FieldMapper.infer(keys: ["messages", "chosen", "rejected"]))
+        #expect(pair(openAI.map(object: object(#"{"messages":[{"role":"user","content":"q"}],"chosen":{"role":"assistant","content":"c"},"rejected":"r"}"#)))
+                == ["user: q", "assistant: c", "rejected: r"])
+        let trl = try #require(FieldMapper.infer(keys: ["prompt", "chosen", "rejected"]))
+        #expect(trl.shape == .columns && trl.preference)
+        #expect(pair(trl.map(object: object(#"{"prompt":"q","chosen":"c","rejected":"r"}"#))) == ["user: q", "assistant: c", "rejected: r"])
+        let conversational = #"{"prompt":[{"role":"system","content":"s"},{"role":"user","content":"q"}],"chosen":[{"role":"assistant","content":"c"}],"rejected":[{"role":"assistant","content":"r"}]}"#
+        #expect(pair(trl.map(object: object(conversational))) == ["system: s", "user: q", "assistant: c", "rejected: r"])
+        #expect(reason(trl.map(object: object(#"{"prompt":"q","chosen":[{"role":"assistant","content":"c"},{"role":"assistant","content":"d"}],"rejected":"r"}"#))) == "malformed_pair")
+        #expect(reason(trl.map(object: object(#"{"prompt":"q","chosen":"c","rejected":null}"#))) == "missing_field")
+        // CSV columns, and --map naming them.
+        #expect(pair(trl.map(fields: ["prompt": "q", "chosen": "c", "rejected": "r"])) == ["user: q", "assistant: c", "rejected: r"])
+        let mapped = try FieldMapper(spec: "user=问题,chosen=好,rejected=差", availableKeys: ["问题", "好", "差"])
+        #expect(pair(mapped.map(fields: ["问题": "q", "好": "c", "差": "r"])) == ["user: q", "assistant: c", "rejected: r"])
+        #expect(mapped.mappingJSON == #"{"pairs":{"chosen":"好","rejected":"差"},"shape":"columns","user":["问题"]}"#)
+        #expect(throws: IngestError.self) { try FieldMapper(spec: "user=问题,chosen=好", availableKeys: ["问题", "好", "差"]) }
+    }
+
+    /// A pair's canonical form adds its rejected turn after the messages; a plain conversation's
+    /// bytes (and hash) are what they always were.
+    @Test func canonicalFormOfAPair() throws {
+        let plain = Conversation(messages: [Message(role: .user, content: "q"), Message(role: .assistant, content: "a")])
+        #expect(CanonicalJSON.string(plain) == #"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}"#)
+        var pair = plain
+        pair.rejected = Message(role: .assistant, content: "坏\n")
+        let text = CanonicalJSON.string(pair)
+        #expect(text == #"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}],"rejected":{"role":"assistant","content":"坏\n"}}"#)
+        #expect(try CanonicalJSON.decode(text) == pair)
+        #expect(CanonicalJSON.decodeCanonical(text) == pair)
+        #expect(pair.prompt == [Message(role: .user, content: "q")] && pair.finalAnswer?.content == "a" && pair.allMessages.count == 3)
     }
 
     @Test func alpaca() throws {

@@ -25,6 +25,7 @@ struct SharedDataTests {
                     rejects: ["ends_on_user_turn": 6, "no_assistant_turn": 1, "empty_turn": 1]),
         Expectation(file: "legal_zixun_1k.json", map: "user=query,assistant=response,tag.laws=laws", format: "json", records: 1000, rejects: [:]),
         Expectation(file: "legal_zixun_1k.json", format: "json", records: 1000, rejects: [:]),
+        Expectation(file: "dpo_en_demo.json", format: "json", records: 300, rejects: [:]),
     ]
 
     @Test(arguments: cases)
@@ -72,5 +73,25 @@ struct SharedDataTests {
         #expect(source.mapping == #"{"assistant":"response","shape":"columns","tags":{"laws":"laws"},"user":["query"]}"#)
         let tagged = try store.records().filter { $0.decodedTags()["laws"] != nil }
         #expect(tagged.count == 1000)
+    }
+
+    /// LLaMA-Factory's DPO demo (sharegpt ranking rows): every row a pair, hashed as the canonical
+    /// form of docs/STORE.md. The hashes were computed in Python (json.dumps with
+    /// ensure_ascii=False and separators (",", ":") of {"messages": prompt + chosen, "rejected": …}).
+    @Test func preferencePairsOfTheDPODemo() throws {
+        let data = try TestInputs.shared("data")
+        let store = try TestSupport.temporaryStore()
+        _ = try Ingestor(store: store, options: IngestOptions()).ingest(InputFile(path: data.appendingPathComponent("dpo_en_demo.json").path))
+        let source = try #require(try store.allSources().first)
+        #expect(source.mapping == #"{"pairs":{"chosen":"chosen","rejected":"rejected"},"shape":"sharegpt"}"#)
+        let records = try store.records()
+        #expect(records.count == 300)
+        #expect(try records.allSatisfy { try $0.decodedConversation().isPair })
+        #expect(records[0].contentHash == "b4bb59ef1e0fb91091afe006ec81acf7fe1eda294f872f3ab5afdfe1cd72527d")
+        #expect(records[5].contentHash == "e82c8749c0e5d5509258de46796b1044b9be8610c0ba80f18a568463865bcc3e")
+        let sixth = try records[5].decodedConversation()
+        #expect(sixth.messages.map(\.role) == [.system, .user, .assistant])
+        #expect(sixth.rejected?.content.hasPrefix("Sure, I'd be happy to explain how I used") == true)
+        #expect(try store.integrityProblems().isEmpty)
     }
 }

@@ -50,8 +50,12 @@ public enum DPO {
     public static func metrics(_ results: [PairResult], policyChosen: [Double], policyRejected: [Double], prefix: String = "")
         -> [String: Double]
     {
-        let n = Double(max(results.count, 1))
-        func mean(_ values: [Double]) -> Double { values.reduce(0, +) / n }
+        // A running mean: equal values give exactly that value (a step of fresh pairs reports ln 2).
+        func mean(_ values: [Double]) -> Double {
+            var m = 0.0
+            for (k, x) in values.enumerated() { m += (x - m) / Double(k + 1) }
+            return m
+        }
         return [
             prefix + "loss": mean(results.map(\.loss)),
             prefix + "rewards/chosen": mean(results.map(\.chosenReward)),

@@ -117,6 +117,7 @@ struct LineageAdapter: ParsableCommand {
             let shares = try store.sourceShares(of: snapshot)
             let evals = try store.evals(adapterSHA256: a.sha256)
             let served = try store.servedRequestCount(adapterSHA256: a.sha256)
+            let method = try TrainingMethodLineage(run: r, store: store)
             var intact: Bool?
             if verify {
                 let file = URL(fileURLWithPath: a.path).appendingPathComponent("adapter_model.safetensors").path
@@ -134,12 +135,14 @@ struct LineageAdapter: ParsableCommand {
                 ]
                 object["evals"] = evals.map(EvalsCommand.json)
                 object["served_requests"] = served
+                object["training"] = method.json
                 if let intact { object["intact"] = intact }
                 Output.printJSON(object)
             } else {
                 print("adapter \(a.id)  \(a.path)")
                 print("  sha256 \(a.sha256)\(intact.map { $0 ? " (verified: the file is unchanged)" : " (CHANGED: the file no longer has this hash)" } ?? "")")
                 print("  trained by run \(r.id) (\(r.status)) on model \(r.modelRef), weights sha256 \(r.modelSHA256)")
+                print("  method \(method.line)")
                 print("  snapshot \(snapshot.label)  hash \(snapshot.hash)  \(snapshot.records) records (\(snapshot.train) train, \(snapshot.eval) eval), checks \(snapshot.checks ?? "none")")
                 print("  from \(shares.count) source(s):")
                 Output.printTable(header: ["source", "records", "train", "eval", "sha256", "path"], rows: shares.map {
@@ -164,5 +167,47 @@ struct LineageAdapter: ParsableCommand {
                 throw ExitCode(Exit.verificationFailed)
             }
         }
+    }
+}
+
+/// How a run trained, from its stored settings: the objective, its parameters and the
+/// reference model (DPO compares with the base model, or with the adapter it started from).
+struct TrainingMethodLineage {
+    var method: String
+    var beta: Double?
+    var initAdapterSHA256: String?
+    /// The run that wrote the starting adapter, when the store has it.
+    var initAdapterRun: Int64?
+
+    init(run: TrainingRun, store: CorpusStore) throws {
+        let config = (try? JSONSerialization.jsonObject(with: Data(run.config.utf8)) as? [String: Any]) ?? [:]
+        method = config["method"] as? String ?? (run.status == "imported" ? "imported" : "sft")
+        beta = config["beta"] as? Double
+        initAdapterSHA256 = config["init_adapter_sha256"] as? String
+        initAdapterRun = try initAdapterSHA256.flatMap { try store.run(adapter: $0)?.id }
+    }
+
+    /// The reference model of a preference objective, in words.
+    var reference: String {
+        guard let sha = initAdapterSHA256 else { return "the base model (adapter switched off)" }
+        return "the starting adapter \(sha)" + (initAdapterRun.map { " (run \($0))" } ?? "") + ", frozen"
+    }
+
+    /// `dpo (beta 0.1), reference: the base model (adapter switched off)`.
+    var line: String {
+        var text = method
+        if let beta { text += " (beta \(beta))" }
+        if method == "dpo" { text += ", reference: " + reference }
+        else if let sha = initAdapterSHA256 { text += ", started from adapter \(sha)" + (initAdapterRun.map { " (run \($0))" } ?? "") }
+        return text
+    }
+
+    var json: [String: Any] {
+        var object: [String: Any] = ["method": method]
+        if let beta { object["beta"] = beta }
+        if let initAdapterSHA256 { object["init_adapter_sha256"] = initAdapterSHA256 }
+        if let initAdapterRun { object["init_adapter_run"] = initAdapterRun }
+        if method == "dpo" { object["reference"] = initAdapterSHA256 == nil ? "base" : "init_adapter" }
+        return object
     }
 }

@@ -72,6 +72,7 @@ struct RunsShow: ParsableCommand {
                 object["loss_curve"] = metrics.map { m -> [String: Any] in
                     var o: [String: Any] = ["step": m.step, "loss": m.loss, "learning_rate": m.learningRate, "tokens": m.tokens, "seconds": m.seconds]
                     if let e = m.evalLoss { o["eval_loss"] = e }
+                    if !m.extra.isEmpty { o["metrics"] = m.extra }
                     return o
                 }
                 Output.printJSON(object)
