@@ -8,6 +8,8 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
     case invalidFile(path: String, detail: String)
     /// Something the loader does not support (architecture, tensor type, template...).
     case unsupported(String)
+    /// A `cmd:` reward program failed, hung or printed something else than numbers.
+    case rewardProgram(command: String, detail: String)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
             return "\(path): \(detail)"
         case let .unsupported(what):
             return what
+        case let .rewardProgram(command, detail):
+            return "reward program '\(command)': \(detail)"
         }
     }
 }
