@@ -9,7 +9,9 @@ import Foundation
 /// measured); the legend gives each series' last value. The axes get round tick values. Values
 /// that are not finite (a diverged loss) are left out of the drawing and counted under the chart.
 /// A series of more than `drawLimit` points is drawn from the lowest and highest value of each of
-/// `drawLimit / 2` runs of consecutive points, which keeps its spikes.
+/// `drawLimit / 2` runs of consecutive points, which keeps its spikes. A noisy series named in
+/// `smoothed` (a training loss) is drawn faint when it has more than `markerLimit` points, with
+/// its running mean over it (`runningMean`).
 public struct LineChart: Sendable {
     /// One point: a step and the value measured at it.
     public typealias Point = (step: Int, value: Double)
@@ -21,11 +23,15 @@ public struct LineChart: Sendable {
     /// The value axis starts at 0 (for quantities such as a learning rate whose distance from 0
     /// matters) instead of fitting the values.
     public var startsAtZero: Bool
+    /// Names of series to draw with their running mean when they have more than `markerLimit`
+    /// points.
+    public var smoothed: Set<String>
 
-    public init(title: String, series: [Series], startsAtZero: Bool = false) {
+    public init(title: String, series: [Series], startsAtZero: Bool = false, smoothed: Set<String> = []) {
         self.title = title
         self.series = series
         self.startsAtZero = startsAtZero
+        self.smoothed = smoothed
     }
 
     /// Series of at most this many points get a dot with a tooltip on every point.
@@ -63,6 +69,10 @@ public struct LineChart: Sendable {
         }
         h += "</div>"
         h += svg()
+        let means = series.filter { isSmoothed($0) }.map { "\(HTML.escape($0.name)) over about \(Self.meanSpan($0.points.count)) steps" }
+        if !means.isEmpty {
+            h += "<p class=\"note\">Faint: every step; bold: the running mean (\(means.joined(separator: ", "))).</p>"
+        }
         let leftOut = series.reduce(0) { $0 + $1.points.filter { !$0.value.isFinite }.count }
         if leftOut > 0 {
             h += "<p class=\"note\">\(leftOut) value\(leftOut == 1 ? " is" : "s are") not a finite number (NaN or infinite) and not drawn.</p>"
@@ -122,9 +132,16 @@ public struct LineChart: Sendable {
 
         for (index, points) in finite.enumerated() where !points.isEmpty {
             let name = HTML.escape(series[index].name), colour = color(index)
-            let drawn = Self.thinned(points)
-            let coordinates = drawn.map { "\(Self.coordinate(x($0.step))),\(Self.coordinate(y($0.value)))" }.joined(separator: " ")
-            s += "<polyline data-series=\"\(name)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.8\" stroke-linejoin=\"round\" points=\"\(coordinates)\"/>"
+            func polyline(_ points: [Point], _ label: String, _ style: String) -> String {
+                let coordinates = Self.thinned(points).map { "\(Self.coordinate(x($0.step))),\(Self.coordinate(y($0.value)))" }.joined(separator: " ")
+                return "<polyline data-series=\"\(label)\" fill=\"none\" stroke=\"\(colour)\" \(style) stroke-linejoin=\"round\" points=\"\(coordinates)\"/>"
+            }
+            if isSmoothed(series[index]) {
+                s += polyline(points, name, "stroke-width=\"1.1\" stroke-opacity=\"0.35\"")
+                s += polyline(Self.runningMean(points, span: Self.meanSpan(series[index].points.count)), name + " (running mean)", "stroke-width=\"2.2\"")
+            } else {
+                s += polyline(points, name, "stroke-width=\"1.8\"")
+            }
             if points.count <= Self.markerLimit {
                 for p in points {
                     s += "<circle cx=\"\(Self.coordinate(x(p.step)))\" cy=\"\(Self.coordinate(y(p.value)))\" r=\"3\" fill=\"\(colour)\">"
@@ -133,6 +150,28 @@ public struct LineChart: Sendable {
             }
         }
         return s + "</svg>"
+    }
+
+    private func isSmoothed(_ s: Series) -> Bool {
+        smoothed.contains(s.name) && s.points.count > Self.markerLimit
+    }
+
+    /// The running mean's span for a series of `count` points: about a fiftieth of it.
+    static func meanSpan(_ count: Int) -> Int {
+        max(2, count / 50)
+    }
+
+    /// An exponential running mean over about `span` points, as TensorBoard's smoothing computes it:
+    /// weight w = 1 − 1/span, m_k = w·m_(k−1) + (1 − w)·v_k, divided by 1 − w^k so that the first
+    /// points are not pulled towards 0.
+    static func runningMean(_ points: [Point], span: Int) -> [Point] {
+        let weight = 1 - 1 / Double(max(1, span))
+        var mean = 0.0, debias = 0.0
+        return points.map { p in
+            mean = mean * weight + (1 - weight) * p.value
+            debias = debias * weight + (1 - weight)
+            return (p.step, mean / debias)
+        }
     }
 
     private func color(_ index: Int) -> String {

@@ -76,6 +76,29 @@ struct LineChartTests {
         #expect(!svg.contains("<circle"))
     }
 
+    /// TensorBoard's debiased exponential smoothing: w = 1 − 1/2; (0.5·2)/0.5 = 2, then
+    /// (0.5·1 + 0.5·4)/0.75.
+    @Test func runningMean() {
+        let mean = LineChart.runningMean([(1, 2), (2, 4), (5, 4)], span: 2)
+        #expect(mean.map(\.step) == [1, 2, 5])
+        #expect(mean.map(\.value) == [2, 2.5 / 0.75, 3.25 / 0.875])
+        #expect(LineChart.meanSpan(61) == 2)
+        #expect(LineChart.meanSpan(420) == 8)
+    }
+
+    /// A long noisy series named in `smoothed` is drawn faint with its running mean; others as they are.
+    @Test func longNoisySeriesGetARunningMean() {
+        let noisy: [LineChart.Point] = (1...100).map { ($0, $0 % 2 == 0 ? 1 : 2) }
+        let chart = LineChart(title: "loss", series: [("train loss", noisy), ("eval loss", [(50, 1.5), (100, 1.4)])], smoothed: ["train loss", "eval loss"])
+        let html = chart.html()
+        #expect(html.contains("<polyline data-series=\"train loss\" fill=\"none\" stroke=\"#2a5bd7\" stroke-width=\"1.1\" stroke-opacity=\"0.35\""))
+        #expect(html.contains("<polyline data-series=\"train loss (running mean)\""))
+        #expect(!html.contains("eval loss (running mean)"))   // 2 points: drawn as they are
+        #expect(html.contains("<p class=\"note\">Faint: every step; bold: the running mean (train loss over about 2 steps).</p>"))
+        let plain = LineChart(title: "lr", series: [("learning rate", noisy)]).html()
+        #expect(!plain.contains("running mean"))
+    }
+
     @Test func chartsSectionHoldsEveryChart() {
         let html = LineChart.html([LineChart(title: "a", series: []), LineChart(title: "b", series: [])])
         #expect(html.hasPrefix("<div class=\"charts\">\n<div class=\"chart\"><h3>a</h3>"))
