@@ -18,7 +18,9 @@ public struct LineChart: Sendable {
     /// A named series of points, in step order.
     public typealias Series = (name: String, points: [Point])
 
+    /// The chart's heading.
     public var title: String
+    /// The series drawn, in legend and colour order.
     public var series: [Series]
     /// The value axis starts at 0 (for quantities such as a learning rate whose distance from 0
     /// matters) instead of fitting the values.
@@ -27,6 +29,7 @@ public struct LineChart: Sendable {
     /// points.
     public var smoothed: Set<String>
 
+    /// A chart of `series` under `title`; see `startsAtZero` and `smoothed`.
     public init(title: String, series: [Series], startsAtZero: Bool = false, smoothed: Set<String> = []) {
         self.title = title
         self.series = series
