@@ -13,7 +13,9 @@
 # (scripts/check-openai-client.sh; it skips, exit 0, where PyPI cannot be reached), and checks the
 # GGUF files corpus writes with llama.cpp (scripts/check-gguf-export.sh; it skips without
 # llama-cpp-python) and the Hugging Face folders with transformers (scripts/check-hf-export.sh;
-# it skips without them), when python3 is there (docs/SERVE.md, docs/ADAPTERS.md).
+# it skips without them), when python3 is there (docs/SERVE.md, docs/ADAPTERS.md). Before the Swift
+# tests, when python3 is there, a venv with TensorBoard is made once in ~/.cache/corpus so that
+# TensorBoard itself reads the event files corpus writes (CORPUS_TENSORBOARD_PYTHON, docs/TRAINING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=(-c release -Xswiftc -enable-testing)
@@ -31,6 +33,21 @@ if [ "$fast" = 1 ]; then
   export CORPUS_TEST_SKIP_MODEL=1
 else
   scripts/fetch-test-model.sh >/dev/null   # the real model the model tests read (cached outside the repo)
+fi
+# TensorBoard's own reader checks the event files corpus writes (TensorBoardEventWriterTests): a venv
+# outside the repo with the tensorboard package, made once; where it cannot be made (no PyPI) the
+# test shows as skipped. An existing CORPUS_TENSORBOARD_PYTHON is used as it is.
+if [ -z "${CORPUS_TENSORBOARD_PYTHON:-}" ] && command -v python3 >/dev/null; then
+  tb_venv="$HOME/.cache/corpus/tensorboard-venv"
+  if ! "$tb_venv/bin/python" -c 'import tensorboard' >/dev/null 2>&1; then
+    echo "making $tb_venv (pip install tensorboard) for the TensorBoard reader test" >&2
+    if ! { python3 -m venv "$tb_venv" && "$tb_venv/bin/pip" install -q --retries 1 --timeout 20 tensorboard; } >/dev/null 2>&1; then
+      echo "note: could not install tensorboard into $tb_venv; the TensorBoard reader test will be skipped" >&2
+    fi
+  fi
+  if "$tb_venv/bin/python" -c 'import tensorboard' >/dev/null 2>&1; then
+    export CORPUS_TENSORBOARD_PYTHON="$tb_venv/bin/python"
+  fi
 fi
 swift build --build-tests ${build[@]+"${build[@]}"}
 swift test --skip-build ${build[@]+"${build[@]}"} ${args[@]+"${args[@]}"}

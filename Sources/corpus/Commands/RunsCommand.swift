@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 
 struct RunsCommand: ParsableCommand {
@@ -58,6 +59,8 @@ struct RunsShow: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: JSONOption
     @Argument(help: "A run id, or an adapter (id, folder or SHA-256).") var reference: String
+    @Option(name: .long, help: "Also write the run's curves (loss, eval loss, learning rate) and facts as a self-contained HTML page to this file.")
+    var html: String?
 
     func run() throws {
         try Exit.reporting {
@@ -67,6 +70,9 @@ struct RunsShow: ParsableCommand {
                 throw CorpusDBError(.notFound, "\(store.path): no run or adapter '\(reference)'; `corpus runs list` shows them")
             }
             let metrics = try store.metrics(runId: r.id)
+            if let html {
+                try writeHTML(RunCurvesPage(run: r, metrics: metrics, generated: Timestamp.now()), to: html)
+            }
             if output.json {
                 var object = RunsCommand.json(r)
                 object["loss_curve"] = metrics.map { m -> [String: Any] in
@@ -100,5 +106,15 @@ struct RunsShow: ParsableCommand {
                 })
             }
         }
+    }
+
+    /// Writes the `--html` page through `AtomicFile` (a reader never sees half a page).
+    private func writeHTML(_ page: RunCurvesPage, to path: String) throws {
+        do {
+            try AtomicFile.write(Data(page.html().utf8), to: URL(fileURLWithPath: path))
+        } catch let error as FileWriteError {
+            throw CorpusDBError(.invalid, "\(path): cannot write the run's page (\(error.message)); check that the folder exists and is writable")
+        }
+        Output.error("wrote \(path)")
     }
 }
