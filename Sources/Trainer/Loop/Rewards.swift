@@ -169,6 +169,8 @@ struct RewardProgram {
             input += try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             input.append(0x0A)
         }
+        // A program that exits before reading its input must give us EPIPE, not kill us by SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
@@ -192,9 +194,10 @@ struct RewardProgram {
                 group.leave()
             }
         }
+        let bytes = input
         DispatchQueue.global().async {
             // A program that exits without reading all of its input closes the pipe: ignore that.
-            try? stdin.fileHandleForWriting.write(contentsOf: input)
+            try? stdin.fileHandleForWriting.write(contentsOf: bytes)
             try? stdin.fileHandleForWriting.close()
         }
         if group.wait(timeout: .now() + timeout) == .timedOut {
