@@ -27,9 +27,11 @@ struct DPOReferenceTests {
         return TrainingSequence(ids: ids, targetMask: ids.indices.map { $0 >= prompt.count - 1 && $0 <= ids.count - 2 })
     }
 
-    static func load() throws -> Fixture {
-        let path = TrainerFixtures.directory.appendingPathComponent("dpo-smollm.safetensors").path
-        let file = try SafetensorsFile(path: path)
+    /// The base model and the PEFT adapter of a TRL fixture file, and the gradients stored under
+    /// `prefix` + the adapter's keys.
+    static func modelAndAdapter(_ file: SafetensorsFile, path: String, gradientPrefix prefix: String = "grad.")
+        throws -> (model: LlamaModel, adapter: LoRAAdapter, gradients: [String: Tensor])
+    {
         let c = try LlamaConfiguration(configJSON: Data((file.metadata["config_json"] ?? "").utf8), path: path + " (config_json)")
         let loraJSON = try #require(try JSONSerialization.jsonObject(with: Data((file.metadata["lora"] ?? "").utf8)) as? [String: Any])
         var base: [String: Tensor] = [:]
@@ -43,10 +45,36 @@ struct DPOReferenceTests {
             for target in LoRATarget.allCases {
                 let a = LoRAAdapter.peftKey(layer: l, target: target, matrix: "A"), b = LoRAAdapter.peftKey(layer: l, target: target, matrix: "B")
                 pairs[target] = LoRAPair(a: try file.tensor(named: a), b: try file.tensor(named: b))
-                for key in [a, b] { gradients[key] = try file.tensor(named: "grad." + key) }
+                for key in [a, b] { gradients[key] = try file.tensor(named: prefix + key) }
             }
             layers.append(pairs)
         }
+        return (model, LoRAAdapter(configuration: lora, layers: layers), gradients)
+    }
+
+    /// The worst error of our gradients against `expected` (relative to each tensor's largest
+    /// element), each tensor also checked to be below `tolerance` and non-zero in the reference.
+    static func worstGradientError(_ gradients: LoRAAdapter, _ expected: [String: Tensor], tolerance: Double) throws -> Double {
+        var worst = 0.0
+        for (l, layer) in gradients.layers.enumerated() {
+            for (target, pair) in layer {
+                for (matrix, ours) in [("A", pair.a), ("B", pair.b)] {
+                    let key = LoRAAdapter.peftKey(layer: l, target: target, matrix: matrix)
+                    let theirs = try #require(expected[key])
+                    #expect(theirs.data.contains { $0 != 0 })
+                    let error = LoRATrainingSupport.relativeError(ours.data, theirs.data)
+                    worst = max(worst, error)
+                    #expect(error < tolerance, "\(key): \(error)")
+                }
+            }
+        }
+        return worst
+    }
+
+    static func load() throws -> Fixture {
+        let path = TrainerFixtures.directory.appendingPathComponent("dpo-smollm.safetensors").path
+        let file = try SafetensorsFile(path: path)
+        let (model, adapter, gradients) = try modelAndAdapter(file, path: path)
         func ids(_ name: String) throws -> [Int32] { try file.tensor(named: name).data.map { Int32($0) } }
         func values(_ name: String) throws -> [Double] { try file.tensor(named: name).data.map(Double.init) }
         var pairs: [(chosen: TrainingSequence, rejected: TrainingSequence)] = []
@@ -56,7 +84,7 @@ struct DPOReferenceTests {
         }
         let pc = try values("dpo.policy_chosen_logps"), pr = try values("dpo.policy_rejected_logps")
         let rc = try values("dpo.reference_chosen_logps"), rr = try values("dpo.reference_rejected_logps")
-        return Fixture(model: model, adapter: LoRAAdapter(configuration: lora, layers: layers), gradients: gradients, pairs: pairs,
+        return Fixture(model: model, adapter: adapter, gradients: gradients, pairs: pairs,
                        policy: zip(pc, pr).map { ReferenceLogps(chosen: $0, rejected: $1) },
                        reference: zip(rc, rr).map { ReferenceLogps(chosen: $0, rejected: $1) }, metadata: file.metadata)
     }
@@ -103,19 +131,7 @@ struct DPOReferenceTests {
         }
         #expect(abs(try #require(metrics["rewards/accuracies"]) - 2.0 / 3.0) < 1e-15)
 
-        var worst = 0.0
-        for (l, layer) in gradients.layers.enumerated() {
-            for (target, pair) in layer {
-                for (matrix, ours) in [("A", pair.a), ("B", pair.b)] {
-                    let key = LoRAAdapter.peftKey(layer: l, target: target, matrix: matrix)
-                    let theirs = try #require(f.gradients[key])
-                    #expect(theirs.data.contains { $0 != 0 })
-                    let error = LoRATrainingSupport.relativeError(ours.data, theirs.data)
-                    worst = max(worst, error)
-                    #expect(error < 1e-4, "\(key): \(error)")
-                }
-            }
-        }
+        let worst = try Self.worstGradientError(gradients, f.gradients, tolerance: 1e-4)
         print("DPO vs TRL: loss \(metrics["loss"] ?? .nan) vs \(try f.number("loss")), worst gradient error \(worst)")
     }
 

@@ -31,15 +31,19 @@ public enum Generator {
     /// same matrix products. Each sequence samples with its own generator seeded with
     /// `parameters.seed`, so its answer does not depend on what else is in the batch.
     /// `onToken(sequence, token)` sees every token as it is chosen. With `adapter`, every
-    /// sequence runs with that LoRA adapter (unmerged: `LoRAInference`).
+    /// sequence runs with that LoRA adapter (unmerged: `LoRAInference`). `seeds`, when given,
+    /// seed each sequence's sampler instead (one per prompt: GRPO draws several different
+    /// answers to one prompt in one batch).
     /// - Throws: `ModelError` for an invalid id.
     public static func generate(model: LlamaModel, adapter: LoRAInference? = nil, prompts: [[Int]], parameters: GenerationParameters,
-                                onToken: ((Int, Int) -> Void)? = nil) throws -> [[Int]] {
+                                seeds: [UInt64]? = nil, onToken: ((Int, Int) -> Void)? = nil) throws -> [[Int]] {
         var outputs = [[Int]](repeating: [], count: prompts.count)
         let active = prompts.indices.filter { !prompts[$0].isEmpty }
         guard !active.isEmpty, parameters.maxTokens > 0 else { return outputs }
         let caches = prompts.map { KVCache(configuration: model.configuration, capacity: $0.count + parameters.maxTokens) }
-        var rngs = prompts.map { _ in SplitMix64(seed: parameters.seed) }
+        var rngs = prompts.indices.map { s in
+            SplitMix64(seed: seeds.flatMap { $0.indices.contains(s) ? $0[s] : nil } ?? parameters.seed)
+        }
         var logits = try model.forward(batch: active.map { (prompts[$0], caches[$0], adapter) }, allLogits: false)
         var running = active
         while !running.isEmpty {

@@ -51,9 +51,12 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// frozen reference; nil: a fresh adapter, and the base model as reference.
     public var initAdapterSHA256: String?
 
+    /// GRPO's settings (nil for other methods).
+    public var grpo: GRPOSettings?
+
     /// The training objective.
     public enum Method: String, Sendable, CaseIterable {
-        case sft, dpo
+        case sft, dpo, grpo
     }
 
     /// The objective `method` names.
@@ -65,7 +68,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case maxGradNorm = "max_grad_norm", epochs, maxSteps = "max_steps", batchTokens = "batch_tokens"
         case microBatchTokens = "micro_batch_tokens", maxLength = "max_length", overflow, evalEvery = "eval_every"
         case checkpointEvery = "checkpoint_every", seed, recomputeActivations = "recompute_activations"
-        case method, beta, initAdapterSHA256 = "init_adapter_sha256"
+        case method, beta, initAdapterSHA256 = "init_adapter_sha256", grpo
     }
 
     public init() {}
@@ -101,9 +104,13 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         guard evalEvery >= 0, checkpointEvery >= 0 else { throw TrainerError.unsupported("--eval-every and --checkpoint-every must be 0 or more") }
         guard maxGradNorm >= 0 else { throw TrainerError.unsupported("--max-grad-norm must be 0 or more") }
         if let method, Method(rawValue: method) == nil {
-            throw TrainerError.unsupported("--method \(method): use sft or dpo")
+            throw TrainerError.unsupported("--method \(method): use sft, dpo or grpo")
         }
-        if let beta { guard beta > 0, beta.isFinite else { throw TrainerError.unsupported("--beta must be positive") } }
+        if let beta { guard beta >= 0, beta.isFinite, objective == .grpo || beta > 0 else { throw TrainerError.unsupported("--beta must be positive (0 is allowed for grpo: no KL term)") } }
+        if objective == .grpo {
+            guard let grpo else { throw TrainerError.unsupported("--method grpo needs its settings (--num-generations, --reward ...)") }
+            try grpo.validate()
+        }
     }
 
     /// Canonical JSON: sorted keys, no whitespace.
@@ -171,9 +178,15 @@ public final class LoRATrainer {
     public let evalPairs: [PreferenceExample]
     let reference: [ReferenceLogps]
     let evalReference: [ReferenceLogps]
+    /// The adapter training started from (a fresh one has B = 0): the reference model of DPO and GRPO.
+    let referenceAdapter: LoRAAdapter
+    /// GRPO's prompts, rewards and decoding (nil for other methods).
+    let grpoData: GRPOData?
     /// The batches of every epoch, in order (each a list of indices into `train`).
     public let plan: [[Int]]
     public let schedule: LearningRateSchedule
+    /// The frozen model (GRPO samples from it with the adapter).
+    let base: LlamaModel
 
     public private(set) var adapter: LoRAAdapter
     public private(set) var optimizer: AdamW
@@ -211,21 +224,35 @@ public final class LoRATrainer {
         try self.init(model: model, settings: settings, train: [], eval: [], pairs: pairs, evalPairs: evalPairs, initAdapter: initAdapter)
     }
 
+    /// A GRPO run: answers sampled from the adapter being trained, scored by `data.rewards`.
+    public convenience init(model: LlamaModel, settings: TrainingSettings, grpo data: GRPOData, initAdapter: LoRAAdapter? = nil) throws {
+        guard settings.objective == .grpo else { throw TrainerError.unsupported("GRPO prompts train with --method grpo") }
+        try self.init(model: model, settings: settings, train: [], eval: [], pairs: [], evalPairs: [], initAdapter: initAdapter, grpo: data)
+    }
+
     init(model: LlamaModel, settings: TrainingSettings, train: [TrainingExample], eval: [TrainingExample], pairs: [PreferenceExample],
-         evalPairs: [PreferenceExample], initAdapter: LoRAAdapter?) throws {
+         evalPairs: [PreferenceExample], initAdapter: LoRAAdapter?, grpo: GRPOData? = nil) throws {
         try settings.validate()
-        guard !train.isEmpty || !pairs.isEmpty else { throw TrainerError.unsupported("the train split has no usable example") }
+        guard !train.isEmpty || !pairs.isEmpty || !(grpo?.prompts.isEmpty ?? true) else {
+            throw TrainerError.unsupported("the train split has no usable example")
+        }
         self.settings = settings
-        self.model = LoRATrainingModel(model: model, options: TrainingOptions(recomputeActivations: settings.recomputeActivations))
+        var options = TrainingOptions(recomputeActivations: settings.recomputeActivations)
+        if let g = settings.grpo, g.temperature > 0 { options.logitScale = Float(1 / g.temperature) }
+        self.model = LoRATrainingModel(model: model, options: options)
         self.train = train
         self.eval = eval
         self.pairs = pairs
         self.evalPairs = evalPairs
-        let lengths = pairs.isEmpty ? train.map { $0.ids.count } : pairs.map(\.tokens)
+        grpoData = grpo
+        base = model
+        // GRPO: a step is `prompts_per_step` prompts (each "1 token" in the plan's budget).
+        let lengths = grpo.map { $0.prompts.map { _ in 1 } } ?? (pairs.isEmpty ? train.map { $0.ids.count } : pairs.map(\.tokens))
+        let budget = settings.grpo?.promptsPerStep ?? settings.batchTokens
         var plan: [[Int]] = [], epochs: [Int] = []
         var epoch = 0
         while epoch < max(1, settings.epochs) || (settings.maxSteps > 0 && plan.count < settings.maxSteps) {
-            let batches = BatchPlan.batches(lengths: lengths, batchTokens: settings.batchTokens, seed: settings.seed, epoch: epoch)
+            let batches = BatchPlan.batches(lengths: lengths, batchTokens: budget, seed: settings.seed, epoch: epoch)
             plan += batches
             epochs += Array(repeating: epoch, count: batches.count)
             epoch += 1
@@ -252,6 +279,7 @@ public final class LoRATrainer {
         }
         optimizer = AdamW(AdamW.Hyperparameters(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon,
                                                 weightDecay: settings.weightDecay), for: adapter)
+        referenceAdapter = adapter
         // The reference: the starting adapter itself when given, else the base (a fresh adapter
         // has B = 0, so it adds exactly nothing).
         let trainingModel = self.model, start = adapter, limit = settings.microBatchTokens
@@ -385,7 +413,12 @@ public final class LoRATrainer {
         var gradients = LoRAAdapter(zerosLike: adapter)
         let loss: Double, normalizer: Int, processed: Int
         var metrics: [String: Double] = [:]
-        if settings.objective == .dpo {
+        if settings.objective == .grpo {
+            guard let result = try grpoGradients(into: &gradients, interrupted: interrupted) else { return nil }
+            (loss, metrics) = (result.loss, result.metrics)
+            normalizer = result.answerTokens
+            processed = result.tokens
+        } else if settings.objective == .dpo {
             guard let result = try preferenceGradients(into: &gradients, interrupted: interrupted) else { return nil }
             (loss, metrics) = result
             let chosen = plan[step].map { pairs[$0] }
@@ -421,6 +454,8 @@ public final class LoRATrainer {
                 let evalMetrics = try evaluatePairs() ?? [:]
                 evalLoss = evalMetrics["eval/loss"]
                 metrics.merge(evalMetrics) { a, _ in a }
+            } else if settings.objective == .grpo {
+                metrics.merge(try evaluateRewards() ?? [:]) { a, _ in a }
             } else {
                 evalLoss = try evaluateTokens()
             }

@@ -31,6 +31,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var recomputeActivations: Bool
     /// Rows of the LM head computed together (the logits buffer is lossChunkRows × vocab).
     public var lossChunkRows: Int
+    /// Factor on the logits before the softmax of the loss: 1/temperature. GRPO scores sampled
+    /// answers under the temperature they were sampled with, as TRL's GRPOTrainer does.
+    public var logitScale: Float = 1
 
     /// Defaults: saved activations (fastest) and 64 LM-head rows per chunk (12.6 MB of logits
     /// for a 49,152-token vocabulary).
@@ -81,12 +84,12 @@ public final class LoRATrainingModel: @unchecked Sendable {
 
     /// Runs the engine with a cached workspace for this mode (training or evaluation).
     private func run(_ batch: [TrainingSequence], _ lora: LoRABuffers<Float>, normalizer: Int, dropoutSeed: UInt64?,
-                     perSequence: ((Int, Double, Int) -> Void)? = nil) -> (sum: Double, tokens: Int) {
+                     perSequence: ((Int, Double, Int) -> Void)? = nil, perToken: ((Int, [Double]) -> Void)? = nil) -> (sum: Double, tokens: Int) {
         lock.lock()
         var workspace = workspaces.removeValue(forKey: lora.training)
         lock.unlock()
         let result = engine.run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace,
-                                perSequence: perSequence)
+                                perSequence: perSequence, perToken: perToken)
         lock.lock()
         workspaces[lora.training] = workspace
         lock.unlock()
@@ -146,6 +149,20 @@ public final class LoRATrainingModel: @unchecked Sendable {
         _ = run(batch, LoRABuffers(parameters, gradients: false), normalizer: 1, dropoutSeed: dropoutSeed) { index, sum, tokens in
             out[index] = (sum, tokens)
         }
+        return out
+    }
+
+    /// The log-probability of every target token of each sequence (−cross-entropy, in order of
+    /// position) with the dropout masks of `dropoutSeed` (nil: evaluation mode): GRPO's per-token
+    /// policy and reference log-probabilities.
+    /// - Throws: `TrainerError` as `accumulateGradients` does.
+    public func tokenLogProbabilities(batch: [TrainingSequence], adapter: LoRAAdapter, dropoutSeed: UInt64?) throws -> [[Double]] {
+        try engine.validate(batch)
+        let parameters = try LoRAParameters<Float>(adapter, for: configuration)
+        var out = [[Double]](repeating: [], count: batch.count)
+        _ = run(batch, LoRABuffers(parameters, gradients: false), normalizer: 1, dropoutSeed: dropoutSeed, perToken: { index, losses in
+            out[index] = losses.map { -$0 }
+        })
         return out
     }
 

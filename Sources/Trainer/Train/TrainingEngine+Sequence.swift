@@ -32,9 +32,11 @@ extension TrainingEngine {
         return run(batch: batch, lora: lora, normalizer: normalizer, dropoutSeed: dropoutSeed, workspace: &workspace)
     }
 
-    /// `perSequence(index, sum, tokens)`, when given, receives each sequence's own loss.
+    /// `perSequence(index, sum, tokens)`, when given, receives each sequence's own loss;
+    /// `perToken(index, losses)` the cross-entropy of each of its target positions, in order.
     func run(batch: [TrainingSequence], lora: LoRABuffers<S>, normalizer: Int, dropoutSeed: UInt64?,
-             workspace: inout TrainingWorkspace<S>?, perSequence: ((Int, Double, Int) -> Void)? = nil) -> (sum: Double, tokens: Int) {
+             workspace: inout TrainingWorkspace<S>?, perSequence: ((Int, Double, Int) -> Void)? = nil,
+             perToken: ((Int, [Double]) -> Void)? = nil) -> (sum: Double, tokens: Int) {
         let capacity = batch.map(\.ids.count).max() ?? 0
         guard capacity > 0 else { return (0, 0) }
         let key = TrainingWorkspace<S>.Key(capacity: capacity, rank: lora.rank, groupSlots: lora.groupSlots, training: lora.training,
@@ -64,6 +66,7 @@ extension TrainingEngine {
             total += sum
             tokens += count
             perSequence?(index, sum, count)
+            perToken?(index, head.tokenLosses)
             guard let scratch, count > 0 else { continue }
             var dout = dcurrent, din = dnext
             for l in stride(from: L - 1, through: 0, by: -1) {
@@ -138,6 +141,8 @@ final class LossHead<S: TrainingScalar> {
     let logits: ScalarBuffer<S>     // (R, V)  logits, then their gradient
     let drows: ScalarBuffer<S>      // (R, C)
     let losses: ScalarBuffer<S>     // (R)     cross-entropy of each row of a chunk
+    /// The cross-entropy of every target position of the last sequence run, in order.
+    var tokenLosses: [Double] = []
 
     init(engine: TrainingEngine<S>, capacity T: Int, chunkRows: Int, training: Bool) {
         let c = engine.c
@@ -160,7 +165,9 @@ final class LossHead<S: TrainingScalar> {
         let c = engine.c, w = engine.weights
         let C = c.hiddenSize, V = c.vocabSize, T = sequence.ids.count
         let positions = (0..<max(T - 1, 0)).filter { sequence.targetMask[$0] }
+        tokenLosses = []
         guard !positions.isEmpty else { return (0, 0) }
+        tokenLosses.reserveCapacity(positions.count)
         TrainingKernels.rmsNormForward(x, w.finalNorm.withUnsafeBufferPointer { $0.baseAddress ?? x }, h.base, rstd: rstd.base,
                                        T: T, C: C, eps: S(c.rmsNormEps))
         if training { dh.zero() }
@@ -174,10 +181,13 @@ final class LossHead<S: TrainingScalar> {
                 for j in 0..<n { (rows.base + j * C).update(from: h.base + positions[start + j] * C, count: C) }
                 head.forward(rows.base, rows: n, into: logits.base, accumulate: false)
                 let chunkLosses = losses.base, logitsBase = logits.base, training = training, weights = sequence.weights
+                let logitScale = S(engine.options.logitScale)
                 RowParallel.forEach(rows: n, minimumRows: 4) { range in
                     for j in range {
-                        let scale = weights.map { inverse * S(Double($0[positions[start + j]])) } ?? inverse
+                        // With a logit scale (1/temperature) the loss is on z·scale, and so is its gradient.
+                        let scale = (weights.map { inverse * S(Double($0[positions[start + j]])) } ?? inverse) * logitScale
                         let z = logitsBase + j * V
+                        if logitScale != 1 { for i in 0..<V { z[i] *= logitScale } }
                         let target = Int(sequence.ids[positions[start + j] + 1])
                         let zt = z[target]
                         var m = z[0]
@@ -192,7 +202,10 @@ final class LossHead<S: TrainingScalar> {
                         chunkLosses[j] = m + S.logarithm(sum) - zt
                     }
                 }
-                for j in 0..<n { total += Double(losses.base[j]) }
+                for j in 0..<n {
+                    total += Double(losses.base[j])
+                    tokenLosses.append(Double(losses.base[j]))
+                }
                 if training {
                     head.backward(logits.base, rows: n, lddy: V, into: drows.base)
                     for j in 0..<n { (dh.base + positions[start + j] * C).update(from: drows.base + j * C, count: C) }
