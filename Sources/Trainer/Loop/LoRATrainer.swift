@@ -203,6 +203,8 @@ public final class LoRATrainer {
     public var tokensSeen: Int { tokens }
     public private(set) var lastLoss: Double?
     public private(set) var lastEvalLoss: Double?
+    /// The newest value of every metric the objective reported (`StepReport.metrics`) in this process.
+    public private(set) var lastMetrics: [String: Double] = [:]
     /// The epoch of each step of `plan`.
     let epochOfStep: [Int]
 
@@ -463,6 +465,7 @@ public final class LoRATrainer {
             evaluationSeconds += Date().timeIntervalSince(evalStarted)
         }
         seconds += elapsed
+        lastMetrics.merge(metrics) { _, new in new }
         sessionTokens += processed
         sessionSeconds += elapsed
         return StepReport(step: step, totalSteps: plan.count, epoch: epoch, loss: loss, evalLoss: evalLoss, learningRate: lr,

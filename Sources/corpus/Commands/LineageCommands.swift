@@ -178,6 +178,11 @@ struct TrainingMethodLineage {
     var initAdapterSHA256: String?
     /// The run that wrote the starting adapter, when the store has it.
     var initAdapterRun: Int64?
+    /// GRPO's rewards (specs) and their weights, answers per prompt, sampling temperature.
+    var rewards: [String] = []
+    var rewardWeights: [Double] = []
+    var numGenerations: Int?
+    var temperature: Double?
 
     init(run: TrainingRun, store: CorpusStore) throws {
         let config = (try? JSONSerialization.jsonObject(with: Data(run.config.utf8)) as? [String: Any]) ?? [:]
@@ -185,7 +190,16 @@ struct TrainingMethodLineage {
         beta = config["beta"] as? Double
         initAdapterSHA256 = config["init_adapter_sha256"] as? String
         initAdapterRun = try initAdapterSHA256.flatMap { try store.run(adapter: $0)?.id }
+        if let grpo = config["grpo"] as? [String: Any] {
+            rewards = grpo["rewards"] as? [String] ?? []
+            rewardWeights = grpo["reward_weights"] as? [Double] ?? rewards.map { _ in 1 }
+            numGenerations = grpo["num_generations"] as? Int
+            temperature = grpo["temperature"] as? Double
+        }
     }
+
+    /// Whether the objective compares with a reference model.
+    var hasReference: Bool { method == "dpo" || method == "grpo" }
 
     /// The reference model of a preference objective, in words.
     var reference: String {
@@ -197,7 +211,11 @@ struct TrainingMethodLineage {
     var line: String {
         var text = method
         if let beta { text += " (beta \(beta))" }
-        if method == "dpo" { text += ", reference: " + reference }
+        if method == "grpo" {
+            text += ", rewards " + zip(rewardWeights, rewards).map { "\($0)×\($1)" }.joined(separator: " + ")
+            if let numGenerations, let temperature { text += ", \(numGenerations) answers per prompt at temperature \(temperature)" }
+        }
+        if hasReference { text += ", reference: " + reference }
         else if let sha = initAdapterSHA256 { text += ", started from adapter \(sha)" + (initAdapterRun.map { " (run \($0))" } ?? "") }
         return text
     }
@@ -207,7 +225,13 @@ struct TrainingMethodLineage {
         if let beta { object["beta"] = beta }
         if let initAdapterSHA256 { object["init_adapter_sha256"] = initAdapterSHA256 }
         if let initAdapterRun { object["init_adapter_run"] = initAdapterRun }
-        if method == "dpo" { object["reference"] = initAdapterSHA256 == nil ? "base" : "init_adapter" }
+        if hasReference { object["reference"] = initAdapterSHA256 == nil ? "base" : "init_adapter" }
+        if method == "grpo" {
+            object["rewards"] = rewards
+            object["reward_weights"] = rewardWeights
+            if let numGenerations { object["num_generations"] = numGenerations }
+            if let temperature { object["temperature"] = temperature }
+        }
         return object
     }
 }

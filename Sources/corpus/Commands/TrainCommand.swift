@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorpusDB
+import CorpusSupport
 import Foundation
 import ModelRuntime
 import Trainer
@@ -17,8 +18,15 @@ struct TrainCommand: ParsableCommand {
 
     @Argument(help: "The snapshot: NAME, NAME@VERSION or id.") var snapshot: String
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .long, help: "sft (supervised: learn the answers) or dpo (preference pairs: prefer the chosen answer over the rejected one).") var method = "sft"
-    @Option(name: .long, help: "DPO's beta (default 0.1): how far the adapter may move from the reference model.") var beta: Double?
+    @Option(name: .long, help: "sft (supervised: learn the answers), dpo (preference pairs: prefer the chosen answer over the rejected one) or grpo (sample answers, reward them with --reward, prefer the better ones).") var method = "sft"
+    @Option(name: .long, help: "DPO's beta (default 0.1) or GRPO's KL weight (default 0.04; 0: no KL): how far the adapter may move from the reference model.") var beta: Double?
+    @Option(name: .long, help: "GRPO: a reward, KIND:ARGUMENT with KIND regex, extract, length or cmd (repeat for several; docs/TRAINING.md, \"Rewards\").") var reward: [String] = []
+    @Option(name: .long, help: "GRPO: one weight per --reward, comma-separated (default: all 1).") var rewardWeights: String?
+    @Option(name: .long, help: "GRPO: seconds a cmd: reward program may take per batch.") var rewardTimeout = 60.0
+    @Option(name: .long, help: "GRPO: answers sampled per prompt.") var numGenerations = 4
+    @Option(name: .long, help: "GRPO: prompts per optimizer step (each with --num-generations answers).") var promptsPerStep = 4
+    @Option(name: .long, help: "GRPO: tokens sampled per answer at most.") var maxNewTokens = 128
+    @Option(name: .long, help: "GRPO: sampling temperature (the log-probabilities are taken under it too, as TRL does).") var temperature = 1.0
     @Option(name: .long, help: "Start from this adapter (folder, run id, adapter id or SHA-256) instead of a fresh one; for DPO it is also the frozen reference.") var initAdapter: String?
     @OptionGroup var output: JSONOption
     @Option(name: .long, help: "LoRA rank r.") var rank = 16
@@ -45,6 +53,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Folder for the adapter (default: adapters/NAME-VERSION-run-ID).") var out: String?
     @Option(name: .long, help: "Continue an interrupted run from its checkpoint folder (OUT/checkpoint), with the same options.") var resume: String?
     @Option(name: .long, help: "Stop after this many steps in this session, writing a checkpoint to resume from later.") var stopAfter: Int?
+    @Option(name: .long, help: "Folder for the TensorBoard event files (default: OUT/tensorboard, beside the adapter).") var logdir: String?
 
     func settings() -> TrainingSettings {
         var s = TrainingSettings()
@@ -70,6 +79,18 @@ struct TrainCommand: ParsableCommand {
         s.recomputeActivations = recompute
         if method != TrainingSettings.Method.sft.rawValue { s.method = method }
         if method == TrainingSettings.Method.dpo.rawValue { s.beta = beta ?? 0.1 }
+        if method == TrainingSettings.Method.grpo.rawValue {
+            s.beta = beta ?? 0.04
+            var g = GRPOSettings()
+            g.numGenerations = numGenerations
+            g.promptsPerStep = promptsPerStep
+            g.maxNewTokens = maxNewTokens
+            g.temperature = temperature
+            g.rewards = reward
+            g.rewardWeights = rewardWeights.map { $0.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) ?? .nan } }
+            g.rewardTimeout = rewardTimeout
+            s.grpo = g
+        }
         return s
     }
 
@@ -80,8 +101,11 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
-        if beta != nil && method != TrainingSettings.Method.dpo.rawValue {
-            throw ValidationError("--beta belongs to --method dpo; drop it or add --method dpo")
+        if beta != nil && method != TrainingSettings.Method.dpo.rawValue && method != TrainingSettings.Method.grpo.rawValue {
+            throw ValidationError("--beta belongs to --method dpo or grpo; drop it or choose one of them")
+        }
+        if method != TrainingSettings.Method.grpo.rawValue && (!reward.isEmpty || rewardWeights != nil) {
+            throw ValidationError("--reward and --reward-weights belong to --method grpo")
         }
         if let template, !ChatTemplate.names.contains(template) {
             throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))")
@@ -103,12 +127,15 @@ struct TrainCommand: ParsableCommand {
         /// DPO's pairs (nil for supervised runs).
         var trainPairs: PreparedPairs?
         var evalPairs: PreparedPairs?
+        /// GRPO's prompts and rewards (nil for other methods), and prompts left out as too long.
+        var grpo: GRPOData?
+        var grpoDropped = 0
 
         /// Examples (or pairs) trained on, truncated and dropped, for the summary.
-        var examples: Int { trainPairs?.examples.count ?? train.examples.count }
+        var examples: Int { grpo?.prompts.count ?? trainPairs?.examples.count ?? train.examples.count }
         var truncated: Int { trainPairs?.truncated ?? train.truncated }
-        var dropped: Int { trainPairs?.dropped.count ?? train.dropped.count }
-        var evalExamples: Int { evalPairs?.examples.count ?? eval.examples.count }
+        var dropped: Int { grpo != nil ? grpoDropped : trainPairs?.dropped.count ?? train.dropped.count }
+        var evalExamples: Int { grpo?.evalPrompts.count ?? evalPairs?.examples.count ?? eval.examples.count }
     }
 
     /// The run on record that this session trains: its id and the adapter folder.
@@ -138,7 +165,9 @@ struct TrainCommand: ParsableCommand {
 
         if settings.objective == .dpo { Output.error("computing the reference model's log-probabilities of every pair") }
         let trainer: LoRATrainer
-        if let pairs = splits.trainPairs {
+        if let grpo = splits.grpo {
+            trainer = try LoRATrainer(model: loaded.model, settings: settings, grpo: grpo, initAdapter: initAdapter)
+        } else if let pairs = splits.trainPairs {
             trainer = try LoRATrainer(model: loaded.model, settings: settings, pairs: pairs.examples, evalPairs: splits.evalPairs?.examples ?? [],
                                       initAdapter: initAdapter)
         } else {
@@ -165,6 +194,9 @@ struct TrainCommand: ParsableCommand {
         if settings.objective == .dpo {
             return try preparePairs(store: store, snapshot: snap, settings: settings, loaded: loaded, template: template)
         }
+        if settings.objective == .grpo {
+            return try prepareGRPO(store: store, snapshot: snap, settings: settings, loaded: loaded, template: template)
+        }
         let (trainItems, trainWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "train")
         let (evalItems, evalWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "eval")
         let trainData = TrainingData.prepare(trainItems, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
@@ -184,6 +216,49 @@ struct TrainCommand: ParsableCommand {
             Output.error("  \(pairs) of the train records are preference pairs: supervised training learns their chosen answers and ignores the rejected ones (train them with --method dpo)")
         }
         return Splits(train: trainData, eval: evalData)
+    }
+
+    /// GRPO's prompts of both splits: every record's turns before its last answer, with the
+    /// template's generation prompt, and that answer as the reference the rewards compare with.
+    /// Prompts longer than --max-len minus --max-new-tokens are left out (counted).
+    /// - Throws: `CorpusDBError.invalid` when no prompt fits or an `extract:` pattern finds nothing
+    ///   in a reference answer (naming the record).
+    private func prepareGRPO(store: CorpusStore, snapshot snap: Snapshot, settings: TrainingSettings, loaded: ModelOptions.Loaded,
+                             template: ChatTemplate) throws -> Splits {
+        guard let g = settings.grpo else { throw CorpusDBError(.invalid, "--method grpo without its settings") }
+        let rewards = try g.rewardSet()
+        let room = settings.maxLength - g.maxNewTokens
+        var dropped = 0
+        func prompts(_ split: String) throws -> [GRPOPrompt] {
+            let (items, withdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
+            var out: [GRPOPrompt] = []
+            for item in items {
+                guard let last = item.messages.lastIndex(where: { $0.role == "assistant" }) else { continue }
+                let text = template.render(Array(item.messages[..<last]), generationPrompt: true)
+                let ids = loaded.tokenizer.encode(text)
+                guard ids.count <= room else { if split == "train" { dropped += 1 }; continue }
+                out.append(GRPOPrompt(recordId: item.id, ids: ids, text: text, reference: item.messages[last].content))
+            }
+            if withdrawn > 0 { Output.error("  \(split): \(withdrawn) withdrawn records left out") }
+            return out
+        }
+        let train = try prompts("train"), eval = try prompts("eval")
+        guard !train.isEmpty else {
+            throw CorpusDBError(.invalid, "snapshot \(snap.label): no train prompt fits --max-len \(settings.maxLength) with --max-new-tokens \(g.maxNewTokens) (\(dropped) too long); raise --max-len")
+        }
+        let all = train + eval
+        for f in rewards.functions {
+            if let i = f.firstUncheckableReference(all.map(\.reference)) {
+                let count = all.filter { f.firstUncheckableReference([$0.reference]) != nil }.count
+                throw CorpusDBError(.invalid, "--reward \(f.spec): the pattern finds nothing in the reference answer of record \(all[i].recordId) (and \(count - 1) other records), so their answers cannot be checked; fix the pattern, or select records with checkable answers into the snapshot")
+            }
+        }
+        Output.error("snapshot \(snap.label) (\(template.name) template): \(train.count) train prompts, \(eval.count) eval prompts; \(g.numGenerations) answers per prompt, \(g.promptsPerStep) prompts per step; rewards \(zip(rewards.weights, g.rewards).map { "\($0)×\($1)" }.joined(separator: ", "))"
+                     + (dropped > 0 ? "; \(dropped) train prompts longer than --max-len − --max-new-tokens left out" : ""))
+        let tokenizer = loaded.tokenizer
+        let data = GRPOData(prompts: train, evalPrompts: eval, rewards: rewards, stopTokens: loaded.stopTokenIDs,
+                            decode: { tokenizer.decode($0, skipSpecial: true) })
+        return Splits(train: PreparedData(), eval: PreparedData(), grpo: data, grpoDropped: dropped)
     }
 
     /// DPO's pairs of both splits, tokenized; says on stderr what was left out.
@@ -244,14 +319,22 @@ struct TrainCommand: ParsableCommand {
     private func trainToTheEnd(trainer: LoRATrainer, store: CorpusStore, run: RunTarget, splits: Splits, settings: TrainingSettings,
                                metadata: [String: String]) throws -> (sha: String, firstEval: Double?)? {
         var pending: [RunMetric] = []
+        let log = TrainingLog(directory: logdir.map { URL(fileURLWithPath: $0).standardizedFileURL } ?? run.outDir.appendingPathComponent("tensorboard"))
+        defer { log.close() }
         // Whatever fails from here (a full disk, a bad tensor) leaves the run marked failed, not running.
         do {
             var firstEval: Double?
             if !trainer.finished, trainer.step == 0, let e = try trainer.evaluate() {
                 firstEval = e
                 Output.error(String(format: "eval loss before training: %.4f", e))
+                log.record(step: 0, ["eval/loss": e])
             }
-            try takeSteps(trainer: trainer, store: store, run: run, settings: settings, metadata: metadata, pending: &pending)
+            if !trainer.finished, trainer.step == 0, let rewards = try trainer.evaluateRewards(), let r = rewards["eval/reward"] {
+                firstEval = r
+                Output.error(String(format: "eval reward before training: %.4f", r))
+                log.record(step: 0, rewards)
+            }
+            try takeSteps(trainer: trainer, store: store, run: run, settings: settings, metadata: metadata, pending: &pending, log: log)
             try store.recordMetrics(runId: run.id, pending)
             pending = []
 
@@ -284,7 +367,7 @@ struct TrainCommand: ParsableCommand {
     /// heard: a progress line per step, metrics stored every 10 steps (kept in `pending` until
     /// then), a checkpoint every `--checkpoint-every` steps.
     private func takeSteps(trainer: LoRATrainer, store: CorpusStore, run: RunTarget, settings: TrainingSettings,
-                           metadata: [String: String], pending: inout [RunMetric]) throws {
+                           metadata: [String: String], pending: inout [RunMetric], log: TrainingLog) throws {
         let interactive = isatty(2) == 1
         var stepsThisSession = 0
         while !trainer.finished {
@@ -292,6 +375,7 @@ struct TrainCommand: ParsableCommand {
             stepsThisSession += 1
             pending.append(RunMetric(step: report.step, loss: report.loss, evalLoss: report.evalLoss, learningRate: report.learningRate,
                                      tokens: report.targetTokens, seconds: report.seconds, extra: report.metrics))
+            log.record(report)
             let line = Self.progressLine(report, lastEvalLoss: trainer.lastEvalLoss)
             Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
             if pending.count >= 10 || report.evalLoss != nil {
@@ -312,6 +396,9 @@ struct TrainCommand: ParsableCommand {
         let remaining = Double(report.totalSteps - report.step) * (report.seconds / Double(max(1, report.step)))
         let preference = report.metrics["rewards/accuracies"].map { accuracy in
             String(format: "  acc %.2f  margin %.3f", accuracy, report.metrics["rewards/margins"] ?? 0)
+        } ?? report.metrics["reward"].map { reward in
+            String(format: "  reward %.3f  kl %.4f  len %.0f", reward, report.metrics["kl"] ?? 0, report.metrics["completions/mean_length"] ?? 0)
+                + (report.metrics["eval/reward"].map { String(format: "  eval reward %.3f", $0) } ?? "")
         } ?? ""
         return String(format: "step %d/%d  epoch %d  loss %.4f%@  eval %@  lr %.2e  %.0f tok/s  ETA %@",
                       report.step, report.totalSteps, report.epoch + 1, report.loss, preference,
@@ -328,6 +415,7 @@ struct TrainCommand: ParsableCommand {
                                 "evaluation_seconds": trainer.evaluationSeconds,
                                 "tokens_per_second": trainer.secondsSpent > 0 ? Double(trainer.tokensSeen) / trainer.secondsSpent : 0]
         if let l = trainer.lastLoss { s["final_loss"] = l }
+        if let r = trainer.lastMetrics["eval/reward"] { s["final_eval_reward"] = r }
         if let e = trainer.lastEvalLoss { s["final_eval_loss"] = e }
         return JSONText.compact(s)
     }
@@ -339,9 +427,12 @@ struct TrainCommand: ParsableCommand {
             if let record = try store.run(id: run.id) { Output.printJSON(RunsCommand.json(record)) }
             return
         }
-        let unit = trainer.settings.objective == .dpo ? "preference pairs (DPO)" : "examples"
+        let unit = trainer.settings.objective == .dpo ? "preference pairs (DPO)" : trainer.settings.objective == .grpo ? "prompts (GRPO)" : "examples"
         print("run \(run.id): \(trainer.step) steps on \(snap.label), \(splits.examples) \(unit)")
-        if let firstEval, let last = trainer.lastEvalLoss {
+        if trainer.settings.objective == .grpo, let last = trainer.lastMetrics["eval/reward"] {
+            print(String(format: "eval reward %@ → %.4f (mean of the weighted rewards of greedy answers to the eval prompts)",
+                         firstEval.map { String(format: "%.4f", $0) } ?? "-", last))
+        } else if let firstEval, let last = trainer.lastEvalLoss {
             print(String(format: "eval loss %.4f → %.4f", firstEval, last))
         } else if let last = trainer.lastEvalLoss {
             print(String(format: "eval loss %.4f", last))
