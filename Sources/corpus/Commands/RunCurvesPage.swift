@@ -27,9 +27,39 @@ struct RunCurvesPage {
         let evaluated = metrics.compactMap { m in m.evalLoss.map { (step: m.step, value: $0) } }
         if !evaluated.isEmpty { loss.append(("eval loss", evaluated)) }
         return [
-            LineChart(title: "Loss (mean per answer token)", series: loss, smoothed: ["train loss"]),
+            LineChart(title: metrics.contains { $0.extra["rewards/margins"] != nil } ? "Loss (DPO: mean −log σ(z) over the pairs)"
+                        : metrics.contains { $0.extra["reward"] != nil } ? "Loss (GRPO, TRL's dapo)" : "Loss (mean per answer token)",
+                      series: loss, smoothed: ["train loss"]),
             LineChart(title: "Learning rate", series: [("learning rate", metrics.map { ($0.step, $0.learningRate) })], startsAtZero: true),
         ]
+    }
+
+    /// The objective's own figures (`RunMetric.extra`: DPO's rewards and accuracies, GRPO's
+    /// rewards, KL and answer length) as charts: figures of one kind share a chart, a train
+    /// figure and its `eval/` twin side by side.
+    static func objectiveCharts(_ metrics: [RunMetric]) -> [LineChart] {
+        // The DPO eval loss is the eval loss of the loss chart already.
+        let names = Set(metrics.flatMap { $0.extra.keys }).subtracting(["eval/loss"])
+        guard !names.isEmpty else { return [] }
+        func group(_ name: String) -> String {
+            let bare = name.hasPrefix("eval/") ? String(name.dropFirst(5)) : name
+            if bare.contains("accuracies") { return "Preference accuracy (chosen above rejected)" }
+            if bare.hasPrefix("rewards/chosen") || bare.hasPrefix("rewards/rejected") || bare.hasPrefix("rewards/margins") { return "DPO rewards β·(log π − log π_ref)" }
+            if bare.hasPrefix("logps/") { return "Log-probabilities of the answers" }
+            if bare == "reward" || (bare.hasPrefix("rewards/") && bare.hasSuffix("/mean")) { return "Rewards (mean)" }
+            if bare == "reward_std" || bare.hasSuffix("/std") { return "Reward spread (std)" }
+            if bare == "kl" { return "KL to the reference" }
+            if bare.hasPrefix("completions/mean_length") { return "Answer length (tokens)" }
+            if bare == "loss" { return "Eval loss of the objective" }
+            return bare
+        }
+        var charts: [String: [LineChart.Series]] = [:], order: [String] = []
+        for name in names.sorted() {
+            let title = group(name)
+            if charts[title] == nil { order.append(title) }
+            charts[title, default: []].append((name, metrics.compactMap { m in m.extra[name].map { (step: m.step, value: $0) } }))
+        }
+        return order.sorted().map { LineChart(title: $0, series: charts[$0] ?? []) }
     }
 
     func html() -> String {
@@ -71,7 +101,7 @@ struct RunCurvesPage {
             h += "<p class=\"sub\">No steps are recorded for this run\(run.status == "imported" ? " (it was trained elsewhere and imported)" : "").</p>\n"
         } else {
             h += "<p class=\"sub\">The training loss is measured on each step's batch, the eval loss on the held-out split every few steps (its dots). Hover over a dot for its value.</p>\n"
-            h += LineChart.html(Self.charts(metrics) + extraCharts)
+            h += LineChart.html(Self.charts(metrics) + Self.objectiveCharts(metrics) + extraCharts)
             h += figures()
         }
 
