@@ -74,9 +74,18 @@ public struct StoredEvalItem: Sendable, Equatable {
     public var bleu4: Double
     public var exactMatch: Double
     public var lengthRatio: Double
+    /// The weighted total of the `--reward` scores, and each function's score by name (migration
+    /// 0010); nil without `--reward`.
+    public var reward: Double?
+    public var rewards: [String: Double]?
+    /// For a preference pair that was compared: Σ log p of the chosen and of the rejected answer
+    /// (migration 0010); nil otherwise.
+    public var logpChosen: Double?
+    public var logpRejected: Double?
 
     public init(model: String, position: Int, recordId: Int64, prediction: String, loss: Double, tokens: Int,
-                rougeL: Double, bleu4: Double, exactMatch: Double, lengthRatio: Double) {
+                rougeL: Double, bleu4: Double, exactMatch: Double, lengthRatio: Double, reward: Double? = nil,
+                rewards: [String: Double]? = nil, logpChosen: Double? = nil, logpRejected: Double? = nil) {
         self.model = model
         self.position = position
         self.recordId = recordId
@@ -87,6 +96,10 @@ public struct StoredEvalItem: Sendable, Equatable {
         self.bleu4 = bleu4
         self.exactMatch = exactMatch
         self.lengthRatio = lengthRatio
+        self.reward = reward
+        self.rewards = rewards
+        self.logpChosen = logpChosen
+        self.logpRejected = logpRejected
     }
 }
 
@@ -102,12 +115,14 @@ extension CorpusStore {
                                  eval.runId, eval.config, eval.metrics, eval.items, Timestamp.now(), CorpusVersion.string, eval.seconds])
             let id = db.lastInsertedRowID
             let insert = try db.makeStatement(sql: """
-                INSERT INTO eval_items (eval_id, model, position, record_id, prediction, loss, tokens, rouge_l, bleu4, exact_match, length_ratio)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO eval_items (eval_id, model, position, record_id, prediction, loss, tokens, rouge_l, bleu4, exact_match, length_ratio,
+                                        reward, rewards, logp_chosen, logp_rejected)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for i in items {
                 try insert.execute(arguments: [id, i.model, i.position, i.recordId, i.prediction, i.loss, i.tokens, i.rougeL, i.bleu4,
-                                               i.exactMatch, i.lengthRatio])
+                                               i.exactMatch, i.lengthRatio, i.reward, try i.rewards.map(Self.rewardsJSON),
+                                               i.logpChosen, i.logpRejected])
             }
             var outcome: [String: Any] = ["eval": id, "items": eval.items]
             if let adapter = eval.adapter { outcome["adapter_sha256"] = adapter.sha256 }
@@ -138,9 +153,32 @@ extension CorpusStore {
                              arguments: [evalId]).map { row in
                 StoredEvalItem(model: row["model"], position: row["position"], recordId: row["record_id"], prediction: row["prediction"],
                                loss: row["loss"], tokens: row["tokens"], rougeL: row["rouge_l"], bleu4: row["bleu4"],
-                               exactMatch: row["exact_match"], lengthRatio: row["length_ratio"])
+                               exactMatch: row["exact_match"], lengthRatio: row["length_ratio"], reward: row["reward"],
+                               rewards: try (row["rewards"] as String?).map(Self.rewards(json:)),
+                               logpChosen: row["logp_chosen"], logpRejected: row["logp_rejected"])
             }
         }
+    }
+
+    /// `{name: score}` as the `rewards` column keeps it (sorted keys).
+    static func rewardsJSON(_ rewards: [String: Double]) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: rewards, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    /// The `rewards` column read back.
+    /// - Throws: `CorpusDBError.invalid` when it is not a JSON object of numbers.
+    static func rewards(json: String) throws -> [String: Double] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw CorpusDBError(.invalid, "eval_items.rewards is not a JSON object: \(json.prefix(80))")
+        }
+        var out: [String: Double] = [:]
+        for (name, value) in object {
+            guard let number = value as? NSNumber else {
+                throw CorpusDBError(.invalid, "eval_items.rewards: '\(name)' is not a number in \(json.prefix(80))")
+            }
+            out[name] = number.doubleValue
+        }
+        return out
     }
 
     static func evals(_ db: Database, where condition: String, arguments: StatementArguments) throws -> [StoredEval] {

@@ -53,16 +53,27 @@ public struct EvalItemResult: Sendable, Equatable {
     public var lossSum: Double
     public var tokens: Int
     public var scores: MetricScores
+    /// Each `--reward` function's score of the answer, by its name (`RewardSet.names`), and their
+    /// weighted sum; empty and nil when no reward was asked for.
+    public var rewards: [String: Double]
+    public var reward: Double?
+    /// For a preference pair: Σ log p of the chosen and of the rejected answer's tokens (nil for a
+    /// plain conversation, or a pair left out of the comparison).
+    public var preference: ReferenceLogps?
 
     /// Mean negative log-likelihood per assistant token.
     public var loss: Double { lossSum / Double(max(tokens, 1)) }
 
-    public init(recordId: Int64, prediction: String, lossSum: Double, tokens: Int, scores: MetricScores) {
+    public init(recordId: Int64, prediction: String, lossSum: Double, tokens: Int, scores: MetricScores,
+                rewards: [String: Double] = [:], reward: Double? = nil, preference: ReferenceLogps? = nil) {
         self.recordId = recordId
         self.prediction = prediction
         self.lossSum = lossSum
         self.tokens = tokens
         self.scores = scores
+        self.rewards = rewards
+        self.reward = reward
+        self.preference = preference
     }
 }
 

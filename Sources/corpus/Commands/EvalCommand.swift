@@ -14,8 +14,10 @@ struct EvalCommand: ParsableCommand {
         discussion: """
             `corpus eval SNAPSHOT --model M --adapter A` scores both models on the same items: teacher-forced loss and \
             perplexity on the answers, and a greedy answer per item scored with ROUGE-L, BLEU-4, exact match and length \
-            ratio against the reference. The evaluation and every answer are stored (`corpus evals list|show`). \
-            `--fail-under` exits 7 when a threshold is missed. docs/EVAL.md explains everything.
+            ratio against the reference. `--reward` adds the mean of rule-based rewards over the answers; a split with \
+            preference pairs adds how often each model finds the chosen answer more likely than the rejected one. The \
+            evaluation and every answer are stored (`corpus evals list|show`). `--fail-under` exits 7 when a threshold is \
+            missed. docs/EVAL.md explains everything.
             """,
         subcommands: [EvalRun.self, EvalCompare.self],
         defaultSubcommand: EvalRun.self)
@@ -31,19 +33,23 @@ struct EvalThreshold: Equatable {
     var metric: String
     var bound: Double
 
-    static let allowed = ["loss", "perplexity", "rougeL", "bleu4", "exact_match"]
+    /// The metrics a bound may name; `reward` and `reward.NAME` too when there are rewards.
+    static let allowed = ["loss", "perplexity", "rougeL", "bleu4", "exact_match"] + Evaluator.preferenceMetricNames
 
     var isUpperBound: Bool { Evaluator.lowerIsBetter.contains(metric) }
 
-    /// Parses `rougeL=0.3,loss=2.0`.
-    static func parse(_ text: String) throws -> [EvalThreshold] {
-        try text.split(separator: ",").map { part in
+    /// Parses `rougeL=0.3,loss=2.0`; `rewardNames` are the `--reward` functions' names
+    /// (`RewardSet.names`), which `reward.NAME` may name.
+    static func parse(_ text: String, rewardNames: [String] = []) throws -> [EvalThreshold] {
+        let names = allowed + (rewardNames.isEmpty ? [] : Evaluator.rewardMetricNames(rewardNames))
+        return try text.split(separator: ",").map { part in
             let pieces = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pieces.count == 2, let bound = Double(pieces[1]), bound.isFinite else {
                 throw ValidationError("--fail-under: '\(part)' is not METRIC=NUMBER (e.g. rougeL=0.3,loss=2.0)")
             }
-            guard allowed.contains(pieces[0]) else {
-                throw ValidationError("--fail-under: unknown metric '\(pieces[0])'; use \(allowed.joined(separator: ", "))")
+            guard names.contains(pieces[0]) else {
+                throw ValidationError("--fail-under: unknown metric '\(pieces[0])'; use \(names.joined(separator: ", "))"
+                                      + (rewardNames.isEmpty && pieces[0].hasPrefix("reward") ? " (reward and reward.NAME need --reward)" : ""))
             }
             return EvalThreshold(metric: pieces[0], bound: bound)
         }
@@ -74,8 +80,14 @@ struct EvalRun: ParsableCommand {
     @Option(name: .customLong("max-len"), help: "Conversations longer than this many tokens are truncated for the loss, as `corpus train` does.") var maxLength = 1024
     @Option(name: .long, help: "Chat template: chatml, llama3, mistral or alpaca (default: recognized from the model).") var template: String?
     @Option(name: .long, help: "Write a self-contained HTML report to this file.") var html: String?
-    @Option(name: .long, help: "Exit 7 when the adapter's (else the base model's) metric misses a bound, e.g. rougeL=0.3,loss=2.0 (loss and perplexity: at most; the others: at least).")
+    @Option(name: .long, help: "Exit 7 when the adapter's (else the base model's) metric misses a bound, e.g. rougeL=0.3,loss=2.0 (loss and perplexity: at most; the others, reward, reward.NAME and preference_accuracy included: at least).")
     var failUnder: String?
+    @Option(name: .long, parsing: .singleValue, help: "Score every answer with a rule-based reward (repeatable): regex:PATTERN, extract:PATTERN, length:MIN-MAX or cmd:PROGRAM (docs/EVAL.md).")
+    var reward: [String] = []
+    @Option(name: .long, help: "One weight per --reward, comma-separated (default 1 each); the total reward is the weighted sum.")
+    var rewardWeights: String?
+    @Option(name: .long, help: "Seconds a cmd: reward program may take for one batch of --batch answers.")
+    var rewardTimeout: Double = 60
     @OptionGroup var output: JSONOption
 
     func validate() throws {
@@ -87,7 +99,9 @@ struct EvalRun: ParsableCommand {
         if let template, !ChatTemplate.names.contains(template) {
             throw ValidationError("--template must be one of \(ChatTemplate.names.joined(separator: ", "))")
         }
-        if let failUnder { _ = try EvalThreshold.parse(failUnder) }
+        if !(rewardTimeout > 0 && rewardTimeout.isFinite) { throw ValidationError("--reward-timeout must be a positive number of seconds") }
+        let rewards = try rewardSet()
+        if let failUnder { _ = try EvalThreshold.parse(failUnder, rewardNames: rewards?.names ?? []) }
     }
 
     func run() throws {
@@ -134,7 +148,8 @@ struct EvalRun: ParsableCommand {
 
     private func evaluate() throws {
         let started = Date()
-        let thresholds = try failUnder.map(EvalThreshold.parse) ?? []
+        let rewards = try rewardSet()
+        let thresholds = try failUnder.map { try EvalThreshold.parse($0, rewardNames: rewards?.names ?? []) } ?? []
         let store = try modelOptions.database.open()
         let snap = try store.snapshot(snapshot)
         guard let snapshotId = snap.id else { throw CorpusDBError(.invalid, "snapshot \(snap.label) has no id") }
@@ -143,21 +158,28 @@ struct EvalRun: ParsableCommand {
         let fingerprint = try ModelIdentity.fingerprint(of: modelPath, reference: modelOptions.model, store: store)
         let models = try loadModels(path: modelPath, adapterPath: adapterInfo?.path)
         let split = try items(store: store, snapshot: snap, models: models)
+        // Everything that can be refused is refused before any answer is generated.
+        if let rewards { try checkReferences(rewards, items: split.items) }
+        let pairs = try preferencePairs(store: store, snapshot: snap, items: split.items, template: models.template, tokenizer: models.loaded.tokenizer)
+        if pairs.examples.isEmpty, let t = thresholds.first(where: { Evaluator.preferenceMetricNames.contains($0.metric) }) {
+            throw CorpusDBError(.invalid, "--fail-under \(t.metric): the \(split) split's items have no preference pair to compare"
+                                + (pairs.leftOut.isEmpty ? "" : " (\(pairs.leftOut.count) left out: \(pairs.leftOut[0].reason); raise --max-len)"))
+        }
 
         Interrupt.install()
-        let results = try scoreModels(models, items: split.items)
+        let results = try scoreModels(models, items: split.items, rewards: rewards, pairs: pairs)
         let deltas = results.count == 2 ? try EvalDeltas.compute(candidate: results[1], baseline: results[0]) : [:]
 
         // Stored before anything is printed or checked, so a failed gate still leaves the record.
-        let id = try record(results, deltas: deltas, items: split.items, template: models.template, store: store, snapshotId: snapshotId,
-                            fingerprint: fingerprint, adapter: adapterInfo, started: started)
+        let id = try record(results, deltas: deltas, items: split.items, template: models.template, rewards: rewards, pairs: pairs, store: store,
+                            snapshotId: snapshotId, fingerprint: fingerprint, adapter: adapterInfo, started: started)
         let primary = results[results.count - 1]
-        let failures = thresholds.compactMap { t in primary.aggregate.values[t.metric].flatMap(t.failure) }
+        let failures = thresholds.compactMap { t in primary.values[t.metric].flatMap(t.failure) }
         guard let stored = try store.eval(id: id) else { throw CorpusDBError(.notFound, "eval \(id) vanished from \(store.path)") }
 
         if let html {
-            try writeHTML(EvalReportPage(eval: stored, items: split.items, models: results, deltas: deltas, thresholds: thresholds, failures: failures),
-                          to: html)
+            try writeHTML(EvalReportPage(eval: stored, items: split.items, models: results, deltas: deltas, thresholds: thresholds, failures: failures,
+                                         rejected: pairs.rejected), to: html)
         }
         if output.json {
             printJSON(stored, split: split, results: results, thresholds: thresholds, failures: failures)
@@ -213,13 +235,17 @@ struct EvalRun: ParsableCommand {
 
     /// Loss and greedy answers of the base model, and of the adapter (run unmerged beside the base
     /// weights, as `corpus generate --adapter` runs it) when there is one, scored against the references.
-    private func scoreModels(_ models: Models, items: [EvalItem]) throws -> [ModelResult] {
+    private func scoreModels(_ models: Models, items: [EvalItem], rewards: RewardSet?, pairs: PreferencePairs) throws -> [ModelResult] {
         let interactive = isatty(2) == 1
         let configuration = models.configuration
         let tokenizer = models.loaded.tokenizer
         let prompts = items.map {
             Evaluator.promptIDs($0, template: models.template, tokenizer: tokenizer, window: configuration.maxPositionEmbeddings, maxNewTokens: maxNewTokens)
         }
+        // What a cmd: reward reads as the prompt: the text the model was given, template applied.
+        let renderedPrompts = rewards == nil ? [] : items.map { models.template.render($0.prompt, generationPrompt: true) }
+        let extraNames = (rewards.map { Evaluator.rewardMetricNames($0.names) } ?? [])
+            + (pairs.examples.isEmpty ? [] : Evaluator.preferenceMetricNames)
         var settings = EvalSettings()
         settings.maxNewTokens = maxNewTokens
         settings.batch = batch
@@ -235,8 +261,30 @@ struct EvalRun: ParsableCommand {
             let answers = try Evaluator.answers(model: models.loaded.model, adapter: inference, tokenizer: tokenizer, prompts: prompts, stopTokenIDs: stop, settings: settings,
                                                 progress: Self.progress("\(name): answers", items.count, interactive: interactive))
             let generateSeconds = Date().timeIntervalSince(clock)
-            let (results, aggregate) = try Evaluator.score(items: items, predictions: answers, losses: losses)
-            return ModelResult(name: name, results: results, aggregate: aggregate, lossSeconds: lossSeconds, generateSeconds: generateSeconds)
+            let scored = try Evaluator.score(items: items, predictions: answers, losses: losses)
+            var results = scored.results
+            var result = ModelResult(name: name, results: results, aggregate: scored.aggregate, lossSeconds: lossSeconds, generateSeconds: generateSeconds)
+            if let rewards {
+                clock = Date()
+                let inputs = items.indices.map { RewardInput(prompt: renderedPrompts[$0], answer: answers[$0], reference: items[$0].reference) }
+                let rewarded = try Evaluator.rewards(rewards, inputs: inputs, chunk: batch,
+                                                     progress: Self.progress("\(name): rewards", items.count, interactive: interactive))
+                for k in results.indices {
+                    results[k].rewards = rewarded[k].rewards
+                    results[k].reward = rewarded[k].total
+                }
+                result.seconds["rewards"] = Date().timeIntervalSince(clock)
+            }
+            if !pairs.examples.isEmpty {
+                clock = Date()
+                let logps = try Evaluator.preferenceLogps(model: trainingModel, adapter: adapter, pairs: pairs.examples, batch: batch,
+                                                          progress: Self.progress("\(name): preference pairs", pairs.examples.count, interactive: interactive))
+                for (j, p) in logps.enumerated() { results[pairs.positions[j]].preference = p }
+                result.seconds["preference"] = Date().timeIntervalSince(clock)
+            }
+            result.results = results
+            result.extraNames = extraNames
+            return result
         }
 
         var results = [try evaluateModel("base", adapter: try Evaluator.baseAdapter(for: configuration), inference: nil)]
@@ -248,19 +296,25 @@ struct EvalRun: ParsableCommand {
 
     /// Stores the evaluation (configuration, metrics, seconds since `started`) and every answer;
     /// returns its id.
-    private func record(_ results: [ModelResult], deltas: [String: EvalDelta], items: [EvalItem], template: ChatTemplate, store: CorpusStore,
-                        snapshotId: Int64, fingerprint: String, adapter: (path: String, sha256: String, runId: Int64?)?,
-                        started: Date) throws -> Int64 {
-        let config: [String: Any] = ["split": split, "limit": limit ?? NSNull(), "max_new_tokens": maxNewTokens, "batch": batch,
+    private func record(_ results: [ModelResult], deltas: [String: EvalDelta], items: [EvalItem], template: ChatTemplate, rewards: RewardSet?,
+                        pairs: PreferencePairs, store: CorpusStore, snapshotId: Int64, fingerprint: String,
+                        adapter: (path: String, sha256: String, runId: Int64?)?, started: Date) throws -> Int64 {
+        var config: [String: Any] = ["split": split, "limit": limit ?? NSNull(), "max_new_tokens": maxNewTokens, "batch": batch,
                                      "max_len": maxLength, "template": template.name, "decoding": "greedy"]
+        if let rewards {
+            config["rewards"] = Self.rewardsConfig(rewards)
+            config["reward_timeout"] = rewardTimeout
+        }
         var metrics: [String: Any] = ["models": Dictionary(uniqueKeysWithValues: results.map { ($0.name, $0.json) })]
         if !deltas.isEmpty { metrics["deltas"] = deltas.mapValues { $0.json } }
+        if !pairs.examples.isEmpty || !pairs.leftOut.isEmpty { metrics["preference"] = pairs.json }
         var stored: [StoredEvalItem] = []
         for m in results {
             for (position, r) in m.results.enumerated() {
                 stored.append(StoredEvalItem(model: m.name, position: position, recordId: r.recordId, prediction: r.prediction, loss: r.loss,
                                              tokens: r.tokens, rougeL: r.scores.rougeL, bleu4: r.scores.bleu4, exactMatch: r.scores.exactMatch,
-                                             lengthRatio: r.scores.lengthRatio))
+                                             lengthRatio: r.scores.lengthRatio, reward: r.reward, rewards: r.reward == nil ? nil : r.rewards,
+                                             logpChosen: r.preference?.chosen, logpRejected: r.preference?.rejected))
             }
         }
         let seconds = Date().timeIntervalSince(started)
@@ -307,13 +361,30 @@ struct ModelResult {
     var name: String
     var results: [EvalItemResult]
     var aggregate: EvalAggregate
-    var lossSeconds: Double
-    var generateSeconds: Double
+    /// Seconds per phase: `loss`, `generate`, and `rewards` and `preference` when computed.
+    var seconds: [String: Double]
+    /// The metrics beyond `Evaluator.metricNames`, in report order: `reward.NAME`…, `reward`,
+    /// `preference_accuracy`, `preference_margin` (those computed).
+    var extraNames: [String] = []
+
+    init(name: String, results: [EvalItemResult], aggregate: EvalAggregate, lossSeconds: Double, generateSeconds: Double) {
+        self.name = name
+        self.results = results
+        self.aggregate = aggregate
+        self.seconds = ["loss": lossSeconds, "generate": generateSeconds]
+    }
+
+    /// Every metric's aggregate: the text metrics and loss, then the means of the extra metrics.
+    var values: [String: Double] {
+        aggregate.values.merging(Evaluator.means(extraNames, of: results)) { first, _ in first }
+    }
+
+    /// The metric names in report order.
+    var metricNames: [String] { Evaluator.metricNames + extraNames }
 
     /// What the store's metrics JSON keeps per model.
     var json: [String: Any] {
-        ["items": aggregate.items, "tokens": aggregate.tokens, "metrics": aggregate.values,
-         "seconds": ["loss": lossSeconds, "generate": generateSeconds]]
+        ["items": aggregate.items, "tokens": aggregate.tokens, "metrics": values, "seconds": seconds]
     }
 }
 
@@ -337,10 +408,11 @@ enum EvalDeltas {
     /// of their per-item values (both evaluated on the same items in the same order).
     static func compute(candidate: ModelResult, baseline: ModelResult) throws -> [String: EvalDelta] {
         var out: [String: EvalDelta] = [:]
-        for metric in Evaluator.metricNames {
-            let a = candidate.results.compactMap { Evaluator.itemValue(metric, loss: $0.loss, scores: $0.scores) }
-            let b = baseline.results.compactMap { Evaluator.itemValue(metric, loss: $0.loss, scores: $0.scores) }
-            guard !a.isEmpty, a.count == b.count, let ca = candidate.aggregate.values[metric], let ba = baseline.aggregate.values[metric] else { continue }
+        let (candidateValues, baselineValues) = (candidate.values, baseline.values)
+        for metric in candidate.metricNames {
+            let a = candidate.results.compactMap { Evaluator.itemValue(metric, of: $0) }
+            let b = baseline.results.compactMap { Evaluator.itemValue(metric, of: $0) }
+            guard !a.isEmpty, a.count == b.count, let ca = candidateValues[metric], let ba = baselineValues[metric] else { continue }
             let (mean, low, high) = try TextMetrics.pairedBootstrap(a: a, b: b, resamples: resamples, seed: 0)
             out[metric] = EvalDelta(delta: ca - ba, itemMeanDelta: mean, low: low, high: high)
         }

@@ -14,6 +14,8 @@ struct EvalReportPage {
     var deltas: [String: EvalDelta]
     var thresholds: [EvalThreshold]
     var failures: [String]
+    /// The rejected answer of each compared preference pair, by record id.
+    var rejected: [Int64: String] = [:]
 
     /// Items shown in each of the best and worst lists.
     static let shown = 5
@@ -68,12 +70,13 @@ struct EvalReportPage {
         h += "<h2>Scores</h2>\n<table><tr><th>Measure</th><th class=\"n\">Base</th>"
         if hasAdapter { h += "<th class=\"n\">Adapter</th><th class=\"n\">Change</th><th class=\"n\">95% range of the change per question</th>" }
         h += "<th>What it means</th></tr>\n"
-        for name in Evaluator.metricNames {
-            let plain = Self.meanings[name] ?? (name, "")
-            h += "<tr><td><b>\(esc(plain.title))</b></td><td class=\"n\">\(number(models[0].aggregate.values[name]))</td>"
+        let values = models.map(\.values)
+        for name in models[0].metricNames {
+            let plain = meaning(name)
+            h += "<tr><td><b>\(esc(plain.title))</b></td><td class=\"n\">\(number(values[0][name]))</td>"
             if hasAdapter {
                 let d = deltas[name]
-                h += "<td class=\"n\">\(number(models[1].aggregate.values[name]))</td>"
+                h += "<td class=\"n\">\(number(values[1][name]))</td>"
                 h += "<td class=\"n \(d.map { tone(name, $0) } ?? "same")\">\(d.map { String(format: "%+.4f", $0.delta) } ?? "")</td>"
                 h += "<td class=\"n\">\(d.map { String(format: "%+.4f … %+.4f", $0.low, $0.high) } ?? "")</td>"
             }
@@ -100,6 +103,35 @@ struct EvalReportPage {
         return h
     }
 
+    /// The title and meaning of a metric, those of the rewards and pairs included.
+    private func meaning(_ name: String) -> (title: String, meaning: String) {
+        if let known = Self.meanings[name] { return known }
+        let rewards = EvalsCommand.rewards(eval)
+        switch name {
+        case "reward":
+            let weights = rewards.map { "\(EvalsCommand.format(weight: $0.weight)) × \($0.name)" }.joined(separator: " + ")
+            return ("Total reward", "The rewards above added up with their weights (\(weights)), averaged over the answers (higher is better).")
+        case "preference_accuracy":
+            return ("Preference accuracy", "Share of the \(pairCount) preference pairs where the model finds the preferred (chosen) answer more likely than the rejected one (0 to 1, higher is better; 0.5 is a coin toss).")
+        case "preference_margin":
+            return ("Preference margin", "How much more likely the model finds the preferred answer than the rejected one, on average: the difference of their log-probabilities in nats (above 0 favours the preferred answer).")
+        default:
+            let short = String(name.dropFirst("reward.".count))
+            let spec = rewards.first { $0.name == short }?.spec ?? short
+            let what: String
+            switch spec.split(separator: ":").first ?? "" {
+            case "regex": what = "Share of answers containing a match of the pattern"
+            case "extract": what = "Share of answers whose extracted value equals the reference answer's"
+            case "length": what = "Share of answers whose length in characters is within the range"
+            default: what = "Mean score the program gave the answers"
+            }
+            return ("Reward \(short)", "\(what): \(spec) (higher is better).")
+        }
+    }
+
+    /// Preference pairs compared.
+    private var pairCount: Int { models[0].results.filter { $0.preference != nil }.count }
+
     private func key(_ k: Int) -> Double {
         models.count == 2 ? models[1].results[k].scores.rougeL - models[0].results[k].scores.rougeL : models[0].results[k].scores.rougeL
     }
@@ -117,6 +149,14 @@ struct EvalReportPage {
                                 models[0].aggregate.text.rougeL, models[1].aggregate.text.rougeL))
             lines.append(String(format: "The reference answers are %@ to the adapted model (loss %.3f → %.3f).",
                                 l.delta < 0 ? "less surprising" : "more surprising", models[0].aggregate.loss, models[1].aggregate.loss))
+        }
+        if pairCount > 0 {
+            let share = models.map { m in m.results.filter { ($0.preference.map { $0.chosen > $0.rejected }) == true }.count }
+            if models.count == 2 {
+                lines.append("On \(pairCount) preference pairs the adapted model finds the preferred answer more likely in \(share[1]) (the base model in \(share[0])).")
+            } else {
+                lines.append("On \(pairCount) preference pairs the model finds the preferred answer more likely in \(share[0]).")
+            }
         }
         if !thresholds.isEmpty {
             let limits = thresholds.map { "\($0.metric) \($0.isUpperBound ? "≤" : "≥") \($0.bound)" }.joined(separator: ", ")
@@ -148,12 +188,19 @@ struct EvalReportPage {
         var h = "<div class=\"item\"><h3>Record \(item.recordId)"
         if models.count == 2 { h += String(format: " · ROUGE-L %+.3f", key(k)) }
         h += "</h3><div class=\"q\">\(esc(question))</div><div class=\"cols\">"
-        h += "<div class=\"col ref\"><b>Reference answer</b><p>\(esc(item.reference))</p></div>"
+        h += "<div class=\"col ref\"><b>\(rejected[item.recordId] == nil ? "Reference answer" : "Reference (preferred) answer")</b><p>\(esc(item.reference))</p>"
+        if let other = rejected[item.recordId] { h += "<b style=\"margin-top:8px\">Rejected answer</b><p>\(esc(other))</p>" }
+        h += "</div>"
         for m in models {
             let r = m.results[k]
             h += "<div class=\"col\"><b>\(m.name == "base" ? "Base model" : "Adapter")</b><p>\(esc(r.prediction.isEmpty ? "(no answer)" : r.prediction))</p>"
-            h += String(format: "<div class=\"s\">ROUGE-L %.3f · BLEU-4 %.3f · loss %.3f%@</div></div>", r.scores.rougeL, r.scores.bleu4, r.loss,
-                        r.scores.exactMatch == 1 ? " · exact match" : "")
+            var extra = r.scores.exactMatch == 1 ? " · exact match" : ""
+            if let reward = r.reward { extra += String(format: " · reward %.3f", reward) }
+            if let p = r.preference {
+                extra += p.chosen > p.rejected ? " · finds the preferred answer more likely"
+                    : p.chosen < p.rejected ? " · finds the rejected answer more likely" : " · finds both answers equally likely"
+            }
+            h += String(format: "<div class=\"s\">ROUGE-L %.3f · BLEU-4 %.3f · loss %.3f%@</div></div>", r.scores.rougeL, r.scores.bleu4, r.loss, extra)
         }
         return h + "</div></div>\n"
     }

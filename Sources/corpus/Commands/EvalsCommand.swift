@@ -27,18 +27,56 @@ struct EvalsCommand: ParsableCommand {
         let metrics = Output.jsonValue(e.metrics) as? [String: Any] ?? [:]
         object["models"] = metrics["models"] ?? [:]
         if let deltas = metrics["deltas"] { object["deltas"] = deltas }
+        if let preference = metrics["preference"] { object["preference"] = preference }
         return object
     }
 
     /// One model's result on one item, as `eval --json` and `evals show --json` print it.
     static func itemJSON(_ r: EvalItemResult) -> [String: Any] {
-        ["prediction": r.prediction, "loss": r.loss, "tokens": r.tokens, "rougeL": r.scores.rougeL, "bleu4": r.scores.bleu4,
-         "exact_match": r.scores.exactMatch, "length_ratio": r.scores.lengthRatio]
+        var object: [String: Any] = ["prediction": r.prediction, "loss": r.loss, "tokens": r.tokens, "rougeL": r.scores.rougeL,
+                                     "bleu4": r.scores.bleu4, "exact_match": r.scores.exactMatch, "length_ratio": r.scores.lengthRatio]
+        addExtras(&object, reward: r.reward, rewards: r.rewards, logps: r.preference.map { ($0.chosen, $0.rejected) })
+        return object
     }
 
     static func itemJSON(_ i: StoredEvalItem) -> [String: Any] {
-        ["prediction": i.prediction, "loss": i.loss, "tokens": i.tokens, "rougeL": i.rougeL, "bleu4": i.bleu4,
-         "exact_match": i.exactMatch, "length_ratio": i.lengthRatio]
+        var object: [String: Any] = ["prediction": i.prediction, "loss": i.loss, "tokens": i.tokens, "rougeL": i.rougeL, "bleu4": i.bleu4,
+                                     "exact_match": i.exactMatch, "length_ratio": i.lengthRatio]
+        let logps = i.logpChosen.flatMap { c in i.logpRejected.map { (c, $0) } }
+        addExtras(&object, reward: i.reward, rewards: i.rewards ?? [:], logps: logps)
+        return object
+    }
+
+    /// An item's reward scores (`rewards`, `reward`) and, for a compared pair, `logp_chosen` and
+    /// `logp_rejected`, where there are some.
+    private static func addExtras(_ object: inout [String: Any], reward: Double?, rewards: [String: Double], logps: (Double, Double)?) {
+        if let reward {
+            object["reward"] = reward
+            object["rewards"] = rewards
+        }
+        if let logps {
+            object["logp_chosen"] = logps.0
+            object["logp_rejected"] = logps.1
+        }
+    }
+
+    /// The `--reward` functions of a stored evaluation, from its settings: name, spec, weight.
+    static func rewards(_ e: StoredEval) -> [(name: String, spec: String, weight: Double)] {
+        let list = (Output.jsonValue(e.config) as? [String: Any])?["rewards"] as? [[String: Any]] ?? []
+        return list.compactMap { r in
+            guard let name = r["name"] as? String, let spec = r["spec"] as? String else { return nil }
+            return (name, spec, (r["weight"] as? Double) ?? 1)
+        }
+    }
+
+    /// The metric names of a stored evaluation in report order: the text metrics and loss, then
+    /// `reward.NAME`… and `reward` when it scored rewards, then the preference metrics when it
+    /// compared pairs.
+    static func metricNames(_ e: StoredEval) -> [String] {
+        let rewardNames = rewards(e).map(\.name)
+        var names = Evaluator.metricNames + (rewardNames.isEmpty ? [] : Evaluator.rewardMetricNames(rewardNames))
+        if metric(e, "base", "preference_accuracy") != nil { names += Evaluator.preferenceMetricNames }
+        return names
     }
 
     /// A metric's figure of one model in a stored evaluation.
@@ -64,7 +102,7 @@ struct EvalsCommand: ParsableCommand {
         let deltas = (Output.jsonValue(e.metrics) as? [String: Any])?["deltas"] as? [String: Any] ?? [:]
         let hasAdapter = e.adapterPath != nil
         let header = hasAdapter ? ["metric", "base", "adapter", "delta", "95% interval (per item)"] : ["metric", "base"]
-        Output.printTable(header: header, rows: Evaluator.metricNames.map { name in
+        Output.printTable(header: header, rows: metricNames(e).map { name in
             var row = [name, format(metric(e, "base", name))]
             if hasAdapter {
                 let d = deltas[name] as? [String: Any]
@@ -74,7 +112,21 @@ struct EvalsCommand: ParsableCommand {
             }
             return row
         })
+        let rewards = rewards(e)
+        if !rewards.isEmpty {
+            print("rewards (mean per answer; reward = Σ weight · score): " + rewards.map { "\($0.name) = \($0.spec) ×\(format(weight: $0.weight))" }.joined(separator: ", "))
+        }
+        if let p = (Output.jsonValue(e.metrics) as? [String: Any])?["preference"] as? [String: Any] {
+            let leftOut = (p["left_out"] as? [Any])?.count ?? 0
+            print("preference pairs: \(p["pairs"] as? Int ?? 0) compared (preference_accuracy: share where log p(chosen) > log p(rejected); preference_margin: mean difference, nats)"
+                  + (leftOut > 0 ? ", \(leftOut) left out (a side longer than --max-len)" : ""))
+        }
         print("lower is better for loss and perplexity; `corpus evals show \(e.id)` lists every answer")
+    }
+
+    /// A weight without needless decimals: 1, 0.5, 2.125.
+    static func format(weight: Double) -> String {
+        weight == weight.rounded() && abs(weight) < 1e15 ? String(Int64(weight)) : "\(weight)"
     }
 }
 
@@ -135,11 +187,14 @@ struct EvalsShow: ParsableCommand {
             EvalsCommand.printSummary(e)
             print("")
             let models = e.adapterPath == nil ? ["base"] : ["base", "adapter"]
-            Output.printTable(header: ["record"] + models.flatMap { ["\($0) loss", "\($0) rougeL", "\($0) answer"] }, rows: positions.compactMap { p in
+            let hasReward = items.contains { $0.reward != nil }
+            let columns = ["loss", "rougeL"] + (hasReward ? ["reward"] : []) + ["answer"]
+            Output.printTable(header: ["record"] + models.flatMap { m in columns.map { "\(m) \($0)" } }, rows: positions.compactMap { p in
                 guard let entry = byPosition[p] else { return nil }
                 return ["\(entry.recordId)"] + models.flatMap { m -> [String] in
-                    guard let i = entry.models[m] else { return ["", "", ""] }
-                    return [EvalsCommand.format(i.loss), EvalsCommand.format(i.rougeL), Output.excerpt(i.prediction, 30)]
+                    guard let i = entry.models[m] else { return columns.map { _ in "" } }
+                    return [EvalsCommand.format(i.loss), EvalsCommand.format(i.rougeL)] + (hasReward ? [EvalsCommand.format(i.reward)] : [])
+                        + [Output.excerpt(i.prediction, 30)]
                 }
             })
         }
