@@ -4,7 +4,8 @@ this project (no third-party text), for the GRPO worked example in docs/TRAINING
 
 Each line is {"question": ..., "answer": ...}: a short medication-arithmetic or plain
 arithmetic question ("患者每次服用 2 片，每天 3 次，连续 5 天，一共需要多少片？") and its worked
-answer ending with the number ("2 × 3 × 5 = 30 片"). The reward `extract:(\\d+)\\D*$` compares the
+answer ending with the number ("2 × 3 × 5 = 30片"); half are plain sums and differences
+("计算：23 + 41 = ？"). The reward `extract:(\\d+)\\D*$` compares the
 last number of the model's answer with the last number of the reference, so an answer is right
 when it ends on the correct figure: a model that rambles past its result, or gets it wrong, scores 0.
 
@@ -25,17 +26,17 @@ UNITS = ["片", "粒", "袋"]
 
 def questions(rng):
     out = []
-    for _ in range(80):
+    for _ in range(60):
         dose, times, days = rng.randint(1, 3), rng.randint(2, 4), rng.randint(2, 7)
         drug, unit = rng.choice(DRUGS), rng.choice(UNITS)
         total = dose * times * days
         out.append((f"患者服用{drug}，每次{dose}{unit}，每天{times}次，连续{days}天，一共需要多少{unit}？",
                     f"{dose} × {times} × {days} = {total}{unit}"))
-    for _ in range(60):
+    for _ in range(40):
         mg, count = rng.choice([100, 125, 200, 250, 500]), rng.randint(2, 4)
         drug = rng.choice(DRUGS)
         out.append((f"{drug}每片{mg}毫克，一次吃{count}片，一次一共多少毫克？", f"{mg} × {count} = {mg * count}毫克"))
-    for _ in range(60):
+    for _ in range(100):
         a, b = rng.randint(10, 60), rng.randint(10, 60)
         if rng.random() < 0.5:
             out.append((f"计算：{a} + {b} = ？", f"{a} + {b} = {a + b}"))
