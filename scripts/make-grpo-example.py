@@ -4,10 +4,10 @@ this project (no third-party text), for the GRPO worked example in docs/TRAINING
 
 Each line is {"question": ..., "answer": ...}: a short medication-arithmetic or plain
 arithmetic question ("患者每次服用 2 片，每天 3 次，连续 5 天，一共需要多少片？") and its worked
-answer ending with the number ("2 × 3 × 5 = 30片"); half are plain sums and differences
-("计算：23 + 41 = ？"). The reward `extract:(\\d+)\\D*$` compares the
-last number of the model's answer with the last number of the reference, so an answer is right
-when it ends on the correct figure: a model that rambles past its result, or gets it wrong, scores 0.
+answer as an equation ("2 × 3 × 5 = 30片"); half are plain sums and products ("计算：17 + 25 = ？",
+"计算：6 × 7 = ？"). The reward `extract:=\\s*(\\d+)` compares the first number after an "=" in
+the model's answer with the one in the reference, so an answer is right when its equation gives
+the correct figure; one without an equation, or with a wrong result, scores 0.
 
 Deterministic (seeded); rerunning writes the same bytes.
 
@@ -37,12 +37,12 @@ def questions(rng):
         drug = rng.choice(DRUGS)
         out.append((f"{drug}每片{mg}毫克，一次吃{count}片，一次一共多少毫克？", f"{mg} × {count} = {mg * count}毫克"))
     for _ in range(100):
-        a, b = rng.randint(10, 60), rng.randint(10, 60)
         if rng.random() < 0.5:
+            a, b = rng.randint(2, 30), rng.randint(2, 30)
             out.append((f"计算：{a} + {b} = ？", f"{a} + {b} = {a + b}"))
         else:
-            big, small = max(a, b), min(a, b)
-            out.append((f"计算：{big} - {small} = ？", f"{big} - {small} = {big - small}"))
+            a, b = rng.randint(2, 9), rng.randint(2, 9)
+            out.append((f"计算：{a} × {b} = ？", f"{a} × {b} = {a * b}"))
     rng.shuffle(out)
     return out
 

@@ -330,7 +330,12 @@ public enum CheckRunner {
     static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil) -> Analysis {
         var a = Analysis()
         let messages = record.conversation.messages
-        let t = Texts(messages, keepTurns: hasher != nil)
+        var t = Texts(messages, keepTurns: hasher != nil)
+        // A preference pair is the same example as another only with the same rejected answer too:
+        // several pairs per prompt (or per chosen answer) are ordinary preference data.
+        if let rejected = record.conversation.rejected {
+            t.pairText += "rejected\u{1F}\(Normalizer.comparable(rejected.content))\u{1E}"
+        }
         if let hasher { a.signature = hasher.signature(of: hasher.comparableScalars(normalizedTurns: t.turns)) }
         a.pairKey = ContentHash.sha256Hex(Array(t.pairText.utf8))
         a.promptKey = ContentHash.sha256Hex(Array(t.promptText.utf8))

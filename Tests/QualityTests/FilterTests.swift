@@ -91,6 +91,20 @@ struct FilterTests {
         outcome.verdicts.filter { $0.name == check && !$0.passed }.map(\.recordId)
     }
 
+    /// Pairs are exact duplicates only with the same rejected answer too; the pii check reads the
+    /// rejected answer.
+    @Test func preferencePairsThroughTheRunner() {
+        func pair(_ id: Int64, _ rejected: String) -> CheckInput {
+            CheckInput(id: id, conversation: Conversation(messages: [Message(role: .user, content: "布洛芬一次吃多少？"),
+                                                                     Message(role: .assistant, content: "成人一次200到400毫克，按说明书服用。")],
+                                                          rejected: Message(role: .assistant, content: rejected)))
+        }
+        let outcome = CheckRunner.run([pair(1, "随便吃。"), pair(2, "越多越好。"), pair(3, "随便吃。"), pair(4, "打13812345678问我")],
+                                      configuration: CheckConfiguration())
+        #expect(Self.failed(outcome, "exact_duplicate") == [3])
+        #expect(Self.failed(outcome, "pii") == [4])
+    }
+
     @Test func everyFilterThroughTheRunner() {
         let good = "多休息，多喝水，必要时请到医院就诊。"
         let records = [
