@@ -46,8 +46,8 @@ public struct LineChart: Sendable {
 
     /// CSS for the classes `html(_:)` uses: put it in the page's `<style>`.
     public static let css = """
-        .charts{display:flex;flex-wrap:wrap;gap:16px}
-        .chart{background:#fff;border:1px solid #dde2ea;border-radius:8px;padding:10px 12px 6px;flex:1 1 420px;min-width:320px}
+        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(420px,100%),1fr));gap:16px}
+        .chart{background:#fff;border:1px solid #dde2ea;border-radius:8px;padding:10px 12px 6px;min-width:0}
         .chart h3{font-size:15px;margin:2px 0 4px}
         .legend{font-size:12.5px;color:#454d5c;display:flex;flex-wrap:wrap;gap:4px 14px;margin-bottom:2px}
         .legend i{display:inline-block;width:14px;height:3px;border-radius:2px;vertical-align:middle;margin-right:5px}

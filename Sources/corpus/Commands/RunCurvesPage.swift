@@ -50,6 +50,9 @@ struct RunCurvesPage {
             if bare == "reward_std" || bare.hasSuffix("/std") { return "Reward spread (std)" }
             if bare == "kl" { return "KL to the reference" }
             if bare.hasPrefix("completions/mean_length") { return "Answer length (tokens)" }
+            if bare == "completions/clipped_ratio" || bare == "frac_reward_zero_std" || bare.hasPrefix("clip_ratio/") {
+                return "Shares: answers cut at --max-new-tokens, groups without a reward spread, clipped tokens"
+            }
             if bare == "loss" { return "Eval loss of the objective" }
             return bare
         }
