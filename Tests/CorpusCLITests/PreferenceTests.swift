@@ -113,6 +113,11 @@ struct PreferenceTests {
         let secondLineage = try TestSupport.run(["lineage", "adapter", dir.appendingPathComponent("dpo2").path, "--db", db])
         #expect(secondLineage.stdout.contains("reference: the starting adapter \(try #require(run["adapter_sha256"] as? String)) (run \(id)), frozen"))
 
+        // A starting adapter of another scale is refused before anything is recorded.
+        let misfit = try TestSupport.run(["train", "pairs", "--model", model, "--db", db, "--method", "dpo", "--max-steps", "1", "--max-len", "128",
+                                          "--rank", "4", "--alpha", "16", "--init-adapter", out, "--out", dir.appendingPathComponent("dpo3").path])
+        #expect(misfit.status == 3 && misfit.stderr.contains("--init-adapter has rank 4, alpha 8.0 and targets"), "\(misfit.stderr)")
+
         // Supervised training on pairs learns the chosen answers, and says so.
         let sft = try TestSupport.run(["train", "pairs", "--model", model, "--db", db, "--max-steps", "1", "--batch-tokens", "512", "--max-len", "128",
                                        "--rank", "4", "--out", dir.appendingPathComponent("sft").path])

@@ -271,8 +271,9 @@ public final class LoRATrainer {
                                         totalSteps: total, decay: LearningRateSchedule.Decay(rawValue: settings.decay) ?? .cosine)
         if let initAdapter {
             let mine = try settings.loraConfiguration()
-            guard initAdapter.configuration.rank == mine.rank, Set(initAdapter.configuration.targets) == Set(mine.targets) else {
-                throw TrainerError.unsupported("--init-adapter has rank \(initAdapter.configuration.rank) and targets \(initAdapter.configuration.targets.map(\.rawValue)); train with the same --rank and --targets")
+            let given = initAdapter.configuration
+            guard given.rank == mine.rank, Set(given.targets) == Set(mine.targets), given.alpha == mine.alpha, given.useRSLoRA == mine.useRSLoRA else {
+                throw TrainerError.unsupported("--init-adapter has rank \(given.rank), alpha \(given.alpha)\(given.useRSLoRA ? " (rsLoRA)" : "") and targets \(given.targets.map(\.rawValue).joined(separator: ",")); train with the same --rank, --alpha, --rslora and --targets, or its scale would change")
             }
             adapter = initAdapter
             adapter.configuration = mine
