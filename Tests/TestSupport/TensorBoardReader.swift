@@ -55,24 +55,9 @@ public enum TensorBoardReader {
     public static func read(directory: URL, python: String) throws -> Result {
         let scriptURL = directory.deletingLastPathComponent().appendingPathComponent("read_events.py")
         try script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scriptURL.path, directory.path]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "\(python) \(scriptURL.path) failed: \(String(decoding: errData, as: UTF8.self))")
+        let result = try TestSupport.runProcess(URL(fileURLWithPath: python), [scriptURL.path, directory.path])
+        try #require(result.status == 0, "\(python) \(scriptURL.path) failed: \(result.stderr)")
+        let outData = Data(result.stdout.utf8)
         let object = try #require(try JSONSerialization.jsonObject(with: outData) as? [String: Any])
         func series(_ key: String) throws -> [String: [[Int64]]] {
             let raw = try #require(object[key] as? [String: [[NSNumber]]], "no \(key) in \(String(decoding: outData, as: UTF8.self))")

@@ -121,13 +121,20 @@ extension TestSupport {
     /// `input`, that text is its standard input.
     public static func run(_ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil,
                            input: String? = nil) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = corpusBinary
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "CORPUS_DB")
         for (k, v) in environment { env[k] = v }
-        process.environment = env
+        return try runProcess(corpusBinary, arguments, environment: env, currentDirectory: currentDirectory, input: input)
+    }
+
+    /// Runs `executable` with `arguments` (in `environment` when given), waiting for it to
+    /// finish; with `input`, that text is its standard input.
+    public static func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+                                  currentDirectory: URL? = nil, input: String? = nil) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
         if let currentDirectory { process.currentDirectoryURL = currentDirectory }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -36,6 +36,12 @@ public enum DPO {
         return PairResult(loss: softplus(-z), chosenReward: chosen, rejectedReward: rejected, weight: beta * sigmoid(-z))
     }
 
+    /// The loss of one pair from the policy's and the reference's log-probability sums.
+    public static func pair(policy: ReferenceLogps, reference: ReferenceLogps, beta: Double) -> PairResult {
+        pair(policyChosen: policy.chosen, policyRejected: policy.rejected, referenceChosen: reference.chosen,
+             referenceRejected: reference.rejected, beta: beta)
+    }
+
     /// log(1 + eˣ) without overflow.
     static func softplus(_ x: Double) -> Double { max(x, 0) + log1p(exp(-abs(x))) }
 

@@ -37,8 +37,7 @@ extension LoRATrainingModel {
         var results: [DPO.PairResult] = [], policy: [ReferenceLogps] = []
         for i in pairs.indices {
             let p = ReferenceLogps(chosen: -sums[2 * i].sum, rejected: -sums[2 * i + 1].sum)
-            let r = DPO.pair(policyChosen: p.chosen, policyRejected: p.rejected, referenceChosen: reference[i].chosen,
-                             referenceRejected: reference[i].rejected, beta: beta)
+            let r = DPO.pair(policy: p, reference: reference[i], beta: beta)
             results.append(r)
             policy.append(p)
             let w = Float(r.weight / Double(pairsInStep))
@@ -86,11 +85,10 @@ extension LoRATrainer {
         for mb in Self.microBatches(evalPairs, limit: settings.microBatchTokens) {
             let policy = try model.losses(batch: Self.sequences(mb), adapter: adapter, dropoutSeed: nil)
             for i in mb.indices {
-                let pc = -policy[2 * i].sum, pr = -policy[2 * i + 1].sum
-                results.append(DPO.pair(policyChosen: pc, policyRejected: pr, referenceChosen: evalReference[offset + i].chosen,
-                                        referenceRejected: evalReference[offset + i].rejected, beta: beta))
-                policyChosen.append(pc)
-                policyRejected.append(pr)
+                let p = ReferenceLogps(chosen: -policy[2 * i].sum, rejected: -policy[2 * i + 1].sum)
+                results.append(DPO.pair(policy: p, reference: evalReference[offset + i], beta: beta))
+                policyChosen.append(p.chosen)
+                policyRejected.append(p.rejected)
             }
             offset += mb.count
         }

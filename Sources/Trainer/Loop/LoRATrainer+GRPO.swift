@@ -81,6 +81,14 @@ public struct GRPOData: Sendable {
         self.stopTokens = stopTokens
         self.decode = decode
     }
+
+    /// What the rewards read for `answers[i]`, an answer (tokens) to `prompts[i]`: the prompt's
+    /// text, the answer's text without its stop token, and the reference answer.
+    func rewardInputs(prompts: [GRPOPrompt], answers: [[Int]]) -> [RewardInput] {
+        zip(prompts, answers).map { prompt, answer in
+            RewardInput(prompt: prompt.text, answer: decode(answer.filter { !stopTokens.contains($0) }), reference: prompt.reference)
+        }
+    }
 }
 
 extension LoRATrainingModel {
@@ -157,10 +165,7 @@ extension LoRATrainer {
         let answers = try Generator.generate(model: base, adapter: inference, prompts: generationPrompts, parameters: parameters, seeds: seeds)
         if interrupted() { return nil }
 
-        let inputs = answers.enumerated().map { i, answer in
-            let prompt = prompts[i / G]
-            return RewardInput(prompt: prompt.text, answer: data.decode(answer.filter { !data.stopTokens.contains($0) }), reference: prompt.reference)
-        }
+        let inputs = data.rewardInputs(prompts: answers.indices.map { prompts[$0 / G] }, answers: answers)
         let (perFunction, total) = try data.rewards.score(inputs)
         let advantages = GRPO.advantages(total, groupSize: G)
         let sequences = answers.enumerated().map { Self.answerSequence(prompt: prompts[$0.offset / G].ids, answer: $0.element) }
@@ -202,9 +207,7 @@ extension LoRATrainer {
         parameters.stopTokenIDs = data.stopTokens
         let inference = try LoRAInference(adapter, configuration: base.configuration)
         let answers = try Generator.generate(model: base, adapter: inference, prompts: data.evalPrompts.map(\.ids), parameters: parameters)
-        let inputs = zip(data.evalPrompts, answers).map { prompt, answer in
-            RewardInput(prompt: prompt.text, answer: data.decode(answer.filter { !data.stopTokens.contains($0) }), reference: prompt.reference)
-        }
+        let inputs = data.rewardInputs(prompts: data.evalPrompts, answers: answers)
         let (perFunction, total) = try data.rewards.score(inputs)
         var metrics = ["eval/reward": GRPO.mean(total)]
         for (name, scores) in zip(data.rewards.names, perFunction) { metrics["eval/rewards/\(name)/mean"] = GRPO.mean(scores) }

@@ -209,7 +209,7 @@ struct EvalRun: ParsableCommand {
     /// snapshot's checks found PII, as `corpus train` sees them; at most `--limit`.
     /// - Throws: `CorpusDBError.invalid` when no item is left to evaluate.
     private func items(store: CorpusStore, snapshot snap: Snapshot, models: Models) throws -> Items {
-        let (conversations, withdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
+        let (conversations, withdrawn, _) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
         var (items, leftOut) = EvalItem.make(conversations, template: models.template, tokenizer: models.loaded.tokenizer, maxLength: maxLength)
         if let limit, items.count > limit { items = Array(items.prefix(limit)) }
         guard !items.isEmpty else {

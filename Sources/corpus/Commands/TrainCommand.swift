@@ -197,8 +197,8 @@ struct TrainCommand: ParsableCommand {
         if settings.objective == .grpo {
             return try prepareGRPO(store: store, snapshot: snap, settings: settings, loaded: loaded, template: template)
         }
-        let (trainItems, trainWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "train")
-        let (evalItems, evalWithdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "eval")
+        let (trainItems, trainWithdrawn, pairs) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "train")
+        let (evalItems, evalWithdrawn, _) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: "eval")
         let trainData = TrainingData.prepare(trainItems, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
         let evalData = TrainingData.prepare(evalItems, template: template, tokenizer: loaded.tokenizer, maxLength: settings.maxLength, overflow: overflowMode)
         Output.error("snapshot \(snap.label) (\(template.name) template): train \(trainData.examples.count) examples, \(trainData.tokens) tokens (\(trainData.targetTokens) in answers); eval \(evalData.examples.count) examples")
@@ -211,7 +211,6 @@ struct TrainCommand: ParsableCommand {
         guard !trainData.examples.isEmpty else {
             throw CorpusDBError(.invalid, "snapshot \(snap.label): no train example fits (\(trainItems.count) records, \(trainData.dropped.count) left out); raise --max-len or check the snapshot")
         }
-        let pairs = try store.snapshotConversations(snap, split: "train").members.filter { $0.conversation.isPair }.count
         if pairs > 0 {
             Output.error("  \(pairs) of the train records are preference pairs: supervised training learns their chosen answers and ignores the rejected ones (train them with --method dpo)")
         }
@@ -230,7 +229,7 @@ struct TrainCommand: ParsableCommand {
         let room = settings.maxLength - g.maxNewTokens
         var dropped = 0
         func prompts(_ split: String) throws -> [GRPOPrompt] {
-            let (items, withdrawn) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
+            let (items, withdrawn, _) = try SnapshotSplit.conversations(store: store, snapshot: snap, split: split)
             var out: [GRPOPrompt] = []
             for item in items {
                 guard let last = item.messages.lastIndex(where: { $0.role == "assistant" }) else { continue }

@@ -4,11 +4,12 @@ import Trainer
 
 /// A snapshot's split as chat messages, for training and evaluation alike.
 enum SnapshotSplit {
-    /// The split's conversations in snapshot order, withdrawn records left out (counted). Where
-    /// the snapshot's checks found PII, the redacted text (`PIIRedaction`), as exports carry it;
-    /// the store keeps the original.
+    /// The split's conversations in snapshot order, withdrawn records left out (counted), and how
+    /// many of them are preference pairs (seen here as their chosen conversation). Where the
+    /// snapshot's checks found PII, the redacted text (`PIIRedaction`), as exports carry it; the
+    /// store keeps the original.
     static func conversations(store: CorpusStore, snapshot: Snapshot, split: String) throws
-        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int)
+        -> (conversations: [(id: Int64, messages: [ChatMessage])], withdrawn: Int, pairs: Int)
     {
         let redaction = try PIIRedaction(store: store, snapshot: snapshot)
         let (members, withdrawn) = try store.snapshotConversations(snapshot, split: split)
@@ -17,7 +18,7 @@ enum SnapshotSplit {
                 ChatMessage(role: $0.role.rawValue, content: redaction.apply($0.content, recordId: member.recordId))
             })
         }
-        return (conversations, withdrawn)
+        return (conversations, withdrawn, members.filter { $0.conversation.isPair }.count)
     }
 }
 
