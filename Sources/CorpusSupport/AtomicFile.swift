@@ -6,7 +6,8 @@ import Foundation
 /// The contents go to a hidden temporary file beside the target (`.NAME.UUID.tmp`, so the rename
 /// stays within one file system), which is flushed to the disk (`fsync`), renamed over the target
 /// and made durable by flushing the parent folder. On any error the temporary file is removed and
-/// the target is left as it was. The parent folder must exist.
+/// the target is left as it was. The parent folder must exist. A target that is a symbolic link is
+/// replaced by the file (the rename replaces the link), never written through.
 public enum AtomicFile {
     /// Writes `data` to `url`.
     /// - Throws: `FileWriteError` naming the file.

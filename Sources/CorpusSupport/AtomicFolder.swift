@@ -33,6 +33,7 @@ public enum AtomicFolder {
     public static func write(_ files: [File], into directory: URL, requireEmpty: Bool) throws {
         let manager = FileManager.default
         let target = directory.standardizedFileURL
+        try SymlinkGuard.refuseLink(at: target, what: "folder")
         var isDirectory: ObjCBool = false
         let exists = manager.fileExists(atPath: target.path, isDirectory: &isDirectory)
         if exists && !isDirectory.boolValue {

@@ -1,8 +1,20 @@
 import ArgumentParser
 import CorpusDB
+import Foundation
+
+/// The program's entry: files and folders corpus creates are the owner's alone (mode 0600 and 0700):
+/// the store and its WAL hold patients' and clients' questions, and exports, adapters, reports and
+/// logs are made from them (docs/RELIABILITY.md). `umask` sets it for every file of the process,
+/// whichever code creates it; files that exist keep their modes.
+@main
+enum CorpusMain {
+    static func main() async {
+        umask(0o077)
+        await Corpus.main()
+    }
+}
 
 /// The `corpus` command: question-answer data in, fine-tuned adapters out, everything on record.
-@main
 struct Corpus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "corpus",

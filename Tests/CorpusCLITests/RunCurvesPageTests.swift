@@ -106,7 +106,7 @@ struct RunCurvesPageTests {
         let path = dir.appendingPathComponent("missing/folder/run.html").path
         let result = try TestSupport.run(["runs", "show", "1", "--html", path, "--db", db])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("\(path): cannot write the run's page ("), "\(result.stderr)")
+        #expect(result.stderr.contains("\(path): cannot write the run's page: "), "\(result.stderr)")
         #expect(result.stderr.contains("check that the folder exists and is writable"))
         #expect(!FileManager.default.fileExists(atPath: path))
     }

@@ -63,8 +63,11 @@ struct TrainTests {
         #expect(header.names.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"))
         #expect(header.names.contains("base_model.model.model.layers.29.mlp.down_proj.lora_B.weight"))
         #expect(header.names.allSatisfy { $0.hasPrefix("base_model.model.model.layers.") && ($0.hasSuffix(".lora_A.weight") || $0.hasSuffix(".lora_B.weight")) })
-        #expect(header.metadata["corpus.run_id"] == "1")
+        // Only content-derived lineage: no run id, no snapshot name (docs/RELIABILITY.md).
+        #expect(header.metadata["corpus.run_id"] == nil)
         #expect(header.metadata["corpus.snapshot_hash"] == run["snapshot_hash"] as? String)
+        #expect(Set(header.metadata.keys) == ["format", "corpus.snapshot_hash", "corpus.model_sha256", "corpus.training_sha256", "corpus.version"])
+        #expect(header.metadata["corpus.training_sha256"]?.count == 64)
         let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: a + "/adapter_config.json"))) as? [String: Any])
         #expect(config["peft_type"] as? String == "LORA")
         #expect(config["task_type"] as? String == "CAUSAL_LM")
@@ -81,9 +84,10 @@ struct TrainTests {
         #expect(resumed.status == 0, "\(resumed.stderr)")
         let second = try #require(resumed.json() as? [String: Any])
         #expect(second["id"] as? Int == 2)
-        // The files differ only in their lineage metadata (run 2, not 1): the weights are identical.
-        #expect(try Self.tensorBytes(b + "/adapter_model.safetensors") == Self.tensorBytes(weights))
-        #expect(try Self.safetensorsHeader(b + "/adapter_model.safetensors").metadata["corpus.run_id"] == "2")
+        // Run 2 (stopped and resumed) wrote the same file as run 1, SHA-256 and all.
+        #expect(try ContentHash.sha256Hex(fileAt: b + "/adapter_model.safetensors") == sha)
+        #expect(second["adapter_sha256"] as? String == sha)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: b + "/adapter_config.json")) == Data(contentsOf: URL(fileURLWithPath: a + "/adapter_config.json")))
         #expect(second["final_loss"] as? Double == loss)
         #expect(second["final_eval_loss"] as? Double == evalLoss)
         #expect(!FileManager.default.fileExists(atPath: b + "/checkpoint"))
@@ -130,7 +134,7 @@ struct TrainTests {
         #expect((try merge.json() as? [String: Any])?["merged_tensors"] as? Int == 210)
         #expect(FileManager.default.fileExists(atPath: merged + "/model.safetensors"))
         #expect(FileManager.default.fileExists(atPath: merged + "/config.json"))
-        #expect(try Self.safetensorsHeader(merged + "/model.safetensors").metadata["corpus.run_id"] == "1")
+        #expect(try Self.safetensorsHeader(merged + "/model.safetensors").metadata["corpus.adapter.sha256"] == sha)
 
         // A removal request names every adapter trained on the record.
         let forget = try #require(try TestSupport.run(["forget", "1", "--reason", "test", "--db", db, "--json"]).json() as? [String: Any])

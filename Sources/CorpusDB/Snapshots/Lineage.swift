@@ -110,7 +110,10 @@ extension CorpusStore {
         guard !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw CorpusDBError(.invalid, "a removal needs a reason (--reason TEXT), kept for the auditor")
         }
-        return try pool.write { db in
+        let report: ForgetReport = try pool.write { db in
+            // Erased text must not survive in freed space of the file's pages: secure_delete makes
+            // SQLite overwrite what it frees with zeros (docs/RELIABILITY.md, "forget").
+            if erase { try db.execute(sql: "PRAGMA secure_delete = ON") }
             var ids = recordIds
             if let sourceId {
                 guard try Source.fetchOne(db, key: sourceId) != nil else {
@@ -137,8 +140,10 @@ extension CorpusStore {
                 try Withdrawal(recordId: id, reason: reason, requestedAt: now, erased: erase).insert(db)
                 if erase {
                     try db.execute(sql: #"UPDATE records SET conversation = '{"messages":[]}', original = '{}' WHERE id = ?"#, arguments: [id])
-                    // Signatures are derived from the text: they go with it.
+                    // Signatures are derived from the text, and evaluations' answers from its question:
+                    // they go with it (the scores stay, so stored evaluations keep their figures).
                     try db.execute(sql: "DELETE FROM minhash_signatures WHERE record_id = ?", arguments: [id])
+                    try db.execute(sql: "UPDATE eval_items SET prediction = '' WHERE record_id = ?", arguments: [id])
                 }
                 report.withdrawn.append(id)
             }
@@ -148,5 +153,10 @@ extension CorpusStore {
                            outcome: ["withdrawn": report.withdrawn, "erased": erase, "snapshots": report.snapshots.map(\.snapshot.label)])
             return report
         }
+        // The write-ahead log still holds the pages as they were before the erasure: copy the
+        // committed pages into the file and truncate the log to zero bytes. A process reading the
+        // store at this moment can hold the log; it is then emptied when the last one closes.
+        if erase { _ = try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") } }
+        return report
     }
 }

@@ -46,6 +46,11 @@ extension CorpusStore {
         default: throw CorpusDBError(.invalid, "--split \(split) must be train, eval or all")
         }
         let dir = URL(fileURLWithPath: directory).standardizedFileURL
+        do {
+            try SymlinkGuard.refuseLink(at: dir, what: "folder")
+        } catch let error as FileWriteError {
+            throw CorpusDBError(.invalid, error.description)
+        }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw CorpusDBError(.invalid, "\(dir.path) exists and is not a folder; give --out a folder to write the export into")

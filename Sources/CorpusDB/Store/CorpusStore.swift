@@ -22,6 +22,15 @@ public final class CorpusStore: Sendable {
             throw CorpusDBError(.notInitialized,
                 "\(absolute): no corpus store here; run `corpus init` first, or pass --db PATH (or set CORPUS_DB) to use another store")
         }
+        if !exists {
+            // A new store is the owner's alone (0600), whatever the process's umask; SQLite gives the
+            // WAL and shared-memory files the database file's mode.
+            let fd = open(absolute, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                fchmod(fd, 0o600)
+                close(fd)
+            }
+        }
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)

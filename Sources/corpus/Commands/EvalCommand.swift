@@ -330,7 +330,7 @@ struct EvalRun: ParsableCommand {
         do {
             try AtomicFile.write(Data(page.html().utf8), to: URL(fileURLWithPath: path))
         } catch let error as FileWriteError {
-            throw CorpusDBError(.invalid, "\(path): cannot write the report (\(error.message))")
+            throw CorpusDBError(.invalid, "\(path): cannot write the report: \(error.message)")
         }
         Output.error("wrote \(path)")
     }

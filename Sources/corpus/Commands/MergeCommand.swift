@@ -47,9 +47,10 @@ struct MergeCommand: ParsableCommand {
                 let type: WeightType? = dtype.map { ["f16": .float16, "bf16": .bfloat16][$0] ?? .float32 }
                 var metadata = info.metadata.filter { $0.key.hasPrefix("corpus.") }
                 metadata["corpus.merged_adapter"] = adapterURL.standardizedFileURL.path
+                // The adapter by its hash: its file names no run (training writes only content-derived facts).
+                let weights = adapterURL.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
+                if let sha = try? ContentHash.sha256Hex(fileAt: weights) { metadata["corpus.adapter.sha256"] = sha }
                 if format == "gguf" {
-                    let weights = adapterURL.appendingPathComponent(LoRAAdapter.peftWeightsFileName).path
-                    if let sha = try? ContentHash.sha256Hex(fileAt: weights) { metadata["corpus.adapter.sha256"] = sha }
                     let ggufType = Self.ggufType(self.type) ?? .f16
                     let keys = metadata.keys.sorted().map { ($0, GGUFValue.string(metadata[$0] ?? "")) }
                     var isDirectory: ObjCBool = false

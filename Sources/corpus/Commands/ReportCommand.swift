@@ -36,7 +36,7 @@ struct ReportCommand: ParsableCommand {
                 do {
                     try AtomicFile.write(Data(page.utf8), to: URL(fileURLWithPath: html))
                 } catch let error as FileWriteError {
-                    throw CorpusDBError(.invalid, "\(html): cannot write the HTML report (\(error.message)); check the folder exists and is writable")
+                    throw CorpusDBError(.invalid, "\(html): cannot write the HTML report: \(error.message)")
                 }
                 Output.progress("wrote \(html)")
             }

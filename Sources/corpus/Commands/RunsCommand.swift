@@ -113,7 +113,7 @@ struct RunsShow: ParsableCommand {
         do {
             try AtomicFile.write(Data(page.html().utf8), to: URL(fileURLWithPath: path))
         } catch let error as FileWriteError {
-            throw CorpusDBError(.invalid, "\(path): cannot write the run's page (\(error.message)); check that the folder exists and is writable")
+            throw CorpusDBError(.invalid, "\(path): cannot write the run's page: \(error.message)")
         }
         Output.error("wrote \(path)")
     }

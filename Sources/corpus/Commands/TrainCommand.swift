@@ -177,8 +177,12 @@ struct TrainCommand: ParsableCommand {
         // From here on Ctrl-C is heard (before the run is on record, so it never stays "running").
         Interrupt.install()
         let run = try startOrResume(trainer: trainer, store: store, snapshot: snap, settings: settings, fingerprint: fingerprint)
-        let metadata = ["corpus.run_id": String(run.id), "corpus.snapshot": snap.label, "corpus.snapshot_hash": snap.hash,
-                        "corpus.model_sha256": fingerprint, "corpus.version": CorpusVersion.string]
+        // Only facts derived from content go into the adapter file, so that training again from the same
+        // snapshot, model, options and seed gives the same bytes (docs/RELIABILITY.md): the run id stays
+        // in the store (and in checkpoints, which `--resume` reads), the snapshot by its hash, not its name.
+        let metadata = ["corpus.snapshot_hash": snap.hash, "corpus.model_sha256": fingerprint,
+                        "corpus.training_sha256": ContentHash.sha256Hex(Data(try settings.canonicalJSON().utf8)),
+                        "corpus.version": CorpusVersion.string]
         guard let finished = try trainToTheEnd(trainer: trainer, store: store, run: run, splits: splits, settings: settings, metadata: metadata) else {
             return
         }
@@ -318,6 +322,7 @@ struct TrainCommand: ParsableCommand {
     private func trainToTheEnd(trainer: LoRATrainer, store: CorpusStore, run: RunTarget, splits: Splits, settings: TrainingSettings,
                                metadata: [String: String]) throws -> (sha: String, firstEval: Double?)? {
         var pending: [RunMetric] = []
+        let checkpointMetadata = metadata.merging(["corpus.run_id": String(run.id)]) { _, new in new }
         let log = TrainingLog(directory: logdir.map { URL(fileURLWithPath: $0).standardizedFileURL } ?? run.outDir.appendingPathComponent("tensorboard"))
         defer { log.close() }
         // Whatever fails from here (a full disk, a bad tensor) leaves the run marked failed, not running.
@@ -333,13 +338,13 @@ struct TrainCommand: ParsableCommand {
                 Output.error(String(format: "eval reward before training: %.4f", r))
                 log.record(step: 0, rewards)
             }
-            try takeSteps(trainer: trainer, store: store, run: run, settings: settings, metadata: metadata, pending: &pending, log: log)
+            try takeSteps(trainer: trainer, store: store, run: run, settings: settings, metadata: checkpointMetadata, pending: &pending, log: log)
             try store.recordMetrics(runId: run.id, pending)
             pending = []
 
             guard trainer.finished else {
                 // Interrupted or stopped on purpose: a checkpoint at the last whole step.
-                try trainer.writeCheckpoint(to: run.checkpointDir, baseModel: modelOptions.model, metadata: metadata)
+                try trainer.writeCheckpoint(to: run.checkpointDir, baseModel: modelOptions.model, metadata: checkpointMetadata)
                 try store.finishRun(id: run.id, status: "interrupted", summary: Self.summary("interrupted", trainer: trainer, splits: splits),
                                     adapter: nil, arguments: CommandLine.arguments)
                 Output.error("stopped after step \(trainer.step) of \(trainer.totalSteps); checkpoint in \(run.checkpointDir.path)")
