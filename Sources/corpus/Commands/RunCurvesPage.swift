@@ -82,7 +82,7 @@ struct RunCurvesPage {
             table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde2ea;font-size:14px}
             th,td{text-align:left;padding:7px 10px;border-bottom:1px solid #eef0f4;vertical-align:top}th{background:#f0f2f6;font-weight:600}
             td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}th.n{text-align:right}.scroll{overflow-x:auto}
-            .settings{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:3px 18px;font-size:13px}
+            .settings{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:3px 18px;font-size:13px}.settings span{min-width:0;overflow-wrap:anywhere}
             .settings b{font-family:ui-monospace,Menlo,Consolas,monospace;font-weight:normal;font-size:12px;color:#5b6476;margin-right:4px}
             .status{font-weight:600;border-radius:10px;padding:1px 8px;font-size:13px;background:#eef0f4}
             .finished{color:#1e7d34}.running{color:#2a5bd7}.interrupted{color:#b26a00}.failed{color:#c62828}
