@@ -38,6 +38,26 @@ enum Durability {
         }
     }
 
+    /// Exchanges two paths in one atomic step (Linux `renameat2(…, RENAME_EXCHANGE)`, looked up at
+    /// run time: Swift's Glibc module does not declare it). Returns false where the system or the
+    /// file system cannot (the caller falls back to two renames).
+    static func exchange(_ a: URL, _ b: URL) -> Bool {
+        typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+        #if os(Linux)
+        guard let symbol = renameat2Symbol else { return false }
+        let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
+        let exchangeFlag: UInt32 = 2   // RENAME_EXCHANGE in <linux/fs.h>
+        return renameat2(AT_FDCWD, a.path, AT_FDCWD, b.path, exchangeFlag) == 0
+        #else
+        return false
+        #endif
+    }
+
+    #if os(Linux)
+    // A C function pointer from dlsym, looked up once; never written after, hence nonisolated(unsafe).
+    nonisolated(unsafe) private static let renameat2Symbol: UnsafeMutableRawPointer? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2")
+    #endif
+
     /// A hidden temporary name beside `name`: `.NAME.UUID.tmp`.
     static func temporaryName(for name: String) -> String {
         ".\(name).\(UUID().uuidString).tmp"

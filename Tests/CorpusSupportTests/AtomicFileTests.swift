@@ -157,4 +157,37 @@ struct AtomicFolderTests {
         let error = try #require(throws: FileWriteError.self) { try AtomicFolder.write(files(["a": "b"]), into: path, requireEmpty: false) }
         #expect(error.message.contains("is a file, not a folder"))
     }
+
+    @Test func replaceWholeSwapsTheFolder() throws {
+        let dir = try scratchFolder("whole-folder")
+        let target = dir.appendingPathComponent("checkpoint")
+        try AtomicFolder.replaceWhole(target) { staging in
+            try Data("1".utf8).write(to: staging.appendingPathComponent("step"))
+            try Data("old".utf8).write(to: staging.appendingPathComponent("only-in-old"))
+        }
+        #expect(try entries(target) == ["only-in-old", "step"])
+        try AtomicFolder.replaceWhole(target) { staging in
+            try Data("2".utf8).write(to: staging.appendingPathComponent("step"))
+        }
+        // The new folder as a whole: no file of the old one stays, nothing is left beside it.
+        #expect(try entries(target) == ["step"])
+        #expect(FileManager.default.contents(atPath: target.appendingPathComponent("step").path) == Data("2".utf8))
+        #expect(try entries(dir) == ["checkpoint"])
+    }
+
+    @Test func replaceWholeKeepsTheOldFolderOnError() throws {
+        let dir = try scratchFolder("whole-folder-error")
+        let target = dir.appendingPathComponent("checkpoint")
+        try AtomicFolder.replaceWhole(target) { staging in
+            try Data("1".utf8).write(to: staging.appendingPathComponent("step"))
+        }
+        #expect(throws: Boom.self) {
+            try AtomicFolder.replaceWhole(target) { staging in
+                try Data("2".utf8).write(to: staging.appendingPathComponent("step"))
+                throw Boom()
+            }
+        }
+        #expect(FileManager.default.contents(atPath: target.appendingPathComponent("step").path) == Data("1".utf8))
+        #expect(try entries(dir) == ["checkpoint"])
+    }
 }
