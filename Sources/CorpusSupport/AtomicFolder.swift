@@ -62,6 +62,7 @@ public enum AtomicFolder {
     public static func replaceWhole(_ directory: URL, build: (URL) throws -> Void) throws {
         let manager = FileManager.default
         let target = directory.standardizedFileURL
+        try SymlinkGuard.refuseLink(at: target, what: "folder")
         let parent = target.deletingLastPathComponent()
         do {
             try manager.createDirectory(at: parent, withIntermediateDirectories: true)
