@@ -58,8 +58,38 @@ enum Durability {
     nonisolated(unsafe) private static let renameat2Symbol: UnsafeMutableRawPointer? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2")
     #endif
 
-    /// A hidden temporary name beside `name`: `.NAME.UUID.tmp`.
-    static func temporaryName(for name: String) -> String {
-        ".\(name).\(UUID().uuidString).tmp"
+    /// A hidden temporary name beside `name`: `.NAME.HOST.PID.UUID.tmp` (or `.old` for a folder
+    /// renamed aside). The host and process id let a later writer of the same target remove what a
+    /// killed process left (`removeStale`).
+    static func temporaryName(for name: String, suffix: String = "tmp") -> String {
+        ".\(name).\(owner).\(UUID().uuidString).\(suffix)"
+    }
+
+    /// "HOST.PID" of this process, as temporary names carry it.
+    private static let owner: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&buffer, buffer.count) == 0
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "localhost"
+        return "\(host).\(getpid())"
+    }()
+
+    /// Removes the temporaries (`.NAME.HOST.PID.UUID.tmp|old`, files or folders) that a process of
+    /// this host, now gone, left beside `name` in `folder` when it was killed mid-write (a killed
+    /// `merge` leaves a whole model's worth). Those of live processes, of other hosts and names
+    /// without a process id are left alone; failures are ignored (it is only tidying).
+    static func removeStale(beside name: String, in folder: URL) {
+        let prefix = ".\(name)."
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
+        let host = owner.split(separator: ".").dropLast().joined(separator: ".")
+        for entry in entries where entry.hasPrefix(prefix) && (entry.hasSuffix(".tmp") || entry.hasSuffix(".old")) {
+            // HOST.PID.UUID between the prefix and the suffix; the host may hold dots.
+            let parts = entry.dropFirst(prefix.count).dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count >= 3, UUID(uuidString: String(parts[parts.count - 1])) != nil,
+                  let pid = Int32(parts[parts.count - 2]), pid > 0,
+                  parts.dropLast(2).joined(separator: ".") == host else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: folder.appendingPathComponent(entry))
+            }
+        }
     }
 }

@@ -190,4 +190,28 @@ struct AtomicFolderTests {
         #expect(FileManager.default.contents(atPath: target.appendingPathComponent("step").path) == Data("1".utf8))
         #expect(try entries(dir) == ["checkpoint"])
     }
+
+    @Test func temporariesOfKilledWritersAreRemovedByTheNextWrite() throws {
+        let dir = try scratchFolder("stale")
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // A process that has ended: its id is free.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let dead = gone.processIdentifier
+        let stale = ".out.jsonl.\(host).\(dead).\(UUID().uuidString).tmp"
+        let live = ".out.jsonl.\(host).\(getpid()).\(UUID().uuidString).tmp"
+        let elsewhere = ".out.jsonl.other-host.\(dead).\(UUID().uuidString).tmp"
+        let staleFolder = ".merged.\(host).\(dead).\(UUID().uuidString).tmp"
+        for name in [stale, live, elsewhere] { try Data("x".utf8).write(to: dir.appendingPathComponent(name)) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent(staleFolder).appendingPathComponent("inner"), withIntermediateDirectories: true)
+
+        try AtomicFile.write(Data("new".utf8), to: dir.appendingPathComponent("out.jsonl"))
+        #expect(try entries(dir) == [elsewhere, live, staleFolder, "out.jsonl"].sorted())
+        try AtomicFolder.write(files(["a": "b"]), into: dir.appendingPathComponent("merged"), requireEmpty: true)
+        #expect(try entries(dir) == [elsewhere, live, "merged", "out.jsonl"].sorted())
+    }
 }
