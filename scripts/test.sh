@@ -13,7 +13,8 @@
 # (scripts/check-openai-client.sh; it skips, exit 0, where PyPI cannot be reached), and checks the
 # GGUF files corpus writes with llama.cpp (scripts/check-gguf-export.sh; it skips without
 # llama-cpp-python) and the Hugging Face folders with transformers (scripts/check-hf-export.sh;
-# it skips without them), when python3 is there (docs/SERVE.md, docs/ADAPTERS.md). Before the Swift
+# it skips without them), and kills every writing command a few times (scripts/crash-harness.py),
+# when python3 is there (docs/SERVE.md, docs/ADAPTERS.md). Before the Swift
 # tests, when python3 is there, a venv with TensorBoard is made once in ~/.cache/corpus so that
 # TensorBoard itself reads the event files corpus writes (CORPUS_TENSORBOARD_PYTHON, docs/TRAINING.md).
 set -euo pipefail
@@ -57,4 +58,7 @@ if [ "$fast" = 0 ] && [ ${#args[@]} -eq 0 ] && command -v python3 >/dev/null; th
   scripts/check-openai-client.sh "$bin"
   scripts/check-gguf-export.sh "$bin"      # skips without llama-cpp-python (PEER_PYTHON)
   scripts/check-hf-export.sh "$bin"        # skips without torch and transformers (PEER_PYTHON)
+  # A few SIGKILLs of every writing command at random moments (the seed is printed), the store and
+  # the outputs checked after each (docs/RELIABILITY.md, "Crash consistency"; 50 per command there).
+  python3 scripts/crash-harness.py --binary "$bin" --kills 3 --rows 3000
 fi

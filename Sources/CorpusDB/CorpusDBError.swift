@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 /// Errors of the store. The message names the database file and what to do.
 public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
@@ -16,6 +17,12 @@ public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
         case invalid
         /// A name is already taken by something different (e.g. a model with other weights).
         case conflict
+        /// Another command held the store's write lock for longer than the wait
+        /// (`CorpusStore.busyTimeout`); nothing of this command's change was kept.
+        case busy
+        /// The disk holding the store is full, or reading or writing it failed; the change in
+        /// progress was rolled back.
+        case storageFailed
     }
 
     public var code: Code
@@ -27,4 +34,21 @@ public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String { message }
+
+    /// SQLite's failures that a person can act on, in words: the store is busy (another command is
+    /// writing), the disk is full, or an I/O error. Nil for any other error.
+    public static func explaining(_ error: any Error) -> CorpusDBError? {
+        guard let error = error as? DatabaseError else { return nil }
+        let sqlite = error.message ?? "\(error.resultCode)"
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return CorpusDBError(.busy, "the store is busy: another corpus command (ingest, check, train…) has held its write lock for more than \(Int(CorpusStore.busyTimeout)) s (SQLite: \(sqlite)); this command's unfinished change was rolled back and the store is intact: run it again when the other command has finished (CORPUS_BUSY_TIMEOUT=SECONDS waits longer)")
+        case .SQLITE_FULL:
+            return CorpusDBError(.storageFailed, "the disk holding the store is full (SQLite: \(sqlite)); the change in progress was rolled back and the store is intact: free some space and run the command again")
+        case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY:
+            return CorpusDBError(.storageFailed, "the store could not be read or written (SQLite: \(sqlite), code \(error.extendedResultCode.rawValue)); the change in progress was rolled back: check the disk, its free space and the file's permissions, then run the command again")
+        default:
+            return nil
+        }
+    }
 }

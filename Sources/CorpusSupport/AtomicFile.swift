@@ -3,7 +3,7 @@ import Foundation
 /// Writes one file so that a reader sees either the old file or the whole new one, never a part,
 /// even after a crash or power loss.
 ///
-/// The contents go to a hidden temporary file beside the target (`.NAME.UUID.tmp`, so the rename
+/// The contents go to a hidden temporary file beside the target (`.NAME.HOST.PID.UUID.tmp`, so the rename
 /// stays within one file system), which is flushed to the disk (`fsync`), renamed over the target
 /// and made durable by flushing the parent folder. On any error the temporary file is removed and
 /// the target is left as it was. The parent folder must exist. A target that is a symbolic link is
@@ -42,6 +42,7 @@ public enum AtomicFile {
     public static func write(to url: URL, using produce: (URL) throws -> Void) throws {
         let target = url.standardizedFileURL
         let folder = target.deletingLastPathComponent()
+        Durability.removeStale(beside: target.lastPathComponent, in: folder)
         let temporary = folder.appendingPathComponent(Durability.temporaryName(for: target.lastPathComponent))
         do {
             try produce(temporary)

@@ -22,7 +22,8 @@ struct Corpus: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 success; 1 unexpected internal error; 3 an input file could not be \
             ingested (the others were), a model file is unusable or its name is taken, or an option \
-            value is invalid; 4 the store cannot be opened or is newer than this build; \
+            value is invalid; 4 the store cannot be opened or is newer than this build, or is busy (another \
+            command is writing; CORPUS_BUSY_TIMEOUT), or its disk is full; \
             5 a record, source, model or evaluation that was asked for does not exist; 6 a verification \
             found a change; 7 `corpus eval --fail-under`: a metric missed its threshold (the evaluation \
             is stored and printed first); 64 invalid command-line usage; \

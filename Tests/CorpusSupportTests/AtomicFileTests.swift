@@ -157,4 +157,61 @@ struct AtomicFolderTests {
         let error = try #require(throws: FileWriteError.self) { try AtomicFolder.write(files(["a": "b"]), into: path, requireEmpty: false) }
         #expect(error.message.contains("is a file, not a folder"))
     }
+
+    @Test func replaceWholeSwapsTheFolder() throws {
+        let dir = try scratchFolder("whole-folder")
+        let target = dir.appendingPathComponent("checkpoint")
+        try AtomicFolder.replaceWhole(target) { staging in
+            try Data("1".utf8).write(to: staging.appendingPathComponent("step"))
+            try Data("old".utf8).write(to: staging.appendingPathComponent("only-in-old"))
+        }
+        #expect(try entries(target) == ["only-in-old", "step"])
+        try AtomicFolder.replaceWhole(target) { staging in
+            try Data("2".utf8).write(to: staging.appendingPathComponent("step"))
+        }
+        // The new folder as a whole: no file of the old one stays, nothing is left beside it.
+        #expect(try entries(target) == ["step"])
+        #expect(FileManager.default.contents(atPath: target.appendingPathComponent("step").path) == Data("2".utf8))
+        #expect(try entries(dir) == ["checkpoint"])
+    }
+
+    @Test func replaceWholeKeepsTheOldFolderOnError() throws {
+        let dir = try scratchFolder("whole-folder-error")
+        let target = dir.appendingPathComponent("checkpoint")
+        try AtomicFolder.replaceWhole(target) { staging in
+            try Data("1".utf8).write(to: staging.appendingPathComponent("step"))
+        }
+        #expect(throws: Boom.self) {
+            try AtomicFolder.replaceWhole(target) { staging in
+                try Data("2".utf8).write(to: staging.appendingPathComponent("step"))
+                throw Boom()
+            }
+        }
+        #expect(FileManager.default.contents(atPath: target.appendingPathComponent("step").path) == Data("1".utf8))
+        #expect(try entries(dir) == ["checkpoint"])
+    }
+
+    @Test func temporariesOfKilledWritersAreRemovedByTheNextWrite() throws {
+        let dir = try scratchFolder("stale")
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // A process that has ended: its id is free.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let dead = gone.processIdentifier
+        let stale = ".out.jsonl.\(host).\(dead).\(UUID().uuidString).tmp"
+        let live = ".out.jsonl.\(host).\(getpid()).\(UUID().uuidString).tmp"
+        let elsewhere = ".out.jsonl.other-host.\(dead).\(UUID().uuidString).tmp"
+        let staleFolder = ".merged.\(host).\(dead).\(UUID().uuidString).tmp"
+        for name in [stale, live, elsewhere] { try Data("x".utf8).write(to: dir.appendingPathComponent(name)) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent(staleFolder).appendingPathComponent("inner"), withIntermediateDirectories: true)
+
+        try AtomicFile.write(Data("new".utf8), to: dir.appendingPathComponent("out.jsonl"))
+        #expect(try entries(dir) == [elsewhere, live, staleFolder, "out.jsonl"].sorted())
+        try AtomicFolder.write(files(["a": "b"]), into: dir.appendingPathComponent("merged"), requireEmpty: true)
+        #expect(try entries(dir) == [elsewhere, live, "merged", "out.jsonl"].sorted())
+    }
 }

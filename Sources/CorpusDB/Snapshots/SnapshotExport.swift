@@ -29,16 +29,20 @@ public struct ExportReport: Sendable, Equatable {
 
 extension CorpusStore {
     /// Writes `train.jsonl` and/or `eval.jsonl`, `manifest.json` and LLaMA-Factory's
-    /// `dataset_info.json` into `directory` (created if missing). Only those four names are
-    /// written, each through a temporary file renamed into place inside the directory, so nothing
-    /// outside it is touched (a symlink in its place is replaced, not followed). The bytes depend
+    /// `dataset_info.json` (and `extraFiles`) into `directory` through `AtomicFolder`: a new
+    /// folder is built as a hidden sibling and renamed into place whole, so a crash never leaves a
+    /// half-written export at `directory`; in an existing folder each file is written as a
+    /// temporary, flushed, and only then are all renamed into place. Only those names are
+    /// written, so nothing else in the folder is touched (a symlink in their place is replaced,
+    /// not followed). The bytes depend
     /// only on the snapshot: exporting twice gives identical files. Every line carries the
     /// record's `content_hash` so the export keeps its lineage.
     /// - Throws: `CorpusDBError(.invalid)` when `directory` is a file or cannot be written.
     /// `redact` rewrites each message of the records in `redactRecordIds` (those where the
     /// snapshot's checks found PII); the manifest counts them.
     public func export(_ snapshot: Snapshot, format: ExportFormat, split: String, to directory: String,
-                       redact: ((String) -> String)? = nil, redactRecordIds: Set<Int64> = []) throws -> ExportReport {
+                       redact: ((String) -> String)? = nil, redactRecordIds: Set<Int64> = [],
+                       extraFiles: [(name: String, data: Data)] = []) throws -> ExportReport {
         let splits: [String]
         switch split {
         case "train", "eval": splits = [split]
@@ -54,11 +58,6 @@ extension CorpusStore {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw CorpusDBError(.invalid, "\(dir.path) exists and is not a folder; give --out a folder to write the export into")
-        }
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        } catch {
-            throw CorpusDBError(.invalid, "\(dir.path): cannot create the folder (\(error.localizedDescription))")
         }
         let rows = try pool.read { db in
             try Row.fetchAll(db, sql: """
@@ -99,10 +98,11 @@ extension CorpusStore {
             counts["\(memberSplit).jsonl", default: 0] += 1
         }
         var files: [String: (lines: Int, sha256: String)] = [:]
+        var contents: [(name: String, data: Data)] = []
         for s in splits {
             let name = "\(s).jsonl"
             let bytes = lines[name] ?? []
-            try Self.writeInside(dir, name: name, bytes: bytes)
+            contents.append((name, Data(bytes)))
             files[name] = (counts[name] ?? 0, SHA256.hash(data: bytes).hexString)
         }
         // The manifest and dataset_info.json, with sorted keys and no time of export, so the same
@@ -113,10 +113,11 @@ extension CorpusStore {
             "files": files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
             "skipped": skipped, "redacted": redacted, "ranking": ranking, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
         ]
-        try Self.writeInside(dir, name: "manifest.json", bytes: Array((Self.sortedJSON(manifest, pretty: true) + "\n").utf8))
+        contents.append(("manifest.json", Data((Self.sortedJSON(manifest, pretty: true) + "\n").utf8)))
         var info: [String: Any] = [:]
         for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format, ranking: ranking) }
-        try Self.writeInside(dir, name: "dataset_info.json", bytes: Array((Self.sortedJSON(info, pretty: true) + "\n").utf8))
+        contents.append(("dataset_info.json", Data((Self.sortedJSON(info, pretty: true) + "\n").utf8)))
+        try Self.writeFolder(dir, contents + extraFiles)
         return ExportReport(files: files, skipped: skipped, directory: dir.path)
     }
 
@@ -222,12 +223,11 @@ extension CorpusStore {
         return out
     }
 
-    /// Writes `name` inside `directory` through a temporary file flushed and renamed into place
-    /// (`AtomicFile`): a reader sees the old file or the whole new one.
-    static func writeInside(_ directory: URL, name: String, bytes: [UInt8]) throws {
-        let target = directory.appendingPathComponent(name)
+    /// Writes the files into `directory` all together (`AtomicFolder`): a reader sees the old
+    /// files or all the new ones, and a new folder appears whole or not at all.
+    static func writeFolder(_ directory: URL, _ contents: [(name: String, data: Data)]) throws {
         do {
-            try AtomicFile.write(Data(bytes), to: target)
+            try AtomicFolder.write(contents.map { AtomicFolder.File.data($0.data, name: $0.name) }, into: directory, requireEmpty: false)
         } catch let error as FileWriteError {
             throw CorpusDBError(.invalid, "\(error.path): \(error.message); check the folder's permissions and free space")
         }

@@ -15,7 +15,8 @@ public struct TrainingRun: Sendable, Equatable {
     /// The training configuration, canonical JSON.
     public var config: String
     public var seed: Int64
-    /// running | finished | interrupted | failed.
+    /// running | finished | interrupted | failed | imported, or killed: stored as running, but its
+    /// process is gone without recording an outcome (`RunProcess`).
     public var status: String
     public var startedAt: String
     public var finishedAt: String?
@@ -24,6 +25,8 @@ public struct TrainingRun: Sendable, Equatable {
     public var summary: String?
     /// The adapter the run wrote, if it finished.
     public var adapter: TrainedAdapter?
+    /// The process that trained it last (nil before migration 0011 and for imported adapters).
+    public var process: RunProcess?
 }
 
 /// An adapter file set written by a run.
@@ -63,22 +66,36 @@ extension CorpusStore {
     public func startRun(snapshot: Snapshot, modelRef: String, modelSHA256: String, config: String, seed: Int64,
                          arguments: [String] = []) throws -> Int64 {
         guard let snapshotId = snapshot.id else { throw CorpusDBError(.invalid, "the snapshot has no id; it was never stored") }
+        let process = RunProcess.current
         return try pool.write { db in
             try db.execute(sql: """
-                INSERT INTO runs (snapshot_id, model_ref, model_sha256, config, seed, status, started_at, tool_version)
-                VALUES (?, ?, ?, ?, ?, 'running', ?, ?)
-                """, arguments: [snapshotId, modelRef, modelSHA256, config, seed, Timestamp.now(), CorpusVersion.string])
+                INSERT INTO runs (snapshot_id, model_ref, model_sha256, config, seed, status, started_at, tool_version, pid, host, process_start)
+                VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
+                """, arguments: [snapshotId, modelRef, modelSHA256, config, seed, Timestamp.now(), CorpusVersion.string,
+                                 process.pid, process.host, process.start])
             let id = db.lastInsertedRowID
             try Self.audit(db, command: "train", arguments: arguments, outcome: ["run": id, "status": "running"])
             return id
         }
     }
 
-    /// Marks a run as running again (`corpus train --resume`).
+    /// Marks a run as running again in this process (`corpus train --resume`).
+    /// - Throws: `CorpusDBError(.notFound)` for an unknown run; `.invalid` when the run finished
+    ///   (its adapter is written) or another process is still training it.
     public func resumeRun(id: Int64, arguments: [String] = []) throws {
+        let process = RunProcess.current
         try pool.write { db in
-            try db.execute(sql: "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", arguments: [id])
-            guard db.changesCount == 1 else { throw CorpusDBError(.notFound, "\(path): no run \(id); `corpus runs list` shows them") }
+            guard let run = try Self.runs(db, where: "r.id = ?", arguments: [id]).first else {
+                throw CorpusDBError(.notFound, "\(path): no run \(id); `corpus runs list` shows them")
+            }
+            if run.status == "finished" || run.status == "imported" {
+                throw CorpusDBError(.invalid, "run \(id) is \(run.status)\(run.adapter.map { "; its adapter is \($0.path)" } ?? ""); there is nothing to resume (delete the stale checkpoint folder)")
+            }
+            if run.status == "running", let other = run.process, other != process {
+                throw CorpusDBError(.invalid, "run \(id) is being trained by process \(other.pid) on \(other.host); wait for it to end or stop it (Ctrl-C writes a checkpoint) before resuming")
+            }
+            try db.execute(sql: "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?, host = ?, process_start = ? WHERE id = ?",
+                           arguments: [process.pid, process.host, process.start, id])
             try Self.audit(db, command: "train", arguments: arguments, outcome: ["run": id, "status": "resumed"])
         }
     }
@@ -186,12 +203,15 @@ extension CorpusStore {
             WHERE \(condition) ORDER BY r.id
             """, arguments: arguments).map { row in
             let adapterId: Int64? = row["adapter_id"]
+            let pid: Int64? = row["pid"]
+            let process = pid.map { RunProcess(pid: Int32(truncatingIfNeeded: $0), host: row["host"] ?? "", start: row["process_start"]) }
             return TrainingRun(
                 id: row["id"], snapshotId: row["snapshot_id"], snapshot: row["snapshot"], snapshotHash: row["snapshot_hash"],
                 modelRef: row["model_ref"], modelSHA256: row["model_sha256"], config: row["config"], seed: row["seed"],
-                status: row["status"], startedAt: row["started_at"], finishedAt: row["finished_at"], toolVersion: row["tool_version"],
+                status: RunProcess.effectiveStatus(row["status"], process: process), startedAt: row["started_at"], finishedAt: row["finished_at"], toolVersion: row["tool_version"],
                 summary: row["summary"],
-                adapter: adapterId.map { TrainedAdapter(id: $0, path: row["adapter_path"], sha256: row["adapter_sha256"]) })
+                adapter: adapterId.map { TrainedAdapter(id: $0, path: row["adapter_path"], sha256: row["adapter_sha256"]) },
+                process: process)
         }
     }
 }

@@ -33,7 +33,7 @@ public final class CorpusStore: Sendable {
         }
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(Self.busyTimeout)
         configuration.prepareDatabase { db in
             // WAL with synchronous=NORMAL: a crash or power loss cannot corrupt the store or leave a
             // half-written transaction; at worst the last committed transaction is lost on power
@@ -48,6 +48,12 @@ public final class CorpusStore: Sendable {
             throw CorpusDBError(.cannotOpen, "\(absolute): cannot open as a SQLite database (\(error)); check the path, or move the file aside and run `corpus init`")
         }
         try migrate()
+    }
+
+    /// Seconds a write waits for another command's write to finish before it fails with
+    /// `CorpusDBError.Code.busy`: 30, or `$CORPUS_BUSY_TIMEOUT`. Readers never wait (WAL).
+    public static var busyTimeout: TimeInterval {
+        ProcessInfo.processInfo.environment["CORPUS_BUSY_TIMEOUT"].flatMap(Double.init).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil } ?? 30
     }
 
     private func migrate() throws {

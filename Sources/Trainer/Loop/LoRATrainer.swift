@@ -333,27 +333,24 @@ public final class LoRATrainer {
         lastEvalLoss = state.lastEvalLoss
     }
 
-    /// Writes adapter, optimizer state and trainer state into `directory` (replacing an older
-    /// checkpoint there; each file is written to a temporary name, flushed and renamed).
+    /// Writes adapter, optimizer state and trainer state as the folder `directory`, replacing an
+    /// older checkpoint there as a whole (`AtomicFolder.replaceWhole`): a crash at any moment leaves
+    /// either the older checkpoint or the new one, never the adapter of one step with the optimizer
+    /// state of another (which would resume into a different run without saying so).
     public func writeCheckpoint(to directory: URL, baseModel: String, metadata: [String: String]) throws {
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw TrainerError.invalidFile(path: directory.path, detail: "cannot create the checkpoint folder (\(error.localizedDescription))")
-        }
-        try adapter.write(to: directory, baseModel: baseModel, metadata: metadata)
-        try optimizer.save(to: directory.appendingPathComponent("optimizer.safetensors"), metadata: metadata)
         let state = CheckpointState(step: step, seconds: seconds, tokens: tokens, settings: try settings.canonicalJSON(),
                                     lastLoss: lastLoss, lastEvalLoss: lastEvalLoss)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let url = directory.appendingPathComponent("trainer_state.json")
+        let stateData = try encoder.encode(state)
         do {
-            try AtomicFile.write(try encoder.encode(state), to: url)
+            try AtomicFolder.replaceWhole(directory) { staging in
+                try adapter.write(to: staging, baseModel: baseModel, metadata: metadata)
+                try optimizer.save(to: staging.appendingPathComponent("optimizer.safetensors"), metadata: metadata)
+                try AtomicFolder.writeData(stateData, to: staging.appendingPathComponent("trainer_state.json"))
+            }
         } catch let error as FileWriteError {
-            throw TrainerError.invalidFile(path: error.path, detail: "cannot write the checkpoint state (\(error.message))")
-        } catch {
-            throw TrainerError.invalidFile(path: url.path, detail: "cannot write the checkpoint state (\(error.localizedDescription))")
+            throw TrainerError.invalidFile(path: error.path, detail: "cannot write the checkpoint (\(error.message))")
         }
     }
 

@@ -19,6 +19,7 @@ struct RunsCommand: ParsableCommand {
             "adapter_path": r.adapter?.path ?? NSNull(), "adapter_sha256": r.adapter?.sha256 ?? NSNull(),
         ]
         if let finished = r.finishedAt { object["finished_at"] = finished }
+        if let process = r.process { object["pid"] = Int(process.pid); object["host"] = process.host }
         if let config = try? JSONSerialization.jsonObject(with: Data(r.config.utf8)) { object["config"] = config }
         let summary = r.summary.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
         for key in ["steps", "final_loss", "final_eval_loss", "tokens_per_second", "seconds", "tokens", "examples", "truncated", "dropped"] {
@@ -86,6 +87,11 @@ struct RunsShow: ParsableCommand {
             }
             let j = RunsCommand.json(r)
             print("run \(r.id)  \(r.status)  started \(r.startedAt)\(r.finishedAt.map { ", ended \($0)" } ?? "")  corpus \(r.toolVersion)")
+            if r.status == "killed", let process = r.process {
+                print("  process \(process.pid) on \(process.host) ended without recording an outcome (killed or crashed); continue it with `corpus train … --resume \(r.adapter?.path ?? "OUT")/checkpoint` if a checkpoint was written")
+            } else if r.status == "running", let process = r.process {
+                print("  being trained by process \(process.pid) on \(process.host)")
+            }
             print("  snapshot \(r.snapshot)  hash \(r.snapshotHash)")
             print("  model \(r.modelRef)  sha256 \(r.modelSHA256)")
             print("  seed \(r.seed)  configuration \(r.config)")

@@ -217,10 +217,13 @@ struct SnapshotExport: ParsableCommand {
             let s = try store.snapshot(snapshot)
             // Where the snapshot's checks found PII, the export carries the redacted text.
             let redaction = try PIIRedaction(store: store, snapshot: s)
-            let report = try store.export(s, format: ExportFormat(rawValue: format) ?? .messages, split: split, to: out,
-                                          redact: PIIRedaction.redact, redactRecordIds: redaction.recordIds)
-            var yamlPath: String?
-            if llamafactory { yamlPath = try writeLlamaFactoryYAML(store: store, snapshot: s, directory: report.directory) }
+            // The YAML is written with the data files, all appearing together.
+            let directory = URL(fileURLWithPath: out).standardizedFileURL
+            let yaml = llamafactory ? try llamaFactoryYAML(store: store, snapshot: s, directory: directory.path) : nil
+            let report = try store.export(s, format: ExportFormat(rawValue: format) ?? .messages, split: split, to: directory.path,
+                                          redact: PIIRedaction.redact, redactRecordIds: redaction.recordIds,
+                                          extraFiles: yaml.map { [$0] } ?? [])
+            let yamlPath = yaml.map { directory.appendingPathComponent($0.name).path }
             try store.logAudit(command: "snapshot export", arguments: CommandLine.arguments, toolVersion: CorpusVersion.string,
                                outcome: ["snapshot": s.label, "directory": report.directory, "files": report.files.mapValues { $0.sha256 }])
             if output.json {
@@ -241,8 +244,8 @@ struct SnapshotExport: ParsableCommand {
         }
     }
 
-    /// Writes the LLaMA-Factory YAML into the export folder; returns its path.
-    func writeLlamaFactoryYAML(store: CorpusStore, snapshot s: Snapshot, directory: String) throws -> String {
+    /// The LLaMA-Factory YAML for the export folder `directory`: its file name and contents.
+    func llamaFactoryYAML(store: CorpusStore, snapshot s: Snapshot, directory: String) throws -> (name: String, data: Data) {
         var settings = TrainingSettings()
         var source = "corpus train's defaults"
         var modelRef = model
@@ -282,8 +285,6 @@ struct SnapshotExport: ParsableCommand {
         let splits = split == "all" ? ["train", "eval"] : [split]
         let text = try LlamaFactoryConfig.yaml(snapshot: s, exportDirectory: directory, splits: splits, settings: settings, settingsSource: source,
                                                model: folder, template: template, modelRef: folder ?? modelRef)
-        let url = URL(fileURLWithPath: directory).appendingPathComponent("\(s.name)_\(s.version)_lora_sft.yaml")
-        try AtomicFile.write(Data(text.utf8), to: url)
-        return url.path
+        return ("\(s.name)_\(s.version)_lora_sft.yaml", Data(text.utf8))
     }
 }

@@ -186,7 +186,8 @@ struct TrainCommand: ParsableCommand {
         guard let finished = try trainToTheEnd(trainer: trainer, store: store, run: run, splits: splits, settings: settings, metadata: metadata) else {
             return
         }
-        try? FileManager.default.removeItem(at: run.checkpointDir)
+        // Renamed aside first: a kill while deleting leaves no partial checkpoint at OUT/checkpoint.
+        AtomicFolder.remove(run.checkpointDir)
         try report(trainer: trainer, store: store, run: run, snapshot: snap, splits: splits, sha: finished.sha, firstEval: finished.firstEval)
     }
 
@@ -339,14 +340,16 @@ struct TrainCommand: ParsableCommand {
                 log.record(step: 0, rewards)
             }
             try takeSteps(trainer: trainer, store: store, run: run, settings: settings, metadata: checkpointMetadata, pending: &pending, log: log)
-            try store.recordMetrics(runId: run.id, pending)
+            try Self.retryingWhileBusy { try store.recordMetrics(runId: run.id, pending) }
             pending = []
 
             guard trainer.finished else {
                 // Interrupted or stopped on purpose: a checkpoint at the last whole step.
                 try trainer.writeCheckpoint(to: run.checkpointDir, baseModel: modelOptions.model, metadata: checkpointMetadata)
-                try store.finishRun(id: run.id, status: "interrupted", summary: Self.summary("interrupted", trainer: trainer, splits: splits),
-                                    adapter: nil, arguments: CommandLine.arguments)
+                try Self.retryingWhileBusy {
+                    try store.finishRun(id: run.id, status: "interrupted", summary: Self.summary("interrupted", trainer: trainer, splits: splits),
+                                        adapter: nil, arguments: CommandLine.arguments)
+                }
                 Output.error("stopped after step \(trainer.step) of \(trainer.totalSteps); checkpoint in \(run.checkpointDir.path)")
                 Output.error("continue with: corpus train \(snapshot) --model \(modelOptions.model) [the same options] --resume \(run.checkpointDir.path)")
                 if Interrupt.requested { throw ExitCode(Exit.interrupted) }
@@ -354,8 +357,10 @@ struct TrainCommand: ParsableCommand {
             }
             try trainer.adapter.write(to: run.outDir, baseModel: modelOptions.model, metadata: metadata)
             let sha = try ContentHash.sha256Hex(fileAt: run.outDir.appendingPathComponent("adapter_model.safetensors").path)
-            try store.finishRun(id: run.id, status: "finished", summary: Self.summary("finished", trainer: trainer, splits: splits),
-                                adapter: (run.outDir.path, sha), arguments: CommandLine.arguments)
+            try Self.retryingWhileBusy {
+                try store.finishRun(id: run.id, status: "finished", summary: Self.summary("finished", trainer: trainer, splits: splits),
+                                    adapter: (run.outDir.path, sha), arguments: CommandLine.arguments)
+            }
             return (sha, firstEval)
         } catch let exit as ExitCode {
             throw exit
@@ -383,8 +388,7 @@ struct TrainCommand: ParsableCommand {
             let line = Self.progressLine(report, lastEvalLoss: trainer.lastEvalLoss)
             Output.progress(interactive && report.evalLoss == nil ? "\r" + line + "   " : (interactive ? "\r" : "") + line + "\n")
             if pending.count >= 10 || report.evalLoss != nil {
-                try store.recordMetrics(runId: run.id, pending)
-                pending = []
+                try Self.storeMetrics(&pending, store: store, runId: run.id)
             }
             if settings.checkpointEvery > 0, report.step % settings.checkpointEvery == 0, !trainer.finished {
                 try trainer.writeCheckpoint(to: run.checkpointDir, baseModel: modelOptions.model, metadata: metadata)
@@ -393,6 +397,33 @@ struct TrainCommand: ParsableCommand {
             if Interrupt.requested { break }
         }
         if interactive { Output.progress("\n") }
+    }
+
+    /// Stores the steps kept in `pending` and empties it. When another command holds the store's
+    /// write lock for longer than the wait (a long ingest), the steps stay pending for the next
+    /// try instead of failing the run (docs/RELIABILITY.md, "Concurrency").
+    private static func storeMetrics(_ pending: inout [RunMetric], store: CorpusStore, runId: Int64) throws {
+        do {
+            try store.recordMetrics(runId: runId, pending)
+            pending = []
+        } catch where CorpusDBError.explaining(error)?.code == .busy {
+            Output.error("note: the store is busy (another command is writing to it); \(pending.count) steps of the loss curve are kept and stored later")
+        }
+    }
+
+    /// Runs a store write, trying again (each try waits `CorpusStore.busyTimeout`) while another
+    /// command holds the write lock, up to `attempts` tries: the outcome of a finished run must not
+    /// be lost to a concurrent ingest.
+    private static func retryingWhileBusy<T>(attempts: Int = 4, _ body: () throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try body()
+            } catch where attempt < attempts && CorpusDBError.explaining(error)?.code == .busy {
+                Output.error("note: the store is busy (another command is writing to it); waiting to record the run's outcome")
+                attempt += 1
+            }
+        }
     }
 
     /// `step 12/40  epoch 1  loss 2.3456  eval 2.4000  lr 2.00e-04  310 tok/s  ETA 1m30s`.

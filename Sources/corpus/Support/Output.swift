@@ -99,6 +99,11 @@ enum Exit {
             // A check configuration or taxonomy file that cannot be used: an input error.
             Output.error("error: \(error.message)")
             throw ExitCode(inputError)
+        } catch {
+            // SQLite's busy, full-disk and I/O failures, in words (exit 4: the store cannot be used now).
+            guard let explained = CorpusDBError.explaining(error) else { throw error }
+            Output.error("error: \(explained.message)")
+            throw ExitCode(storeError)
         }
     }
 }
