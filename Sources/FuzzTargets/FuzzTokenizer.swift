@@ -2,8 +2,9 @@ import Foundation
 import ModelRuntime
 
 /// A small byte-level BPE tokenizer made for the fuzz targets (no model file needed): the 256
-/// byte characters of GPT-2, a few hundred merges learnt from `trainingText` by plain BPE counting,
-/// and three special tokens. Its `tokenizer.json` text goes through the real loader.
+/// byte characters of GPT-2, the merges plain BPE counting learns from `trainingText` (every pair
+/// seen at least twice, 125 of them; at most `mergeCount`), and three special tokens. Its
+/// `tokenizer.json` text goes through the real loader.
 enum FuzzTokenizer {
     static let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     static let mergeCount = 320

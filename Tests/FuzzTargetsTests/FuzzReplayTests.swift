@@ -41,11 +41,11 @@ import Testing
     }
 
     /// The tokenizer the bpe, chat-template and serve-request targets use loads through the real
-    /// loader with its few hundred merges.
+    /// loader with its merges (125: every pair seen at least twice in its training text).
     @Test func fuzzTokenizerLoads() throws {
         let seed = try String(contentsOfFile: Self.folder("seeds", "tokenizer-json") + "/fuzz-tokenizer.json", encoding: .utf8)
         #expect(seed.trimmingCharacters(in: .whitespacesAndNewlines) == FuzzReplay.tokenizerJSON.trimmingCharacters(in: .whitespacesAndNewlines),
                 "fuzz/seeds/tokenizer-json/fuzz-tokenizer.json is `corpus-fuzz --print-tokenizer`; write it again")
-        #expect(FuzzReplay.tokenizerMerges >= 300)
+        #expect(FuzzReplay.tokenizerMerges >= 100)
     }
 }
