@@ -4,15 +4,21 @@ import PackageDescription
 // Layout and dependency direction: see ../shared/DESIGN.md and docs/ARCHITECTURE.md.
 // corpus -> {Ingest, Quality, Trainer} -> CorpusDB; Trainer -> ModelRuntime (no store); CorpusSupport
 // beneath them all. Only one Swift module imports each C target.
+// CORPUS_FUZZ=1 (scripts/fuzz.sh) builds the product corpus-fuzz as a libFuzzer binary: this
+// package's own Swift and C code gets libFuzzer's coverage and the address sanitizer, the
+// dependencies stay as they are (docs/RELIABILITY.md).
+let fuzzing = Context.environment["CORPUS_FUZZ"] == "1"
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
-]
+] + (fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : [])
+let fuzzCSettings: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
 
 let package = Package(
     name: "corpus",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "corpus", targets: ["corpus"]),
+        .executable(name: "corpus-fuzz", targets: ["corpus-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -30,13 +36,14 @@ let package = Package(
         // must never be visible to Swift (DESIGN.md, Pitfalls).
         .target(
             name: "CICU",
+            cSettings: fuzzCSettings,
             linkerSettings: [.linkedLibrary("icuuc"), .linkedLibrary("icui18n"), .linkedLibrary("icudata")]
         ),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Decoding kernels in C (AVX-512 chosen at run time): attention for one query.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])] + fuzzCSettings),
         // MinHash signatures for near duplicates (AVX-512 chosen at run time).
-        .target(name: "CMinHash", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CMinHash", cSettings: [.unsafeFlags(["-O3"])] + fuzzCSettings),
         // Atomic, durable file and folder writes and HTML escaping; Foundation only.
         .target(name: "CorpusSupport", swiftSettings: swiftSettings),
         .target(
@@ -83,6 +90,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // One entry per fuzz target over the real parsers (docs/RELIABILITY.md), and the driver:
+        // libFuzzer's binary under CORPUS_FUZZ=1, else a replayer of saved inputs.
+        .target(name: "FuzzTargets", dependencies: ["Ingest", "Quality", "ModelRuntime", "Serve"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "corpus-fuzz",
+            dependencies: ["FuzzTargets"],
+            swiftSettings: swiftSettings,
+            // lld: gold stops with an internal error on this link (dwarf_reader.cc).
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []
+        ),
         // Throughput and peak memory of LoRA training steps (docs/TRAINING_MATH.md).
         .target(name: "TestSupport", dependencies: ["CorpusDB"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "CorpusSupportTests", dependencies: ["CorpusSupport", "TestSupport"], swiftSettings: swiftSettings),
@@ -92,5 +109,6 @@ let package = Package(
         .testTarget(name: "QualityTests", dependencies: ["Quality", "Ingest", "CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CorpusCLITests", dependencies: ["CorpusDB", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ServeTests", dependencies: ["Serve", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Ingest", "ModelRuntime", "Quality", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

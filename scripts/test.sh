@@ -17,6 +17,10 @@
 # when python3 is there (docs/SERVE.md, docs/ADAPTERS.md). Before the Swift
 # tests, when python3 is there, a venv with TensorBoard is made once in ~/.cache/corpus so that
 # TensorBoard itself reads the event files corpus writes (CORPUS_TENSORBOARD_PYTHON, docs/TRAINING.md).
+# Under CI=true a full run ends by fuzzing every target for CORPUS_FUZZ_SECONDS (default 3) with
+# libFuzzer and the address sanitizer (scripts/fuzz.sh --all, in .build so that the dependencies
+# of the test build are reused; docs/RELIABILITY.md); CORPUS_FUZZ_SECONDS=0 skips it, and setting
+# it outside CI runs it there too. Every `swift test` replays the fuzz seeds and regression inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=(-c release -Xswiftc -enable-testing)
@@ -61,4 +65,9 @@ if [ "$fast" = 0 ] && [ ${#args[@]} -eq 0 ] && command -v python3 >/dev/null; th
   # A few SIGKILLs of every writing command at random moments (the seed is printed), the store and
   # the outputs checked after each (docs/RELIABILITY.md, "Crash consistency"; 50 per command there).
   python3 scripts/crash-harness.py --binary "$bin" --kills 3 --rows 3000
+fi
+fuzz_seconds="${CORPUS_FUZZ_SECONDS:-}"
+if [ -z "$fuzz_seconds" ] && [ "${CI:-}" = true ]; then fuzz_seconds=3; fi
+if [ "$fast" = 0 ] && [ ${#args[@]} -eq 0 ] && [ -n "$fuzz_seconds" ] && [ "$fuzz_seconds" != 0 ]; then
+  FUZZ_SCRATCH=.build scripts/fuzz.sh --all "$fuzz_seconds"
 fi

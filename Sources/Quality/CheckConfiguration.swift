@@ -141,6 +141,12 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw QualityError(.unreadableFile, "\(path): cannot read the check configuration")
         }
+        return try load(data: data, path: path)
+    }
+
+    /// Reads a configuration file's bytes; `path` names it in errors.
+    /// - Throws: `QualityError` naming the file and the problem.
+    public static func load(data: Data, path: String) throws -> CheckConfiguration {
         let config: CheckConfiguration
         do {
             guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {

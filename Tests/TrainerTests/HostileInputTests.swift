@@ -122,4 +122,155 @@ struct HostileInputTests {
         let tokenizer = try withFile(Array(json.utf8), suffix: ".json") { try BPETokenizer.fromTokenizerJSON(path: $0) }
         #expect(tokenizer.tokens.count == 6)
     }
+
+    /// Expects `body` to throw `ModelError.invalidFile` for `path` whose detail contains `detail`.
+    private func expectRefused<T>(_ path: String, _ detail: String, _ body: () throws -> T) {
+        do {
+            _ = try body()
+            Issue.record("\(path) was accepted; expected an error containing \"\(detail)\"")
+        } catch let ModelError.invalidFile(errorPath, message) {
+            #expect(errorPath == path)
+            #expect(message.contains(detail), "\(message)")
+        } catch {
+            Issue.record("\(path): \(error), expected ModelError.invalidFile")
+        }
+    }
+
+    /// A GGUF header claiming 2^40 tensors (or metadata entries) in a 24-byte file: refused from
+    /// the header, before any table is read or reserved.
+    @Test(arguments: [(UInt64(1) << 40, UInt64(0)), (0, 1 << 40), (UInt64.max, UInt64.max), (1_000_000, 0)])
+    func ggufClaimingHugeCounts(_ tensors: UInt64, _ entries: UInt64) throws {
+        let bytes = Array("GGUF".utf8) + GGUFWriter.le(UInt32(3)) + GGUFWriter.le(tensors) + GGUFWriter.le(entries)
+        try withFile(bytes, suffix: ".gguf") { path in
+            expectRefused(path, "implausible counts in the header (\(tensors) tensors, \(entries) metadata entries): the file is damaged") {
+                try GGUFFile(path: path)
+            }
+        }
+    }
+
+    /// Tensor dimensions whose product overflows (or passes 2^48 elements) are refused naming the
+    /// tensor, and so is a data offset past any file.
+    @Test func ggufDimensionsThatOverflow() throws {
+        for dims in [[1 << 39, 1 << 39], [1 << 20, 1 << 20, 1 << 20], [3, 1 << 39, 1 << 39, 7]] {
+            var writer = GGUFWriter()
+            writer.tensors.append(("huge", dims, .f32, []))
+            try withFile(writer.bytes(), suffix: ".gguf") { path in
+                expectRefused(path, "tensor huge has shape \(dims), too many elements for any file; the file is damaged") { try GGUFFile(path: path) }
+            }
+        }
+        var zero = GGUFWriter()
+        zero.tensors.append(("zero", [4, 0], .f32, []))
+        try withFile(zero.bytes(), suffix: ".gguf") { path in
+            expectRefused(path, "tensor zero has dimension 0") { try GGUFFile(path: path) }
+        }
+        // A shape that is fine but whose data lies far past the end of the file.
+        var far = GGUFWriter()
+        far.tensors.append(("far", [1 << 30, 1 << 10], .f32, []))
+        try withFile(far.bytes(), suffix: ".gguf") { path in
+            let file = try GGUFFile(path: path)
+            expectRefused(path, "tensor far: its 4398046511104 bytes at offset") { try file.tensorData(file.tensors[0]) }
+        }
+    }
+
+    /// A safetensors header length claiming petabytes, and an entry whose data claims petabytes:
+    /// refused from the 8-byte length or the entry, never allocated.
+    @Test func safetensorsClaimingPetabytes() throws {
+        let petabytes = UInt64(1) << 50
+        try withFile(GGUFWriter.le(petabytes) + Array("{}".utf8), suffix: ".safetensors") { path in
+            expectRefused(path, "the header claims \(petabytes) bytes but the file has 2 after the length; the file is truncated") {
+                try SafetensorsFile(path: path)
+            }
+        }
+        try withFile(GGUFWriter.le(UInt64.max), suffix: ".safetensors") { path in
+            expectRefused(path, "the header claims \(UInt64.max) bytes") { try SafetensorsFile(path: path) }
+        }
+        for entry in [#"{"w": {"dtype": "F32", "shape": [262144, 262144, 4096], "data_offsets": [0, 4]}}"#,
+                      #"{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1125899906842624]}}"#,
+                      #"{"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 0]}}"#,
+                      #"{"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}"#] {
+            let header = Array(entry.utf8)
+            try withFile(GGUFWriter.le(UInt64(header.count)) + header + [0, 0, 0, 0], suffix: ".safetensors") { path in
+                expectRefused(path, "tensor w: header entry is malformed or its data runs past the end of the file") { try SafetensorsFile(path: path) }
+            }
+        }
+    }
+
+    /// JSON nested 100,000 deep in each JSON file the runtime reads: a clear "not a JSON object"
+    /// (Foundation's parser stops at depth 512), quickly.
+    @Test func deeplyNestedJSONHeaders() throws {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let deepObject = "{\"a\": " + deep + "}"
+        let start = Date()
+        let header = Array(deepObject.utf8)
+        try withFile(GGUFWriter.le(UInt64(header.count)) + header, suffix: ".safetensors") { path in
+            expectRefused(path, "is not a JSON object") { try SafetensorsFile(path: path) }
+        }
+        try withFile(Array(deepObject.utf8), suffix: ".json") { path in
+            expectRefused(path, "not a JSON object") { try BPETokenizer.fromTokenizerJSON(path: path) }
+            expectRefused(path, "not a JSON object") { try LoRAAdapter.readPEFTConfiguration(URL(fileURLWithPath: path)) }
+            expectRefused(path, "not a readable JSON object") { try LlamaConfiguration(configJSON: path) }
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
+    /// A tokenizer.json of 10^7 merges (60 MB) is refused from its size before it is parsed, which
+    /// would cost about ten times the file.
+    @Test func tokenizerWithTenMillionMergesIsRefusedBeforeParsing() throws {
+        var text = Array(#"{"model": {"type": "BPE", "vocab": {"a": 0, "aa": 1}, "merges": ["a a""#.utf8)
+        text.reserveCapacity(60_000_100)
+        for _ in 1..<10_000_000 { text += [0x2C, 0x22, 0x61, 0x20, 0x61, 0x22] } // ,"a a"
+        text += Array("]}}".utf8)
+        let start = Date()
+        try withFile(text, suffix: ".json") { path in
+            expectRefused(path, "the file holds \(text.count) bytes, more than the 48 MiB of any byte-level BPE tokenizer corpus reads") {
+                try BPETokenizer.fromTokenizerJSON(path: path)
+            }
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            expectRefused("t.json", "more than the 48 MiB") { try BPETokenizer.fromTokenizerJSON(data: data, path: "t.json") }
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
+    /// More merges or tokens than any tokenizer has, from tokenizer.json under the size limit, from
+    /// GGUF metadata, or given directly: refused before the merge table is built.
+    @Test func tooManyMergesOrTokens() throws {
+        let count = BPETokenizer.maximumMerges + 1
+        let merges = [String](repeating: "a a", count: count)
+        do {
+            _ = try BPETokenizer(tokens: ["a", "aa"], merges: merges, specialTokenIDs: [], preTokenizer: .gpt2, bos: nil, eos: nil)
+            Issue.record("\(count) merges were accepted")
+        } catch let error as ModelError {
+            #expect(error.description == "tokenizer: \(count) merges, more than the 2097152 any tokenizer has; the file is damaged")
+        }
+        let metadata: [String: GGUFValue] = [
+            "tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": .array([.string("a"), .string("aa")]),
+            "tokenizer.ggml.merges": .array([GGUFValue](repeating: .string("a a"), count: count)),
+        ]
+        #expect(throws: ModelError.invalidFile(path: "the GGUF's tokenizer.ggml metadata", detail: "\(count) merges, more than the 2097152 any tokenizer has; the file is damaged")) {
+            try BPETokenizer.fromGGUF(metadata)
+        }
+        let json = #"{"model": {"type": "BPE", "vocab": {"a": 0, "aa": 1}, "merges": ["# + String(repeating: #""a a","#, count: count) + #""a a"]}}"#
+        try withFile(Array(json.utf8), suffix: ".json") { path in
+            expectRefused(path, "\(count + 1) merges, more than the 2097152 any tokenizer has") { try BPETokenizer.fromTokenizerJSON(path: path) }
+        }
+    }
+
+    /// A head count from GGUF metadata so large that doubling it overflows: a shape error naming
+    /// the tensor, not a trap.
+    @Test(arguments: [Int.max, Int.max / 2 + 1, 5, 0, -3])
+    func headCountThatCannotDivideTheRows(_ heads: Int) throws {
+        let tensor = StoredTensor(try Tensor(shape: [8, 2], data: [Float](repeating: 1, count: 16)))
+        #expect(throws: ModelError.self) { try GGUFFile.unpermuteRows(tensor, heads: heads, name: "blk.0.attn_q.weight") }
+    }
+
+    /// A LoRA alpha (or dropout) that is a finite Double but infinite as a Float: refused naming
+    /// the key, not read as an infinite scale (found by the peft-config fuzz target,
+    /// fuzz/regressions/peft-config/alpha-beyond-float.json).
+    @Test(arguments: ["lora_alpha", "lora_dropout"])
+    func loraNumberBeyondFloat(_ key: String) {
+        let json = #"{"r": 8, "target_modules": ["q_proj"], "\#(key)": 4.4e42}"#
+        expectRefused("adapter_config.json", "\(key) is ") {
+            try LoRAAdapter.readPEFTConfiguration(data: Data(json.utf8), path: "adapter_config.json")
+        }
+    }
 }

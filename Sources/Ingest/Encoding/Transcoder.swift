@@ -151,7 +151,8 @@ public enum Transcoder {
                 copiedUpTo = end
             }
             if spans.isEmpty {
-                out = Array(UnsafeBufferPointer(rebasing: p[bom...]))
+                // Valid UTF-8 without a BOM is the text as it is: share the file's bytes, no copy.
+                out = bom == 0 ? bytes : Array(UnsafeBufferPointer(rebasing: p[bom...]))
             } else {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: p[copiedUpTo..<n]))
             }

@@ -40,13 +40,11 @@ public final class Ingestor {
         if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
         }
-        let format = options.format ?? FormatSniffer.sniff(text.utf8)
+        let (format, rows, mapper) = try Self.rows(of: text, path: path, options: options)
         summary.format = format
         summary.encoding = file.encoding.name
         summary.encodingConfidence = file.encoding.confidence
 
-        let rows = try RowSource.make(format: format, text: text, path: path, options: options)
-        let mapper = try rows.mapper(options: options, path: path)
         let source = Source(path: path, sha256: file.sha256, bytes: Int64(file.bytes.count), format: format.rawValue,
                             encoding: file.encoding.name, encodingConfidence: file.encoding.confidence,
                             encodingMethod: file.encoding.method, mapping: mapper.mappingJSON,
@@ -104,6 +102,16 @@ public final class Ingestor {
         let sha256 = hashing.value()
         Self.phase("hash", start)
         return LoadedFile(bytes: bytes, sha256: sha256, encoding: encoding, binary: binary, decoded: decoded)
+    }
+
+    /// The format of decoded text (forced or sniffed), its rows and the field mapping (given with
+    /// `--map` or inferred).
+    /// - Throws: `IngestError` when the file's structure or mapping rules out every row.
+    static func rows(of text: DecodedText, path: String, options: IngestOptions) throws -> (SourceFormat, RowSource, FieldMapper) {
+        let format = options.format ?? FormatSniffer.sniff(text.utf8)
+        let rows = try RowSource.make(format: format, text: text, path: path, options: options)
+        let mapper = try rows.mapper(options: options, path: path)
+        return (format, rows, mapper)
     }
 
     /// What the transaction of one file wrote.

@@ -128,7 +128,7 @@ enum RowSource {
                 var problem: RowProblem?
                 var fields: [String: String] = [:]
                 if let p = row.problem {
-                    problem = RowProblem(code: p.contains("NUL") ? "nul_byte" : "malformed_row", detail: p)
+                    problem = RowProblem(code: row.problemCode ?? "malformed_row", detail: p)
                 } else if row.fields.count != header.count {
                     problem = RowProblem(code: "wrong_column_count",
                         detail: "the row has \(row.fields.count) fields, the header has \(header.count); check for an unquoted delimiter or a missing field")
@@ -153,6 +153,7 @@ enum RowSource {
 
     private static func jsonProblem(_ problem: String) -> RowProblem {
         if problem.hasPrefix("truncated") { return RowProblem(code: "truncated", detail: problem) }
+        if problem.hasPrefix("too long") { return RowProblem(code: "too_long", detail: problem) }
         if problem.contains("NUL") { return RowProblem(code: "nul_byte", detail: problem) }
         return RowProblem(code: "invalid_json", detail: problem)
     }

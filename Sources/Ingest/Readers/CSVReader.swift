@@ -10,6 +10,8 @@ public struct CSVRow: Sendable {
     public var fields: [String]
     /// Nil for a well-formed row; otherwise what is wrong, naming the field or line.
     public var problem: String?
+    /// The reject reason of `problem`: `nul_byte`, `malformed_row` or `too_long`.
+    public var problemCode: String?
 }
 
 /// A streaming RFC 4180 reader over UTF-8 bytes, written by hand (instead of a CSV package)
@@ -23,7 +25,12 @@ public struct CSVRow: Sendable {
 /// - An unterminated quote must not swallow the rest of the file: the row is reported as a problem
 ///   ending at the end of the line where the quote opened, and reading resumes on the next line.
 /// - A NUL byte in a field makes the row a problem.
+/// - A field longer than `maximumFieldBytes` makes the row a problem and is not copied (its
+///   text is left empty), so a hostile file costs no more memory than its own bytes.
 public struct CSVReader: Sequence, IteratorProtocol {
+    /// The longest field read (16 MiB): no question or answer comes near it.
+    public static let maximumFieldBytes = 16 << 20
+
     private let utf8: [UInt8]
     private let delimiter: UInt8
     private var position = 0
@@ -64,6 +71,13 @@ public struct CSVReader: Sequence, IteratorProtocol {
             let startLine = line
             var fields: [String] = []
             var problem: String?
+            var code: String?
+            func report(_ what: String, _ kind: String) {
+                if problem == nil { problem = what; code = kind }
+            }
+            func tooLong(_ field: Int, _ bytes: Int) {
+                report("field \(field) holds \(bytes) bytes, more than the \(Self.maximumFieldBytes >> 20) MiB a field may hold; split the text or check for an unbalanced quote", "too_long")
+            }
             var i = position
             var rowEnd = n
             var finished = false
@@ -80,7 +94,7 @@ public struct CSVReader: Sequence, IteratorProtocol {
                         let b = p[j]
                         if b == 0x22 {
                             if j + 1 < n && p[j + 1] == 0x22 {
-                                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[chunkStart...j]))
+                                if j - (i + 1) < Self.maximumFieldBytes { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[chunkStart...j])) }
                                 j += 2
                                 chunkStart = j
                                 continue
@@ -89,7 +103,7 @@ public struct CSVReader: Sequence, IteratorProtocol {
                             break
                         }
                         if b == 0x0A || (b == 0x0D && !(j + 1 < n && p[j + 1] == 0x0A)) { line += 1 }
-                        if b == 0 && problem == nil { problem = "NUL byte in field \(fieldNumber)" }
+                        if b == 0 { report("NUL byte in field \(fieldNumber)", "nul_byte") }
                         j += 1
                     }
                     if !closed {
@@ -97,22 +111,30 @@ public struct CSVReader: Sequence, IteratorProtocol {
                         line = quoteLine
                         var k = i
                         while k < n && p[k] != 0x0A && p[k] != 0x0D { k += 1 }
-                        fields.append(String(decoding: UnsafeBufferPointer(rebasing: p[(i + 1)..<k]), as: UTF8.self))
+                        let text = k - (i + 1) <= Self.maximumFieldBytes ? UnsafeBufferPointer(rebasing: p[(i + 1)..<k]) : UnsafeBufferPointer(rebasing: p[i..<i])
+                        fields.append(String(decoding: text, as: UTF8.self))
                         problem = "unterminated quoted field \(fieldNumber) starting at line \(quoteLine)"
+                        code = "malformed_row"
                         rowEnd = k
                         i = k
                         finished = true
                         break
                     }
-                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[chunkStart..<j]))
+                    let quotedEnd = j
+                    if j - (i + 1) <= Self.maximumFieldBytes { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[chunkStart..<j])) }
+                    let opening = i
                     i = j + 1
                     // After the closing quote: a delimiter, a line break or the end.
                     if i < n && p[i] != delimiter && p[i] != 0x0A && p[i] != 0x0D {
                         var k = i
                         while k < n && p[k] != delimiter && p[k] != 0x0A && p[k] != 0x0D { k += 1 }
-                        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[i..<k]))
-                        if problem == nil { problem = "text after the closing quote of field \(fieldNumber)" }
+                        if k - (opening + 1) <= Self.maximumFieldBytes { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[i..<k])) }
+                        report("text after the closing quote of field \(fieldNumber)", "malformed_row")
                         i = k
+                    }
+                    if i - (opening + 1) > Self.maximumFieldBytes || quotedEnd - (opening + 1) > Self.maximumFieldBytes {
+                        tooLong(fieldNumber, i - opening)
+                        bytes = []
                     }
                     fields.append(String(decoding: bytes, as: UTF8.self))
                 } else {
@@ -120,10 +142,15 @@ public struct CSVReader: Sequence, IteratorProtocol {
                     while j < n {
                         let b = p[j]
                         if b == delimiter || b == 0x0A || b == 0x0D { break }
-                        if b == 0 && problem == nil { problem = "NUL byte in field \(fieldNumber)" }
+                        if b == 0 { report("NUL byte in field \(fieldNumber)", "nul_byte") }
                         j += 1
                     }
-                    fields.append(String(decoding: UnsafeBufferPointer(rebasing: p[i..<j]), as: UTF8.self))
+                    if j - i > Self.maximumFieldBytes {
+                        tooLong(fieldNumber, j - i)
+                        fields.append("")
+                    } else {
+                        fields.append(String(decoding: UnsafeBufferPointer(rebasing: p[i..<j]), as: UTF8.self))
+                    }
                     i = j
                 }
                 if i < n && p[i] == delimiter {
@@ -140,7 +167,7 @@ public struct CSVReader: Sequence, IteratorProtocol {
             } else {
                 position = n
             }
-            let row = CSVRow(index: index, line: startLine, range: start..<rowEnd, fields: fields, problem: problem)
+            let row = CSVRow(index: index, line: startLine, range: start..<rowEnd, fields: fields, problem: problem, problemCode: code)
             index += 1
             return row
         }

@@ -31,6 +31,10 @@ public struct JSONItem {
 /// the cut.
 public struct JSONReader {
     public private(set) var items: [JSONItem] = []
+    /// The longest element (or JSONL line) parsed (16 MiB, as `CSVReader.maximumFieldBytes`): a
+    /// longer one is an item with a "too long" problem, so one hostile element cannot make the
+    /// parser build a value many times the size of the file.
+    public static let maximumElementBytes = 16 << 20
 
     /// - Throws: `IngestError(.malformedInput)` when the top level is not an array or an object,
     ///   `IngestError(.emptyFile)` when there is nothing but whitespace.
@@ -102,6 +106,16 @@ public struct JSONReader {
                                   problem: "truncated: the top-level object starting at line \(line) never closes before the end of the file"))
             return
         }
+        if end - start > Self.maximumElementBytes {
+            // Too big to parse whole: find the one member holding an array of objects by scanning.
+            let candidates = Self.memberArraysOfObjects(s.bytes, objectStart: start)
+            if candidates.count == 1, var inner = Self.scannerAtMember(s.bytes, objectStart: start, key: candidates[0]) {
+                readArray(&inner, prefix: candidates[0], nested: false)
+                return
+            }
+            items.append(Self.parse(s.bytes, start..<end, locator: "$", index: 0, line: line))
+            return
+        }
         let whole = Self.parse(s.bytes, start..<end, locator: "$", index: 0, line: line)
         if let object = whole.value as? [String: Any] {
             let candidates = object.filter { ($0.value as? [Any])?.first is [String: Any] }
@@ -112,6 +126,34 @@ public struct JSONReader {
             }
         }
         items.append(whole)
+    }
+
+    /// The keys of the object starting at `objectStart` whose value is an array whose first
+    /// element is an object, found by scanning (no value is built but the keys).
+    private static func memberArraysOfObjects(_ bytes: [UInt8], objectStart: Int) -> [String] {
+        var s = JSONScanner(bytes)
+        s.position = objectStart
+        s.advance() // {
+        var keys: [String] = []
+        while true {
+            s.skipWhitespace()
+            guard let c = s.peek(), c != UInt8(ascii: "}") else { return keys }
+            if c == UInt8(ascii: ",") { s.advance(); continue }
+            let keyStart = s.position
+            guard c == UInt8(ascii: "\""), let keyEnd = s.skipValue(), keyEnd - keyStart <= maximumElementBytes else { return keys }
+            let name = (try? JSONSerialization.jsonObject(with: Data(bytes[keyStart..<keyEnd]), options: [.fragmentsAllowed])) as? String
+            s.skipWhitespace()
+            guard s.peek() == UInt8(ascii: ":") else { return keys }
+            s.advance()
+            s.skipWhitespace()
+            if s.peek() == UInt8(ascii: "[") {
+                var inside = s
+                inside.advance()
+                inside.skipWhitespace()
+                if inside.peek() == UInt8(ascii: "{"), let name { keys.append(name) }
+            }
+            guard s.skipValue() != nil else { return keys }
+        }
     }
 
     /// A scanner positioned at the value of member `key` of the object starting at `objectStart`.
@@ -137,6 +179,10 @@ public struct JSONReader {
     }
 
     static func parse(_ bytes: [UInt8], _ range: Range<Int>, locator: String, index: Int, line: Int) -> JSONItem {
+        if range.count > maximumElementBytes {
+            return JSONItem(locator: locator, index: index, line: line, range: range, value: nil,
+                            problem: "too long: the element holds \(range.count) bytes, more than the \(maximumElementBytes >> 20) MiB one record may hold; split it or check for an unbalanced quote or bracket")
+        }
         if let nul = bytes[range].firstIndex(of: 0) {
             return JSONItem(locator: locator, index: index, line: line, range: range, value: nil,
                             problem: "NUL byte at offset \(nul - range.lowerBound) of the element")
@@ -187,6 +233,8 @@ public struct JSONLReader: Sequence, IteratorProtocol {
 public enum FormatSniffer {
     /// `[` → json; `{` whose first line is a whole JSON value followed by another line starting
     /// with `{` → jsonl; other `{` (one minified object included) → json; anything else → csv.
+    /// A first line longer than `JSONReader.maximumElementBytes` is not parsed: a line starting
+    /// with `{` after it makes the file jsonl.
     public static func sniff(_ utf8: [UInt8]) -> SourceFormat {
         var i = 0
         while i < utf8.count, [0x20, 0x09, 0x0A, 0x0D].contains(utf8[i]) { i += 1 }
@@ -195,8 +243,11 @@ public enum FormatSniffer {
         guard utf8[i] == UInt8(ascii: "{") else { return .csv }
         var end = i
         while end < utf8.count && utf8[end] != 0x0A { end += 1 }
-        let firstLine = Data(utf8[i..<end])
-        guard (try? JSONSerialization.jsonObject(with: firstLine)) != nil else { return .json }
+        // A first line too long to be parsed is not parsed: the next line decides alone.
+        if end - i <= JSONReader.maximumElementBytes {
+            let firstLine = Data(utf8[i..<end])
+            guard (try? JSONSerialization.jsonObject(with: firstLine)) != nil else { return .json }
+        }
         var j = end
         while j < utf8.count, [0x20, 0x09, 0x0A, 0x0D].contains(utf8[j]) { j += 1 }
         return j < utf8.count && utf8[j] == UInt8(ascii: "{") ? .jsonl : .json

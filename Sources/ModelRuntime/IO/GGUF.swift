@@ -116,9 +116,15 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// Reads the header, metadata and tensor table of the file at `path`.
     /// - Throws: `ModelError.invalidFile` naming the byte offset and what is wrong.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(data: try mapFile(path), path: path)
+    }
+
+    /// Reads the header, metadata and tensor table of a GGUF file's bytes; `path` names it in errors.
+    /// - Throws: `ModelError.invalidFile` naming the byte offset and what is wrong.
+    public init(data: Data, path: String) throws {
         self.path = path
-        data = try mapFile(path)
+        self.data = data
         var reader = GGUFReader(data: data, path: path)
         let magic = try reader.u32()
         guard magic == 0x4655_4747 else { // "GGUF" little-endian

@@ -148,7 +148,11 @@ extension GGUFFile {
     static func unpermuteRows(_ tensor: StoredTensor, heads: Int, name: String) throws -> StoredTensor {
         let rows = tensor.shape[0]
         let cols = tensor.count / max(rows, 1)
-        guard heads > 0, rows % (2 * heads) == 0 else {
+        // `heads` comes from the file's metadata: bounded by the rows before it is doubled.
+        guard heads > 0, heads <= rows / 2 else {
+            throw ModelError.unsupported("tensor \(name) has \(rows) rows, too few for \(heads) attention heads of an even number of rows each; the head count in the model's metadata does not fit its weights")
+        }
+        guard rows % (2 * heads) == 0 else {
             throw ModelError.shapeMismatch(tensor: name, expected: [heads * 2, cols], found: tensor.shape)
         }
         let headDim = rows / heads, half = headDim / 2

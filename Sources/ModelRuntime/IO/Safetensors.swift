@@ -19,9 +19,15 @@ public final class SafetensorsFile: @unchecked Sendable {
     private let dataStart: Int
 
     /// - Throws: `ModelError.invalidFile` naming the problem and offset.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(data: try mapFile(path), path: path)
+    }
+
+    /// Reads the header of a safetensors file's bytes; `path` names it in errors.
+    /// - Throws: `ModelError.invalidFile` naming the problem and offset.
+    public init(data: Data, path: String) throws {
         self.path = path
-        data = try mapFile(path)
+        self.data = data
         guard data.count >= 8 else { throw ModelError.invalidFile(path: path, detail: "shorter than the 8-byte header length") }
         let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard length <= UInt64(data.count - 8) else {

@@ -100,8 +100,14 @@ extension LoRAAdapter {
     /// one this runtime applies exactly.
     /// - Throws: `ModelError` naming the key, its value and what to do.
     public static func readPEFTConfiguration(_ url: URL) throws -> LoRAConfiguration {
-        let path = url.path
-        let j = try readJSONObject(url)
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw missingFile(url.path) }
+        return try readPEFTConfiguration(data: data, path: url.path)
+    }
+
+    /// The LoRA hyper-parameters of an adapter_config.json's bytes; `path` names it in errors.
+    /// - Throws: as `readPEFTConfiguration(_:)`.
+    public static func readPEFTConfiguration(data: Data, path: String) throws -> LoRAConfiguration {
+        let j = try jsonObject(data, path: path)
         func fail(_ detail: String) -> ModelError { ModelError.invalidFile(path: path, detail: detail) }
         func isUnset(_ key: String) -> Bool {
             switch j[key] {
@@ -124,8 +130,9 @@ extension LoRAAdapter {
         }
         func number(_ key: String, default value: Float) throws -> Float {
             guard let raw = j[key], !(raw is NSNull) else { return value }
-            guard let n = raw as? NSNumber, n.doubleValue.isFinite else {
-                throw fail("\(key) is \(raw); it must be a number")
+            // Finite as a Float too: 1e39 is a fine Double but an infinite scale.
+            guard let n = raw as? NSNumber, n.doubleValue.isFinite, n.floatValue.isFinite else {
+                throw fail("\(key) is \(raw); it must be a number (at most \(Float.greatestFiniteMagnitude) in size)")
             }
             return n.floatValue
         }
@@ -183,11 +190,17 @@ extension LoRAAdapter {
     }
 
     static func readJSONObject(_ url: URL) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw ModelError.invalidFile(path: url.path, detail: "missing or unreadable; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
-        }
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw missingFile(url.path) }
+        return try jsonObject(data, path: url.path)
+    }
+
+    static func missingFile(_ path: String) -> ModelError {
+        ModelError.invalidFile(path: path, detail: "missing or unreadable; a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors")
+    }
+
+    static func jsonObject(_ data: Data, path: String) throws -> [String: Any] {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError.invalidFile(path: url.path, detail: "not a JSON object")
+            throw ModelError.invalidFile(path: path, detail: "not a JSON object")
         }
         return json
     }

@@ -29,20 +29,29 @@ extension LoRAMerge {
         let files = try ModelFiles(path: folder)
         let tokenizer = try files.tokenizer()
         let arch = LoRAAdapter.ggufArchitecture(c)
+        // GGUF keeps these sizes as uint32; config.json may say anything (max_position_embeddings
+        // is checked by nothing else), so a value that does not fit is an error, not a trap.
+        func u32(_ value: Int, _ key: String) throws -> GGUFValue {
+            guard let v = UInt32(exactly: value) else {
+                throw ModelError.invalidFile(path: URL(fileURLWithPath: folder).appendingPathComponent("config.json").path,
+                                             detail: "\(key) is \(value), which a GGUF file cannot hold (0 to \(UInt32.max)); correct config.json")
+            }
+            return .uint32(v)
+        }
         var out: [(key: String, value: GGUFValue)] = [
             ("general.architecture", .string(arch)), ("general.name", .string(name)),
-            ("\(arch).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
-            ("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("\(arch).block_count", .uint32(UInt32(c.numHiddenLayers))),
-            ("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("\(arch).attention.head_count", .uint32(UInt32(c.numAttentionHeads))),
-            ("\(arch).attention.head_count_kv", .uint32(UInt32(c.numKeyValueHeads))),
-            ("\(arch).attention.key_length", .uint32(UInt32(c.headDim))),
-            ("\(arch).attention.value_length", .uint32(UInt32(c.headDim))),
+            ("\(arch).context_length", try u32(c.maxPositionEmbeddings, "max_position_embeddings")),
+            ("\(arch).embedding_length", try u32(c.hiddenSize, "hidden_size")),
+            ("\(arch).block_count", try u32(c.numHiddenLayers, "num_hidden_layers")),
+            ("\(arch).feed_forward_length", try u32(c.intermediateSize, "intermediate_size")),
+            ("\(arch).attention.head_count", try u32(c.numAttentionHeads, "num_attention_heads")),
+            ("\(arch).attention.head_count_kv", try u32(c.numKeyValueHeads, "num_key_value_heads")),
+            ("\(arch).attention.key_length", try u32(c.headDim, "head_dim")),
+            ("\(arch).attention.value_length", try u32(c.headDim, "head_dim")),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
             ("\(arch).rope.freq_base", .float32(c.ropeTheta)),
-            ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
-            ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("\(arch).rope.dimension_count", try u32(c.headDim, "head_dim")),
+            ("\(arch).vocab_size", try u32(c.vocabSize, "vocab_size")),
         ]
         // Tokens by id; ids the tokenizer leaves unused (and those up to the embedding's rows) are
         // named [PAD<id>] of type unused, as llama.cpp's converter names them.

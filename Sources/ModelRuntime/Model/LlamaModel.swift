@@ -60,6 +60,10 @@ public final class LlamaModel: @unchecked Sendable {
               c.numAttentionHeads % c.numKeyValueHeads == 0 else {
             throw ModelError.unsupported("configuration not usable: hidden \(c.hiddenSize), heads \(c.numAttentionHeads)/\(c.numKeyValueHeads), head_dim \(c.headDim), intermediate \(c.intermediateSize), vocab \(c.vocabSize), layers \(c.numHiddenLayers); every size must be positive, head_dim even and heads a multiple of key/value heads")
         }
+        // rms_norm_eps and rope_theta arrive as Floats: 1e39 in a config.json is infinite here.
+        guard c.rmsNormEps.isFinite, c.rmsNormEps >= 0, c.ropeTheta.isFinite, c.ropeTheta > 0 else {
+            throw ModelError.unsupported("configuration not usable: rms_norm_eps \(c.rmsNormEps), rope_theta \(c.ropeTheta); both must be finite, rope_theta above 0")
+        }
         if let scaling = c.ropeScaling, scaling.ropeType != "llama3" {
             throw ModelError.unsupported("rope_scaling \(scaling.ropeType) (factor \(scaling.factor)) is not supported; plain RoPE and llama3 scaling are")
         }

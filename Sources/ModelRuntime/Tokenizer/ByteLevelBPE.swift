@@ -22,7 +22,7 @@ public final class BPETokenizer: @unchecked Sendable {
     /// A piece that is itself in the vocabulary is taken whole (tokenizer.json `ignore_merges`, Llama 3).
     public let ignoreMerges: Bool
     /// Id of the token for each byte (its GPT-2 character).
-    let byteIDs: [Int]
+    package let byteIDs: [Int]
     public let bosID: Int?
     public let eosID: Int?
     private var cache: [String: (ids: [Int], lengths: [Int])] = [:]
@@ -53,10 +53,29 @@ public final class BPETokenizer: @unchecked Sendable {
         static let ggufNames = "smollm, gpt2, llama-bpe (llama3), qwen2"
     }
 
-    /// - Throws: `ModelError.unsupported` for a merge naming a token that is not in the vocabulary.
+    /// The most tokens and merges a tokenizer may have (2^21 each; the largest real vocabularies
+    /// hold about 260,000 tokens, Llama 3 has 280,000 merges): more is a damaged or hostile file,
+    /// refused before any table is built for it.
+    public static let maximumTokens = 1 << 21
+    public static let maximumMerges = 1 << 21
+
+    /// - Throws: `ModelError.invalidFile` when there are more than `maximumTokens` tokens or
+    ///   `maximumMerges` merges (`path` names the file).
+    static func checkSizes(tokens: Int, merges: Int, path: String) throws {
+        guard tokens <= maximumTokens else {
+            throw ModelError.invalidFile(path: path, detail: "\(tokens) tokens, more than the \(maximumTokens) any tokenizer has; the file is damaged")
+        }
+        guard merges <= maximumMerges else {
+            throw ModelError.invalidFile(path: path, detail: "\(merges) merges, more than the \(maximumMerges) any tokenizer has; the file is damaged")
+        }
+    }
+
+    /// - Throws: `ModelError.unsupported` for a merge naming a token that is not in the vocabulary,
+    ///   `ModelError.invalidFile` for more than `maximumTokens` tokens or `maximumMerges` merges.
     public init(tokens: [String], merges: [String], specialTokenIDs: [Int], preTokenizer: PreTokenizer,
                 bos: Int?, eos: Int?, unknown: Int? = nil, addedTokenIDs: [Int] = [],
                 normalizeNFC: Bool = false, ignoreMerges: Bool = false) throws {
+        try Self.checkSizes(tokens: tokens.count, merges: merges.count, path: "tokenizer")
         self.tokens = tokens
         var ids: [String: Int] = [:]
         ids.reserveCapacity(tokens.count)
@@ -93,6 +112,8 @@ public final class BPETokenizer: @unchecked Sendable {
         guard metadata["tokenizer.ggml.model"]?.string == "gpt2" else {
             throw ModelError.unsupported("tokenizer.ggml.model \(metadata["tokenizer.ggml.model"]?.string ?? "(none)") is not supported; byte-level BPE (gpt2) is. SentencePiece vocabularies (Llama 2, Mistral) are not supported yet")
         }
+        func count(_ key: String) -> Int { if case let .array(items)? = metadata[key] { return items.count } else { return 0 } }
+        try checkSizes(tokens: count("tokenizer.ggml.tokens"), merges: count("tokenizer.ggml.merges"), path: "the GGUF's tokenizer.ggml metadata")
         guard let tokens = metadata["tokenizer.ggml.tokens"]?.strings, let merges = metadata["tokenizer.ggml.merges"]?.strings else {
             throw ModelError.unsupported("the GGUF has no tokenizer.ggml.tokens or tokenizer.ggml.merges")
         }
@@ -152,10 +173,13 @@ public final class BPETokenizer: @unchecked Sendable {
                 let start = Array(piece.utf8).map { byteIDs[Int($0)] }
                 let whole = ignoreMerges && start.count > 1 ? self.ids[String(piece.utf8.map { Self.byteCharacters[Int($0)] })] : nil
                 word = whole.map { ([$0], [start.count]) } ?? bpe(start)
-                lock.lock()
-                if cache.count > 100_000 { cache.removeAll() }
-                cache[piece] = word
-                lock.unlock()
+                // Long pieces are rare and would make the cache's memory follow the input's.
+                if piece.utf8.count <= 256 {
+                    lock.lock()
+                    if cache.count > 100_000 { cache.removeAll() }
+                    cache[piece] = word
+                    lock.unlock()
+                }
             }
             out += word.ids
             for length in word.lengths {
@@ -165,8 +189,19 @@ public final class BPETokenizer: @unchecked Sendable {
         }
     }
 
-    /// Merges the pair of lowest rank until none applies; also returns each token's byte count.
+    /// Words up to this many bytes are merged by scanning; longer ones with a heap.
+    static let scanningLimit = 48
+
+    /// Merges the pair of lowest rank (the leftmost of equal pairs) until none applies; also
+    /// returns each token's byte count. Short words by scanning (`bpeByScanning`), long ones with
+    /// a heap of candidate pairs (`bpeWithHeap`): the same merges, in O(n log n) instead of
+    /// O(n²), so a hostile word of a megabyte takes a second, not hours.
     func bpe(_ start: [Int]) -> (ids: [Int], lengths: [Int]) {
+        start.count <= Self.scanningLimit ? bpeByScanning(start) : bpeWithHeap(start)
+    }
+
+    /// The reference: rescans the word for the best pair after every merge.
+    package func bpeByScanning(_ start: [Int]) -> (ids: [Int], lengths: [Int]) {
         var word = start
         var lengths = [Int](repeating: 1, count: start.count)
         while word.count > 1 {
@@ -183,6 +218,77 @@ public final class BPETokenizer: @unchecked Sendable {
             lengths.remove(at: merge.index + 1)
         }
         return (word, lengths)
+    }
+
+    /// The same merges with the symbols in a linked list and the candidate pairs in a binary heap
+    /// ordered by (rank, position); a candidate whose symbols changed since it was pushed is
+    /// skipped when popped (Hugging Face `tokenizers` merges words this way, `word.rs`).
+    package func bpeWithHeap(_ start: [Int]) -> (ids: [Int], lengths: [Int]) {
+        let n = start.count
+        var ids = start
+        var lengths = [Int](repeating: 1, count: n)
+        var next = Array(1...n)          // n: none
+        var previous = Array(-1..<(n - 1)) // -1: none
+        var alive = [Bool](repeating: true, count: n)
+        // (rank, left position, left id, right id)
+        var heap: [(rank: Int, position: Int, left: Int, right: Int)] = []
+        heap.reserveCapacity(n)
+        func before(_ a: (rank: Int, position: Int, left: Int, right: Int), _ b: (rank: Int, position: Int, left: Int, right: Int)) -> Bool {
+            a.rank != b.rank ? a.rank < b.rank : a.position < b.position
+        }
+        func push(_ i: Int) {
+            let j = next[i]
+            guard j < n, let m = merges[Int64(ids[i]) << 32 | Int64(ids[j])] else { return }
+            heap.append((m.rank, i, ids[i], ids[j]))
+            var c = heap.count - 1
+            while c > 0 {
+                let parent = (c - 1) / 2
+                guard before(heap[c], heap[parent]) else { break }
+                heap.swapAt(c, parent)
+                c = parent
+            }
+        }
+        func pop() -> (rank: Int, position: Int, left: Int, right: Int) {
+            let top = heap[0]
+            let last = heap.removeLast()
+            if !heap.isEmpty {
+                heap[0] = last
+                var c = 0
+                while true {
+                    let l = 2 * c + 1, r = l + 1
+                    var m = c
+                    if l < heap.count && before(heap[l], heap[m]) { m = l }
+                    if r < heap.count && before(heap[r], heap[m]) { m = r }
+                    if m == c { break }
+                    heap.swapAt(c, m)
+                    c = m
+                }
+            }
+            return top
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while !heap.isEmpty {
+            let candidate = pop()
+            let i = candidate.position
+            let j = next[i]
+            guard alive[i], j < n, ids[i] == candidate.left, ids[j] == candidate.right,
+                  let m = merges[Int64(ids[i]) << 32 | Int64(ids[j])] else { continue }
+            ids[i] = m.merged
+            lengths[i] += lengths[j]
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { previous[next[j]] = i }
+            if previous[i] >= 0 { push(previous[i]) }
+            push(i)
+        }
+        var outIDs: [Int] = [], outLengths: [Int] = []
+        var i = 0
+        while i < n {
+            outIDs.append(ids[i])
+            outLengths.append(lengths[i])
+            i = next[i]
+        }
+        return (outIDs, outLengths)
     }
 
     /// The text of `ids`; bytes that do not form UTF-8 become U+FFFD, as Hugging Face decodes.

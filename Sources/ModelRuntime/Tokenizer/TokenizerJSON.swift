@@ -11,6 +11,13 @@ import Foundation
 extension BPETokenizer {
     /// How many ids below the largest may be unused in tokenizer.json before the file is refused.
     static let maximumIDGap = 65_536
+    /// The largest tokenizer.json read (48 MiB; real byte-level BPE files are 2-30 MB). A file of
+    /// 10^7 merges is at least 60 MB, and parsing one costs about ten times its size.
+    public static let maximumTokenizerJSONBytes = 48 << 20
+
+    static func tooLarge(path: String, bytes: Int) -> ModelError {
+        ModelError.invalidFile(path: path, detail: "the file holds \(bytes) bytes, more than the \(maximumTokenizerJSONBytes >> 20) MiB of any byte-level BPE tokenizer corpus reads; the file is damaged or not a tokenizer")
+    }
 
     static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -20,9 +27,20 @@ extension BPETokenizer {
     /// - Throws: `ModelError.invalidFile` for malformed JSON, `.unsupported` for a model,
     ///   normalizer or pre-tokenizer that is not byte-level BPE as listed above.
     public static func fromTokenizerJSON(path: String, bos: String? = nil, eos: String? = nil) throws -> BPETokenizer {
+        // Checked before reading: parsing costs about ten times the file in memory.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maximumTokenizerJSONBytes {
+            throw tooLarge(path: path, bytes: size)
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelError.invalidFile(path: path, detail: "cannot read the file")
         }
+        return try fromTokenizerJSON(data: data, path: path, bos: bos, eos: eos)
+    }
+
+    /// The tokenizer of a `tokenizer.json` text; `path` names it in errors.
+    /// - Throws: as `fromTokenizerJSON(path:bos:eos:)`.
+    public static func fromTokenizerJSON(data: Data, path: String, bos: String? = nil, eos: String? = nil) throws -> BPETokenizer {
+        guard data.count <= maximumTokenizerJSONBytes else { throw tooLarge(path: path, bytes: data.count) }
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError.invalidFile(path: path, detail: "not a JSON object")
         }
@@ -35,6 +53,8 @@ extension BPETokenizer {
             throw ModelError.unsupported("\(path): a BPE with byte_fallback (SentencePiece style, Llama 2 and Mistral) is not supported yet; byte-level BPE is")
         }
         // Tokens by id: the vocabulary, then the added tokens (Qwen2's lie outside `model.vocab`).
+        let merged = model["merges"] as? [Any] ?? []
+        try checkSizes(tokens: vocab.count, merges: merged.count, path: path)
         var byID: [Int: String] = [:]
         for (token, value) in vocab {
             guard let id = value as? Int, id >= 0 else {
@@ -66,7 +86,7 @@ extension BPETokenizer {
         for (id, token) in byID { tokens[id] = token }
 
         var merges: [String] = []
-        for (i, merge) in (model["merges"] as? [Any] ?? []).enumerated() {
+        for (i, merge) in merged.enumerated() {
             if let text = merge as? String {
                 merges.append(text)
             } else if let pair = merge as? [String], pair.count == 2 {
