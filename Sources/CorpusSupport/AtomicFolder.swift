@@ -63,20 +63,8 @@ public enum AtomicFolder {
         let manager = FileManager.default
         let target = directory.standardizedFileURL
         try SymlinkGuard.refuseLink(at: target, what: "folder")
-        let parent = target.deletingLastPathComponent()
+        let (parent, staging) = try makeStaging(for: target)
         do {
-            try manager.createDirectory(at: parent, withIntermediateDirectories: true)
-        } catch {
-            throw FileWriteError(path: parent.path, message: "cannot create the folder (\(error.localizedDescription))")
-        }
-        Durability.removeStale(beside: target.lastPathComponent, in: parent)
-        let staging = parent.appendingPathComponent(Durability.temporaryName(for: target.lastPathComponent))
-        do {
-            do {
-                try manager.createDirectory(at: staging, withIntermediateDirectories: false)
-            } catch {
-                throw FileWriteError(path: staging.path, message: "cannot create the folder (\(error.localizedDescription)); check that \(parent.path) is writable")
-            }
             try build(staging)
             for name in try manager.contentsOfDirectory(atPath: staging.path) {
                 var isDirectory: ObjCBool = false
@@ -131,8 +119,10 @@ public enum AtomicFolder {
         }
     }
 
-    /// A new folder: built as a hidden sibling, flushed, renamed into place.
-    private static func createFolder(_ files: [File], at target: URL) throws {
+    /// Creates `target`'s parent if needed, removes staging folders a dead process left beside
+    /// `target`, and creates an empty hidden sibling (`.NAME.HOST.PID.UUID.tmp`) to build in.
+    /// - Throws: `FileWriteError` naming the folder that could not be created.
+    private static func makeStaging(for target: URL) throws -> (parent: URL, staging: URL) {
         let manager = FileManager.default
         let parent = target.deletingLastPathComponent()
         do {
@@ -143,11 +133,18 @@ public enum AtomicFolder {
         Durability.removeStale(beside: target.lastPathComponent, in: parent)
         let staging = parent.appendingPathComponent(Durability.temporaryName(for: target.lastPathComponent))
         do {
-            do {
-                try manager.createDirectory(at: staging, withIntermediateDirectories: false)
-            } catch {
-                throw FileWriteError(path: staging.path, message: "cannot create the folder (\(error.localizedDescription)); check that \(parent.path) is writable")
-            }
+            try manager.createDirectory(at: staging, withIntermediateDirectories: false)
+        } catch {
+            throw FileWriteError(path: staging.path, message: "cannot create the folder (\(error.localizedDescription)); check that \(parent.path) is writable")
+        }
+        return (parent, staging)
+    }
+
+    /// A new folder: built as a hidden sibling, flushed, renamed into place.
+    private static func createFolder(_ files: [File], at target: URL) throws {
+        let manager = FileManager.default
+        let (parent, staging) = try makeStaging(for: target)
+        do {
             for file in files {
                 let url = staging.appendingPathComponent(file.name)
                 try file.write(url)
