@@ -301,7 +301,10 @@ class Harness:
                 if (counts.get("train", 0), counts.get("eval", 0)) != (train, ev) or train + ev != n:
                     problems.append("snapshot %s half-registered: members %s, recorded %d (%d train, %d eval)" % (label, counts, n, train, ev))
             for config, in q("SELECT hash FROM check_configs"):
-                per = q("SELECT name, count(*) FROM checks WHERE config_hash = ? GROUP BY name", config)
+                # Verdicts are packed one row per record (bit i of `ran`: check i judged it).
+                sums = q("SELECT " + ", ".join("SUM((ran >> %d) & 1)" % b for b in range(16)) +
+                         " FROM verdicts WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?)", config)[0]
+                per = [(b, c) for b, c in enumerate(sums) if c]
                 if not per or len(set(c for _, c in per)) != 1:
                     problems.append("check configuration %s half-registered: verdicts per check %s" % (config[:12], per))
             for eid, items, adapter in q("SELECT id, items, adapter_path FROM evals"):

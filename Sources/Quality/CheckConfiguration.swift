@@ -104,12 +104,9 @@ public struct CheckConfiguration: Codable, Sendable, Equatable {
         case specialCharacters = "special_characters", filler, boilerplate, echo, language, pii
     }
 
-    /// Every check `corpus check` can run, in the order they are reported.
-    public static let checkNames = [
-        "exact_duplicate", "near_duplicate", "conflicting_answer", "prompt_length", "answer_length", "prompt_tokens", "answer_tokens",
-        "char_repetition", "ngram_repetition", "special_characters", "mojibake", "filler_opening", "boilerplate",
-        "answer_echoes_prompt", "language_mismatch", "pii",
-    ]
+    /// Every check `corpus check` can run, in the order they are reported (the store's catalogue,
+    /// whose order is also each check's bit in the packed verdicts).
+    public static let checkNames = CheckCatalog.names
 
     public init() {}
 

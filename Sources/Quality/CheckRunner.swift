@@ -14,7 +14,12 @@ public struct CheckInput: Sendable {
 
 /// What one `corpus check` run found: verdicts, duplicate groups and the corpus's boilerplate.
 public struct CheckOutcome: Sendable {
-    public var verdicts: [CheckVerdict]
+    /// Every judged record's verdicts, one packed row per record in id order (as stored).
+    public var packed: [PackedVerdicts]
+    /// The verdicts one by one (record by record, each in catalogue order).
+    public var verdicts: [CheckVerdict] { packed.flatMap(\.verdicts) }
+    /// How many verdicts there are.
+    public var verdictCount: Int { packed.reduce(0) { $0 + $1.count } }
     /// Exact-duplicate and conflicting-answer groups (and near-duplicate groups when computed).
     public var groups: [DuplicateGroup]
     /// Recurring sentences, most frequent first: the text and in how many answers it occurs.
@@ -47,7 +52,7 @@ public enum CheckRunner {
         let near = hasher.map { nearDuplicates(records, analyses, order: order, duplicateOf: exact.duplicateOf, hasher: $0, stored: signatures) }
         let recurring = recurringSentences(records, analyses, c.boilerplate)
         let verdicts = collectVerdicts(records, &analyses, order: order, judged: judged, c, exact: exact, near: near, recurring: recurring)
-        return CheckOutcome(verdicts: verdicts, groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list,
+        return CheckOutcome(packed: verdicts, groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list,
                             newSignatures: near?.newSignatures ?? [])
     }
 
@@ -169,17 +174,18 @@ public enum CheckRunner {
     }
 
     /// Every verdict of the judged records in id order: each record's own, then its corpus-wide
-    /// ones (exact duplicate, near duplicate, conflicting answer, boilerplate). The per-record
-    /// verdicts are moved out of `analyses`, not copied: a million records hold ~1 GB of them.
+    /// ones (exact duplicate, near duplicate, conflicting answer, boilerplate), packed per record.
+    /// The per-record verdicts are moved out of `analyses`, not copied.
     static func collectVerdicts(_ records: [CheckInput], _ analyses: inout [Analysis], order: [Int], judged: Set<Int64>?,
                                 _ c: CheckConfiguration, exact: ExactFindings, near: NearFindings?,
-                                recurring: RecurringSentences) -> [CheckVerdict] {
-        var verdicts: [CheckVerdict] = []
-        verdicts.reserveCapacity(records.count * 12)
+                                recurring: RecurringSentences) -> [PackedVerdicts] {
+        var out: [PackedVerdicts] = []
+        out.reserveCapacity(judged?.count ?? records.count)
         for i in order where judged?.contains(records[i].id) ?? true {
             let id = records[i].id, a = analyses[i]
-            verdicts += a.verdicts
-            analyses[i].verdicts = []
+            var verdicts = VerdictList(packed: a.packed)
+            analyses[i].packed = PackedVerdicts(recordId: id)
+            defer { out.append(verdicts.packed) }
             if c.runs("exact_duplicate") {
                 if let rep = exact.duplicateOf[i] {
                     verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: false, score: nil, detail: "duplicate of record \(rep)"))
@@ -216,7 +222,7 @@ public enum CheckRunner {
                 verdicts.append(CheckVerdict(recordId: id, name: "boilerplate", passed: passed, score: share, detail: detail))
             }
         }
-        return verdicts
+        return out
     }
 
     // MARK: Per-record analysis
@@ -245,7 +251,7 @@ public enum CheckRunner {
         /// Distinct sentences of the answer long enough to be boilerplate.
         var sentences: [Sentence] = []
         /// Verdicts that need nothing but the record itself.
-        var verdicts: [CheckVerdict] = []
+        var packed = PackedVerdicts(recordId: 0)
         /// The MinHash signature, when computed here (not stored already and there is text to compare).
         var signature: [UInt32]?
     }
@@ -317,14 +323,23 @@ public enum CheckRunner {
         }
     }
 
-    /// One record's verdicts as they are made; a passing verdict has no detail.
+    /// One record's verdicts as they are made, packed; a passing verdict has no detail.
     struct VerdictList {
-        let recordId: Int64
-        var verdicts: [CheckVerdict] = []
+        var packed: PackedVerdicts
 
+        init(recordId: Int64) { packed = PackedVerdicts(recordId: recordId) }
+        init(packed: PackedVerdicts) { self.packed = packed }
+
+        /// `name` is one of the catalogue's (the checks below name only those).
         mutating func add(_ name: String, _ passed: Bool, _ score: Double?, _ detail: @autoclosure () -> String) {
-            verdicts.append(CheckVerdict(recordId: recordId, name: name, passed: passed, score: score, detail: passed ? "" : detail()))
+            guard let bit = CheckCatalog.bit(name) else {
+                assertionFailure("check \(name) is not in the catalogue")
+                return
+            }
+            packed.add(bit: bit, passed: passed, score: score, detail: passed ? "" : detail())
         }
+
+        mutating func append(_ v: CheckVerdict) { add(v.name, v.passed, v.score, v.detail) }
     }
 
     static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil) -> Analysis {
@@ -346,7 +361,7 @@ public enum CheckRunner {
         lengthChecks(&list, p: p, q: q, t, c, tokens: tokens)
         shapeChecks(&list, p: p, q: q, t, c)
         contentChecks(&list, p: p, q: q, t, record.conversation.allMessages, c)
-        a.verdicts = list.verdicts
+        a.packed = list.packed
         if c.runs("boilerplate") {
             a.sentences = sentences(q, minChars: c.boilerplate.minSentenceChars).map { Sentence(hash: $0.hash, length: $0.length) }
         }

@@ -72,7 +72,7 @@ struct DiskFullTests {
         #expect(full.stderr.contains("the disk holding the store is full"), "\(full.stderr)")
         let store = try CorpusStore(path: db)
         #expect(try store.integrityProblems().isEmpty)
-        let verdicts = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM checks") ?? -1 }
+        let verdicts = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM verdicts") ?? -1 }
         #expect(verdicts == 0, "no verdict of the failed check was kept")
 
         try disk.free()

@@ -35,7 +35,7 @@ struct CheckedStatementTests {
                                    configHash: "h", configJSON: "{}")
             Issue.record("a verdict of a missing record was stored")
         } catch let error as CorpusDBError {
-            #expect(error.message.contains("storing the verdict pii of record 999 failed"))
+            #expect(error.message.contains("storing the verdicts of record 999 failed"))
             #expect(error.message.contains("FOREIGN KEY constraint failed"))
         }
         #expect(try store.checkConfiguration(hash: "h") == nil)

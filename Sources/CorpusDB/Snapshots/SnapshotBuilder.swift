@@ -131,16 +131,22 @@ extension CorpusStore {
         let json = try String.fetchOne(db, sql: "SELECT config FROM check_configs WHERE hash = ?", arguments: [config]) ?? "{}"
         let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
         let advisory = object?["advisory"] as? [String] ?? ["pii"]
-        let placeholders = Array(repeating: "?", count: advisory.count).joined(separator: ", ")
-        var arguments: [any DatabaseValueConvertible] = [config]
-        arguments += advisory
-        for row in try Row.fetchAll(db, sql: """
-            SELECT record_id, MIN(name) AS name FROM checks WHERE config_hash = ? AND passed = 0
-            \(advisory.isEmpty ? "" : "AND name NOT IN (\(placeholders))") GROUP BY record_id
-            """, arguments: StatementArguments(arguments)) {
-            selection.failed[row["record_id"]] = row["name"]
+        // Failures that count: a bit mask over the catalogue without the advisory checks.
+        var counted: Int64 = 0
+        for (bit, name) in CheckCatalog.names.enumerated() where !advisory.contains(name) { counted |= Int64(1) << Int64(bit) }
+        // The first failed check by name, as reasons are counted by it.
+        let byName = CheckCatalog.names.indices.sorted { CheckCatalog.names[$0] < CheckCatalog.names[$1] }
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT record_id, failed FROM verdicts WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?)
+            """, arguments: [config])
+        while let row = try rows.next() {
+            let id: Int64 = row[0], failed: Int64 = row[1]
+            selection.checked.insert(id)
+            let reasons = failed & counted
+            if reasons != 0, let bit = byName.first(where: { reasons & (Int64(1) << Int64($0)) != 0 }) {
+                selection.failed[id] = CheckCatalog.names[bit]
+            }
         }
-        selection.checked = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT record_id FROM checks WHERE config_hash = ?", arguments: [config]))
         return selection
     }
 

@@ -44,6 +44,20 @@ struct CheckedStatement {
         try check(code, "binding parameter \(index)")
     }
 
+    /// Binds text, or NULL for nil, to parameter `index` (1-based).
+    func bind(_ index: Int32, _ text: String?) throws {
+        if let text { try bind(index, text) } else { try check(sqlite3_bind_null(handle, index), "binding parameter \(index)") }
+    }
+
+    /// Binds bytes as a blob to parameter `index` (1-based).
+    func bind(_ index: Int32, _ data: Data) throws {
+        let code = data.withUnsafeBytes { raw in
+            // An empty blob, not NULL (a nil base address would bind NULL).
+            raw.baseAddress.map { sqlite3_bind_blob(handle, index, $0, Int32(raw.count), Self.transient) } ?? sqlite3_bind_zeroblob(handle, index, 0)
+        }
+        try check(code, "binding parameter \(index)")
+    }
+
     /// Binds an integer to parameter `index` (1-based).
     func bind(_ index: Int32, _ value: Int64) throws {
         try check(sqlite3_bind_int64(handle, index, value), "binding parameter \(index)")

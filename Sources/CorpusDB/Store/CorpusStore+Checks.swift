@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-/// One check's verdict on one record (table `checks`).
+/// One check's verdict on one record (stored packed per record: `PackedVerdicts`, table `verdicts`).
 public struct CheckVerdict: Sendable, Equatable {
     public var recordId: Int64
     public var name: String
@@ -41,35 +41,58 @@ public struct DuplicateGroup: Sendable, Equatable {
 }
 
 extension CorpusStore {
-    /// Stores verdicts under a configuration, in one transaction with its audit entry. A verdict
-    /// already stored for the same (record, check, configuration) is kept as it is, so re-running
-    /// with the same configuration changes nothing; another configuration adds its own verdicts.
-    /// - Returns: how many verdicts were new.
+    /// Stores verdicts under a configuration (packed per record, `PackedVerdicts`), in one
+    /// transaction with its audit entry. Convenience for `savePackedVerdicts`: the verdicts of one
+    /// record need not be adjacent.
     @discardableResult
     public func saveVerdicts(_ verdicts: [CheckVerdict], configHash: String, configJSON: String,
                              groups: [DuplicateGroup] = [], boilerplate: [(sentence: String, records: Int)] = [],
                              arguments: [String] = []) throws -> Int {
+        var order: [Int64] = [], packed: [Int64: PackedVerdicts] = [:]
+        for v in verdicts {
+            if packed[v.recordId] == nil { order.append(v.recordId); packed[v.recordId] = PackedVerdicts(recordId: v.recordId) }
+            try packed[v.recordId]?.add(v.name, passed: v.passed, score: v.score, detail: v.detail)
+        }
+        return try savePackedVerdicts(order.compactMap { packed[$0] }, configHash: configHash, configJSON: configJSON,
+                                      groups: groups, boilerplate: boilerplate, arguments: arguments)
+    }
+
+    /// Stores every record's verdicts under a configuration, one row per record, in one transaction
+    /// with its audit entry. A verdict already stored for the same (record, check, configuration)
+    /// is kept as it is, so re-running with the same configuration changes nothing; checks a record
+    /// was not judged by before (say `prompt_tokens` once `--model` is given) are added to its row;
+    /// another configuration adds its own rows.
+    /// - Returns: how many verdicts (record and check) were new.
+    @discardableResult
+    public func savePackedVerdicts(_ rows: [PackedVerdicts], configHash: String, configJSON: String,
+                                   groups: [DuplicateGroup] = [], boilerplate: [(sentence: String, records: Int)] = [],
+                                   arguments: [String] = []) throws -> Int {
         try pool.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO check_configs (hash, config, created_at) VALUES (?, ?, ?)",
                            arguments: [configHash, configJSON, Timestamp.now()])
-            let insert = try db.makeStatement(sql: """
-                INSERT OR IGNORE INTO checks (record_id, name, config_hash, passed, score, detail) VALUES (?, ?, ?, ?, ?, ?)
-                """)
-            // Bound through SQLite's C API: a million records make 14 million rows, and building
-            // GRDB's argument arrays per row cost as much as SQLite itself.
-            var added = 0
-            let statement = CheckedStatement(insert, db, path: path)
-            try statement.bind(3, configHash)
-            for v in verdicts {
-                try statement.reset()
-                try statement.bind(1, v.recordId)
-                try statement.bind(2, v.name)
-                try statement.bind(4, Int64(v.passed ? 1 : 0))
-                try statement.bind(5, v.score)
-                try statement.bind(6, v.detail)
-                added += try statement.step("storing the verdict \(v.name) of record \(v.recordId)")
+            guard let configId = try Int64.fetchOne(db, sql: "SELECT id FROM check_configs WHERE hash = ?", arguments: [configHash]) else {
+                throw CorpusDBError(.storageFailed, "\(path): the check configuration \(configHash) was not stored; run the command again")
             }
-            try statement.reset()
+            // Bound through SQLite's C API (GRDB's argument arrays per row cost as much as SQLite).
+            let insert = CheckedStatement(try db.makeStatement(sql: """
+                INSERT OR IGNORE INTO verdicts (config_id, record_id, ran, failed, scores, details) VALUES (?, ?, ?, ?, ?, ?)
+                """), db, path: path)
+            try insert.bind(1, configId)
+            var added = 0
+            for row in rows where row.ran != 0 {
+                try insert.reset()
+                try insert.bind(2, row.recordId)
+                try insert.bind(3, Int64(row.ran))
+                try insert.bind(4, Int64(row.failed))
+                try insert.bind(5, row.scoresBlob)
+                try insert.bind(6, row.detailsJSON)
+                if try insert.step("storing the verdicts of record \(row.recordId)") == 1 {
+                    added += row.count
+                } else {
+                    added += try mergeVerdicts(db, row, configId: configId)
+                }
+            }
+            try insert.reset()
             // Groups and recurring sentences describe the corpus as checked now: replaced, not kept.
             try db.execute(sql: "DELETE FROM duplicate_groups WHERE config_hash = ?", arguments: [configHash])
             let member = try db.makeStatement(sql: """
@@ -88,6 +111,27 @@ extension CorpusStore {
             try Self.audit(db, command: "check", arguments: arguments, outcome: ["config": configHash, "verdicts_added": added])
             return added
         }
+    }
+
+    /// Adds to a record's stored row the checks it lacks; returns how many were added.
+    private func mergeVerdicts(_ db: Database, _ row: PackedVerdicts, configId: Int64) throws -> Int {
+        guard let stored = try Row.fetchOne(db, sql: "SELECT ran, failed, scores, details FROM verdicts WHERE config_id = ? AND record_id = ?",
+                                            arguments: [configId, row.recordId]) else { return 0 }
+        var merged = try Self.unpack(stored, recordId: row.recordId, path: path)
+        guard row.ran & ~merged.ran != 0 else { return 0 }
+        let before = merged.count
+        for v in row.verdicts { try merged.add(v.name, passed: v.passed, score: v.score, detail: v.detail) }
+        try db.execute(sql: "UPDATE verdicts SET ran = ?, failed = ?, scores = ?, details = ? WHERE config_id = ? AND record_id = ?",
+                       arguments: [Int64(merged.ran), Int64(merged.failed), merged.scoresBlob, merged.detailsJSON, configId, row.recordId])
+        return merged.count - before
+    }
+
+    /// The packed verdicts of one stored row, or a clear error when it is malformed.
+    static func unpack(_ row: Row, recordId id: Int64, path: String) throws -> PackedVerdicts {
+        guard let packed = PackedVerdicts(recordId: id, ran: row["ran"], failed: row["failed"], scores: row["scores"] ?? Data(), details: row["details"]) else {
+            throw CorpusDBError(.invalid, "\(path): the stored verdicts of record \(id) are malformed (table verdicts); restore the store from a backup or check again under another configuration")
+        }
+        return packed
     }
 
     /// Stored MinHash signatures under a signature key (`NearDuplicateSettings.signatureKey`), by record id.
@@ -109,30 +153,41 @@ extension CorpusStore {
         }
     }
 
-    /// Per check: (records checked, records failed) under a configuration.
+    /// Per check: (records checked, records failed) under a configuration, by check name.
     public func checkSummary(configHash: String) throws -> [(name: String, checked: Int, failed: Int)] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT name, COUNT(*) AS n, SUM(passed = 0) AS failed FROM checks WHERE config_hash = ? GROUP BY name ORDER BY name
-                """, arguments: [configHash]).map { (name: $0["name"], checked: $0["n"], failed: $0["failed"]) }
+            let sums = CheckCatalog.names.indices.map { "SUM((ran >> \($0)) & 1), SUM((failed >> \($0)) & 1)" }.joined(separator: ", ")
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT \(sums) FROM verdicts WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?)
+                """, arguments: [configHash]) else { return [] }
+            return CheckCatalog.names.enumerated().compactMap { bit, name in
+                let checked = (row[2 * bit] as Int?) ?? 0
+                return checked == 0 ? nil : (name: name, checked: checked, failed: (row[2 * bit + 1] as Int?) ?? 0)
+            }.sorted { $0.name < $1.name }
         }
     }
 
-    /// The verdicts of one record, every configuration.
+    /// The verdicts of one record, every configuration (by configuration hash, then check name).
     public func verdicts(recordId: Int64) throws -> [(configHash: String, verdict: CheckVerdict)] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM checks WHERE record_id = ? ORDER BY config_hash, name", arguments: [recordId]).map {
-                (configHash: $0["config_hash"], verdict: CheckVerdict(recordId: $0["record_id"], name: $0["name"], passed: $0["passed"],
-                                                                     score: $0["score"], detail: $0["detail"]))
+            var out: [(configHash: String, verdict: CheckVerdict)] = []
+            for config in try Row.fetchAll(db, sql: "SELECT id, hash FROM check_configs ORDER BY hash") {
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM verdicts WHERE config_id = ? AND record_id = ?",
+                                                 arguments: [config["id"] as Int64, recordId]) else { continue }
+                let hash: String = config["hash"]
+                out += try Self.unpack(row, recordId: recordId, path: path).verdicts.sorted { $0.name < $1.name }.map { (configHash: hash, verdict: $0) }
             }
+            return out
         }
     }
 
     /// Records that failed `check` under a configuration.
     public func failedRecords(configHash: String, check: String) throws -> Set<Int64> {
-        try pool.read { db in
-            Set(try Int64.fetchAll(db, sql: "SELECT record_id FROM checks WHERE config_hash = ? AND name = ? AND passed = 0",
-                                   arguments: [configHash, check]))
+        guard let bit = CheckCatalog.bit(check) else { return [] }
+        return try pool.read { db in
+            Set(try Int64.fetchAll(db, sql: """
+                SELECT record_id FROM verdicts WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?) AND (failed >> ?) & 1 = 1
+                """, arguments: [configHash, bit]))
         }
     }
 }
@@ -206,27 +261,24 @@ extension CorpusStore {
     /// Calls `body` for every record in id order with its verdicts under `configHash` (or none).
     public func forEachRecordFacts(configHash: String?, _ body: (RecordFacts) throws -> Void) throws {
         try pool.read { db in
+            let configId = try configHash.flatMap { try Int64.fetchOne(db, sql: "SELECT id FROM check_configs WHERE hash = ?", arguments: [$0]) } ?? -1
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT r.id, r.source_id, r.tags, w.record_id IS NOT NULL AS withdrawn, c.name, c.passed, c.score, c.detail
+                SELECT r.id, r.source_id, r.tags, w.record_id IS NOT NULL AS withdrawn, v.record_id AS verdict_record, v.ran, v.failed, v.scores, v.details
                 FROM records r LEFT JOIN withdrawals w ON w.record_id = r.id
-                LEFT JOIN checks c ON c.record_id = r.id AND c.config_hash = ?
+                LEFT JOIN verdicts v ON v.config_id = ? AND v.record_id = r.id
                 ORDER BY r.id
-                """, arguments: [configHash ?? ""])
-            var current: RecordFacts?
+                """, arguments: [configId])
             while let row = try rows.next() {
                 let id: Int64 = row["id"]
-                if current?.id != id {
-                    if let done = current { try body(done) }
-                    let tags: String = row["tags"]
-                    let decoded = (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [String: Any] ?? [:]
-                    current = RecordFacts(id: id, sourceId: row["source_id"], tags: decoded.compactMapValues { $0 as? String },
-                                          withdrawn: row["withdrawn"], verdicts: [])
+                let tags: String = row["tags"]
+                let decoded = (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [String: Any] ?? [:]
+                var facts = RecordFacts(id: id, sourceId: row["source_id"], tags: decoded.compactMapValues { $0 as? String },
+                                        withdrawn: row["withdrawn"], verdicts: [])
+                if (row["verdict_record"] as Int64?) != nil {
+                    facts.verdicts = try Self.unpack(row, recordId: id, path: path).verdicts
                 }
-                if let name: String = row["name"] {
-                    current?.verdicts.append(CheckVerdict(recordId: id, name: name, passed: row["passed"], score: row["score"], detail: row["detail"]))
-                }
+                try body(facts)
             }
-            if let done = current { try body(done) }
         }
     }
 }

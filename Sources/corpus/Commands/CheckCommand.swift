@@ -69,9 +69,9 @@ struct CheckCommand: ParsableCommand {
             let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens, signatures: stored)
             let checkedCount = items.count
             items = []              // the conversations are not needed to store the findings
-            timing.mark("checks (\(outcome.verdicts.count) verdicts)")
+            timing.mark("checks (\(outcome.verdictCount) verdicts)")
             try store.saveMinHashSignatures(outcome.newSignatures.map { ($0.recordId, MinHasher.blob($0.signature)) }, key: signatureKey)
-            let added = try store.saveVerdicts(outcome.verdicts, configHash: hash, configJSON: try configuration.canonicalJSON(),
+            let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
                                                groups: outcome.groups, boilerplate: outcome.boilerplate,
                                                arguments: CommandLine.arguments)
             timing.mark("stored verdicts, groups and signatures")
