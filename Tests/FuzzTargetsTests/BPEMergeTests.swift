@@ -34,4 +34,21 @@ struct BPEMergeTests {
         #expect(tokenizer.decode(ids) == text)
         #expect(offsets.last?.upperBound == text.utf8.count)
     }
+
+    /// Pieces that Swift's `String` equality calls equal (canonically equivalent) but whose bytes
+    /// differ get their own tokens whatever was encoded before: the word cache is keyed by bytes.
+    /// (The fuzzer's `bpe` target found U+037E taking the tokens of ";" cached from an earlier
+    /// input: decode gave ";" back and the offsets stopped a byte short.)
+    @Test func canonicallyEquivalentPiecesKeepTheirOwnBytes() throws {
+        for tokenizer in FuzzTokenizer.variants where !tokenizer.normalizeNFC {
+            for (plain, other) in [(";", "\u{37E}"), ("\u{8C48}", "\u{F900}"), ("\u{C5}", "\u{212B}"), ("e\u{301}", "\u{E9}")] {
+                _ = tokenizer.encode(plain)
+                let (ids, offsets) = tokenizer.encodeWithOffsets(other)
+                let bytes = Array(other.utf8)
+                #expect(offsets.last?.upperBound == bytes.count, "\(tokenizer.preTokenizer) \(bytes)")
+                #expect(Array(tokenizer.decode(ids).utf8) == bytes, "\(tokenizer.preTokenizer) \(bytes)")
+                #expect(ids != tokenizer.encode(plain), "\(tokenizer.preTokenizer) \(bytes)")
+            }
+        }
+    }
 }

@@ -25,7 +25,10 @@ public final class BPETokenizer: @unchecked Sendable {
     package let byteIDs: [Int]
     public let bosID: Int?
     public let eosID: Int?
-    private var cache: [String: (ids: [Int], lengths: [Int])] = [:]
+    /// Keyed by the piece's UTF-8 bytes, not by `String`: Swift's `String` equality is canonical
+    /// equivalence, under which U+037E (Greek question mark) equals ";" and U+F900 equals U+8C48,
+    /// and a cache keyed by `String` gave such a piece the other one's tokens (found by fuzzing).
+    private var cache: [[UInt8]: (ids: [Int], lengths: [Int])] = [:]
     private let lock = NSLock()
 
     /// How text is split before BPE. The regexes are hand-written in `PreTokenization`.
@@ -163,21 +166,22 @@ public final class BPETokenizer: @unchecked Sendable {
         let exactOffsets = text.utf8.count == bytes.count
         var position = bytes.startIndex
         for piece in PreTokenization.split(text, kind: preTokenizer) {
+            let key = Array(piece.utf8)
             lock.lock()
-            let cached = cache[piece]
+            let cached = cache[key]
             lock.unlock()
             let word: (ids: [Int], lengths: [Int])
             if let cached {
                 word = cached
             } else {
-                let start = Array(piece.utf8).map { byteIDs[Int($0)] }
+                let start = key.map { byteIDs[Int($0)] }
                 let whole = ignoreMerges && start.count > 1 ? self.ids[String(piece.utf8.map { Self.byteCharacters[Int($0)] })] : nil
                 word = whole.map { ([$0], [start.count]) } ?? bpe(start)
                 // Long pieces are rare and would make the cache's memory follow the input's.
-                if piece.utf8.count <= 256 {
+                if key.count <= 256 {
                     lock.lock()
                     if cache.count > 100_000 { cache.removeAll() }
-                    cache[piece] = word
+                    cache[key] = word
                     lock.unlock()
                 }
             }
