@@ -24,8 +24,27 @@ public struct CheckOutcome: Sendable {
     public var groups: [DuplicateGroup]
     /// Recurring sentences, most frequent first: the text and in how many answers it occurs.
     public var boilerplate: [(sentence: String, records: Int)]
-    /// MinHash signatures computed in this run (those not given as already stored), to store.
-    public var newSignatures: [(recordId: Int64, signature: [UInt32])] = []
+    /// The MinHash signatures computed in this run (not given as already stored), to store: record
+    /// ids in id order, each with its row of `signatureRows`.
+    public var newSignatureIds: [Int64] = []
+    var newSignatureRows: [Int32] = []
+    /// The signatures the run held, `permutations` values a row.
+    var signatureRows: [UInt32] = []
+    var permutations = 0
+
+    /// The k-th new signature as stored (`MinHasher.blob`), made on demand.
+    public func newSignature(_ k: Int) -> (recordId: Int64, blob: Data) {
+        let start = Int(newSignatureRows[k]) * permutations
+        return (newSignatureIds[k], MinHasher.blob(Array(signatureRows[start..<(start + permutations)])))
+    }
+
+    /// The new signatures, every one copied out.
+    public var newSignatures: [(recordId: Int64, signature: [UInt32])] {
+        zip(newSignatureIds, newSignatureRows).map { id, row in
+            let start = Int(row) * permutations
+            return (id, Array(signatureRows[start..<(start + permutations)]))
+        }
+    }
 }
 
 /// Runs the configured checks over records.
@@ -39,21 +58,103 @@ public enum CheckRunner {
     /// Token counts of a text, when a tokenizer was given (`corpus check --model`).
     public typealias TokenCounter = @Sendable (String) -> Int
 
+    /// Checks records held in memory (one `CheckPass` over them).
     /// - Parameter signatures: MinHash signatures already stored under
     ///   `c.nearDuplicates.signatureKey`, by record id; the others are computed and returned in
     ///   `newSignatures`.
     public static func run(_ records: [CheckInput], configuration c: CheckConfiguration,
                            judged: Set<Int64>? = nil, tokens: TokenCounter? = nil,
                            signatures: [Int64: [UInt32]] = [:]) -> CheckOutcome {
-        let hasher = c.runs("near_duplicate") ? MinHasher(c.nearDuplicates) : nil
-        var analyses = analyseAll(records, c, tokens: tokens, hasher: hasher, stored: signatures)
-        let order = records.indices.sorted { records[$0].id < records[$1].id }
-        let exact = exactDuplicates(records, analyses, order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
-        let near = hasher.map { nearDuplicates(records, analyses, order: order, duplicateOf: exact.duplicateOf, hasher: $0, stored: signatures) }
-        let recurring = recurringSentences(records, analyses, c.boilerplate)
-        let verdicts = collectVerdicts(records, &analyses, order: order, judged: judged, c, exact: exact, near: near, recurring: recurring)
-        return CheckOutcome(packed: verdicts, groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list,
-                            newSignatures: near?.newSignatures ?? [])
+        var pass = CheckPass(configuration: c, judged: judged, tokens: tokens)
+        pass.add(records, stored: signatures)
+        var byId: [Int64: Conversation] = [:]
+        for r in records where byId[r.id] == nil { byId[r.id] = r.conversation }
+        return pass.finish { byId[$0] }
+    }
+}
+
+/// One pass of the checks over a corpus fed in chunks (`add`), so that the conversations are
+/// never all in memory: each chunk is analysed on every core and only what the corpus-wide
+/// findings need is kept per record (two SHA-256 keys, the answer's sentence hashes, the packed
+/// verdicts, the MinHash signature). `finish` settles duplicates, conflicts and boilerplate.
+public struct CheckPass: Sendable {
+    public let configuration: CheckConfiguration
+    let judged: Set<Int64>?
+    /// Records judged before under this configuration: context only, their verdicts are kept.
+    let done: Set<Int64>
+    let tokens: CheckRunner.TokenCounter?
+    let hasher: MinHasher?
+
+    /// What is kept of one record between `add` and `finish`.
+    struct Kept: Sendable {
+        var id: Int64
+        var pairKey: SHA256Key
+        var promptKey: SHA256Key
+        var answerLength: Int32
+        /// The signature's row in `signatures`, or -1 when the record has none.
+        var signatureRow: Int32 = -1
+        /// Whether the signature was computed in this pass (to be stored).
+        var newSignature = false
+        var sentences: [CheckRunner.Sentence]
+        var packed: PackedVerdicts
+    }
+
+    var kept: [Kept] = []
+    /// Every record's signature, `permutations` values a row, in the order records came.
+    var signatures: [UInt32] = []
+
+    /// - Parameters:
+    ///   - judged: the records to judge (nil: all); the others are context.
+    ///   - done: records judged before under this configuration, left out of `judged`.
+    public init(configuration: CheckConfiguration, judged: Set<Int64>? = nil, done: Set<Int64> = [], tokens: CheckRunner.TokenCounter? = nil) {
+        self.configuration = configuration
+        self.judged = judged
+        self.done = done
+        self.tokens = tokens
+        hasher = configuration.runs("near_duplicate") ? MinHasher(configuration.nearDuplicates) : nil
+    }
+
+    /// How many records have been added.
+    public var count: Int { kept.count }
+
+    /// Analyses a chunk of records. `stored`: signatures already stored for (some of) them.
+    public mutating func add(_ chunk: [CheckInput], stored: [Int64: [UInt32]] = [:]) {
+        let analyses = CheckRunner.analyseAll(chunk, configuration, tokens: tokens, hasher: hasher, stored: stored, judged: judged, done: done)
+        let P = configuration.nearDuplicates.permutations
+        kept.reserveCapacity(kept.count + chunk.count)
+        for (record, a) in zip(chunk, analyses) {
+            var k = Kept(id: record.id, pairKey: a.pairKey, promptKey: a.promptKey, answerLength: Int32(clamping: a.answerLength),
+                         sentences: a.sentences, packed: a.packed)
+            if hasher != nil, let signature = a.signature ?? stored[record.id], signature.count == P {
+                k.signatureRow = Int32(clamping: signatures.count / P)
+                k.newSignature = a.signature != nil
+                signatures += signature
+            }
+            kept.append(k)
+        }
+    }
+
+    /// Settles the corpus-wide findings and returns every judged record's verdicts.
+    /// - Parameter conversation: reads a record's conversation again (the boilerplate's text is
+    ///   taken from the first answer it occurs in); nil when it is gone.
+    public consuming func finish(conversation: (Int64) throws -> Conversation?) rethrows -> CheckOutcome {
+        let c = configuration
+        let order = kept.indices.sorted { kept[$0].id < kept[$1].id }
+        let exact = exactDuplicates(order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
+        let near = hasher.map { nearDuplicates(order: order, duplicateOf: exact.duplicateOf, settings: $0.settings) }
+        let recurring = try recurringSentences(c.boilerplate, conversation: conversation)
+        var outcome = CheckOutcome(packed: [], groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
+        outcome.packed = collectVerdicts(order: order, exact: exact, near: near, recurring: recurring)
+        if hasher != nil {
+            for i in order where kept[i].newSignature {
+                outcome.newSignatureIds.append(kept[i].id)
+                outcome.newSignatureRows.append(kept[i].signatureRow)
+            }
+            outcome.permutations = c.nearDuplicates.permutations
+            kept = []
+            outcome.signatureRows = signatures
+        }
+        return outcome
     }
 
     // MARK: Corpus-wide findings
@@ -62,65 +163,74 @@ public enum CheckRunner {
     struct ExactFindings {
         /// Exact-duplicate groups, then conflicting-answer groups.
         var groups: [DuplicateGroup] = []
-        /// By index in the records: the id of the earlier record it copies.
+        /// By index in `kept`: the id of the earlier record it copies.
         var duplicateOf: [Int: Int64] = [:]
-        /// By index in the records: the first record asking the same question, and how many
+        /// By index in `kept`: the first record asking the same question, and how many
         /// different answers the copies of the question have.
         var conflict: [Int: (first: Int64, answers: Int)] = [:]
     }
 
-    static func exactDuplicates(_ records: [CheckInput], _ analyses: [Analysis], order: [Int],
-                                basis: ExactDuplicates.Basis) -> ExactFindings {
+    func exactDuplicates(order: [Int], basis: ExactDuplicates.Basis) -> ExactFindings {
         var found = ExactFindings()
-        var byKey: [String: [Int]] = [:], keyOrder: [String] = []
-        var byPrompt: [String: [Int]] = [:], promptOrder: [String] = []
-        for i in order {
-            let key = basis == .pair ? analyses[i].pairKey : analyses[i].promptKey
-            if byKey[key] == nil { keyOrder.append(key) }
-            byKey[key, default: []].append(i)
-            if byPrompt[analyses[i].promptKey] == nil { promptOrder.append(analyses[i].promptKey) }
-            byPrompt[analyses[i].promptKey, default: []].append(i)
+        // The first record of each key (its index in `kept` and its rank in id order); a key met
+        // again collects its members. Groups come in the order of their first records.
+        var firstOf: [SHA256Key: (i: Int, rank: Int)] = [:], members: [SHA256Key: [Int]] = [:]
+        var firstOfPrompt: [SHA256Key: (i: Int, rank: Int)] = [:], promptMembers: [SHA256Key: [Int]] = [:]
+        var keyOrder: [(key: SHA256Key, rank: Int)] = [], promptOrder: [(key: SHA256Key, rank: Int)] = []
+        for (rank, i) in order.enumerated() {
+            let key = basis == .pair ? kept[i].pairKey : kept[i].promptKey
+            if let first = firstOf[key] {
+                if members[key] == nil { members[key] = [first.i]; keyOrder.append((key, first.rank)) }
+                members[key, default: []].append(i)
+            } else {
+                firstOf[key] = (i, rank)
+            }
+            let prompt = kept[i].promptKey
+            if let first = firstOfPrompt[prompt] {
+                if promptMembers[prompt] == nil { promptMembers[prompt] = [first.i]; promptOrder.append((prompt, first.rank)) }
+                promptMembers[prompt, default: []].append(i)
+            } else {
+                firstOfPrompt[prompt] = (i, rank)
+            }
         }
-        for key in keyOrder {
-            guard let members = byKey[key], members.count > 1 else { continue }
-            let rep = records[members[0]].id
-            for m in members.dropFirst() { found.duplicateOf[m] = rep }
-            found.groups.append(DuplicateGroup(kind: .exact, representative: rep, members: members.map { records[$0].id }))
+        firstOf = [:]
+        firstOfPrompt = [:]
+        keyOrder.sort { $0.rank < $1.rank }
+        promptOrder.sort { $0.rank < $1.rank }
+        for (key, _) in keyOrder {
+            guard let group = members[key] else { continue }
+            let rep = kept[group[0]].id
+            for m in group.dropFirst() { found.duplicateOf[m] = rep }
+            found.groups.append(DuplicateGroup(kind: .exact, representative: rep, members: group.map { kept[$0].id }))
         }
-        for key in promptOrder {
-            guard let members = byPrompt[key], members.count > 1 else { continue }
+        for (key, _) in promptOrder {
+            guard let group = promptMembers[key] else { continue }
             // Distinct answers among the copies of this prompt (by the whole conversation's key).
-            var answers: [String] = []
-            for m in members where !answers.contains(analyses[m].pairKey) { answers.append(analyses[m].pairKey) }
+            var answers: [SHA256Key] = []
+            for m in group where !answers.contains(kept[m].pairKey) { answers.append(kept[m].pairKey) }
             guard answers.count > 1 else { continue }
-            for m in members { found.conflict[m] = (records[members[0]].id, answers.count) }
-            found.groups.append(DuplicateGroup(kind: .conflict, representative: records[members[0]].id, members: members.map { records[$0].id }))
+            for m in group { found.conflict[m] = (kept[group[0]].id, answers.count) }
+            found.groups.append(DuplicateGroup(kind: .conflict, representative: kept[group[0]].id, members: group.map { kept[$0].id }))
         }
         return found
     }
 
-    /// Near duplicates and borderline pairs, with the signatures computed in this run.
+    /// Near duplicates and borderline pairs.
     struct NearFindings {
         var result = NearDuplicateFinder.Result()
         /// Near-duplicate groups by representative, then borderline pairs by later record.
         var groups: [DuplicateGroup] = []
-        var newSignatures: [(recordId: Int64, signature: [UInt32])] = []
     }
 
     /// Near duplicates among the records that are not exact copies of an earlier one.
-    static func nearDuplicates(_ records: [CheckInput], _ analyses: [Analysis], order: [Int], duplicateOf: [Int: Int64],
-                               hasher: MinHasher, stored: [Int64: [UInt32]]) -> NearFindings {
+    func nearDuplicates(order: [Int], duplicateOf: [Int: Int64], settings: NearDuplicateSettings) -> NearFindings {
         var found = NearFindings()
-        let P = hasher.settings.permutations
-        var ids: [Int64] = [], flat: [UInt32] = []
-        for i in order {
-            guard let signature = analyses[i].signature ?? stored[records[i].id], signature.count == P else { continue }
-            if analyses[i].signature != nil { found.newSignatures.append((records[i].id, signature)) }
-            guard duplicateOf[i] == nil else { continue }
-            ids.append(records[i].id)
-            flat += signature
+        var ids: [Int64] = [], rows: [Int32] = []
+        for i in order where kept[i].signatureRow >= 0 && duplicateOf[i] == nil {
+            ids.append(kept[i].id)
+            rows.append(kept[i].signatureRow)
         }
-        let near = NearDuplicateFinder.find(ids: ids, signatures: flat, settings: hasher.settings)
+        let near = NearDuplicateFinder.find(ids: ids, signatures: signatures, rowOf: rows, settings: settings)
         found.result = near
         var members: [Int64: [Int64]] = [:]
         for (id, match) in near.duplicates { members[match.other, default: []].append(id) }
@@ -139,8 +249,8 @@ public enum CheckRunner {
 
     /// Sentences recurring in many answers (the corpus's boilerplate).
     struct RecurringSentences {
-        /// By sentence hash: in how many answers it occurs, and the index of the first record.
-        var recurring: [UInt64: (records: Int, first: Int)]
+        /// By sentence hash: in how many answers it occurs.
+        var recurring: [UInt64: Int]
         /// By sentence hash: its normalized text.
         var text: [UInt64: String]
         /// Most frequent first.
@@ -149,20 +259,21 @@ public enum CheckRunner {
 
     /// Boilerplate: sentences recurring in many answers, counted once per answer. Only hashes
     /// are kept per record; the text of a recurring sentence is read again from its first record.
-    static func recurringSentences(_ records: [CheckInput], _ analyses: [Analysis],
-                                   _ settings: CheckConfiguration.Boilerplate) -> RecurringSentences {
+    func recurringSentences(_ settings: CheckConfiguration.Boilerplate,
+                            conversation: (Int64) throws -> Conversation?) rethrows -> RecurringSentences {
         var sentenceRecords: [UInt64: (records: Int, first: Int)] = [:]
-        for (i, a) in analyses.enumerated() {
-            for s in a.sentences {
+        for (i, k) in kept.enumerated() {
+            for s in k.sentences {
                 if let seen = sentenceRecords[s.hash] { sentenceRecords[s.hash] = (seen.records + 1, seen.first) } else { sentenceRecords[s.hash] = (1, i) }
             }
         }
-        let needed = max(settings.minRecords, Int((settings.minShare * Double(records.count)).rounded(.up)))
+        let needed = max(settings.minRecords, Int((settings.minShare * Double(kept.count)).rounded(.up)))
         let recurring = sentenceRecords.filter { $0.value.records >= needed }
         var sentenceText: [UInt64: String] = [:]
         for (hash, found) in recurring {
-            let answer = records[found.first].conversation.messages.filter { $0.role == .assistant }.map { Normalizer.comparable($0.content) }.joined(separator: " ")
-            for s in sentences(Array(answer.unicodeScalars), minChars: settings.minSentenceChars) where s.hash == hash {
+            guard let conversation = try conversation(kept[found.first].id) else { continue }
+            let answer = conversation.messages.filter { $0.role == .assistant }.map { Normalizer.comparable($0.content) }.joined(separator: " ")
+            for s in CheckRunner.sentences(Array(answer.unicodeScalars), minChars: settings.minSentenceChars) where s.hash == hash {
                 var view = String.UnicodeScalarView()
                 view.append(contentsOf: s.text)
                 sentenceText[hash] = String(view)
@@ -170,61 +281,63 @@ public enum CheckRunner {
         }
         let list = recurring.map { (sentence: sentenceText[$0.key] ?? "", records: $0.value.records) }
             .sorted { ($0.records, $1.sentence) > ($1.records, $0.sentence) }
-        return RecurringSentences(recurring: recurring, text: sentenceText, list: list)
+        return RecurringSentences(recurring: recurring.mapValues(\.records), text: sentenceText, list: list)
     }
 
     /// Every verdict of the judged records in id order: each record's own, then its corpus-wide
     /// ones (exact duplicate, near duplicate, conflicting answer, boilerplate), packed per record.
-    /// The per-record verdicts are moved out of `analyses`, not copied.
-    static func collectVerdicts(_ records: [CheckInput], _ analyses: inout [Analysis], order: [Int], judged: Set<Int64>?,
-                                _ c: CheckConfiguration, exact: ExactFindings, near: NearFindings?,
-                                recurring: RecurringSentences) -> [PackedVerdicts] {
+    /// The per-record verdicts are moved out of `kept`, not copied.
+    mutating func collectVerdicts(order: [Int], exact: ExactFindings, near: NearFindings?, recurring: RecurringSentences) -> [PackedVerdicts] {
+        let c = configuration
         var out: [PackedVerdicts] = []
-        out.reserveCapacity(judged?.count ?? records.count)
-        for i in order where judged?.contains(records[i].id) ?? true {
-            let id = records[i].id, a = analyses[i]
-            var verdicts = VerdictList(packed: a.packed)
-            analyses[i].packed = PackedVerdicts(recordId: id)
+        out.reserveCapacity(judged?.count ?? kept.count)
+        for i in order where judged?.contains(kept[i].id) ?? true && !done.contains(kept[i].id) {
+            let id = kept[i].id
+            var verdicts = CheckRunner.VerdictList(packed: kept[i].packed)
+            kept[i].packed = PackedVerdicts(recordId: id)
             defer { out.append(verdicts.packed) }
             if c.runs("exact_duplicate") {
                 if let rep = exact.duplicateOf[i] {
-                    verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: false, score: nil, detail: "duplicate of record \(rep)"))
+                    verdicts.add("exact_duplicate", false, nil, "duplicate of record \(rep)")
                 } else {
-                    verdicts.append(CheckVerdict(recordId: id, name: "exact_duplicate", passed: true, score: nil, detail: ""))
+                    verdicts.add("exact_duplicate", true, nil, "")
                 }
             }
             if let near = near?.result {
                 if let match = near.duplicates[id] {
-                    verdicts.append(CheckVerdict(recordId: id, name: "near_duplicate", passed: false, score: match.similarity,
-                                                 detail: "near duplicate of record \(match.other) (similarity \(String(format: "%.2f", match.similarity)))"))
+                    verdicts.add("near_duplicate", false, match.similarity,
+                                 "near duplicate of record \(match.other) (similarity \(String(format: "%.2f", match.similarity)))")
                 } else {
-                    verdicts.append(CheckVerdict(recordId: id, name: "near_duplicate", passed: true, score: near.borderline[id]?.similarity, detail: ""))
+                    verdicts.add("near_duplicate", true, near.borderline[id]?.similarity, "")
                 }
             }
             if c.runs("conflicting_answer") {
                 if let found = exact.conflict[i] {
                     let detail = found.first == id ? "same question as later records with other answers (\(found.answers) different answers)"
                         : "same question as record \(found.first) with another answer (\(found.answers) different answers)"
-                    verdicts.append(CheckVerdict(recordId: id, name: "conflicting_answer", passed: false, score: Double(found.answers), detail: detail))
+                    verdicts.add("conflicting_answer", false, Double(found.answers), detail)
                 } else {
-                    verdicts.append(CheckVerdict(recordId: id, name: "conflicting_answer", passed: true, score: nil, detail: ""))
+                    verdicts.add("conflicting_answer", true, nil, "")
                 }
             }
             if c.runs("boilerplate") {
                 var chars = 0, first: String?
-                for s in a.sentences where recurring.recurring[s.hash] != nil {
+                for s in kept[i].sentences where recurring.recurring[s.hash] != nil {
                     chars += s.length
                     if first == nil { first = recurring.text[s.hash] }
                 }
-                let share = a.answerLength == 0 ? 0 : Double(chars) / Double(a.answerLength)
+                let length = Int(kept[i].answerLength)
+                let share = length == 0 ? 0 : Double(chars) / Double(length)
                 let passed = share <= c.boilerplate.maxAnswerShare
                 let detail = first.map { "\(Int((share * 100).rounded()))% recurring sentences, e.g. \"\($0)\"" } ?? ""
-                verdicts.append(CheckVerdict(recordId: id, name: "boilerplate", passed: passed, score: share, detail: detail))
+                verdicts.add("boilerplate", passed, share, detail)
             }
         }
         return out
     }
+}
 
+extension CheckRunner {
     // MARK: Per-record analysis
 
     struct Sentence: Sendable {
@@ -245,8 +358,8 @@ public enum CheckRunner {
     }
 
     struct Analysis: Sendable {
-        var pairKey = ""
-        var promptKey = ""
+        var pairKey = SHA256Key(0, 0, 0, 0)
+        var promptKey = SHA256Key(0, 0, 0, 0)
         var answerLength = 0
         /// Distinct sentences of the answer long enough to be boilerplate.
         var sentences: [Sentence] = []
@@ -257,9 +370,11 @@ public enum CheckRunner {
     }
 
     /// Analyses every record, split over the cores in contiguous chunks; the result does not
-    /// depend on the number of cores.
+    /// depend on the number of cores. Records outside `judged` (context only) get the keys,
+    /// sentences and signature the corpus-wide findings need, not their own checks.
     static func analyseAll(_ records: [CheckInput], _ c: CheckConfiguration, tokens: TokenCounter?,
-                           hasher: MinHasher? = nil, stored: [Int64: [UInt32]] = [:]) -> [Analysis] {
+                           hasher: MinHasher? = nil, stored: [Int64: [UInt32]] = [:], judged: Set<Int64>? = nil,
+                           done: Set<Int64> = []) -> [Analysis] {
         let results = AnalysisBuffer(count: records.count)
         let parts = min(records.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 8)
         guard parts > 0 else { return [] }
@@ -269,7 +384,7 @@ public enum CheckRunner {
             guard start < end else { return }
             for i in start..<end {
                 let sign = stored[records[i].id] == nil ? hasher : nil
-                results.set(i, analyse(records[i], c, tokens: tokens, hasher: sign))
+                results.set(i, analyse(records[i], c, tokens: tokens, hasher: sign, judge: (judged?.contains(records[i].id) ?? true) && !done.contains(records[i].id)))
             }
         }
         return results.values
@@ -342,7 +457,8 @@ public enum CheckRunner {
         mutating func append(_ v: CheckVerdict) { add(v.name, v.passed, v.score, v.detail) }
     }
 
-    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil) -> Analysis {
+    static func analyse(_ record: CheckInput, _ c: CheckConfiguration, tokens: TokenCounter?, hasher: MinHasher? = nil,
+                        judge: Bool = true) -> Analysis {
         var a = Analysis()
         let messages = record.conversation.messages
         var t = Texts(messages, keepTurns: hasher != nil)
@@ -352,15 +468,17 @@ public enum CheckRunner {
             t.pairText += "rejected\u{1F}\(Normalizer.comparable(rejected.content))\u{1E}"
         }
         if let hasher { a.signature = hasher.signature(of: hasher.comparableScalars(normalizedTurns: t.turns)) }
-        a.pairKey = ContentHash.sha256Hex(Array(t.pairText.utf8))
-        a.promptKey = ContentHash.sha256Hex(Array(t.promptText.utf8))
+        a.pairKey = ContentHash.sha256Key(Array(t.pairText.utf8))
+        a.promptKey = ContentHash.sha256Key(Array(t.promptText.utf8))
         let p = Array(t.prompt.unicodeScalars), q = Array(t.answer.unicodeScalars)
         a.answerLength = q.count
 
         var list = VerdictList(recordId: record.id)
-        lengthChecks(&list, p: p, q: q, t, c, tokens: tokens)
-        shapeChecks(&list, p: p, q: q, t, c)
-        contentChecks(&list, p: p, q: q, t, record.conversation.allMessages, c)
+        if judge {
+            lengthChecks(&list, p: p, q: q, t, c, tokens: tokens)
+            shapeChecks(&list, p: p, q: q, t, c)
+            contentChecks(&list, p: p, q: q, t, record.conversation.allMessages, c)
+        }
         a.packed = list.packed
         if c.runs("boilerplate") {
             a.sentences = sentences(q, minChars: c.boilerplate.minSentenceChars).map { Sentence(hash: $0.hash, length: $0.length) }

@@ -184,10 +184,15 @@ public enum NearDuplicateFinder {
 
     /// - Parameters:
     ///   - ids: ascending record ids.
-    ///   - signatures: `ids.count × settings.permutations` values, row i for ids[i].
-    public static func find(ids: [Int64], signatures: [UInt32], settings s: NearDuplicateSettings) -> Result {
+    ///   - signatures: rows of `settings.permutations` values: row i for ids[i], or with `rowOf`,
+    ///     row `rowOf[i]` (so a pass can hand over the signatures it holds without copying them).
+    public static func find(ids: [Int64], signatures: [UInt32], rowOf: [Int32]? = nil, settings s: NearDuplicateSettings) -> Result {
         let n = ids.count, P = s.permutations, rows = s.rows
-        guard n > 1, P > 0, rows > 0, signatures.count == n * P else { return Result() }
+        guard n > 1, P > 0, rows > 0 else { return Result() }
+        let rowIndex = rowOf ?? (0..<Int32(clamping: n)).map { $0 }
+        let available = signatures.count / P
+        guard rowIndex.count == n, rowOf != nil || signatures.count == n * P,
+              rowIndex.allSatisfy({ $0 >= 0 && Int($0) < available }) else { return Result() }
         let low = s.threshold - s.borderlineMargin
         let minEqual = Int32((low * Double(P)).rounded(.up))
         let K = neighbourSlots
@@ -197,7 +202,7 @@ public enum NearDuplicateFinder {
         let parts = max(1, min(s.bands, ProcessInfo.processInfo.activeProcessorCount))
         let lists = (0..<parts).map { _ in NeighbourLists(count: n, slots: K) }
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            signatures.withUnsafeBufferPointer { sig in
+            signatures.withUnsafeBufferPointer { sig in rowIndex.withUnsafeBufferPointer { at in
                 guard let base = sig.baseAddress else { return }
                 let mine = lists[part]
                 var table = BucketTable(capacity: n)
@@ -208,12 +213,12 @@ public enum NearDuplicateFinder {
                     for j in 0..<n {
                         // The band's key: FNV-1a of its rows, with the band mixed in.
                         var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(band)
-                        let row = base + j * P + offset
+                        let row = base + Int(at[j]) * P + offset
                         for r in 0..<rows { h = (h ^ UInt64(row[r])) &* 0x100_0000_01b3 }
                         let found = table.visit(key: h, record: Int32(j))
                         func confirm(_ candidate: Int32) {
                             guard candidate >= 0, !mine.contains(record: j, other: candidate) else { return }
-                            let equal = cmh_matches(base + Int(candidate) * P, base + j * P, Int32(P))
+                            let equal = cmh_matches(base + Int(at[Int(candidate)]) * P, base + Int(at[j]) * P, Int32(P))
                             if equal >= minEqual { mine.add(record: j, other: candidate, equal: equal) }
                         }
                         confirm(found.first)
@@ -222,7 +227,7 @@ public enum NearDuplicateFinder {
                     }
                     band += parts
                 }
-            }
+            } }
         }
         for part in lists.dropFirst() { lists[0].merge(part) }
         let merged = lists[0]

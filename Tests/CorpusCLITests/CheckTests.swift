@@ -1,5 +1,6 @@
 import CorpusDB
 import Foundation
+import GRDB
 import TestSupport
 import Testing
 
@@ -110,5 +111,27 @@ struct CheckTests {
         let dups = try #require(try TestSupport.run(["dups", "--db", db, "--near", "--json"]).json() as? [String: Any])
         #expect(dups["groups"] as? Int == 1)
         #expect((dups["shown"] as? [[String: Any]])?.first?["representative"] as? Int == 5)
+    }
+
+    /// The stored findings of a check streamed in batches of 3 records equal those of one batch:
+    /// every verdict row byte for byte, every group, every recurring sentence.
+    @Test func batchesDoNotChangeWhatIsStored() throws {
+        func stored(batch: String?) throws -> [[String]] {
+            let (db, _) = try TestSupport.exampleStore()
+            let result = try TestSupport.run(["check", "--db", db, "--json"], environment: batch.map { ["CORPUS_CHECK_BATCH": $0] } ?? [:])
+            #expect(result.status == 0, "\(result.stderr)")
+            let store = try CorpusStore(path: db)
+            return try store.pool.read { db in
+                try [
+                    String.fetchAll(db, sql: "SELECT record_id || ' ' || ran || ' ' || failed || ' ' || hex(scores) || ' ' || ifnull(details, '-') FROM verdicts ORDER BY record_id"),
+                    String.fetchAll(db, sql: "SELECT kind || ' ' || record_id || ' ' || representative_id || ' ' || ifnull(similarity, '-') FROM duplicate_groups ORDER BY kind, record_id"),
+                    String.fetchAll(db, sql: "SELECT records || ' ' || sentence FROM boilerplate ORDER BY sentence"),
+                    String.fetchAll(db, sql: "SELECT record_id || ' ' || hex(signature) FROM minhash_signatures ORDER BY record_id"),
+                ]
+            }
+        }
+        let one = try stored(batch: nil), small = try stored(batch: "3")
+        #expect(one[0].count == 26 && one[3].count == 26, "\(one[0].count) verdict rows, \(one[3].count) signatures")
+        #expect(small == one)
     }
 }

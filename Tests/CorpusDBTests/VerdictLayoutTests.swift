@@ -141,4 +141,25 @@ struct VerdictLayoutTests {
         #expect(try store.saveVerdicts([CheckVerdict(recordId: id, name: "prompt_tokens", passed: true, score: 1, detail: "")],
                                        configHash: "h", configJSON: "{}") == 0)
     }
+
+    /// Checking again stores exactly the new groups: members that left are removed, changed
+    /// representatives and similarities replaced, unchanged rows kept.
+    @Test func groupsAreReplacedByWhatTheLastCheckFound() throws {
+        let store = try TestSupport.temporaryStore()
+        try store.ingestTransaction(inserting: IngestTransactionTests.source()) { writer in
+            for i in 0..<5 { try writer.append(IngestTransactionTests.record(writer.sourceID, i)) }
+        }
+        let first = [DuplicateGroup(kind: .exact, representative: 1, members: [1, 2, 3]),
+                     DuplicateGroup(kind: .near, representative: 1, members: [1, 4], similarity: [1: 1, 4: 0.8]),
+                     DuplicateGroup(kind: .borderline, representative: 2, members: [5], similarity: [5: 0.65])]
+        try store.saveVerdicts([], configHash: "h", configJSON: "{}", groups: first)
+        #expect(try store.duplicateGroups(configHash: "h", kind: .exact) == [first[0]])
+        let second = [DuplicateGroup(kind: .exact, representative: 1, members: [1, 3]),
+                      DuplicateGroup(kind: .near, representative: 1, members: [1, 4, 5], similarity: [1: 1, 4: 0.75, 5: 0.9])]
+        try store.saveVerdicts([], configHash: "h", configJSON: "{}", groups: second)
+        #expect(try store.duplicateGroups(configHash: "h", kind: .exact) == [second[0]])
+        #expect(try store.duplicateGroups(configHash: "h", kind: .near) == [second[1]])
+        #expect(try store.duplicateGroups(configHash: "h", kind: .borderline).isEmpty)
+        #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM duplicate_groups") } == 5)
+    }
 }

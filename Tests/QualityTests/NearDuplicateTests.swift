@@ -247,6 +247,39 @@ struct NearDuplicateTests {
         #expect(again.groups == fresh.groups)
     }
 
+    /// A corpus fed in batches (as `corpus check` streams it, stored signatures and all) gives
+    /// exactly what one call over all of it gives, whatever the batch size: duplicates across
+    /// batches, conflicts, boilerplate and every verdict.
+    @Test(.needsShared(LabelledSet.file)) func batchesGiveTheSameOutcomeAsOnePass() throws {
+        let set = try LabelledSet.make(bases: 60, negatives: 20)
+        var inputs = set.conversations.enumerated().map { CheckInput(id: Int64($0.offset + 1), conversation: $0.element) }
+        // Boilerplate: one sentence closes 40 answers, spread over every batch.
+        let closing = "以上内容仅供参考，如有不适请及时就医。"
+        for i in stride(from: 0, to: inputs.count, by: inputs.count / 40) {
+            inputs[i].conversation.messages[1].content += closing
+        }
+        var config = CheckConfiguration()
+        config.boilerplate.minRecords = 20
+        let whole = CheckRunner.run(inputs, configuration: config)
+        #expect(whole.boilerplate.first?.sentence == Normalizer.comparable(closing))
+        #expect(whole.groups.contains { $0.kind == .exact } && whole.groups.contains { $0.kind == .near })
+        let stored = Dictionary(uniqueKeysWithValues: whole.newSignatures.filter { $0.recordId % 3 == 0 }.map { ($0.recordId, $0.signature) })
+        let byId = Dictionary(uniqueKeysWithValues: inputs.map { ($0.id, $0.conversation) })
+        for size in [1, 7, 64, inputs.count] {
+            var pass = CheckPass(configuration: config)
+            for start in stride(from: 0, to: inputs.count, by: size) {
+                let chunk = Array(inputs[start..<min(inputs.count, start + size)])
+                pass.add(chunk, stored: stored.filter { id, _ in chunk.contains { $0.id == id } })
+            }
+            let batched = pass.finish { byId[$0] }
+            #expect(batched.packed == whole.packed, "batch size \(size)")
+            #expect(batched.groups == whole.groups, "batch size \(size)")
+            #expect(batched.boilerplate.map(\.sentence) == whole.boilerplate.map(\.sentence))
+            #expect(batched.boilerplate.map(\.records) == whole.boilerplate.map(\.records))
+            #expect(batched.newSignatureIds == whole.newSignatures.map(\.recordId).filter { $0 % 3 != 0 })
+        }
+    }
+
     @Test func groupsRepresentativesAndBorderline() {
         let q = "高血压患者日常饮食需要注意哪些问题？"
         let a = "高血压患者应当低盐饮食，每日食盐不超过五克，多吃新鲜蔬菜和水果，限制饮酒，控制体重，规律运动，按时服药并定期测量血压。"

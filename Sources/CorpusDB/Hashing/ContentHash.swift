@@ -13,6 +13,16 @@ public enum ContentHash {
         bytes.withUnsafeBytes { SHA256.hash(data: $0).hexString }
     }
 
+    /// SHA-256 of a byte array as a fixed-size value (32 bytes, no allocation): a key for
+    /// comparisons held per record over millions of records.
+    public static func sha256Key(_ bytes: [UInt8]) -> SHA256Key {
+        let digest = bytes.withUnsafeBytes { SHA256.hash(data: $0) }
+        return digest.withUnsafeBytes { raw in
+            SHA256Key(raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                      raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
+    }
+
     /// Hex SHA-256 of a file, read in 4 MiB chunks.
     /// - Throws: the underlying file error.
     public static func sha256Hex(fileAt path: String) throws -> String {
@@ -25,6 +35,17 @@ public enum ContentHash {
             hasher.update(data: chunk)
         }
         return hasher.finalize().hexString
+    }
+}
+
+/// A SHA-256 digest held as four words (equal digests, equal keys).
+public struct SHA256Key: Hashable, Sendable {
+    public var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+    public init(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) {
+        self.a = a
+        self.b = b
+        self.c = c
+        self.d = d
     }
 }
 

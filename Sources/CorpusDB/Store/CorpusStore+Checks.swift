@@ -94,15 +94,7 @@ extension CorpusStore {
             }
             try insert.reset()
             // Groups and recurring sentences describe the corpus as checked now: replaced, not kept.
-            try db.execute(sql: "DELETE FROM duplicate_groups WHERE config_hash = ?", arguments: [configHash])
-            let member = try db.makeStatement(sql: """
-                INSERT OR REPLACE INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
-                """)
-            for g in groups {
-                for m in g.members {
-                    try member.execute(arguments: [configHash, g.kind.rawValue, m, g.representative, g.similarity[m]])
-                }
-            }
+            try replaceGroups(db, groups, configHash: configHash)
             if !boilerplate.isEmpty {
                 try db.execute(sql: "DELETE FROM boilerplate WHERE config_hash = ?", arguments: [configHash])
                 let sentence = try db.makeStatement(sql: "INSERT OR REPLACE INTO boilerplate (config_hash, sentence, records) VALUES (?, ?, ?)")
@@ -111,6 +103,54 @@ extension CorpusStore {
             try Self.audit(db, command: "check", arguments: arguments, outcome: ["config": configHash, "verdicts_added": added])
             return added
         }
+    }
+
+    /// Makes the stored group members under a configuration exactly `groups`, touching only the
+    /// rows that differ: checking again after a small new file leaves most of a large corpus's
+    /// groups as they were, and deleting and re-inserting them all was most of such a run.
+    private func replaceGroups(_ db: Database, _ groups: [DuplicateGroup], configHash: String) throws {
+        struct Member: Hashable { var kind: String, record: Int64 }
+        var wanted: [Member: (representative: Int64, similarity: Double?)] = [:]
+        wanted.reserveCapacity(groups.reduce(0) { $0 + $1.members.count })
+        for g in groups {
+            for m in g.members { wanted[Member(kind: g.kind.rawValue, record: m)] = (g.representative, g.similarity[m]) }
+        }
+        var stale: [Member] = []
+        let stored = try Row.fetchCursor(db, sql: "SELECT kind, record_id, representative_id, similarity FROM duplicate_groups WHERE config_hash = ?",
+                                         arguments: [configHash])
+        while let row = try stored.next() {
+            let member = Member(kind: row[0], record: row[1])
+            let representative: Int64 = row[2], similarity: Double? = row[3]
+            if let want = wanted[member], want.representative == representative, want.similarity?.bitPattern == similarity?.bitPattern {
+                wanted[member] = nil          // already stored as it should be
+            } else {
+                stale.append(member)
+            }
+        }
+        let delete = CheckedStatement(try db.makeStatement(sql: "DELETE FROM duplicate_groups WHERE config_hash = ? AND kind = ? AND record_id = ?"),
+                                      db, path: path)
+        try delete.bind(1, configHash)
+        for m in stale {
+            try delete.reset()
+            try delete.bind(2, m.kind)
+            try delete.bind(3, m.record)
+            _ = try delete.step("removing record \(m.record) from the \(m.kind) groups")
+        }
+        try delete.reset()
+        let insert = CheckedStatement(try db.makeStatement(sql: """
+            INSERT OR REPLACE INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
+            """), db, path: path)
+        try insert.bind(1, configHash)
+        // In a fixed order (kind, record), so that the same findings write the same pages.
+        for (m, want) in wanted.sorted(by: { ($0.key.kind, $0.key.record) < ($1.key.kind, $1.key.record) }) {
+            try insert.reset()
+            try insert.bind(2, m.kind)
+            try insert.bind(3, m.record)
+            try insert.bind(4, want.representative)
+            try insert.bind(5, want.similarity)
+            _ = try insert.step("storing record \(m.record) of the \(m.kind) group of record \(want.representative)")
+        }
+        try insert.reset()
     }
 
     /// Adds to a record's stored row the checks it lacks; returns how many were added.
@@ -141,6 +181,26 @@ extension CorpusStore {
             let rows = try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ?", arguments: [key])
             while let row = try rows.next() { out[row["record_id"]] = row["signature"] }
             return out
+        }
+    }
+
+    /// Stores `count` signatures computed under a signature key, the k-th given by `signature(k)`
+    /// (made one at a time: a million of them are half a gigabyte); already stored ones are left.
+    public func saveMinHashSignatures(count: Int, key: String, _ signature: (Int) -> (recordId: Int64, blob: Data)) throws {
+        guard count > 0 else { return }
+        try pool.write { db in
+            let insert = CheckedStatement(try db.makeStatement(sql: """
+                INSERT OR IGNORE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)
+                """), db, path: path)
+            try insert.bind(2, key)
+            for k in 0..<count {
+                let s = signature(k)
+                try insert.reset()
+                try insert.bind(1, s.recordId)
+                try insert.bind(3, s.blob)
+                _ = try insert.step("storing the MinHash signature of record \(s.recordId)")
+            }
+            try insert.reset()
         }
     }
 
@@ -178,6 +238,16 @@ extension CorpusStore {
                 out += try Self.unpack(row, recordId: recordId, path: path).verdicts.sorted { $0.name < $1.name }.map { (configHash: hash, verdict: $0) }
             }
             return out
+        }
+    }
+
+    /// Records with a verdict under a configuration from every check in `covering` (a bit mask
+    /// over `CheckCatalog.names`): those a new run under it need not judge again.
+    public func recordsJudged(configHash: String, covering: UInt32) throws -> Set<Int64> {
+        try pool.read { db in
+            Set(try Int64.fetchAll(db, sql: """
+                SELECT record_id FROM verdicts WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?) AND ran & ? = ?
+                """, arguments: [configHash, Int64(covering), Int64(covering)]))
         }
     }
 

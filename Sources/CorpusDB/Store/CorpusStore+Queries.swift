@@ -86,6 +86,41 @@ extension CorpusStore {
         }
     }
 
+    /// Calls `body` with the conversations (id, canonical JSON) in id order, `size` at a time,
+    /// each batch with the MinHash signatures stored for its records under `signatureKey` (none
+    /// when nil), all read in one transaction: `corpus check` streams the corpus through this.
+    public func forEachConversationBatch(size: Int, signatureKey: String?,
+                                         _ body: ([(id: Int64, json: String)], [Int64: Data]) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, conversation FROM records ORDER BY id")
+            let signatures = try signatureKey.map {
+                try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ? ORDER BY record_id", arguments: [$0])
+            }
+            var pending: (id: Int64, blob: Data)?
+            var batch: [(id: Int64, json: String)] = []
+            batch.reserveCapacity(max(1, size))
+            func flush() throws {
+                guard let last = batch.last?.id else { return }
+                var found: [Int64: Data] = [:]
+                if let signatures {
+                    while true {
+                        if pending == nil, let row = try signatures.next() { pending = (row[0], row[1]) }
+                        guard let p = pending, p.id <= last else { break }
+                        if p.id >= batch[0].id { found[p.id] = p.blob }
+                        pending = nil
+                    }
+                }
+                try body(batch, found)
+                batch.removeAll(keepingCapacity: true)
+            }
+            while let row = try rows.next() {
+                batch.append((row[0], row[1]))
+                if batch.count >= size { try flush() }
+            }
+            try flush()
+        }
+    }
+
     /// The record with this id, or nil.
     public func record(id: Int64) throws -> Record? {
         try pool.read { db in try Record.fetchOne(db, key: id) }

@@ -19,6 +19,13 @@ struct CheckCommand: ParsableCommand {
     @Option(name: .long, help: "A model (file, folder or registered name) whose tokenizer measures lengths in tokens (prompt_tokens, answer_tokens).") var model: String?
     @Flag(name: .long, help: "Print the default configuration as a file to edit, and stop.") var printConfig = false
 
+    /// Records analysed at a time: large enough to keep both cores busy, small enough that the
+    /// batch's conversations are a few tens of megabytes. `CORPUS_CHECK_BATCH` sets another size
+    /// (the tests use tiny batches to cross batch boundaries); the result never depends on it.
+    static var batchSize: Int {
+        ProcessInfo.processInfo.environment["CORPUS_CHECK_BATCH"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 20_000
+    }
+
     func validate() throws {
         for t in tag where TagFilter(parsing: t) == nil { throw ValidationError("--tag \(t) must be key=value") }
     }
@@ -52,39 +59,56 @@ struct CheckCommand: ParsableCommand {
                 }
                 judged = Set(chosen.compactMap(\.id))
             }
-            var items: [CheckInput] = []
-            try store.forEachConversation { id, json in
-                items.append(CheckInput(id: id, conversation: try CanonicalJSON.decode(json)))
-            }
-            timing.mark("read \(items.count) conversations")
-            // Signatures stored by earlier runs are reused: only new records are signed.
+            // The corpus is streamed in batches: only what the corpus-wide findings need is kept
+            // per record (docs/QUALITY.md, "Memory"). Signatures stored by earlier runs are
+            // reused: only new records are signed.
             let signatureKey = configuration.nearDuplicates.signatureKey
-            var stored: [Int64: [UInt32]] = [:]
-            if configuration.runs("near_duplicate") {
-                for (id, blob) in try store.minHashSignatures(key: signatureKey) {
-                    if let s = MinHasher.signature(blob: blob, permutations: configuration.nearDuplicates.permutations) { stored[id] = s }
-                }
+            let permutations = configuration.nearDuplicates.permutations
+            // Incremental: a record judged before under this configuration by every check this
+            // run makes keeps its verdicts (stored rows are never rewritten), so it is context
+            // only; a new file costs its own checks plus the corpus-wide comparison.
+            var expected: UInt32 = 0
+            for (bit, name) in CheckCatalog.names.enumerated() where configuration.runs(name) {
+                if tokens == nil && (name == "prompt_tokens" || name == "answer_tokens") { continue }
+                expected |= UInt32(1) << UInt32(bit)
             }
-            timing.mark("read \(stored.count) stored signatures")
-            let outcome = CheckRunner.run(items, configuration: configuration, judged: judged, tokens: tokens, signatures: stored)
-            let checkedCount = items.count
-            items = []              // the conversations are not needed to store the findings
-            timing.mark("checks (\(outcome.verdictCount) verdicts)")
-            try store.saveMinHashSignatures(outcome.newSignatures.map { ($0.recordId, MinHasher.blob($0.signature)) }, key: signatureKey)
+            let done = try store.recordsJudged(configHash: hash, covering: expected)
+            var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
+            var reused = 0
+            try store.forEachConversationBatch(size: Self.batchSize, signatureKey: configuration.runs("near_duplicate") ? signatureKey : nil) { rows, blobs in
+                var chunk: [CheckInput] = []
+                chunk.reserveCapacity(rows.count)
+                for (id, json) in rows { chunk.append(CheckInput(id: id, conversation: try CanonicalJSON.decode(json))) }
+                var stored: [Int64: [UInt32]] = [:]
+                for (id, blob) in blobs {
+                    if let s = MinHasher.signature(blob: blob, permutations: permutations) { stored[id] = s }
+                }
+                reused += stored.count
+                pass.add(chunk, stored: stored)
+            }
+            let checkedCount = pass.count
+            timing.mark("read and analysed \(checkedCount) conversations (\(reused) stored signatures)")
+            let outcome = try pass.finish { id in try store.record(id: id).map { try CanonicalJSON.decode($0.conversation) } }
+            timing.mark("corpus-wide findings (\(outcome.verdictCount) verdicts)")
+            try store.saveMinHashSignatures(count: outcome.newSignatureIds.count, key: signatureKey) { outcome.newSignature($0) }
+            timing.mark("stored \(outcome.newSignatureIds.count) signatures")
             let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
-                                               groups: outcome.groups, boilerplate: outcome.boilerplate,
-                                               arguments: CommandLine.arguments)
-            timing.mark("stored verdicts, groups and signatures")
+                                                     groups: outcome.groups, boilerplate: outcome.boilerplate,
+                                                     arguments: CommandLine.arguments)
+            timing.mark("stored verdicts and groups")
             let summary = try store.checkSummary(configHash: hash)
-            let judgedCount = judged?.count ?? checkedCount
+            // Judged in this run; and in its scope, judged before (their verdicts kept).
+            let judgedCount = outcome.packed.count
+            let before = judged.map { $0.intersection(done).count } ?? done.count
             if output.json {
-                Output.printJSON(["config_hash": hash, "records": judgedCount, "verdicts_added": added,
-                                  "signatures_computed": outcome.newSignatures.count, "signatures_reused": stored.count,
+                Output.printJSON(["config_hash": hash, "records": judgedCount, "judged_before": before, "context": checkedCount, "verdicts_added": added,
+                                  "signatures_computed": outcome.newSignatureIds.count, "signatures_reused": reused,
                                   "checks": Dictionary(uniqueKeysWithValues: summary.map { ($0.name, ["checked": $0.checked, "failed": $0.failed]) })])
             } else {
-                print("checked \(judgedCount) records with configuration \(hash.prefix(12)) (\(added) new verdicts)")
+                print("checked \(judgedCount) records with configuration \(hash.prefix(12)) (\(added) new verdicts)"
+                      + (before > 0 ? "; \(before) judged before under it keep their verdicts" : ""))
                 if configuration.runs("near_duplicate") {
-                    print("MinHash signatures: \(outcome.newSignatures.count) computed, \(stored.count) reused from earlier checks")
+                    print("MinHash signatures: \(outcome.newSignatureIds.count) computed, \(reused) reused from earlier checks")
                 }
                 Output.printTable(header: ["check", "checked", "failed"], rows: summary.map { [$0.name, "\($0.checked)", "\($0.failed)"] })
                 if !configuration.advisory.isEmpty {
