@@ -174,16 +174,6 @@ extension CorpusStore {
         return packed
     }
 
-    /// Stored MinHash signatures under a signature key (`NearDuplicateSettings.signatureKey`), by record id.
-    public func minHashSignatures(key: String) throws -> [Int64: Data] {
-        try pool.read { db in
-            var out: [Int64: Data] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ?", arguments: [key])
-            while let row = try rows.next() { out[row["record_id"]] = row["signature"] }
-            return out
-        }
-    }
-
     /// Stores `count` signatures computed under a signature key, the k-th given by `signature(k)`
     /// (made one at a time: a million of them are half a gigabyte); already stored ones are left.
     public func saveMinHashSignatures(count: Int, key: String, _ signature: (Int) -> (recordId: Int64, blob: Data)) throws {
@@ -201,15 +191,6 @@ extension CorpusStore {
                 _ = try insert.step("storing the MinHash signature of record \(s.recordId)")
             }
             try insert.reset()
-        }
-    }
-
-    /// Stores signatures computed under a signature key (already stored ones are left as they are).
-    public func saveMinHashSignatures(_ signatures: [(recordId: Int64, blob: Data)], key: String) throws {
-        guard !signatures.isEmpty else { return }
-        try pool.write { db in
-            let insert = try db.makeStatement(sql: "INSERT OR IGNORE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)")
-            for s in signatures { try insert.execute(arguments: [s.recordId, key, s.blob]) }
         }
     }
 

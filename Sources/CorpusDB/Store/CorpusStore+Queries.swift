@@ -77,18 +77,10 @@ extension CorpusStore {
         }
     }
 
-    /// Calls `body` with every record's id and canonical conversation JSON, in id order, reading
-    /// only those two columns (the checks need nothing else; the original fields can be large).
-    public func forEachConversation(_ body: (Int64, String) throws -> Void) throws {
-        try pool.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, conversation FROM records ORDER BY id")
-            while let row = try rows.next() { try body(row[0], row[1]) }
-        }
-    }
-
     /// Calls `body` with the conversations (id, canonical JSON) in id order, `size` at a time,
     /// each batch with the MinHash signatures stored for its records under `signatureKey` (none
     /// when nil), all read in one transaction: `corpus check` streams the corpus through this.
+    /// Only those columns are read (the original fields can be large).
     public func forEachConversationBatch(size: Int, signatureKey: String?,
                                          _ body: ([(id: Int64, json: String)], [Int64: Data]) throws -> Void) throws {
         try pool.read { db in
