@@ -39,14 +39,19 @@ public struct CorpusDBError: Error, CustomStringConvertible, Equatable {
     /// writing), the disk is full, or an I/O error. Nil for any other error.
     public static func explaining(_ error: any Error) -> CorpusDBError? {
         guard let error = error as? DatabaseError else { return nil }
-        let sqlite = error.message ?? "\(error.resultCode)"
-        switch error.resultCode {
+        return explaining(code: error.resultCode, extended: error.extendedResultCode.rawValue, message: error.message ?? "\(error.resultCode)")
+    }
+
+    /// The same from SQLite's result code (primary and extended) and message, for statements
+    /// driven through the C API (`CheckedStatement`).
+    static func explaining(code: ResultCode, extended: Int32, message sqlite: String) -> CorpusDBError? {
+        switch code {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return CorpusDBError(.busy, "the store is busy: another corpus command (ingest, check, train…) has held its write lock for more than \(Int(CorpusStore.busyTimeout)) s (SQLite: \(sqlite)); this command's unfinished change was rolled back and the store is intact: run it again when the other command has finished (CORPUS_BUSY_TIMEOUT=SECONDS waits longer)")
         case .SQLITE_FULL:
             return CorpusDBError(.storageFailed, "the disk holding the store is full (SQLite: \(sqlite)); the change in progress was rolled back and the store is intact: free some space and run the command again")
         case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY:
-            return CorpusDBError(.storageFailed, "the store could not be read or written (SQLite: \(sqlite), code \(error.extendedResultCode.rawValue)); the change in progress was rolled back: check the disk, its free space and the file's permissions, then run the command again")
+            return CorpusDBError(.storageFailed, "the store could not be read or written (SQLite: \(sqlite), code \(extended)); the change in progress was rolled back: check the disk, its free space and the file's permissions, then run the command again")
         default:
             return nil
         }

@@ -25,7 +25,7 @@ struct PipelineTests {
             #expect(error.message.contains("nothing of this file was kept"))
         }
         #expect(polls == 3)
-        #expect(try store.status() == StoreStatus(schemaVersion: 12, sources: 0, records: 0, rejects: 0))
+        #expect(try store.status() == StoreStatus(schemaVersion: 13, sources: 0, records: 0, rejects: 0))
         #expect(try store.integrityProblems().isEmpty)
 
         // The same file afterwards ingests whole: the interrupted attempt left no trace.
@@ -61,7 +61,7 @@ struct PipelineTests {
         #expect(first.sourceId == 1)
         #expect(second.sourceId == nil)
         #expect(second.alreadyIngestedAs == 1)
-        #expect(try store.status() == StoreStatus(schemaVersion: 12, sources: 1, records: 10, rejects: 0))
+        #expect(try store.status() == StoreStatus(schemaVersion: 13, sources: 1, records: 10, rejects: 0))
         var options = IngestOptions()
         options.force = true
         let third = try Ingestor(store: store, options: options).ingest(InputFile(path: path))
@@ -70,5 +70,22 @@ struct PipelineTests {
         // Same content, same hashes, whichever source they came from.
         let hashes = try store.records().map(\.contentHash)
         #expect(Array(hashes[0..<10]) == Array(hashes[10..<20]))
+    }
+
+    /// CSV fields that repeat the conversation are stored by reference (docs/STORE.md); every
+    /// field reads back whole.
+    @Test func csvFieldsAreStoredByReference() throws {
+        let store = try TestSupport.temporaryStore()
+        let title = "高血压患者能吃党参吗？", ask = "我有高血压，最近想用党参泡水喝，可以吗？"
+        let answer = "党参有补中益气的作用，一般剂量对血压影响不大，但高血压患者应在医生指导下使用。"
+        let csv = "department,title,ask,answer\n内科,\(title),\(ask),\(answer)\n外科,短,问,答\n"
+        let path = try TestSupport.write(csv, to: "rows.csv", in: try TestSupport.temporaryDirectory())
+        let summary = try Ingestor(store: store, options: IngestOptions()).ingest(InputFile(path: path))
+        #expect(summary.records == 2)
+        let records = try store.records()
+        #expect(records.map(\.originalRefs) == [#"{"answer":[1,0,117],"ask":[0,34,60],"title":[0,0,33]}"#, nil])
+        #expect(records.map(\.original) == [#"{"department":"内科"}"#, #"{"answer":"答","ask":"问","department":"外科","title":"短"}"#])
+        #expect(try records[0].originalFields() == CanonicalJSON.object(["department": "内科", "title": title, "ask": ask, "answer": answer]))
+        #expect(try records[1].originalFields() == records[1].original)
     }
 }

@@ -17,8 +17,11 @@ public struct Record: Codable, Sendable, Equatable {
     public var byteLength: Int64
     /// Canonical JSON of the conversation (`CanonicalJSON`).
     public var conversation: String
-    /// JSON object of the row's original fields.
+    /// JSON object of the row's original fields; with `originalRefs`, only those not stored by
+    /// reference (`originalFields()` gives them all).
     public var original: String
+    /// The fields stored by reference to the conversation's text (`OriginalFields`), or nil.
+    public var originalRefs: String?
     /// JSON object of string tags.
     public var tags: String
     /// Hex SHA-256 of `conversation`.
@@ -28,7 +31,7 @@ public struct Record: Codable, Sendable, Equatable {
 
     public init(id: Int64? = nil, sourceId: Int64, rowIndex: Int, locator: String, line: Int,
                 byteOffset: Int64, byteLength: Int64, conversation: String, original: String,
-                tags: String, contentHash: String, flags: String = "[]") {
+                tags: String, contentHash: String, flags: String = "[]", originalRefs: String? = nil) {
         self.id = id
         self.sourceId = sourceId
         self.rowIndex = rowIndex
@@ -41,6 +44,13 @@ public struct Record: Codable, Sendable, Equatable {
         self.tags = tags
         self.contentHash = contentHash
         self.flags = flags
+        self.originalRefs = originalRefs
+    }
+
+    /// Every original field as read, as one JSON object (references resolved).
+    /// - Throws: `CorpusDBError` when stored references do not fit the conversation.
+    public func originalFields() throws -> String {
+        try OriginalFields.resolve(original: original, refs: originalRefs, conversation: conversation, record: id)
     }
 
     /// The decoded conversation.

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// A GRDB prepared statement driven through SQLite's C API, for the hottest inserts (verdicts),
+/// A GRDB prepared statement driven through SQLite's C API, for the hottest inserts (records, verdicts),
 /// with every return code checked: a failed bind, reset or step throws `CorpusDBError` naming the
 /// store, the statement and SQLite's own message.
 ///
@@ -97,6 +97,10 @@ struct CheckedStatement {
     /// The error for a failed call: store, action, SQLite's message and code.
     func error(_ code: Int32, _ action: String) -> CorpusDBError {
         let message = connection.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
+        // A full disk, a busy store or an I/O error gets the same words as through GRDB.
+        if let explained = CorpusDBError.explaining(code: ResultCode(rawValue: code & 0xFF), extended: code, message: message) {
+            return CorpusDBError(explained.code, "\(path): \(explained.message)")
+        }
         return CorpusDBError(.cannotOpen, "\(path): \(action) failed: \(message) (SQLite code \(code))")
     }
 }

@@ -18,9 +18,20 @@ public struct RejectReason: Error, Sendable, Equatable, Hashable {
 public struct MappedRow: Sendable {
     public var conversation: Conversation
     public var tags: [String: String]
+    /// A CSV row's fields as read (header → value); nil for JSON input.
+    public var fields: [String: String]?
+    /// JSON input: the element's own text.
+    var originalText: String
+
+    init(conversation: Conversation, tags: [String: String], originalJSON: String) {
+        self.conversation = conversation
+        self.tags = tags
+        originalText = originalJSON
+    }
+
     /// The row's original fields as a JSON object, so export can reproduce them: for JSON input
     /// the element's own text, for CSV the header → value object with sorted keys.
-    public var originalJSON: String
+    public var originalJSON: String { fields.map { CanonicalJSON.object($0) } ?? originalText }
 }
 
 /// The recognised shapes of a row.
@@ -169,11 +180,17 @@ public struct FieldMapper: Sendable {
 
     /// Maps CSV fields (header name → value).
     public func map(fields: [String: String]) -> Result<MappedRow, RejectReason> {
-        if preference {
-            return mapPair(prompt: columnsPrompt(lookup: { fields[$0] }, present: nil), chosen: fields[chosenColumn],
-                           rejected: fields[rejectedColumn], tags: tags(lookup: { fields[$0] }), original: { CanonicalJSON.object(fields) })
+        // The original fields are kept as the dictionary (`MappedRow.fields`): the store keeps
+        // those that repeat the conversation by reference (`OriginalFields`).
+        let mapped = preference
+            ? mapPair(prompt: columnsPrompt(lookup: { fields[$0] }, present: nil), chosen: fields[chosenColumn],
+                      rejected: fields[rejectedColumn], tags: tags(lookup: { fields[$0] }), original: { "" })
+            : map(lookup: { fields[$0] }, original: { "" })
+        return mapped.map { row in
+            var row = row
+            row.fields = fields
+            return row
         }
-        return map(lookup: { fields[$0] }, original: { CanonicalJSON.object(fields) })
     }
 
     /// Maps a JSON object. `originalText` is the element's JSON text as it stands in the file

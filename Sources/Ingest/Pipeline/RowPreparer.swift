@@ -55,12 +55,14 @@ struct RowPreparer: Sendable {
             tags.merge(mapped.tags) { _, row in row }
             tags.merge(options.tags) { _, explicit in explicit }
             let canonical = CanonicalJSON.encode(mapped.conversation)
+            let original: (original: String, refs: String?) = mapped.fields.map { OriginalFields.split($0, conversation: mapped.conversation) }
+                ?? (mapped.originalJSON, nil)
             return .record(Record(sourceId: sourceID, rowIndex: row.index, locator: row.locator, line: row.line,
                                   byteOffset: Int64(offset), byteLength: Int64(end - offset),
                                   conversation: String(decoding: canonical, as: UTF8.self),
-                                  original: mapped.originalJSON, tags: CanonicalJSON.object(tags),
+                                  original: original.original, tags: CanonicalJSON.object(tags),
                                   contentHash: ContentHash.sha256Hex(canonical),
-                                  flags: flags.isEmpty ? "[]" : jsonText(flags)), position: row.range.upperBound)
+                                  flags: flags.isEmpty ? "[]" : jsonText(flags), originalRefs: original.refs), position: row.range.upperBound)
         }
     }
 }

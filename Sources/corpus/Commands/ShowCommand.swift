@@ -20,7 +20,7 @@ struct ShowCommand: ParsableCommand {
             let source = try store.source(id: r.sourceId)
             if output.json {
                 var json = RecordsCommand.json(r)
-                json["original"] = Output.jsonValue(r.original)
+                json["original"] = Output.jsonValue(try r.originalFields())
                 if let source { json["source"] = SourcesCommand.json(source) }
                 Output.printJSON(json)
                 return
@@ -40,7 +40,7 @@ struct ShowCommand: ParsableCommand {
                 print(message.content)
                 print("")
             }
-            print("original fields: \(r.original)")
+            print("original fields: \(try r.originalFields())")
         }
     }
 }
