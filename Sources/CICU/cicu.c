@@ -83,8 +83,19 @@ static inline int64_t put_utf8(uint8_t *p, uint32_t c) {
 
 #define UNITS 65536
 
+/* The end of the piece starting at `start`: just after the last line feed within `max_chunk`
+   bytes, else just after the first one beyond, else the end. */
+static const char *next_piece_end(const char *start, const char *end, int64_t max_chunk) {
+    if (end - start <= max_chunk) return end;
+    for (const char *p = start + max_chunk; p > start; p--) {
+        if (p[-1] == '\n') return p;
+    }
+    const char *lf = memchr(start + max_chunk, '\n', (size_t)(end - start - max_chunk));
+    return lf ? lf + 1 : end;
+}
+
 int32_t cicu_decode(const char *charset, const uint8_t *bytes, int64_t length, int64_t checkpoint_every,
-                    cicu_decoded *out) {
+                    int64_t max_chunk, int32_t split_at_lf, cicu_decoded *out) {
     memset(out, 0, sizeof *out);
     UErrorCode status = U_ZERO_ERROR;
     UConverter *converter = ucnv_open(charset, &status);
@@ -102,11 +113,29 @@ int32_t cicu_decode(const char *charset, const uint8_t *bytes, int64_t length, i
     int pending_line = 0;
     uint32_t pending_high = 0;
     int64_t pending_orig = -1;
+    /* ICU takes at most 2^31 - 1 source bytes a call (it refuses more with
+       U_ILLEGAL_ARGUMENT_ERROR). With `split_at_lf` (encodings where the byte 0x0A is always a
+       line feed, never part of another character: GB18030, Big5, Shift_JIS, EUC, single-byte
+       ones), the input is decoded in pieces of about `max_chunk` bytes that end just after a
+       line feed, each with a fresh converter state, exactly as if each were a file of its own. */
+    const char *piece_end = end;
+    if (split_at_lf) {
+        piece_end = next_piece_end(source, end, max_chunk);
+    } else if (length > INT32_MAX) {
+        snprintf(out->error, sizeof out->error,
+                 "the file is %lld bytes; ICU decodes at most 2 GiB of %s at once: convert it to UTF-8 (iconv) or split it",
+                 (long long)length, charset);
+        failed = 1;
+    }
+    if (!failed && piece_end - source > INT32_MAX) {
+        snprintf(out->error, sizeof out->error, "a line longer than 2 GiB at byte %lld; split the file", (long long)(source - (const char *)bytes));
+        failed = 1;
+    }
     while (!failed) {
         const char *chunk_start = source;
         UChar *target = units;
         status = U_ZERO_ERROR;
-        ucnv_toUnicode(converter, &target, units + UNITS, &source, end, offsets, 1, &status);
+        ucnv_toUnicode(converter, &target, units + UNITS, &source, piece_end, offsets, 1, &status);
         int32_t produced = (int32_t)(target - units);
         if (!grow(&text, (int64_t)produced * 3 + 8)) { failed = 1; break; }
         uint8_t *p = (uint8_t *)text.data;
@@ -173,6 +202,14 @@ int32_t cicu_decode(const char *charset, const uint8_t *bytes, int64_t length, i
             break;
         }
         if (source >= end) break;
+        if (source >= piece_end) {
+            ucnv_resetToUnicode(converter);
+            piece_end = next_piece_end(source, end, max_chunk);
+            if (piece_end - source > INT32_MAX) {
+                snprintf(out->error, sizeof out->error, "a line longer than 2 GiB at byte %lld; split the file", (long long)(source - (const char *)bytes));
+                failed = 1;
+            }
+        }
     }
     free(units);
     free(offsets);

@@ -84,6 +84,29 @@ struct EncodingTests {
         #expect(decoded.originalOffset(ofUTF8Offset: utf8Length) == original.count)
     }
 
+    /// ICU takes less than 2 GiB a call, so big files are fed to it in pieces: the pieces'
+    /// size changes nothing (characters, invalid bytes and offsets across their boundaries).
+    @Test(arguments: [1, 2, 3, 5, 7, 64])
+    func piecesHandedToICUChangeNothing(chunk: Int) throws {
+        // 2- and 4-byte characters, ASCII, line feeds, invalid bytes and a truncated lead byte.
+        let gb: [UInt8] = [0xD6, 0xD0, 0x61, 0x95, 0x32, 0x82, 0x36, 0x0A, 0xFF, 0xCE, 0xC4, 0x0A, 0x62, 0xFF, 0xFF,
+                           0xD6, 0xD0, 0x95, 0x32, 0x82, 0x36, 0x0A, 0x63, 0xD6]
+        let le16: [UInt8] = [0xFF, 0xFE] + "a😀\n中😀".utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        for (bytes, encoding) in [(gb, DetectedEncoding(name: "GB18030", confidence: 100, bomLength: 0, method: "forced")),
+                                  (le16, EncodingDetector.detect(le16))] {
+            let whole = try Transcoder.decode(bytes, as: encoding)
+            let pieces = try Transcoder.decode(bytes, as: encoding, chunk: chunk)
+            #expect(pieces.utf8 == whole.utf8, "\(encoding.name)")
+            #expect(pieces.invalidSpans == whole.invalidSpans, "\(encoding.name)")
+            for offset in 0...whole.utf8.count where offset == whole.utf8.count || whole.utf8[offset] & 0xC0 != 0x80 {
+                #expect(pieces.originalOffset(ofUTF8Offset: offset) == whole.originalOffset(ofUTF8Offset: offset), "\(encoding.name) at \(offset)")
+            }
+        }
+        let whole = try Transcoder.decode(gb, as: DetectedEncoding(name: "GB18030", confidence: 100, bomLength: 0, method: "forced"))
+        #expect(String(decoding: whole.utf8, as: UTF8.self) == "中a\u{20000}\n\u{FFFD}文\nb\u{FFFD}\u{FFFD}中\u{20000}\nc\u{FFFD}")
+        #expect(whole.invalidSpans.map(\.originalOffset) == [8, 13, 14, 23])
+    }
+
     @Test func fourByteGB18030Character() throws {
         let bytes: [UInt8] = [0x95, 0x32, 0x82, 0x36, 0x61]
         let decoded = try Transcoder.decode(bytes, as: DetectedEncoding(name: "GB18030", confidence: 100, bomLength: 0, method: "forced"))

@@ -42,7 +42,7 @@ typedef struct {
 /// Decodes `length` bytes in `charset` to UTF-8, replacing each invalid or truncated sequence with
 /// U+FFFD and recording it. Returns 0 on success, -1 on failure (message in `out->error`).
 int32_t cicu_decode(const char *charset, const uint8_t *bytes, int64_t length, int64_t checkpoint_every,
-                    cicu_decoded *out);
+                    int64_t max_chunk, int32_t split_at_lf, cicu_decoded *out);
 
 /// Frees what `cicu_decode` allocated.
 void cicu_decoded_free(cicu_decoded *decoded);

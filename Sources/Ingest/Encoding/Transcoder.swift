@@ -37,8 +37,13 @@ public struct DecodedText: Sendable {
         guard let charset else { return 1 }
         if charset.hasPrefix("UTF-16") { return 2 }
         if charset.hasPrefix("UTF-32") { return 4 }
-        let asciiCompatible = ["GB18030", "Big5", "Shift_JIS", "EUC-", "ISO-8859-", "windows-125", "KOI8", "UTF-8"]
-        return asciiCompatible.contains(where: { charset.hasPrefix($0) }) ? 1 : nil
+        return Self.isASCIICompatible(charset) ? 1 : nil
+    }
+
+    /// Whether every ASCII byte of text in `charset` is that ASCII character, never part of a
+    /// multi-byte sequence (so a line feed byte is always a line feed).
+    static func isASCIICompatible(_ charset: String) -> Bool {
+        ["GB18030", "Big5", "Shift_JIS", "EUC-", "ISO-8859-", "windows-125", "KOI8", "UTF-8"].contains { charset.hasPrefix($0) }
     }
 
     /// Byte offset in the original file of the character starting at `utf8Offset` (exact for any
@@ -98,13 +103,18 @@ public enum Transcoder {
 
     /// Decodes `bytes` as `encoding`. UTF-8 is validated in Swift; everything else goes through ICU.
     /// - Throws: `IngestError(.unknownEncoding)` when ICU cannot convert from that encoding.
-    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding) throws -> DecodedText {
+    /// - Parameter chunk: about how many bytes are decoded at a time, in pieces that end after a
+    ///   line feed (ICU takes less than 2 GiB at once; the tests use tiny pieces). The result does
+    ///   not depend on it. Encodings where a 0x0A byte can be part of another character (UTF-16,
+    ///   UTF-32, ISO-2022) are decoded whole, so up to 2 GiB.
+    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding, chunk: Int = 1 << 30) throws -> DecodedText {
         if encoding.name == "UTF-8" { return decodeUTF8(bytes, bom: encoding.bomLength) }
         var decoded = cicu_decoded()
         // Decode past the BOM in place (no copy of the file).
         let skip = min(encoding.bomLength, bytes.count)
         let status = bytes.withUnsafeBufferPointer { p in
-            cicu_decode(encoding.name, p.baseAddress.map { $0 + skip }, Int64(p.count - skip), checkpointEvery, &decoded)
+            cicu_decode(encoding.name, p.baseAddress.map { $0 + skip }, Int64(p.count - skip), checkpointEvery, Int64(max(1, min(chunk, Int(Int32.max)))),
+                        DecodedText.isASCIICompatible(encoding.name) ? 1 : 0, &decoded)
         }
         defer { cicu_decoded_free(&decoded) }
         guard status == 0 else {

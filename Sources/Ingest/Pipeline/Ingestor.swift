@@ -221,16 +221,43 @@ public final class Ingestor {
         FileHandle.standardError.write(Data(String(format: "  [timing] %@ done at %.3fs\n", name, Date().timeIntervalSince(start)).utf8))
     }
 
+    /// The file's bytes, read straight into one buffer of the file's size (FileHandle's
+    /// `readToEnd` grows a `Data` piece by piece and the copy into an array doubles that: for a
+    /// 2.9 GB file, 33 s against about 3).
     static func readFile(_ path: String) throws -> [UInt8] {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw IngestError(.unreadableFile, "\(path): cannot open the file for reading; check that it exists and that you may read it")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw IngestError(.unreadableFile, "\(path): cannot open the file for reading (\(String(cString: strerror(errno)))); check that it exists and that you may read it")
         }
-        defer { try? handle.close() }
-        do {
-            return [UInt8](try handle.readToEnd() ?? Data())
-        } catch {
-            throw IngestError(.unreadableFile, "\(path): reading failed (\(error.localizedDescription))")
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw IngestError(.unreadableFile, "\(path): cannot read the file's size (\(String(cString: strerror(errno))))")
         }
+        // A regular file is read into a buffer of its size (one that grows meanwhile is taken up
+        // to the size it had when opened; its hash is of exactly these bytes); a pipe or device
+        // until it ends, in growing steps.
+        let regular = info.st_mode & S_IFMT == S_IFREG
+        var bytes = [UInt8](repeating: 0, count: regular ? Int(info.st_size) : 1 << 20)
+        var filled = 0
+        while true {
+            if filled == bytes.count {
+                if regular { break }
+                bytes += [UInt8](repeating: 0, count: bytes.count)
+            }
+            let n = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return read(fd, base + filled, min(raw.count - filled, 1 << 30))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IngestError(.unreadableFile, "\(path): reading failed after \(filled) bytes (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        if filled < bytes.count { bytes.removeLast(bytes.count - filled) }
+        return bytes
     }
 
     /// Names the kind of binary file, or nil for text. Magic numbers first, then the share of
