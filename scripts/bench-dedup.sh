@@ -21,8 +21,14 @@ python=${PEER_PYTHON:-$HOME/.cache/corpus-peers/bin/python}
 mkdir -p "$dir"
 
 scripts/install-deps.sh
-swift build -c release --product corpus > "$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; exit 1; }
-corpus="$(swift build -c release --show-bin-path)/corpus"
+# CORPUS_BIN=PATH measures a release binary built before (e.g. with --scratch-path elsewhere, so
+# that the test build in .build is left alone); otherwise this builds one.
+if [ -n "${CORPUS_BIN:-}" ]; then
+  corpus="$CORPUS_BIN"
+else
+  swift build -c release --product corpus > "$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; exit 1; }
+  corpus="$(swift build -c release --show-bin-path)/corpus"
+fi
 
 seed="$dir/dedup-seed.csv"
 python3 - "$data" "$seed" <<'PY'

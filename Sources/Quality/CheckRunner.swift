@@ -28,6 +28,29 @@ public struct CheckOutcome: Sendable {
     /// ids in id order, each with its row of `signatureRows`.
     public var newSignatureIds: [Int64] = []
     var newSignatureRows: [Int32] = []
+    /// How many records' `CheckFacts` were computed in this run and are not stored yet.
+    public var newFactsCount: Int { newFactsRows.count }
+    /// Their rows in `kept`, in id order.
+    var newFactsRows: [Int32] = []
+    /// What the pass kept of each record.
+    var kept: [CheckPass.Kept] = []
+
+    /// Frees the signatures and the per-record facts once they are stored (the verdicts and
+    /// groups stay): at a million records they are most of what the check holds.
+    public mutating func releaseStored() {
+        kept = []
+        newFactsRows = []
+        signatureRows = []
+        newSignatureRows = []
+        newSignatureIds = []
+    }
+
+    /// The k-th new record's facts as stored, made on demand.
+    public func newFacts(_ k: Int) -> (recordId: Int64, blob: Data) {
+        let r = kept[Int(newFactsRows[k])]
+        return (r.id, CheckFacts(pairKey: r.pairKey, promptKey: r.promptKey, answerLength: r.answerLength,
+                                 sentences: r.sentences.map { ($0.hash, Int32(clamping: $0.length)) }).blob)
+    }
     /// The signatures the run held, `permutations` values a row.
     var signatureRows: [UInt32] = []
     var permutations = 0
@@ -95,6 +118,8 @@ public struct CheckPass: Sendable {
         var signatureRow: Int32 = -1
         /// Whether the signature was computed in this pass (to be stored).
         var newSignature = false
+        /// Whether the keys and sentences were computed in this pass and are not stored yet.
+        var newFacts = false
         var sentences: [CheckRunner.Sentence]
         var packed: PackedVerdicts
     }
@@ -117,14 +142,32 @@ public struct CheckPass: Sendable {
     /// How many records have been added.
     public var count: Int { kept.count }
 
-    /// Analyses a chunk of records. `stored`: signatures already stored for (some of) them.
-    public mutating func add(_ chunk: [CheckInput], stored: [Int64: [UInt32]] = [:]) {
+    /// Adds records judged before whose facts (and signature) are stored: nothing to analyse.
+    public mutating func add(known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)]) {
+        let P = configuration.nearDuplicates.permutations
+        kept.reserveCapacity(kept.count + known.count)
+        for r in known {
+            var k = Kept(id: r.id, pairKey: r.facts.pairKey, promptKey: r.facts.promptKey, answerLength: r.facts.answerLength,
+                         sentences: r.facts.sentences.map { CheckRunner.Sentence(hash: $0.hash, length: Int($0.length)) },
+                         packed: PackedVerdicts(recordId: r.id))
+            if hasher != nil, let signature = r.signature, signature.count == P {
+                k.signatureRow = Int32(clamping: signatures.count / P)
+                signatures += signature
+            }
+            kept.append(k)
+        }
+    }
+
+    /// Analyses a chunk of records. `stored`: signatures already stored for (some of) them;
+    /// `factsStored`: the records whose facts are stored already (the others' are to be stored).
+    public mutating func add(_ chunk: [CheckInput], stored: [Int64: [UInt32]] = [:], factsStored: Set<Int64> = []) {
         let analyses = CheckRunner.analyseAll(chunk, configuration, tokens: tokens, hasher: hasher, stored: stored, judged: judged, done: done)
         let P = configuration.nearDuplicates.permutations
         kept.reserveCapacity(kept.count + chunk.count)
         for (record, a) in zip(chunk, analyses) {
             var k = Kept(id: record.id, pairKey: a.pairKey, promptKey: a.promptKey, answerLength: Int32(clamping: a.answerLength),
                          sentences: a.sentences, packed: a.packed)
+            k.newFacts = !factsStored.contains(record.id)
             if hasher != nil, let signature = a.signature ?? stored[record.id], signature.count == P {
                 k.signatureRow = Int32(clamping: signatures.count / P)
                 k.newSignature = a.signature != nil
@@ -145,15 +188,18 @@ public struct CheckPass: Sendable {
         let recurring = try recurringSentences(c.boilerplate, conversation: conversation)
         var outcome = CheckOutcome(packed: [], groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
         outcome.packed = collectVerdicts(order: order, exact: exact, near: near, recurring: recurring)
+        outcome.newFactsRows = order.filter { kept[$0].newFacts }.map { Int32(clamping: $0) }
         if hasher != nil {
             for i in order where kept[i].newSignature {
                 outcome.newSignatureIds.append(kept[i].id)
                 outcome.newSignatureRows.append(kept[i].signatureRow)
             }
             outcome.permutations = c.nearDuplicates.permutations
-            kept = []
             outcome.signatureRows = signatures
         }
+        // Handed over, not copied: the new facts are encoded one at a time when stored.
+        outcome.kept = kept
+        kept = []
         return outcome
     }
 

@@ -134,4 +134,55 @@ struct CheckTests {
         #expect(one[0].count == 26 && one[3].count == 26, "\(one[0].count) verdict rows, \(one[3].count) signatures")
         #expect(small == one)
     }
+
+    /// After a new file, a second check reads the records judged before from their stored facts
+    /// and signatures (not their text) and finds the same duplicate groups and boilerplate as one
+    /// check of everything, with the same verdicts for the new records; erasing a record erases
+    /// its facts.
+    @Test func aSecondCheckReadsStoredFactsAndFindsWhatOneCheckFinds() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let first = dir.appendingPathComponent("a.jsonl"), second = dir.appendingPathComponent("b.jsonl")
+        try Data((Self.rows.joined(separator: "\n") + "\n").utf8).write(to: first)
+        try Data(([#"{"messages":[{"role":"user","content":"发烧吃什么药？"},{"role":"assistant","content":"体温超过38.5℃可以服用退烧药，并及时就医。"}]}"#,
+                   #"{"messages":[{"role":"user","content":"晚上睡不着怎么办？"},{"role":"assistant","content":"睡前不要喝咖啡，规律作息。"}]}"#,
+                   Self.rows[0]].joined(separator: "\n") + "\n").utf8).write(to: second)
+        func store(_ name: String) throws -> String {
+            let db = dir.appendingPathComponent(name).path
+            #expect(try TestSupport.run(["init", "--db", db]).status == 0)
+            #expect(try TestSupport.run(["ingest", "--db", db, first.path]).status == 0)
+            return db
+        }
+        func findings(_ db: String) throws -> [[String]] {
+            try CorpusStore(path: db).pool.read { db in
+                try [
+                    String.fetchAll(db, sql: "SELECT kind || ' ' || record_id || ' ' || representative_id || ' ' || ifnull(similarity, '-') FROM duplicate_groups ORDER BY kind, record_id"),
+                    String.fetchAll(db, sql: "SELECT records || ' ' || sentence FROM boilerplate ORDER BY sentence"),
+                    String.fetchAll(db, sql: "SELECT record_id || ' ' || ran || ' ' || failed || ' ' || hex(scores) || ' ' || ifnull(details, '-') FROM verdicts WHERE record_id > 5 ORDER BY record_id"),
+                    String.fetchAll(db, sql: "SELECT record_id || ' ' || hex(facts) FROM check_facts ORDER BY record_id"),
+                ]
+            }
+        }
+        let twice = try store("twice.db")
+        let one = try #require(try TestSupport.run(["check", "--db", twice, "--json"]).json() as? [String: Any])
+        #expect(one["facts_read"] as? Int == 0)
+        #expect(try TestSupport.run(["ingest", "--db", twice, second.path]).status == 0)
+        let two = try #require(try TestSupport.run(["check", "--db", twice, "--json"]).json() as? [String: Any])
+        #expect(two["records"] as? Int == 3)
+        #expect(two["judged_before"] as? Int == 5)
+        #expect(two["context"] as? Int == 8)
+        #expect(two["facts_read"] as? Int == 5)
+        #expect(two["signatures_reused"] as? Int == 5)
+
+        let once = try store("once.db")
+        #expect(try TestSupport.run(["ingest", "--db", once, second.path]).status == 0)
+        #expect(try TestSupport.run(["check", "--db", once, "--json"]).status == 0)
+        let a = try findings(twice), b = try findings(once)
+        #expect(a == b)
+        #expect(a[0].contains("exact 8 1 -"), "record 8 copies record 1: \(a[0])")
+        #expect(a[3].count == 8, "one facts row a record")
+
+        #expect(try TestSupport.run(["forget", "--db", twice, "1", "--reason", "test"]).status == 0)
+        // Record 8 is an identical copy of record 1, withdrawn and erased with it.
+        #expect(try findings(twice)[3].map { $0.split(separator: " ")[0] } == ["2", "3", "4", "5", "6", "7"])
+    }
 }

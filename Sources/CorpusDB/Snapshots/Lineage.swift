@@ -140,9 +140,10 @@ extension CorpusStore {
                 try Withdrawal(recordId: id, reason: reason, requestedAt: now, erased: erase).insert(db)
                 if erase {
                     try db.execute(sql: #"UPDATE records SET conversation = '{"messages":[]}', original = '{}', original_refs = NULL WHERE id = ?"#, arguments: [id])
-                    // Signatures are derived from the text, and evaluations' answers from its question:
+                    // Signatures and check facts (keys, sentence hashes) are derived from the text, and evaluations' answers from its question:
                     // they go with it (the scores stay, so stored evaluations keep their figures).
                     try db.execute(sql: "DELETE FROM minhash_signatures WHERE record_id = ?", arguments: [id])
+                    try db.execute(sql: "DELETE FROM check_facts WHERE record_id = ?", arguments: [id])
                     try db.execute(sql: "UPDATE eval_items SET prediction = '' WHERE record_id = ?", arguments: [id])
                 }
                 report.withdrawn.append(id)

@@ -177,18 +177,30 @@ extension CorpusStore {
     /// Stores `count` signatures computed under a signature key, the k-th given by `signature(k)`
     /// (made one at a time: a million of them are half a gigabyte); already stored ones are left.
     public func saveMinHashSignatures(count: Int, key: String, _ signature: (Int) -> (recordId: Int64, blob: Data)) throws {
+        try savePerRecordBlobs(sql: "INSERT OR IGNORE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)",
+                               count: count, key: key, what: "MinHash signature", signature)
+    }
+
+    /// Stores `count` records' check facts under a key, the k-th given by `facts(k)`; already
+    /// stored ones are left.
+    public func saveCheckFacts(count: Int, key: String, _ facts: (Int) -> (recordId: Int64, blob: Data)) throws {
+        try savePerRecordBlobs(sql: "INSERT OR IGNORE INTO check_facts (record_id, facts_key, facts) VALUES (?, ?, ?)",
+                               count: count, key: key, what: "check facts", facts)
+    }
+
+    /// One transaction of `sql` (parameters: record id, key, blob) for `count` rows made on demand.
+    private func savePerRecordBlobs(sql: String, count: Int, key: String, what: String,
+                                    _ row: (Int) -> (recordId: Int64, blob: Data)) throws {
         guard count > 0 else { return }
         try pool.write { db in
-            let insert = CheckedStatement(try db.makeStatement(sql: """
-                INSERT OR IGNORE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)
-                """), db, path: path)
+            let insert = CheckedStatement(try db.makeStatement(sql: sql), db, path: path)
             try insert.bind(2, key)
             for k in 0..<count {
-                let s = signature(k)
+                let r = row(k)
                 try insert.reset()
-                try insert.bind(1, s.recordId)
-                try insert.bind(3, s.blob)
-                _ = try insert.step("storing the MinHash signature of record \(s.recordId)")
+                try insert.bind(1, r.recordId)
+                try insert.bind(3, r.blob)
+                _ = try insert.step("storing the \(what) of record \(r.recordId)")
             }
             try insert.reset()
         }

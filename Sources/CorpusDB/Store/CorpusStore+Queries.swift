@@ -77,39 +77,73 @@ extension CorpusStore {
         }
     }
 
-    /// Calls `body` with the conversations (id, canonical JSON) in id order, `size` at a time,
-    /// each batch with the MinHash signatures stored for its records under `signatureKey` (none
-    /// when nil), all read in one transaction: `corpus check` streams the corpus through this.
-    /// Only those columns are read (the original fields can be large).
-    public func forEachConversationBatch(size: Int, signatureKey: String?,
-                                         _ body: ([(id: Int64, json: String)], [Int64: Data]) throws -> Void) throws {
+    /// One record as `corpus check` reads it: its stored check facts and signature (when any)
+    /// and, only when asked for, its conversation.
+    public struct CheckBatchRow: Sendable {
+        public var id: Int64
+        /// The canonical conversation JSON; nil unless `needsText` asked for it.
+        public var json: String?
+        public var facts: Data?
+        public var signature: Data?
+    }
+
+    /// Calls `body` with every record in id order, `size` at a time, all read in one
+    /// transaction: each with its check facts stored under `factsKey` and MinHash signature
+    /// under `signatureKey` (none when nil), and its conversation when `needsText(id, stored
+    /// facts, has signature)` says so. A record judged before with both stored is never read from the
+    /// `records` table (its text is most of the store).
+    public func forEachCheckBatch(size: Int, signatureKey: String?, factsKey: String,
+                                  needsText: (_ id: Int64, _ facts: Data?, _ hasSignature: Bool) -> Bool,
+                                  _ body: ([CheckBatchRow]) throws -> Void) throws {
         try pool.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, conversation FROM records ORDER BY id")
+            // The ids from the smallest index (SQLite scans it instead of the table), sorted here.
+            var ids = try Int64.fetchAll(db, sql: "SELECT id FROM records")
+            ids.sort()
+            let facts = try Row.fetchCursor(db, sql: "SELECT record_id, facts FROM check_facts WHERE facts_key = ? ORDER BY record_id", arguments: [factsKey])
             let signatures = try signatureKey.map {
                 try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ? ORDER BY record_id", arguments: [$0])
             }
-            var pending: (id: Int64, blob: Data)?
-            var batch: [(id: Int64, json: String)] = []
-            batch.reserveCapacity(max(1, size))
-            func flush() throws {
-                guard let last = batch.last?.id else { return }
+            let one = try db.makeStatement(sql: "SELECT conversation FROM records WHERE id = ?")
+            var pendingFacts: (id: Int64, blob: Data)?, pendingSignature: (id: Int64, blob: Data)?
+            /// The rows of `cursor` with ids in lo...hi (those below lo are skipped).
+            func collect(_ cursor: RowCursor?, _ pending: inout (id: Int64, blob: Data)?, _ lo: Int64, _ hi: Int64) throws -> [Int64: Data] {
+                guard let cursor else { return [:] }
                 var found: [Int64: Data] = [:]
-                if let signatures {
-                    while true {
-                        if pending == nil, let row = try signatures.next() { pending = (row[0], row[1]) }
-                        guard let p = pending, p.id <= last else { break }
-                        if p.id >= batch[0].id { found[p.id] = p.blob }
-                        pending = nil
-                    }
+                while true {
+                    if pending == nil, let row = try cursor.next() { pending = (row[0], row[1]) }
+                    guard let p = pending, p.id <= hi else { break }
+                    if p.id >= lo { found[p.id] = p.blob }
+                    pending = nil
                 }
-                try body(batch, found)
-                batch.removeAll(keepingCapacity: true)
+                return found
             }
-            while let row = try rows.next() {
-                batch.append((row[0], row[1]))
-                if batch.count >= size { try flush() }
+            var start = 0
+            let step = max(1, size)
+            while start < ids.count {
+                let end = min(ids.count, start + step)
+                let lo = ids[start], hi = ids[end - 1]
+                let factsFound = try collect(facts, &pendingFacts, lo, hi)
+                let signaturesFound = try collect(signatures, &pendingSignature, lo, hi)
+                var rows = ids[start..<end].map { CheckBatchRow(id: $0, json: nil, facts: factsFound[$0], signature: signaturesFound[$0]) }
+                let need = rows.indices.filter { needsText(rows[$0].id, rows[$0].facts, rows[$0].signature != nil) }
+                if need.count * 4 > rows.count {
+                    // Most of the batch: one range scan.
+                    let texts = try Row.fetchCursor(db, sql: "SELECT id, conversation FROM records WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [lo, hi])
+                    var k = 0
+                    while k < need.count, let row = try texts.next() {
+                        let id: Int64 = row[0]
+                        while k < need.count && rows[need[k]].id < id { k += 1 }
+                        if k < need.count && rows[need[k]].id == id {
+                            rows[need[k]].json = row[1]
+                            k += 1
+                        }
+                    }
+                } else {
+                    for i in need { rows[i].json = try String.fetchOne(one, arguments: [rows[i].id]) }
+                }
+                try body(rows)
+                start = end
             }
-            try flush()
         }
     }
 

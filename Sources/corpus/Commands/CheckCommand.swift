@@ -74,24 +74,46 @@ struct CheckCommand: ParsableCommand {
             }
             let done = try store.recordsJudged(configHash: hash, covering: expected)
             var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
-            var reused = 0
-            try store.forEachConversationBatch(size: Self.batchSize, signatureKey: configuration.runs("near_duplicate") ? signatureKey : nil) { rows, blobs in
+            var reused = 0, factsRead = 0
+            // A record judged before under this configuration whose facts (keys, sentence
+            // hashes) and signature are stored is not read again: the corpus-wide findings take
+            // it from those rows (docs/QUALITY.md, "Incremental checks").
+            let factsKey = configuration.factsKey
+            let signing = configuration.runs("near_duplicate")
+            try store.forEachCheckBatch(size: Self.batchSize, signatureKey: signing ? signatureKey : nil, factsKey: factsKey,
+                                        needsText: { id, facts, hasSignature in
+                                            ((judged?.contains(id) ?? true) && !done.contains(id)) || (signing && !hasSignature)
+                                                || facts.flatMap(CheckFacts.init(blob:)) == nil
+                                        }) { rows in
                 var chunk: [CheckInput] = []
-                chunk.reserveCapacity(rows.count)
-                for (id, json) in rows { chunk.append(CheckInput(id: id, conversation: try CanonicalJSON.decode(json))) }
                 var stored: [Int64: [UInt32]] = [:]
-                for (id, blob) in blobs {
-                    if let s = MinHasher.signature(blob: blob, permutations: permutations) { stored[id] = s }
+                var factsStored = Set<Int64>()
+                var known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)] = []
+                for row in rows {
+                    let signature = row.signature.flatMap { MinHasher.signature(blob: $0, permutations: permutations) }
+                    if signature != nil { reused += 1 }
+                    if let json = row.json {
+                        chunk.append(CheckInput(id: row.id, conversation: try CanonicalJSON.decode(json)))
+                        if let signature { stored[row.id] = signature }
+                        if row.facts.flatMap(CheckFacts.init(blob:)) != nil { factsStored.insert(row.id) }
+                    } else if let facts = row.facts.flatMap(CheckFacts.init(blob:)) {
+                        known.append((row.id, facts, signature))
+                    }
                 }
-                reused += stored.count
-                pass.add(chunk, stored: stored)
+                factsRead += known.count
+                pass.add(known: known)
+                pass.add(chunk, stored: stored, factsStored: factsStored)
             }
             let checkedCount = pass.count
-            timing.mark("read and analysed \(checkedCount) conversations (\(reused) stored signatures)")
-            let outcome = try pass.finish { id in try store.record(id: id).map { try CanonicalJSON.decode($0.conversation) } }
+            timing.mark("read \(checkedCount) records, analysed \(checkedCount - factsRead) (\(factsRead) from stored facts, \(reused) stored signatures)")
+            var outcome = try pass.finish { id in try store.record(id: id).map { try CanonicalJSON.decode($0.conversation) } }
             timing.mark("corpus-wide findings (\(outcome.verdictCount) verdicts)")
             try store.saveMinHashSignatures(count: outcome.newSignatureIds.count, key: signatureKey) { outcome.newSignature($0) }
             timing.mark("stored \(outcome.newSignatureIds.count) signatures")
+            try store.saveCheckFacts(count: outcome.newFactsCount, key: factsKey) { outcome.newFacts($0) }
+            timing.mark("stored \(outcome.newFactsCount) records' check facts")
+            let signaturesComputed = outcome.newSignatureIds.count
+            outcome.releaseStored()
             let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
                                                      groups: outcome.groups, boilerplate: outcome.boilerplate,
                                                      arguments: CommandLine.arguments)
@@ -102,13 +124,13 @@ struct CheckCommand: ParsableCommand {
             let before = judged.map { $0.intersection(done).count } ?? done.count
             if output.json {
                 Output.printJSON(["config_hash": hash, "records": judgedCount, "judged_before": before, "context": checkedCount, "verdicts_added": added,
-                                  "signatures_computed": outcome.newSignatureIds.count, "signatures_reused": reused,
+                                  "signatures_computed": signaturesComputed, "signatures_reused": reused, "facts_read": factsRead,
                                   "checks": Dictionary(uniqueKeysWithValues: summary.map { ($0.name, ["checked": $0.checked, "failed": $0.failed]) })])
             } else {
                 print("checked \(judgedCount) records with configuration \(hash.prefix(12)) (\(added) new verdicts)"
                       + (before > 0 ? "; \(before) judged before under it keep their verdicts" : ""))
                 if configuration.runs("near_duplicate") {
-                    print("MinHash signatures: \(outcome.newSignatureIds.count) computed, \(reused) reused from earlier checks")
+                    print("MinHash signatures: \(signaturesComputed) computed, \(reused) reused from earlier checks")
                 }
                 Output.printTable(header: ["check", "checked", "failed"], rows: summary.map { [$0.name, "\($0.checked)", "\($0.failed)"] })
                 if !configuration.advisory.isEmpty {

@@ -1,0 +1,75 @@
+import CorpusDB
+import Foundation
+
+/// What the corpus-wide findings need of one record besides its MinHash signature: the keys of
+/// its normalized conversation and question (exact duplicates, conflicting answers), its answer's
+/// length and the hashes of its answer's sentences (boilerplate). Stored per record
+/// (`check_facts`, migration 0014) under `CheckConfiguration.factsKey`, so a later check reads a
+/// record judged before instead of decoding and normalizing it again (docs/QUALITY.md,
+/// "Incremental checks").
+///
+/// Stored form (little-endian): pair key (32 bytes), prompt key (32), answer length in scalars
+/// (u32), then per distinct sentence its hash (u64) and length (u32).
+public struct CheckFacts: Sendable, Equatable {
+    public var pairKey: SHA256Key
+    public var promptKey: SHA256Key
+    public var answerLength: Int32
+    public var sentences: [(hash: UInt64, length: Int32)]
+
+    public init(pairKey: SHA256Key, promptKey: SHA256Key, answerLength: Int32, sentences: [(hash: UInt64, length: Int32)]) {
+        self.pairKey = pairKey
+        self.promptKey = promptKey
+        self.answerLength = answerLength
+        self.sentences = sentences
+    }
+
+    public static func == (a: CheckFacts, b: CheckFacts) -> Bool {
+        a.pairKey == b.pairKey && a.promptKey == b.promptKey && a.answerLength == b.answerLength
+            && a.sentences.count == b.sentences.count && zip(a.sentences, b.sentences).allSatisfy { $0.hash == $1.hash && $0.length == $1.length }
+    }
+
+    static let fixedBytes = 68
+
+    /// The stored form.
+    public var blob: Data {
+        var out = [UInt8]()
+        out.reserveCapacity(Self.fixedBytes + sentences.count * 12)
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        for key in [pairKey, promptKey] { put(key.a); put(key.b); put(key.c); put(key.d) }
+        put(UInt32(bitPattern: answerLength))
+        for s in sentences { put(s.hash); put(UInt32(bitPattern: s.length)) }
+        return Data(out)
+    }
+
+    /// Reads the stored form; nil when it is malformed (then the record is analysed again).
+    public init?(blob: Data) {
+        guard blob.count >= Self.fixedBytes, (blob.count - Self.fixedBytes) % 12 == 0 else { return nil }
+        var facts: CheckFacts?
+        blob.withUnsafeBytes { raw in
+            func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+            func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+            let pair = SHA256Key(u64(0), u64(8), u64(16), u64(24)), prompt = SHA256Key(u64(32), u64(40), u64(48), u64(56))
+            var sentences: [(hash: UInt64, length: Int32)] = []
+            sentences.reserveCapacity((raw.count - Self.fixedBytes) / 12)
+            var at = Self.fixedBytes
+            while at < raw.count {
+                sentences.append((u64(at), Int32(bitPattern: u32(at + 8))))
+                at += 12
+            }
+            facts = CheckFacts(pairKey: pair, promptKey: prompt, answerLength: Int32(bitPattern: u32(64)), sentences: sentences)
+        }
+        guard let facts, facts.answerLength >= 0, facts.sentences.allSatisfy({ $0.length >= 0 }) else { return nil }
+        self = facts
+    }
+}
+
+extension CheckConfiguration {
+    /// What a record's `CheckFacts` depend on (the normalization, and whether and from which
+    /// length sentences are counted): their key in `check_facts`, so stored facts are read
+    /// exactly when they would come out the same.
+    public var factsKey: String {
+        let sentences = runs("boilerplate") ? boilerplate.minSentenceChars : 0
+        let text = "check-facts-v1 normalization=\(Normalizer.version) sentences=\(sentences)"
+        return String(ContentHash.sha256Hex(Array(text.utf8)).prefix(16))
+    }
+}
