@@ -22,8 +22,8 @@ public struct CheckOutcome: Sendable {
     public var verdictCount: Int { packed.reduce(0) { $0 + $1.count } }
     /// Exact-duplicate and conflicting-answer groups (and near-duplicate groups when computed).
     public var groups: [DuplicateGroup]
-    /// Recurring sentences, most frequent first: the text and in how many answers it occurs.
-    public var boilerplate: [(sentence: String, records: Int)]
+    /// Recurring sentences, most frequent first: the text, in how many answers it occurs, its hash.
+    public var boilerplate: [RecurringSentence]
     /// The MinHash signatures computed in this run (not given as already stored), to store: record
     /// ids in id order, each with its row of `signatureRows`.
     public var newSignatureIds: [Int64] = []
@@ -142,6 +142,9 @@ public struct CheckPass: Sendable {
     /// How many records have been added.
     public var count: Int { kept.count }
 
+    /// The largest id added (`Int64.min` when none).
+    public var lastId: Int64 { kept.reduce(Int64.min) { max($0, $1.id) } }
+
     /// Adds records judged before whose facts (and signature) are stored: nothing to analyse.
     public mutating func add(known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)]) {
         let P = configuration.nearDuplicates.permutations
@@ -188,6 +191,13 @@ public struct CheckPass: Sendable {
         let recurring = try recurringSentences(c.boilerplate, conversation: conversation)
         var outcome = CheckOutcome(packed: [], groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
         outcome.packed = collectVerdicts(order: order, exact: exact, near: near, recurring: recurring)
+        handOver(&outcome, order: order)
+        return outcome
+    }
+
+    /// Gives the outcome what is to be stored of the records (new facts and signatures).
+    mutating func handOver(_ outcome: inout CheckOutcome, order: [Int]) {
+        let c = configuration
         outcome.newFactsRows = order.filter { kept[$0].newFacts }.map { Int32(clamping: $0) }
         if hasher != nil {
             for i in order where kept[i].newSignature {
@@ -200,7 +210,6 @@ public struct CheckPass: Sendable {
         // Handed over, not copied: the new facts are encoded one at a time when stored.
         outcome.kept = kept
         kept = []
-        return outcome
     }
 
     // MARK: Corpus-wide findings
@@ -300,7 +309,7 @@ public struct CheckPass: Sendable {
         /// By sentence hash: its normalized text.
         var text: [UInt64: String]
         /// Most frequent first.
-        var list: [(sentence: String, records: Int)]
+        var list: [RecurringSentence]
     }
 
     /// Boilerplate: sentences recurring in many answers, counted once per answer. Only hashes
@@ -317,17 +326,31 @@ public struct CheckPass: Sendable {
         let recurring = sentenceRecords.filter { $0.value.records >= needed }
         var sentenceText: [UInt64: String] = [:]
         for (hash, found) in recurring {
-            guard let conversation = try conversation(kept[found.first].id) else { continue }
-            let answer = conversation.messages.filter { $0.role == .assistant }.map { Normalizer.comparable($0.content) }.joined(separator: " ")
-            for s in CheckRunner.sentences(Array(answer.unicodeScalars), minChars: settings.minSentenceChars) where s.hash == hash {
-                var view = String.UnicodeScalarView()
-                view.append(contentsOf: s.text)
-                sentenceText[hash] = String(view)
-            }
+            sentenceText[hash] = try Self.sentenceText(hash, in: kept[found.first].id, settings, conversation: conversation)
         }
-        let list = recurring.map { (sentence: sentenceText[$0.key] ?? "", records: $0.value.records) }
-            .sorted { ($0.records, $1.sentence) > ($1.records, $0.sentence) }
-        return RecurringSentences(recurring: recurring.mapValues(\.records), text: sentenceText, list: list)
+        return Self.recurring(recurring.mapValues(\.records), text: sentenceText)
+    }
+
+    /// The normalized text of the sentence with this hash in a record's answer; nil when the
+    /// record is gone or the sentence is not in it.
+    static func sentenceText(_ hash: UInt64, in recordId: Int64, _ settings: CheckConfiguration.Boilerplate,
+                             conversation: (Int64) throws -> Conversation?) rethrows -> String? {
+        guard let conversation = try conversation(recordId) else { return nil }
+        let answer = conversation.messages.filter { $0.role == .assistant }.map { Normalizer.comparable($0.content) }.joined(separator: " ")
+        var text: String?
+        for s in CheckRunner.sentences(Array(answer.unicodeScalars), minChars: settings.minSentenceChars) where s.hash == hash {
+            var view = String.UnicodeScalarView()
+            view.append(contentsOf: s.text)
+            text = String(view)
+        }
+        return text
+    }
+
+    /// The recurring sentences with their texts, listed most frequent first.
+    static func recurring(_ counts: [UInt64: Int], text: [UInt64: String]) -> RecurringSentences {
+        let list = counts.map { RecurringSentence(sentence: text[$0.key] ?? "", records: $0.value, hash: $0.key) }
+            .sorted { ($0.records, $1.sentence, $1.hash ?? 0) > ($1.records, $0.sentence, $0.hash ?? 0) }
+        return RecurringSentences(recurring: counts, text: text, list: list)
     }
 
     /// Every verdict of the judged records in id order: each record's own, then its corpus-wide

@@ -182,13 +182,47 @@ public enum NearDuplicateFinder {
     /// How many earlier neighbours (confirmed at or above threshold - margin) each record keeps.
     static let neighbourSlots = 6
 
+    /// Records compared before, for a search that judges only records added since (an
+    /// incremental check): the first `count` of `ids` are such records, candidates only.
+    public struct Earlier: Sendable {
+        /// How many of `ids` (the first ones) are earlier records.
+        public var count: Int
+        /// Per band: what the bucket table held after the earlier records, for the band keys of
+        /// the new records (the others cannot matter): the first two records and the latest with
+        /// the key, as indices into `ids` below `count`, -1 where none.
+        public var buckets: [[UInt64: (first: Int32, second: Int32, latest: Int32)]]
+        /// Whether each earlier record is kept (not itself a near duplicate).
+        public var kept: [Bool]
+
+        public init(count: Int, buckets: [[UInt64: (first: Int32, second: Int32, latest: Int32)]], kept: [Bool]) {
+            self.count = count
+            self.buckets = buckets
+            self.kept = kept
+        }
+    }
+
+    /// The key of band `band` of a signature (`rows` values from `row`): FNV-1a of its rows, with
+    /// the band mixed in.
+    @inline(__always)
+    static func bandKey(band: Int, _ row: UnsafePointer<UInt32>, rows: Int) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(band)
+        for r in 0..<rows { h = (h ^ UInt64(row[r])) &* 0x100_0000_01b3 }
+        return h
+    }
+
     /// - Parameters:
     ///   - ids: ascending record ids.
     ///   - signatures: rows of `settings.permutations` values: row i for ids[i], or with `rowOf`,
     ///     row `rowOf[i]` (so a pass can hand over the signatures it holds without copying them).
-    public static func find(ids: [Int64], signatures: [UInt32], rowOf: [Int32]? = nil, settings s: NearDuplicateSettings) -> Result {
+    ///   - earlier: when given, the first `earlier.count` ids are records compared before: only
+    ///     the others are looked up and judged, against them and each other, exactly as a search
+    ///     over every record would judge them.
+    public static func find(ids: [Int64], signatures: [UInt32], rowOf: [Int32]? = nil, settings s: NearDuplicateSettings,
+                            earlier: Earlier? = nil) -> Result {
         let n = ids.count, P = s.permutations, rows = s.rows
-        guard n > 1, P > 0, rows > 0 else { return Result() }
+        let start = earlier?.count ?? 0
+        guard n > start, n > 1, P > 0, rows > 0, start >= 0 else { return Result() }
+        if let earlier, earlier.kept.count != start || earlier.buckets.count != s.bands { return Result() }
         let rowIndex = rowOf ?? (0..<Int32(clamping: n)).map { $0 }
         let available = signatures.count / P
         guard rowIndex.count == n, rowOf != nil || signatures.count == n * P,
@@ -209,12 +243,12 @@ public enum NearDuplicateFinder {
                 var band = part
                 while band < s.bands {
                     table.clear()
+                    if let earlier {
+                        for (key, b) in earlier.buckets[band] { table.fill(key: key, first: b.first, second: b.second, latest: b.latest) }
+                    }
                     let offset = band * rows
-                    for j in 0..<n {
-                        // The band's key: FNV-1a of its rows, with the band mixed in.
-                        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(band)
-                        let row = base + Int(at[j]) * P + offset
-                        for r in 0..<rows { h = (h ^ UInt64(row[r])) &* 0x100_0000_01b3 }
+                    for j in start..<n {
+                        let h = bandKey(band: band, base + Int(at[j]) * P + offset, rows: rows)
                         let found = table.visit(key: h, record: Int32(j))
                         func confirm(_ candidate: Int32) {
                             guard candidate >= 0, !mine.contains(record: j, other: candidate) else { return }
@@ -233,9 +267,10 @@ public enum NearDuplicateFinder {
         let merged = lists[0]
 
         var kept = [Bool](repeating: true, count: n)
+        if let earlier { kept.replaceSubrange(0..<start, with: earlier.kept) }
         var result = Result()
         let thresholdEqual = Int32((s.threshold * Double(P)).rounded(.up))
-        for j in 0..<n {
+        for j in start..<n {
             // The most similar kept earlier record at or above the threshold, else below it.
             var best = (i: Int32(-1), equal: Int32(0)), bestLow = (i: Int32(-1), equal: Int32(0))
             for (i, equal) in merged.neighbours(of: j) where kept[Int(i)] {
@@ -275,6 +310,17 @@ public enum NearDuplicateFinder {
 
         mutating func clear() {
             for i in first.indices { first[i] = -1 }
+        }
+
+        /// Sets what the table holds for a key, as if the records had been visited.
+        mutating func fill(key: UInt64, first f: Int32, second s: Int32, latest l: Int32) {
+            guard f >= 0 else { return }
+            var slot = Int(truncatingIfNeeded: ((key ^ (key >> 29)) &* 0xBF58_476D_1CE4_E5B9) >> 20) & mask
+            while first[slot] >= 0 && keys[slot] != key { slot = (slot + 1) & mask }
+            keys[slot] = key
+            first[slot] = f
+            second[slot] = s
+            latest[slot] = l
         }
 
         /// The records met before with this key (-1 where none), then records this one.

@@ -185,4 +185,117 @@ struct CheckTests {
         // Record 8 is an identical copy of record 1, withdrawn and erased with it.
         #expect(try findings(twice)[3].map { $0.split(separator: " ")[0] } == ["2", "3", "4", "5", "6", "7"])
     }
+
+    /// After a whole-store check, a check of a new file compares only the new records with the
+    /// stored facts, signatures and findings, and stores exactly what settling every record again
+    /// stores: the same groups (a copy joining a record that had none, a question that had one
+    /// answer becoming a conflict, near copies of kept records and of each other), the same
+    /// recurring sentences (one crossing the threshold with the new answers, its text read from an
+    /// earlier record), the same verdicts for the new records. A check limited by --source, and
+    /// erasing a record, make the next check settle everything again.
+    @Test func anIncrementalCheckStoresWhatSettlingEverythingStores() throws {
+        // Deterministic "Chinese" text: characters drawn from a fixed range by a small generator.
+        func text(_ seed: UInt64, _ count: Int) -> String {
+            var state = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            var out = String.UnicodeScalarView()
+            for _ in 0..<count {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                out.append(Unicode.Scalar(UInt32(0x4E00 + (state >> 33) % 3000))!)
+            }
+            return String(out)
+        }
+        func row(_ question: String, _ answer: String) -> String {
+            #"{"messages":[{"role":"user","content":"\#(question)"},{"role":"assistant","content":"\#(answer)"}]}"#
+        }
+        let recurring = "如有不适请及时到医院就诊并遵医嘱。", crossing = "本回答仅供参考不能代替医生面诊。"
+        var first: [String] = [], second: [String] = []
+        for i in 0..<30 {
+            var answer = text(1000 + UInt64(i), 40) + "。"
+            if i < 6 { answer += recurring }             // recurring in 6 answers already (9 with copies)
+            if i >= 6 && i < 10 { answer += crossing }   // 4 answers: below min_records (5)
+            first.append(row(text(UInt64(i), 40) + "？", answer))
+        }
+        first.append(first[3])                                              // 31: an exact copy, a group before
+        first.append(row(text(7, 40) + "？", text(77, 30)))                 // 32: record 8's question, another answer
+        second.append(first[0])                                              // 33: copy of record 1 (no group before)
+        second.append(first[3])                                              // 34: copy of record 4 (group before)
+        second.append(row(text(2, 40) + "？", text(55, 30)))                // 35: record 3's question, another answer
+        second.append(row(text(7, 40) + "？", text(88, 30)))                // 36: a third answer to record 8's
+        var near = text(10, 40)
+        near.unicodeScalars.removeLast()
+        second.append(row(near + "？", text(1010, 40) + "。"))              // 37: near copy of record 11
+        second.append(row(near + "x？", text(1010, 40) + "。"))             // 38: near copy of record 11 or 37
+        second.append(row(text(500, 40) + "？", text(501, 40) + "。" + crossing))   // 39, 40: the sentence crosses
+        second.append(row(text(502, 40) + "？", text(503, 40) + "。" + crossing))
+        second.append(row(text(600, 40) + "？", text(601, 40) + "。"))       // 41: new
+        second.append(row(text(600, 40) + "？", text(601, 38) + "。"))       // 42: near copy of 41
+
+        let dir = try TestSupport.temporaryDirectory()
+        let a = dir.appendingPathComponent("a.jsonl"), b = dir.appendingPathComponent("b.jsonl")
+        try Data((first.joined(separator: "\n") + "\n").utf8).write(to: a)
+        try Data((second.joined(separator: "\n") + "\n").utf8).write(to: b)
+        let config = dir.appendingPathComponent("checks.json")
+        try Data(#"{"boilerplate": {"min_records": 5, "min_share": 0.001}}"#.utf8).write(to: config)
+        func store(_ name: String, files: [URL]) throws -> String {
+            let db = dir.appendingPathComponent(name).path
+            #expect(try TestSupport.run(["init", "--db", db]).status == 0)
+            for f in files { #expect(try TestSupport.run(["ingest", "--db", db, f.path]).status == 0) }
+            return db
+        }
+        func check(_ db: String, _ extra: [String] = []) throws -> [String: Any] {
+            let result = try TestSupport.run(["check", "--db", db, "--config", config.path, "--json"] + extra)
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try result.json() as? [String: Any])
+        }
+        func findings(_ db: String) throws -> [[String]] {
+            try CorpusStore(path: db).pool.read { db in
+                try [
+                    String.fetchAll(db, sql: "SELECT kind || ' ' || record_id || ' ' || representative_id || ' ' || ifnull(similarity, '-') FROM duplicate_groups ORDER BY kind, record_id"),
+                    String.fetchAll(db, sql: "SELECT records || ' ' || sentence || ' ' || sentence_hash FROM boilerplate ORDER BY sentence"),
+                    String.fetchAll(db, sql: "SELECT record_id || ' ' || ran || ' ' || failed || ' ' || hex(scores) || ' ' || ifnull(details, '-') FROM verdicts WHERE record_id > 32 ORDER BY record_id"),
+                    String.fetchAll(db, sql: "SELECT records || ' ' || last_record_id || ' ' || covering FROM check_state"),
+                ]
+            }
+        }
+        let twice = try store("twice.db", files: [a])
+        #expect(try check(twice)["incremental"] as? Bool == false)
+        #expect(try TestSupport.run(["ingest", "--db", twice, b.path]).status == 0)
+        let settled = dir.appendingPathComponent("settled.db").path
+        try FileManager.default.copyItem(atPath: twice, toPath: settled)
+        try CorpusStore(path: settled).pool.write { db in try db.execute(sql: "DELETE FROM check_state") }
+        let incremental = try check(twice)
+        #expect(incremental["incremental"] as? Bool == true)
+        #expect(incremental["records"] as? Int == 10)
+        #expect(incremental["context"] as? Int == 42)
+        #expect(incremental["facts_read"] as? Int == 32)
+        #expect(try check(settled)["incremental"] as? Bool == false)
+        let found = try findings(twice)
+        #expect(found == (try findings(settled)))
+        let once = try store("once.db", files: [a, b])
+        _ = try check(once)
+        let together = try findings(once)
+        #expect(found[0] == together[0] && found[1] == together[1] && found[2] == together[2])
+        // What the new file brought, as settling everything finds it.
+        for member in ["exact 1 1 -", "exact 33 1 -", "exact 34 4 -", "exact 31 4 -", "conflict 3 3 -", "conflict 35 3 -",
+                       "conflict 8 8 -", "conflict 32 8 -", "conflict 36 8 -"] {
+            #expect(found[0].contains(member), "\(member) in \(found[0])")
+        }
+        #expect(found[0].contains { $0.hasPrefix("near 37 11 ") }, "\(found[0])")
+        #expect(found[0].contains { $0.hasPrefix("near 42 41 ") }, "\(found[0])")
+        // Records 1-6, 31 (a copy of 4), 33 (of 1) and 34 (of 4): nine answers.
+        #expect(found[1].count == 2 && found[1].contains { $0.hasPrefix("9 \(recurring)") }
+                && found[1].contains { $0.hasPrefix("6 \(crossing)") }, "\(found[1])")
+        #expect(found[3].count == 1 && found[3].first?.hasPrefix("42 42 ") == true, "\(found[3])")
+
+        // Nothing new: incremental, nothing added. A check limited to a source, then erasing a
+        // record: the next check settles everything.
+        #expect(try check(twice)["verdicts_added"] as? Int == 0)
+        _ = try check(twice, ["--source", "2"])
+        #expect(try findings(twice)[3].isEmpty)
+        #expect(try check(twice)["incremental"] as? Bool == false)
+        #expect(try check(twice)["incremental"] as? Bool == true)
+        #expect(try TestSupport.run(["forget", "--db", twice, "41", "--reason", "test"]).status == 0)
+        #expect(try findings(twice)[3].isEmpty)
+        #expect(try check(twice)["incremental"] as? Bool == false)
+    }
 }

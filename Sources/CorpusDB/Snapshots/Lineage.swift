@@ -145,6 +145,8 @@ extension CorpusStore {
                     try db.execute(sql: "DELETE FROM minhash_signatures WHERE record_id = ?", arguments: [id])
                     try db.execute(sql: "DELETE FROM check_facts WHERE record_id = ?", arguments: [id])
                     try db.execute(sql: "UPDATE eval_items SET prediction = '' WHERE record_id = ?", arguments: [id])
+                    // Its text is gone: the next check settles every finding again (no incremental shortcut).
+                    try db.execute(sql: "DELETE FROM check_state")
                 }
                 report.withdrawn.append(id)
             }

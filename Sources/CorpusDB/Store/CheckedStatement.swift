@@ -88,6 +88,27 @@ struct CheckedStatement {
         return Int(sqlite3_changes(connection))
     }
 
+    /// Steps a query: true when a row is ready (read it with `int64`, `blob`), false when done.
+    func nextRow(_ what: @autoclosure () -> String) throws -> Bool {
+        let code = sqlite3_step(handle)
+        if code == SQLITE_ROW { return true }
+        guard code == SQLITE_DONE else { throw error(code, what()) }
+        return false
+    }
+
+    /// Column `index` (0-based) of the current row as an integer.
+    func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+
+    /// Whether column `index` of the current row is NULL.
+    func isNull(_ index: Int32) -> Bool { sqlite3_column_type(handle, index) == SQLITE_NULL }
+
+    /// Column `index` of the current row as bytes, valid until the next step or reset.
+    func blob(_ index: Int32) -> UnsafeRawBufferPointer {
+        let base = sqlite3_column_blob(handle, index)
+        let count = Int(sqlite3_column_bytes(handle, index))
+        return UnsafeRawBufferPointer(start: count > 0 ? base : nil, count: base == nil ? 0 : count)
+    }
+
     /// Throws unless `code` is `SQLITE_OK`.
     @inline(__always)
     func check(_ code: Int32, _ action: @autoclosure () -> String) throws {

@@ -92,16 +92,16 @@ extension CorpusStore {
     /// under `signatureKey` (none when nil), and its conversation when `needsText(id, stored
     /// facts, has signature)` says so. A record judged before with both stored is never read from the
     /// `records` table (its text is most of the store).
-    public func forEachCheckBatch(size: Int, signatureKey: String?, factsKey: String,
+    public func forEachCheckBatch(size: Int, signatureKey: String?, factsKey: String, after: Int64 = Int64.min,
                                   needsText: (_ id: Int64, _ facts: Data?, _ hasSignature: Bool) -> Bool,
                                   _ body: ([CheckBatchRow]) throws -> Void) throws {
         try pool.read { db in
             // The ids from the smallest index (SQLite scans it instead of the table), sorted here.
-            var ids = try Int64.fetchAll(db, sql: "SELECT id FROM records")
+            var ids = try Int64.fetchAll(db, sql: "SELECT id FROM records WHERE id > ?", arguments: [after])
             ids.sort()
-            let facts = try Row.fetchCursor(db, sql: "SELECT record_id, facts FROM check_facts WHERE facts_key = ? ORDER BY record_id", arguments: [factsKey])
+            let facts = try Row.fetchCursor(db, sql: "SELECT record_id, facts FROM check_facts WHERE facts_key = ? AND record_id > ? ORDER BY record_id", arguments: [factsKey, after])
             let signatures = try signatureKey.map {
-                try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ? ORDER BY record_id", arguments: [$0])
+                try Row.fetchCursor(db, sql: "SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ? AND record_id > ? ORDER BY record_id", arguments: [$0, after])
             }
             let one = try db.makeStatement(sql: "SELECT conversation FROM records WHERE id = ?")
             var pendingFacts: (id: Int64, blob: Data)?, pendingSignature: (id: Int64, blob: Data)?

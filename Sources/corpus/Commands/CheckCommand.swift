@@ -64,50 +64,109 @@ struct CheckCommand: ParsableCommand {
             // reused: only new records are signed.
             let signatureKey = configuration.nearDuplicates.signatureKey
             let permutations = configuration.nearDuplicates.permutations
-            // Incremental: a record judged before under this configuration by every check this
-            // run makes keeps its verdicts (stored rows are never rewritten), so it is context
-            // only; a new file costs its own checks plus the corpus-wide comparison.
+            // The checks this run makes.
             var expected: UInt32 = 0
             for (bit, name) in CheckCatalog.names.enumerated() where configuration.runs(name) {
                 if tokens == nil && (name == "prompt_tokens" || name == "answer_tokens") { continue }
                 expected |= UInt32(1) << UInt32(bit)
             }
-            let done = try store.recordsJudged(configHash: hash, covering: expected)
-            var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
-            var reused = 0, factsRead = 0
-            // A record judged before under this configuration whose facts (keys, sentence
-            // hashes) and signature are stored is not read again: the corpus-wide findings take
-            // it from those rows (docs/QUALITY.md, "Incremental checks").
             let factsKey = configuration.factsKey
             let signing = configuration.runs("near_duplicate")
-            try store.forEachCheckBatch(size: Self.batchSize, signatureKey: signing ? signatureKey : nil, factsKey: factsKey,
-                                        needsText: { id, facts, hasSignature in
-                                            ((judged?.contains(id) ?? true) && !done.contains(id)) || (signing && !hasSignature)
-                                                || facts.flatMap(CheckFacts.init(blob:)) == nil
-                                        }) { rows in
-                var chunk: [CheckInput] = []
-                var stored: [Int64: [UInt32]] = [:]
-                var factsStored = Set<Int64>()
-                var known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)] = []
-                for row in rows {
-                    let signature = row.signature.flatMap { MinHasher.signature(blob: $0, permutations: permutations) }
-                    if signature != nil { reused += 1 }
-                    if let json = row.json {
-                        chunk.append(CheckInput(id: row.id, conversation: try CanonicalJSON.decode(json)))
-                        if let signature { stored[row.id] = signature }
-                        if row.facts.flatMap(CheckFacts.init(blob:)) != nil { factsStored.insert(row.id) }
-                    } else if let facts = row.facts.flatMap(CheckFacts.init(blob:)) {
-                        known.append((row.id, facts, signature))
+            var reused = 0, factsRead = 0
+            /// Reads the records with ids above `after` into `pass`, in batches. A record judged
+            /// before whose facts (keys, sentence hashes) and signature are stored is not read
+            /// again: the findings take it from those rows (docs/QUALITY.md, "Incremental checks").
+            func read(into pass: inout CheckPass, after: Int64, done: Set<Int64>) throws {
+                try store.forEachCheckBatch(size: Self.batchSize, signatureKey: signing ? signatureKey : nil, factsKey: factsKey, after: after,
+                                            needsText: { id, facts, hasSignature in
+                                                ((judged?.contains(id) ?? true) && !done.contains(id)) || (signing && !hasSignature)
+                                                    || facts.flatMap(CheckFacts.init(blob:)) == nil
+                                            }) { rows in
+                    var chunk: [CheckInput] = []
+                    var stored: [Int64: [UInt32]] = [:]
+                    var factsStored = Set<Int64>()
+                    var known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)] = []
+                    for row in rows {
+                        let signature = row.signature.flatMap { MinHasher.signature(blob: $0, permutations: permutations) }
+                        if signature != nil { reused += 1 }
+                        if let json = row.json {
+                            chunk.append(CheckInput(id: row.id, conversation: try CanonicalJSON.decode(json)))
+                            if let signature { stored[row.id] = signature }
+                            if row.facts.flatMap(CheckFacts.init(blob:)) != nil { factsStored.insert(row.id) }
+                        } else if let facts = row.facts.flatMap(CheckFacts.init(blob:)) {
+                            known.append((row.id, facts, signature))
+                        }
                     }
+                    factsRead += known.count
+                    pass.add(known: known)
+                    pass.add(chunk, stored: stored, factsStored: factsStored)
                 }
-                factsRead += known.count
-                pass.add(known: known)
-                pass.add(chunk, stored: stored, factsStored: factsStored)
             }
-            let checkedCount = pass.count
-            timing.mark("read \(checkedCount) records, analysed \(checkedCount - factsRead) (\(factsRead) from stored facts, \(reused) stored signatures)")
-            var outcome = try pass.finish { id in try store.record(id: id).map { try CanonicalJSON.decode($0.conversation) } }
-            timing.mark("corpus-wide findings (\(outcome.verdictCount) verdicts)")
+            let conversation: (Int64) throws -> Conversation? = { id in try store.record(id: id).map { try CanonicalJSON.decode($0.conversation) } }
+
+            // Incremental: when the last check under this configuration covered the whole store
+            // and nothing of it changed since (its state, migration 0015), only the records added
+            // since are read and analysed, and compared with the stored facts, signatures and
+            // findings of the others, whose verdicts and groups stay as stored.
+            var outcome: CheckOutcome?
+            var earlier: CheckState?
+            var before = 0, context = 0, newState: CheckState?
+            if judged == nil, let state = try store.checkState(configHash: hash), state.factsKey == factsKey,
+               state.signatureKey == (signing ? signatureKey : nil), state.covering & expected == expected,
+               try store.recordCount(upTo: state.lastRecordId) == state.records {
+                let done = try store.recordsJudged(configHash: hash, covering: expected, after: state.lastRecordId)
+                var storedSignatures = 0
+                var pass = CheckPass(configuration: configuration, done: done, tokens: tokens)
+                try read(into: &pass, after: state.lastRecordId, done: done)
+                timing.mark("read and analysed \(pass.count) records added since the last check (\(state.records) checked before)")
+                let stored = StoredFindings(records: state.records,
+                                            forEach: { body in
+                                                try store.forEachStoredCheckRow(configHash: hash, state: state) { row in
+                                                    if row.signature != nil { storedSignatures += 1 }
+                                                    try body(row)
+                                                }
+                                            },
+                                            nearDuplicates: { try store.nearDuplicates(configHash: hash, among: $0) },
+                                            signatures: { ids in
+                                                try store.signatureBlobs(key: signatureKey, ids: ids)
+                                                    .compactMapValues { MinHasher.signature(blob: $0, permutations: permutations) }
+                                            },
+                                            boilerplate: try store.recurringSentences(configHash: hash))
+                let added = pass.count, lastId = pass.lastId
+                outcome = try pass.finishIncremental(stored: stored, conversation: conversation)
+                if outcome != nil {
+                    earlier = state
+                    factsRead += state.records
+                    reused += storedSignatures
+                    before = state.records + done.count
+                    context = state.records + added
+                    newState = CheckState(records: state.records + added, lastRecordId: max(state.lastRecordId, lastId), covering: expected,
+                                          factsKey: factsKey, signatureKey: signing ? signatureKey : nil)
+                    timing.mark("corpus-wide findings of the new records against the stored ones")
+                } else {
+                    timing.mark("the stored findings do not cover the records checked before: settling every record again")
+                    reused = 0
+                    factsRead = 0
+                }
+            }
+            if outcome == nil {
+                // Every record: a record judged before under this configuration by every check
+                // this run makes keeps its verdicts (stored rows are never rewritten), so it is
+                // context only; a new file costs its own checks plus the corpus-wide comparison.
+                let done = try store.recordsJudged(configHash: hash, covering: expected)
+                var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
+                try read(into: &pass, after: Int64.min, done: done)
+                context = pass.count
+                timing.mark("read \(context) records, analysed \(context - factsRead) (\(factsRead) from stored facts, \(reused) stored signatures)")
+                before = judged.map { $0.intersection(done).count } ?? done.count
+                if judged == nil {
+                    newState = CheckState(records: pass.count, lastRecordId: pass.lastId, covering: expected,
+                                          factsKey: factsKey, signatureKey: signing ? signatureKey : nil)
+                }
+                outcome = try pass.finish(conversation: conversation)
+                timing.mark("corpus-wide findings (\(outcome?.verdictCount ?? 0) verdicts)")
+            }
+            guard var outcome else { return }
             try store.saveMinHashSignatures(count: outcome.newSignatureIds.count, key: signatureKey) { outcome.newSignature($0) }
             timing.mark("stored \(outcome.newSignatureIds.count) signatures")
             try store.saveCheckFacts(count: outcome.newFactsCount, key: factsKey) { outcome.newFacts($0) }
@@ -115,20 +174,24 @@ struct CheckCommand: ParsableCommand {
             let signaturesComputed = outcome.newSignatureIds.count
             outcome.releaseStored()
             let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
-                                                     groups: outcome.groups, boilerplate: outcome.boilerplate,
-                                                     arguments: CommandLine.arguments)
+                                                     groups: outcome.groups, replacingGroups: earlier == nil,
+                                                     boilerplate: configuration.runs("boilerplate") ? outcome.boilerplate : nil,
+                                                     state: newState, arguments: CommandLine.arguments)
             timing.mark("stored verdicts and groups")
             let summary = try store.checkSummary(configHash: hash)
             // Judged in this run; and in its scope, judged before (their verdicts kept).
             let judgedCount = outcome.packed.count
-            let before = judged.map { $0.intersection(done).count } ?? done.count
             if output.json {
-                Output.printJSON(["config_hash": hash, "records": judgedCount, "judged_before": before, "context": checkedCount, "verdicts_added": added,
+                Output.printJSON(["config_hash": hash, "records": judgedCount, "judged_before": before, "context": context, "verdicts_added": added,
+                                  "incremental": earlier != nil,
                                   "signatures_computed": signaturesComputed, "signatures_reused": reused, "facts_read": factsRead,
                                   "checks": Dictionary(uniqueKeysWithValues: summary.map { ($0.name, ["checked": $0.checked, "failed": $0.failed]) })])
             } else {
                 print("checked \(judgedCount) records with configuration \(hash.prefix(12)) (\(added) new verdicts)"
                       + (before > 0 ? "; \(before) judged before under it keep their verdicts" : ""))
+                if let earlier {
+                    print("compared with the \(earlier.records) records checked before through their stored facts, signatures and findings")
+                }
                 if configuration.runs("near_duplicate") {
                     print("MinHash signatures: \(signaturesComputed) computed, \(reused) reused from earlier checks")
                 }
