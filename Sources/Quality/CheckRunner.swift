@@ -28,6 +28,8 @@ public struct CheckOutcome: Sendable {
     /// ids in id order, each with its row of `signatureRows`.
     public var newSignatureIds: [Int64] = []
     var newSignatureRows: [Int32] = []
+    /// How many stored signatures of earlier records an incremental check read.
+    public var storedSignaturesRead = 0
     /// How many records' `CheckFacts` were computed in this run and are not stored yet.
     public var newFactsCount: Int { newFactsRows.count }
     /// Their rows in `kept`, in id order.

@@ -7,8 +7,11 @@ import Foundation
 public struct StoredFindings {
     /// How many records the last whole-store check covered (every new record's id is larger).
     public var records: Int
-    /// Hands over each of them with its stored facts and signature, in id order; returns how many.
-    public var forEach: ((StoredCheckRow) throws -> Void) throws -> Int
+    /// The largest of their ids.
+    public var lastRecordId: Int64
+    /// Hands over each of them with an id in the range, with its stored facts and signature, in
+    /// id order; returns how many. Called from several threads at once, on disjoint ranges.
+    public var forEach: @Sendable (ClosedRange<Int64>, (StoredCheckRow) throws -> Void) throws -> Int
     /// Which of the given ids are near duplicates (not kept) under the configuration.
     public var nearDuplicates: ([Int64]) throws -> Set<Int64>
     /// The stored signatures of the given ids (those with one).
@@ -16,14 +19,121 @@ public struct StoredFindings {
     /// Every recurring sentence stored under the configuration.
     public var boilerplate: [RecurringSentence]
 
-    public init(records: Int, forEach: @escaping ((StoredCheckRow) throws -> Void) throws -> Int,
+    public init(records: Int, lastRecordId: Int64, forEach: @escaping @Sendable (ClosedRange<Int64>, (StoredCheckRow) throws -> Void) throws -> Int,
                 nearDuplicates: @escaping ([Int64]) throws -> Set<Int64>, signatures: @escaping ([Int64]) throws -> [Int64: [UInt32]],
                 boilerplate: [RecurringSentence]) {
         self.records = records
+        self.lastRecordId = lastRecordId
         self.forEach = forEach
         self.nearDuplicates = nearDuplicates
         self.signatures = signatures
         self.boilerplate = boilerplate
+    }
+}
+
+/// What one read of (part of) the earlier records finds for the new records' keys: for each exact
+/// key the first earlier record and how many (up to 2), for each question the earlier records and
+/// their distinct answers, for each sentence how many earlier answers hold it and the first, for
+/// each LSH band key the first two and the latest earlier record. Parts over consecutive id
+/// ranges merge into what one read of all of them finds.
+struct EarlierScan: @unchecked Sendable {
+    // @unchecked: each scan is filled by one thread, then merged on one.
+    var keys: KeyTable<(key: SHA256Key, first: Int64, count: Int)>
+    var prompts: KeyTable<(key: SHA256Key, members: [Int64], answers: Set<SHA256Key>)>
+    var sentences: KeyTable<(records: Int, first: Int64)>
+    var buckets: [KeyTable<(first: Int64, second: Int64, latest: Int64)>]
+    /// A bit per band key of the new records (8 Mbit, 1 MiB): most band keys of earlier records
+    /// are not among them, and the filter answers from the cache where the tables (tens of
+    /// megabytes over 32 bands) would miss it on almost every lookup.
+    var bandFilter: [UInt64]
+    let basis: ExactDuplicates.Basis
+    let permutations: Int, bands: Int, rows: Int
+    var count = 0, signaturesRead = 0
+    var malformed = false
+    var error: (any Error)?
+
+    @inline(__always) static func filterBit(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 41) }
+
+    mutating func markBand(_ key: UInt64) {
+        let bit = Self.filterBit(key)
+        bandFilter[bit >> 6] |= 1 << UInt64(bit & 63)
+    }
+
+    /// Takes one earlier record into account.
+    mutating func observe(_ r: StoredCheckRow, row: inout [UInt32]) {
+        guard !malformed else { return }
+        count += 1
+        let facts = r.facts
+        guard facts.count >= CheckFacts.fixedBytes, (facts.count - CheckFacts.fixedBytes) % 12 == 0 else { malformed = true; return }
+        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: facts.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        let pair = SHA256Key(u64(0), u64(8), u64(16), u64(24)), prompt = SHA256Key(u64(32), u64(40), u64(48), u64(56))
+        let key = basis == .pair ? pair : prompt
+        keys.update(key.a) { v in
+            guard v.key == key else { return }
+            if v.count == 0 { v.first = r.id }
+            v.count = min(2, v.count + 1)
+        }
+        prompts.update(prompt.a) { v in
+            guard v.key == prompt else { return }
+            v.members.append(r.id)
+            v.answers.insert(pair)
+        }
+        if !sentences.isEmpty {
+            var at = CheckFacts.fixedBytes
+            while at < facts.count {
+                sentences.update(u64(at)) { v in
+                    if v.records == 0 { v.first = r.id }
+                    v.records += 1
+                }
+                at += 12
+            }
+        }
+        guard let signature = r.signature else { return }
+        signaturesRead += 1
+        guard bands > 0, !r.exactDuplicate else { return }
+        guard signature.count == permutations * 4 else { malformed = true; return }
+        for k in 0..<permutations { row[k] = UInt32(littleEndian: signature.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)) }
+        row.withUnsafeBufferPointer { sig in
+            guard let base = sig.baseAddress else { return }
+            for b in 0..<bands {
+                let key = NearDuplicateFinder.bandKey(band: b, base + b * rows, rows: rows)
+                let bit = Self.filterBit(key)
+                guard bandFilter[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { continue }
+                buckets[b].update(key) { v in
+                    if v.first < 0 { v.first = r.id } else if v.second < 0 { v.second = r.id }
+                    v.latest = r.id
+                }
+            }
+        }
+    }
+
+    /// Adds what a scan of later records (larger ids) found, as if this scan had read them too.
+    mutating func merge(later o: EarlierScan) {
+        count += o.count
+        signaturesRead += o.signaturesRead
+        malformed = malformed || o.malformed
+        error = error ?? o.error
+        keys.merge(o.keys) { a, b in
+            if a.count == 0 { a.first = b.first }
+            a.count = min(2, a.count + b.count)
+        }
+        prompts.merge(o.prompts) { a, b in
+            a.members += b.members
+            a.answers.formUnion(b.answers)
+        }
+        sentences.merge(o.sentences) { a, b in
+            if a.records == 0 { a.first = b.first }
+            a.records += b.records
+        }
+        for band in buckets.indices {
+            buckets[band].merge(o.buckets[band]) { a, b in
+                // The visits of this part, then those of the later one.
+                for id in [b.first, b.second] where id >= 0 {
+                    if a.first < 0 { a.first = id } else if a.second < 0 { a.second = id }
+                }
+                if b.latest >= 0 { a.latest = b.latest }
+            }
+        }
     }
 }
 
@@ -52,82 +162,57 @@ extension CheckPass {
 
         // What the new records look for among the earlier ones, each in a table keyed by 64 bits
         // (SHA-256 keys by their first word, confirmed whole).
-        var keys = KeyTable<(key: SHA256Key, first: Int64, count: Int)>(capacity: order.count, empty: (SHA256Key(0, 0, 0, 0), -1, 0))
-        var prompts = KeyTable<(key: SHA256Key, members: [Int64], answers: Set<SHA256Key>)>(capacity: order.count, empty: (SHA256Key(0, 0, 0, 0), [], []))
-        var sentences = KeyTable<(records: Int, first: Int64)>(capacity: order.reduce(0) { $0 + kept[$1].sentences.count }, empty: (0, -1))
-        var buckets = (0..<bands).map { _ in KeyTable<(first: Int64, second: Int64, latest: Int64)>(capacity: order.count, empty: (-1, -1, -1)) }
-        // A bit per band key of the new records (8 Mbit, 1 MiB): most band keys of earlier
-        // records are not among them, and the filter answers from the cache where the tables
-        // (tens of megabytes over 32 bands) would miss it on almost every lookup.
-        var bandFilter = [UInt64](repeating: 0, count: bands > 0 ? 1 << 17 : 0)
-        @inline(__always) func filterBit(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 41) }
+        var scan = EarlierScan(
+            keys: KeyTable(capacity: order.count, empty: (SHA256Key(0, 0, 0, 0), -1, 0)),
+            prompts: KeyTable(capacity: order.count, empty: (SHA256Key(0, 0, 0, 0), [], [])),
+            sentences: KeyTable(capacity: order.reduce(0) { $0 + kept[$1].sentences.count }, empty: (0, -1)),
+            buckets: (0..<bands).map { _ in KeyTable(capacity: order.count, empty: (-1, -1, -1)) },
+            bandFilter: [UInt64](repeating: 0, count: bands > 0 ? 1 << 17 : 0),
+            basis: basis, permutations: P, bands: bands, rows: rows)
         for i in order {
             let key = basis == .pair ? kept[i].pairKey : kept[i].promptKey
-            guard keys.insert(key.a, (key, -1, 0), same: { $0.key == key }),
-                  prompts.insert(kept[i].promptKey.a, (kept[i].promptKey, [], []), same: { $0.key == kept[i].promptKey }) else { return nil }
-            for s in kept[i].sentences { _ = sentences.insert(s.hash, (0, -1), same: { _ in true }) }
+            guard scan.keys.insert(key.a, (key, -1, 0), same: { $0.key == key }),
+                  scan.prompts.insert(kept[i].promptKey.a, (kept[i].promptKey, [], []), same: { $0.key == kept[i].promptKey }) else { return nil }
+            for s in kept[i].sentences { _ = scan.sentences.insert(s.hash, (0, -1), same: { _ in true }) }
             if near != nil, kept[i].signatureRow >= 0 {
                 signatures.withUnsafeBufferPointer { sig in
                     guard let base = sig.baseAddress else { return }
                     let row = base + Int(kept[i].signatureRow) * P
                     for b in 0..<bands {
                         let key = NearDuplicateFinder.bandKey(band: b, row + b * rows, rows: rows)
-                        _ = buckets[b].insert(key, (-1, -1, -1), same: { _ in true })
-                        let bit = filterBit(key)
-                        bandFilter[bit >> 6] |= 1 << UInt64(bit & 63)
+                        _ = scan.buckets[b].insert(key, (-1, -1, -1), same: { _ in true })
+                        scan.markBand(key)
                     }
                 }
             }
         }
 
-        // One read of the earlier records: counts, first records and LSH buckets (the first two
-        // and the latest record with a key) for those keys; only ids are kept.
-        var malformed = false
-        var row = [UInt32](repeating: 0, count: P)
-        let streamed = try stored.forEach { r in
-            guard !malformed else { return }
-            let facts = r.facts
-            guard facts.count >= CheckFacts.fixedBytes, (facts.count - CheckFacts.fixedBytes) % 12 == 0 else { malformed = true; return }
-            func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: facts.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-            let pair = SHA256Key(u64(0), u64(8), u64(16), u64(24)), prompt = SHA256Key(u64(32), u64(40), u64(48), u64(56))
-            let key = basis == .pair ? pair : prompt
-            keys.update(key.a) { v in
-                guard v.key == key else { return }
-                if v.count == 0 { v.first = r.id }
-                v.count = min(2, v.count + 1)
-            }
-            prompts.update(prompt.a) { v in
-                guard v.key == prompt else { return }
-                v.members.append(r.id)
-                v.answers.insert(pair)
-            }
-            if !sentences.isEmpty {
-                var at = CheckFacts.fixedBytes
-                while at < facts.count {
-                    sentences.update(u64(at)) { v in
-                        if v.records == 0 { v.first = r.id }
-                        v.records += 1
-                    }
-                    at += 12
-                }
-            }
-            guard near != nil, let signature = r.signature, !r.exactDuplicate else { return }
-            guard signature.count == P * 4 else { malformed = true; return }
-            for k in 0..<P { row[k] = UInt32(littleEndian: signature.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)) }
-            row.withUnsafeBufferPointer { sig in
-                guard let base = sig.baseAddress else { return }
-                for b in 0..<bands {
-                    let key = NearDuplicateFinder.bandKey(band: b, base + b * rows, rows: rows)
-                    let bit = filterBit(key)
-                    guard bandFilter[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { continue }
-                    buckets[b].update(key) { v in
-                        if v.first < 0 { v.first = r.id } else if v.second < 0 { v.second = r.id }
-                        v.latest = r.id
-                    }
-                }
+        // One read of the earlier records, in as many id ranges as there are cores, each read by
+        // its own thread into its own copy of the tables, merged in id order; only ids are kept.
+        let parts = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let last = stored.lastRecordId
+        let scans = (0..<parts).map { _ in ScanBox(scan) }
+        let read = stored.forEach
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let box = scans[part]
+            // Ids from 1 (ids are positive); the last part takes everything up to `last`.
+            let lo = part == 0 ? Int64.min : last / Int64(parts) * Int64(part) + 1
+            let hi = part == parts - 1 ? last : last / Int64(parts) * Int64(part + 1)
+            guard lo <= hi else { return }
+            var row = [UInt32](repeating: 0, count: P)
+            do {
+                _ = try read(lo...hi) { r in box.scan.observe(r, row: &row) }
+            } catch {
+                box.scan.error = error
             }
         }
-        guard !malformed, streamed == stored.records else { return nil }
+        scan = scans[0].scan
+        for box in scans.dropFirst() { scan.merge(later: box.scan) }
+        if let error = scan.error { throw error }
+        guard !scan.malformed, scan.count == stored.records else { return nil }
+        let keys = scan.keys, prompts = scan.prompts, sentences = scan.sentences
+        var buckets = scan.buckets
+        let signaturesRead = scan.signaturesRead
 
         // Exact duplicates: a new record copies the first record with its key, earlier or new.
         var exact = ExactFindings()
@@ -263,6 +348,7 @@ extension CheckPass {
         let recurring = Self.recurring(counts, text: text)
 
         var outcome = CheckOutcome(packed: [], groups: exact.groups + (nearFindings?.groups ?? []), boilerplate: recurring.list)
+        outcome.storedSignaturesRead = signaturesRead
         outcome.packed = collectVerdicts(order: order, exact: exact, near: nearFindings, recurring: recurring)
         handOver(&outcome, order: order)
         return outcome
@@ -320,8 +406,24 @@ struct KeyTable<Value> {
         change(&entries[s].value)
     }
 
+    /// Combines each entry with the same entry of a table built by the same inserts (so laid out
+    /// the same): `combine(&mine, theirs)`.
+    mutating func merge(_ other: KeyTable, _ combine: (inout Value, Value) -> Void) {
+        guard other.entries.count == entries.count else { return }
+        for k in entries.indices where entries[k].used && other.entries[k].used && other.entries[k].key == entries[k].key {
+            combine(&entries[k].value, other.entries[k].value)
+        }
+    }
+
     func value(_ key: UInt64) -> Value? {
         let s = slot(key)
         return entries[s].used ? entries[s].value : nil
     }
+}
+
+/// One part's scan, filled by its thread.
+final class ScanBox: @unchecked Sendable {
+    // @unchecked: each box is written by one thread of `concurrentPerform`, read after it returns.
+    var scan: EarlierScan
+    init(_ scan: EarlierScan) { self.scan = scan }
 }

@@ -62,6 +62,11 @@ struct VerdictLayoutTests {
             let a = String(repeating: "a", count: 64), b = String(repeating: "b", count: 64)
             try db.execute(sql: "INSERT INTO check_configs (hash, config, created_at) VALUES (?, '{}', '2026-01-01T00:00:00Z'), (?, '{\"advisory\":[]}', '2026-01-02T00:00:00Z')",
                            arguments: [a, b])
+            // Groups as stored by configuration hash (moved to its id by migration 0016).
+            try db.execute(sql: """
+                INSERT INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity)
+                VALUES (?, 'near', 1, 1, 1.0), (?, 'near', 2, 1, 0.83), (?, 'exact', 1, 1, NULL)
+                """, arguments: [a, a, b])
             let rows: [(Int64, String, String, Bool, Double?, String)] = [
                 (1, "exact_duplicate", a, true, nil, ""),
                 (1, "prompt_length", a, false, 3, "prompt shorter than 5 characters"),
@@ -81,12 +86,16 @@ struct VerdictLayoutTests {
     @Test func migrationPacksEveryStoredVerdict() throws {
         let path = try Self.legacyStore()
         let store = try CorpusStore(path: path)
-        #expect(try store.schemaVersion() == 15)
+        #expect(try store.schemaVersion() == 16)
         let a = String(repeating: "a", count: 64), b = String(repeating: "b", count: 64)
         let tables = try store.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('checks', 'verdicts')") }
         #expect(tables == ["verdicts"])
         #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM verdicts") } == 3)
         #expect(try store.pool.read { db in try String.fetchAll(db, sql: "SELECT hash FROM check_configs ORDER BY id") } == [a, b])
+        #expect(try store.duplicateGroups(configHash: a, kind: .near) == [DuplicateGroup(kind: .near, representative: 1, members: [1, 2], similarity: [1: 1, 2: 0.83])])
+        #expect(try store.duplicateGroups(configHash: b, kind: .exact) == [DuplicateGroup(kind: .exact, representative: 1, members: [1])])
+        #expect(try store.pool.read { db in try String.fetchAll(db, sql: "SELECT config_id || ' ' || kind || ' ' || record_id FROM duplicate_groups ORDER BY 1") }
+                == ["1 near 1", "1 near 2", "2 exact 1"])
         let one = try store.verdicts(recordId: 1)
         #expect(one.map(\.configHash) == [a, a, a, b])
         #expect(one.map(\.verdict) == [

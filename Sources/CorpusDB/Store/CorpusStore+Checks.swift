@@ -103,9 +103,9 @@ extension CorpusStore {
             try insert.reset()
             // Groups and recurring sentences describe the corpus as checked now: replaced, not kept.
             if replacingGroups {
-                try replaceGroups(db, groups, configHash: configHash)
+                try replaceGroups(db, groups, configId: configId)
             } else {
-                try insertGroupMembers(db, groups, configHash: configHash)
+                try insertGroupMembers(db, groups, configId: configId)
             }
             if let boilerplate {
                 try db.execute(sql: "DELETE FROM boilerplate WHERE config_hash = ?", arguments: [configHash])
@@ -126,58 +126,79 @@ extension CorpusStore {
 
     /// Makes the stored group members under a configuration exactly `groups`, touching only the
     /// rows that differ: checking again after a small new file leaves most of a large corpus's
-    /// groups as they were, and deleting and re-inserting them all was most of such a run.
-    private func replaceGroups(_ db: Database, _ groups: [DuplicateGroup], configHash: String) throws {
-        struct Member: Hashable { var kind: String, record: Int64 }
-        var wanted: [Member: (representative: Int64, similarity: Double?)] = [:]
+    /// groups as they were, and deleting and re-inserting them all was most of such a run. The
+    /// wanted members are sorted in the table's key order (kind, record) and merged with the
+    /// stored ones read in that order: no hash table of a million members.
+    private func replaceGroups(_ db: Database, _ groups: [DuplicateGroup], configId: Int64) throws {
+        // Kinds ranked as SQLite orders their names.
+        let kinds = DuplicateGroup.Kind.allCases.sorted { $0.rawValue < $1.rawValue }
+        let rank = Dictionary(uniqueKeysWithValues: kinds.enumerated().map { ($1, $0) })
+        struct Member { var kind: Int, record: Int64, representative: Int64, similarity: Double? }
+        var wanted: [Member] = []
         wanted.reserveCapacity(groups.reduce(0) { $0 + $1.members.count })
         for g in groups {
-            for m in g.members { wanted[Member(kind: g.kind.rawValue, record: m)] = (g.representative, g.similarity[m]) }
+            let k = rank[g.kind] ?? 0
+            for m in g.members { wanted.append(Member(kind: k, record: m, representative: g.representative, similarity: g.similarity[m])) }
         }
-        var stale: [Member] = []
-        let stored = try Row.fetchCursor(db, sql: "SELECT kind, record_id, representative_id, similarity FROM duplicate_groups WHERE config_hash = ?",
-                                         arguments: [configHash])
+        // Stable, so that of a member given twice the last stands (as a later assignment would).
+        wanted = wanted.enumerated().sorted { ($0.element.kind, $0.element.record, $0.offset) < ($1.element.kind, $1.element.record, $1.offset) }.map(\.element)
+        var unique: [Member] = []
+        unique.reserveCapacity(wanted.count)
+        for m in wanted {
+            if let last = unique.last, last.kind == m.kind, last.record == m.record { unique[unique.count - 1] = m } else { unique.append(m) }
+        }
+        wanted = []
+        var stale: [(kind: Int, record: Int64)] = []
+        var keep = [Bool](repeating: false, count: unique.count)
+        let stored = try Row.fetchCursor(db, sql: """
+            SELECT kind, record_id, representative_id, similarity FROM duplicate_groups WHERE config_id = ? ORDER BY kind, record_id
+            """, arguments: [configId])
+        var w = 0
         while let row = try stored.next() {
-            let member = Member(kind: row[0], record: row[1])
-            let representative: Int64 = row[2], similarity: Double? = row[3]
-            if let want = wanted[member], want.representative == representative, want.similarity?.bitPattern == similarity?.bitPattern {
-                wanted[member] = nil          // already stored as it should be
+            let kindName: String = row[0]
+            let kind = kinds.firstIndex { $0.rawValue == kindName } ?? -1
+            let record: Int64 = row[1], representative: Int64 = row[2], similarity: Double? = row[3]
+            while w < unique.count && (unique[w].kind, unique[w].record) < (kind, record) { w += 1 }
+            if w < unique.count, unique[w].kind == kind, unique[w].record == record,
+               unique[w].representative == representative, unique[w].similarity?.bitPattern == similarity?.bitPattern {
+                keep[w] = true               // already stored as it should be
             } else {
-                stale.append(member)
+                stale.append((kind, record))
             }
         }
-        let delete = CheckedStatement(try db.makeStatement(sql: "DELETE FROM duplicate_groups WHERE config_hash = ? AND kind = ? AND record_id = ?"),
+        func name(_ kind: Int) -> String { kind >= 0 && kind < kinds.count ? kinds[kind].rawValue : "" }
+        let delete = CheckedStatement(try db.makeStatement(sql: "DELETE FROM duplicate_groups WHERE config_id = ? AND kind = ? AND record_id = ?"),
                                       db, path: path)
-        try delete.bind(1, configHash)
+        try delete.bind(1, configId)
         for m in stale {
             try delete.reset()
-            try delete.bind(2, m.kind)
+            try delete.bind(2, name(m.kind))
             try delete.bind(3, m.record)
-            _ = try delete.step("removing record \(m.record) from the \(m.kind) groups")
+            _ = try delete.step("removing record \(m.record) from the \(name(m.kind)) groups")
         }
         try delete.reset()
         let insert = CheckedStatement(try db.makeStatement(sql: """
-            INSERT OR REPLACE INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
+            INSERT OR REPLACE INTO duplicate_groups (config_id, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
             """), db, path: path)
-        try insert.bind(1, configHash)
-        // In a fixed order (kind, record), so that the same findings write the same pages.
-        for (m, want) in wanted.sorted(by: { ($0.key.kind, $0.key.record) < ($1.key.kind, $1.key.record) }) {
+        try insert.bind(1, configId)
+        // In the table's key order, so that the same findings write the same pages.
+        for (k, m) in unique.enumerated() where !keep[k] {
             try insert.reset()
-            try insert.bind(2, m.kind)
+            try insert.bind(2, name(m.kind))
             try insert.bind(3, m.record)
-            try insert.bind(4, want.representative)
-            try insert.bind(5, want.similarity)
-            _ = try insert.step("storing record \(m.record) of the \(m.kind) group of record \(want.representative)")
+            try insert.bind(4, m.representative)
+            try insert.bind(5, m.similarity)
+            _ = try insert.step("storing record \(m.record) of the \(name(m.kind)) group of record \(m.representative)")
         }
         try insert.reset()
     }
 
     /// Inserts (or updates) group members, removing none.
-    private func insertGroupMembers(_ db: Database, _ groups: [DuplicateGroup], configHash: String) throws {
+    private func insertGroupMembers(_ db: Database, _ groups: [DuplicateGroup], configId: Int64) throws {
         let insert = CheckedStatement(try db.makeStatement(sql: """
-            INSERT OR REPLACE INTO duplicate_groups (config_hash, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
+            INSERT OR REPLACE INTO duplicate_groups (config_id, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
             """), db, path: path)
-        try insert.bind(1, configHash)
+        try insert.bind(1, configId)
         for g in groups {
             for m in g.members {
                 try insert.reset()
@@ -308,7 +329,8 @@ extension CorpusStore {
         try pool.read { db in
             var groups: [DuplicateGroup] = []
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT record_id, representative_id, similarity FROM duplicate_groups WHERE config_hash = ? AND kind = ?
+                SELECT record_id, representative_id, similarity FROM duplicate_groups
+                WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?) AND kind = ?
                 ORDER BY representative_id, record_id != representative_id, record_id
                 """, arguments: [configHash, kind.rawValue])
             while let row = try rows.next() {

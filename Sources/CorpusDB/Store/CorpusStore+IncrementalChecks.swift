@@ -79,33 +79,40 @@ extension CorpusStore {
         }
     }
 
-    /// Calls `body` for every record with an id at most `state.lastRecordId` that has check facts
-    /// under `state.factsKey`, in id order, with its signature under `state.signatureKey` and
+    /// Calls `body` for every record with an id in `range` and at most `state.lastRecordId` that
+    /// has check facts under `state.factsKey`, in id order, with its signature under `state.signatureKey` and
     /// whether it is an exact duplicate under the configuration. Read straight from SQLite's
     /// buffers (a million records are ~600 MB of facts and signatures; nothing is copied).
     /// - Returns: how many records it handed over.
     @discardableResult
-    public func forEachStoredCheckRow(configHash: String, state: CheckState, _ body: (StoredCheckRow) throws -> Void) throws -> Int {
-        try pool.read { db in
+    public func forEachStoredCheckRow(configHash: String, state: CheckState, range: ClosedRange<Int64> = Int64.min...Int64.max,
+                                      _ body: (StoredCheckRow) throws -> Void) throws -> Int {
+        let lo = range.lowerBound, hi = min(range.upperBound, state.lastRecordId)
+        guard lo <= hi else { return 0 }
+        return try pool.read { db in
             let facts = CheckedStatement(try db.makeStatement(sql: """
-                SELECT record_id, facts FROM check_facts WHERE facts_key = ? AND record_id <= ? ORDER BY record_id
+                SELECT record_id, facts FROM check_facts WHERE facts_key = ? AND record_id BETWEEN ? AND ? ORDER BY record_id
                 """), db, path: path)
             try facts.bind(1, state.factsKey)
-            try facts.bind(2, state.lastRecordId)
+            try facts.bind(2, lo)
+            try facts.bind(3, hi)
             let signatures = try state.signatureKey.map { key in
                 let s = CheckedStatement(try db.makeStatement(sql: """
-                    SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ? AND record_id <= ? ORDER BY record_id
+                    SELECT record_id, signature FROM minhash_signatures WHERE settings_hash = ? AND record_id BETWEEN ? AND ? ORDER BY record_id
                     """), db, path: path)
                 try s.bind(1, key)
-                try s.bind(2, state.lastRecordId)
+                try s.bind(2, lo)
+                try s.bind(3, hi)
                 return s
             }
             let copies = CheckedStatement(try db.makeStatement(sql: """
-                SELECT record_id FROM duplicate_groups WHERE config_hash = ? AND kind = 'exact' AND record_id != representative_id
-                AND record_id <= ? ORDER BY record_id
+                SELECT record_id FROM duplicate_groups WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?)
+                AND kind = 'exact' AND record_id != representative_id
+                AND record_id BETWEEN ? AND ? ORDER BY record_id
                 """), db, path: path)
             try copies.bind(1, configHash)
-            try copies.bind(2, state.lastRecordId)
+            try copies.bind(2, lo)
+            try copies.bind(3, hi)
             defer { try? facts.reset(); try? signatures?.reset(); try? copies.reset() }
             var signatureId: Int64 = -1, copyId: Int64 = -1
             var signaturesDone = signatures == nil, copiesDone = false
@@ -131,7 +138,8 @@ extension CorpusStore {
     public func nearDuplicates(configHash: String, among ids: [Int64]) throws -> Set<Int64> {
         try pool.read { db in
             let one = CheckedStatement(try db.makeStatement(sql: """
-                SELECT 1 FROM duplicate_groups WHERE config_hash = ? AND kind = 'near' AND record_id = ? AND representative_id != record_id
+                SELECT 1 FROM duplicate_groups WHERE config_id = (SELECT id FROM check_configs WHERE hash = ?)
+                AND kind = 'near' AND record_id = ? AND representative_id != record_id
                 """), db, path: path)
             try one.bind(1, configHash)
             var found = Set<Int64>()

@@ -115,17 +115,11 @@ struct CheckCommand: ParsableCommand {
                state.signatureKey == (signing ? signatureKey : nil), state.covering & expected == expected,
                try store.recordCount(upTo: state.lastRecordId) == state.records {
                 let done = try store.recordsJudged(configHash: hash, covering: expected, after: state.lastRecordId)
-                var storedSignatures = 0
                 var pass = CheckPass(configuration: configuration, done: done, tokens: tokens)
                 try read(into: &pass, after: state.lastRecordId, done: done)
                 timing.mark("read and analysed \(pass.count) records added since the last check (\(state.records) checked before)")
-                let stored = StoredFindings(records: state.records,
-                                            forEach: { body in
-                                                try store.forEachStoredCheckRow(configHash: hash, state: state) { row in
-                                                    if row.signature != nil { storedSignatures += 1 }
-                                                    try body(row)
-                                                }
-                                            },
+                let stored = StoredFindings(records: state.records, lastRecordId: state.lastRecordId,
+                                            forEach: { range, body in try store.forEachStoredCheckRow(configHash: hash, state: state, range: range, body) },
                                             nearDuplicates: { try store.nearDuplicates(configHash: hash, among: $0) },
                                             signatures: { ids in
                                                 try store.signatureBlobs(key: signatureKey, ids: ids)
@@ -137,7 +131,7 @@ struct CheckCommand: ParsableCommand {
                 if outcome != nil {
                     earlier = state
                     factsRead += state.records
-                    reused += storedSignatures
+                    reused += outcome?.storedSignaturesRead ?? 0
                     before = state.records + done.count
                     context = state.records + added
                     newState = CheckState(records: state.records + added, lastRecordId: max(state.lastRecordId, lastId), covering: expected,
