@@ -116,6 +116,18 @@ final class PhaseTimer {
 
     func mark(_ phase: @autoclosure () -> String) {
         guard enabled else { return }
-        FileHandle.standardError.write(Data(String(format: "  [timing] %@ done at %.3fs\n", phase(), Date().timeIntervalSince(start)).utf8))
+        FileHandle.standardError.write(Data((String(format: "  [timing] %@ done at %.3fs", phase(), Date().timeIntervalSince(start))
+                                             + Self.memory() + "\n").utf8))
+    }
+
+    /// ", resident N MiB (peak M MiB)" from /proc/self/status where there is one (Linux), else "".
+    static func memory() -> String {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "" }
+        func kilobytes(_ field: String) -> Int? {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return nil }
+            return line.split(separator: " ").compactMap { Int($0) }.first
+        }
+        guard let resident = kilobytes("VmRSS:"), let peak = kilobytes("VmHWM:") else { return "" }
+        return ", resident \(resident / 1024) MiB (peak \(peak / 1024) MiB)"
     }
 }
