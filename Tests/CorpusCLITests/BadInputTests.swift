@@ -98,7 +98,7 @@ struct BadInputTests {
                                          to: "cut.json", in: f.dir)
         let result = try f.ingest(path)
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(try f.status() == StoreStatus(schemaVersion: 16, sources: 1, records: 2, rejects: 1))
+        #expect(try f.status() == StoreStatus(schemaVersion: 17, sources: 1, records: 2, rejects: 1))
         let reject = try #require(try f.rejects().first)
         #expect(reject.reason == "truncated")
         #expect(reject.byteOffset == 71)

@@ -268,7 +268,12 @@ struct CheckTests {
         #expect(incremental["records"] as? Int == 10)
         #expect(incremental["context"] as? Int == 42)
         #expect(incremental["facts_read"] as? Int == 32)
-        #expect(try check(settled)["incremental"] as? Bool == false)
+        let settledRun = try check(settled)
+        #expect(settledRun["incremental"] as? Bool == false)
+        // The per-check counts: the kept ones plus the new rows' (0017) equal those summed from every row.
+        let counts = try #require(incremental["checks"] as? [String: [String: Int]])
+        #expect(counts == settledRun["checks"] as? [String: [String: Int]])
+        #expect(counts["exact_duplicate"] == ["checked": 42, "failed": 3])   // 31, 33 and 34
         let found = try findings(twice)
         #expect(found == (try findings(settled)))
         let once = try store("once.db", files: [a, b])

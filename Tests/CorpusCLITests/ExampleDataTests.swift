@@ -21,7 +21,7 @@ struct ExampleDataTests {
     @Test func initAndEmptyStatus() throws {
         let db = try freshStore()
         let status = try TestSupport.run(["status", "--db", db, "--json"]).json() as? [String: Any]
-        #expect(status?["schema_version"] as? Int == 16)
+        #expect(status?["schema_version"] as? Int == 17)
         #expect(status?["sources"] as? Int == 0)
         #expect(status?["records"] as? Int == 0)
         #expect(status?["rejects"] as? Int == 0)

@@ -69,7 +69,7 @@ struct OriginalFieldsTests {
         }
         try queue.close()
         let store = try CorpusStore(path: path)
-        #expect(try store.schemaVersion() == 16)
+        #expect(try store.schemaVersion() == 17)
         let record = try #require(try store.record(id: 1))
         #expect(record.originalRefs == nil)
         #expect(try record.originalFields() == whole)

@@ -86,7 +86,7 @@ struct VerdictLayoutTests {
     @Test func migrationPacksEveryStoredVerdict() throws {
         let path = try Self.legacyStore()
         let store = try CorpusStore(path: path)
-        #expect(try store.schemaVersion() == 16)
+        #expect(try store.schemaVersion() == 17)
         let a = String(repeating: "a", count: 64), b = String(repeating: "b", count: 64)
         let tables = try store.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('checks', 'verdicts')") }
         #expect(tables == ["verdicts"])

@@ -25,7 +25,7 @@ struct PipelineTests {
             #expect(error.message.contains("nothing of this file was kept"))
         }
         #expect(polls == 3)
-        #expect(try store.status() == StoreStatus(schemaVersion: 16, sources: 0, records: 0, rejects: 0))
+        #expect(try store.status() == StoreStatus(schemaVersion: 17, sources: 0, records: 0, rejects: 0))
         #expect(try store.integrityProblems().isEmpty)
 
         // The same file afterwards ingests whole: the interrupted attempt left no trace.
@@ -61,7 +61,7 @@ struct PipelineTests {
         #expect(first.sourceId == 1)
         #expect(second.sourceId == nil)
         #expect(second.alreadyIngestedAs == 1)
-        #expect(try store.status() == StoreStatus(schemaVersion: 16, sources: 1, records: 10, rejects: 0))
+        #expect(try store.status() == StoreStatus(schemaVersion: 17, sources: 1, records: 10, rejects: 0))
         var options = IngestOptions()
         options.force = true
         let third = try Ingestor(store: store, options: options).ingest(InputFile(path: path))
