@@ -302,5 +302,21 @@ struct CheckTests {
         #expect(try TestSupport.run(["forget", "--db", twice, "41", "--reason", "test"]).status == 0)
         #expect(try findings(twice)[3].isEmpty)
         #expect(try check(twice)["incremental"] as? Bool == false)
+
+        // A stored facts row and a signature gone bad: the incremental check meets them, settles
+        // everything instead, and repairs them, so the check after it is incremental again.
+        try CorpusStore(path: twice).pool.write { db in
+            try db.execute(sql: "UPDATE check_facts SET facts = x'00' WHERE record_id = 2")
+            try db.execute(sql: "UPDATE minhash_signatures SET signature = x'0102' WHERE record_id = 3")
+        }
+        let repairing = try check(twice)
+        #expect(repairing["incremental"] as? Bool == false)
+        #expect(repairing["signatures_computed"] as? Int == 1)
+        #expect(try check(twice)["incremental"] as? Bool == true)
+        let repaired = try CorpusStore(path: twice).pool.read { db in
+            try [Int.fetchOne(db, sql: "SELECT length(facts) FROM check_facts WHERE record_id = 2"),
+                 Int.fetchOne(db, sql: "SELECT length(signature) FROM minhash_signatures WHERE record_id = 3")]
+        }
+        #expect(repaired[0].map { $0 >= 68 } == true && repaired[1] == 512, "\(repaired)")
     }
 }

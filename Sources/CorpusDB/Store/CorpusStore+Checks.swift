@@ -258,16 +258,19 @@ extension CorpusStore {
     }
 
     /// Stores `count` signatures computed under a signature key, the k-th given by `signature(k)`
-    /// (made one at a time: a million of them are half a gigabyte); already stored ones are left.
+    /// (made one at a time: a million of them are half a gigabyte). A stored one is replaced: a
+    /// check computes a signature only where none readable is stored, so this repairs a malformed
+    /// row (which an incremental check would otherwise meet, and fall back on, every time).
     public func saveMinHashSignatures(count: Int, key: String, _ signature: (Int) -> (recordId: Int64, blob: Data)) throws {
-        try savePerRecordBlobs(sql: "INSERT OR IGNORE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)",
+        try savePerRecordBlobs(sql: "INSERT OR REPLACE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)",
                                count: count, key: key, what: "MinHash signature", signature)
     }
 
-    /// Stores `count` records' check facts under a key, the k-th given by `facts(k)`; already
-    /// stored ones are left.
+    /// Stores `count` records' check facts under a key, the k-th given by `facts(k)`; a stored row
+    /// is replaced (facts are computed only where none readable is stored: a malformed row is
+    /// repaired).
     public func saveCheckFacts(count: Int, key: String, _ facts: (Int) -> (recordId: Int64, blob: Data)) throws {
-        try savePerRecordBlobs(sql: "INSERT OR IGNORE INTO check_facts (record_id, facts_key, facts) VALUES (?, ?, ?)",
+        try savePerRecordBlobs(sql: "INSERT OR REPLACE INTO check_facts (record_id, facts_key, facts) VALUES (?, ?, ?)",
                                count: count, key: key, what: "check facts", facts)
     }
 

@@ -90,10 +90,10 @@ extension CorpusStore {
     /// Calls `body` with every record in id order, `size` at a time, all read in one
     /// transaction: each with its check facts stored under `factsKey` and MinHash signature
     /// under `signatureKey` (none when nil), and its conversation when `needsText(id, stored
-    /// facts, has signature)` says so. A record judged before with both stored is never read from the
-    /// `records` table (its text is most of the store).
+    /// facts, stored signature)` says so. A record judged before with both stored is never read
+    /// from the `records` table (its text is most of the store). `after`: only records with larger ids.
     public func forEachCheckBatch(size: Int, signatureKey: String?, factsKey: String, after: Int64 = Int64.min,
-                                  needsText: (_ id: Int64, _ facts: Data?, _ hasSignature: Bool) -> Bool,
+                                  needsText: (_ id: Int64, _ facts: Data?, _ signature: Data?) -> Bool,
                                   _ body: ([CheckBatchRow]) throws -> Void) throws {
         try pool.read { db in
             // The ids from the smallest index (SQLite scans it instead of the table), sorted here.
@@ -125,7 +125,7 @@ extension CorpusStore {
                 let factsFound = try collect(facts, &pendingFacts, lo, hi)
                 let signaturesFound = try collect(signatures, &pendingSignature, lo, hi)
                 var rows = ids[start..<end].map { CheckBatchRow(id: $0, json: nil, facts: factsFound[$0], signature: signaturesFound[$0]) }
-                let need = rows.indices.filter { needsText(rows[$0].id, rows[$0].facts, rows[$0].signature != nil) }
+                let need = rows.indices.filter { needsText(rows[$0].id, rows[$0].facts, rows[$0].signature) }
                 if need.count * 4 > rows.count {
                     // Most of the batch: one range scan.
                     let texts = try Row.fetchCursor(db, sql: "SELECT id, conversation FROM records WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [lo, hi])

@@ -78,8 +78,10 @@ struct CheckCommand: ParsableCommand {
             /// again: the findings take it from those rows (docs/QUALITY.md, "Incremental checks").
             func read(into pass: inout CheckPass, after: Int64, done: Set<Int64>) throws {
                 try store.forEachCheckBatch(size: Self.batchSize, signatureKey: signing ? signatureKey : nil, factsKey: factsKey, after: after,
-                                            needsText: { id, facts, hasSignature in
-                                                ((judged?.contains(id) ?? true) && !done.contains(id)) || (signing && !hasSignature)
+                                            needsText: { id, facts, signature in
+                                                // A malformed stored signature counts as none: the record is signed again.
+                                                ((judged?.contains(id) ?? true) && !done.contains(id))
+                                                    || (signing && signature?.count != permutations * 4)
                                                     || facts.flatMap(CheckFacts.init(blob:)) == nil
                                             }) { rows in
                     var chunk: [CheckInput] = []
