@@ -41,22 +41,36 @@ public struct CheckFacts: Sendable, Equatable {
         return Data(out)
     }
 
+    /// Whether a stored blob of this many bytes has the stored form's shape.
+    static func isWellFormed(byteCount: Int) -> Bool { byteCount >= fixedBytes && (byteCount - fixedBytes) % 12 == 0 }
+
+    /// The pair and prompt keys of a stored form (`isWellFormed` of its length), read in place.
+    static func keys(_ raw: UnsafeRawBufferPointer) -> (pair: SHA256Key, prompt: SHA256Key) {
+        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        return (SHA256Key(u64(0), u64(8), u64(16), u64(24)), SHA256Key(u64(32), u64(40), u64(48), u64(56)))
+    }
+
+    /// Calls `body` with each sentence's hash and length of a stored form, read in place.
+    static func forEachSentence(_ raw: UnsafeRawBufferPointer, _ body: (UInt64, Int32) -> Void) {
+        var at = fixedBytes
+        while at + 12 <= raw.count {
+            body(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)),
+                 Int32(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))))
+            at += 12
+        }
+    }
+
     /// Reads the stored form; nil when it is malformed (then the record is analysed again).
     public init?(blob: Data) {
-        guard blob.count >= Self.fixedBytes, (blob.count - Self.fixedBytes) % 12 == 0 else { return nil }
+        guard Self.isWellFormed(byteCount: blob.count) else { return nil }
         var facts: CheckFacts?
         blob.withUnsafeBytes { raw in
-            func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-            func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
-            let pair = SHA256Key(u64(0), u64(8), u64(16), u64(24)), prompt = SHA256Key(u64(32), u64(40), u64(48), u64(56))
+            let keys = Self.keys(raw)
             var sentences: [(hash: UInt64, length: Int32)] = []
             sentences.reserveCapacity((raw.count - Self.fixedBytes) / 12)
-            var at = Self.fixedBytes
-            while at < raw.count {
-                sentences.append((u64(at), Int32(bitPattern: u32(at + 8))))
-                at += 12
-            }
-            facts = CheckFacts(pairKey: pair, promptKey: prompt, answerLength: Int32(bitPattern: u32(64)), sentences: sentences)
+            Self.forEachSentence(raw) { sentences.append(($0, $1)) }
+            let answerLength = Int32(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 64, as: UInt32.self)))
+            facts = CheckFacts(pairKey: keys.pair, promptKey: keys.prompt, answerLength: answerLength, sentences: sentences)
         }
         guard let facts, facts.answerLength >= 0, facts.sentences.allSatisfy({ $0.length >= 0 }) else { return nil }
         self = facts

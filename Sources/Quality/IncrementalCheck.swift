@@ -63,10 +63,8 @@ struct EarlierScan: @unchecked Sendable {
     mutating func observe(_ r: StoredCheckRow, row: inout [UInt32]) {
         guard !malformed else { return }
         count += 1
-        let facts = r.facts
-        guard facts.count >= CheckFacts.fixedBytes, (facts.count - CheckFacts.fixedBytes) % 12 == 0 else { malformed = true; return }
-        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: facts.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        let pair = SHA256Key(u64(0), u64(8), u64(16), u64(24)), prompt = SHA256Key(u64(32), u64(40), u64(48), u64(56))
+        guard CheckFacts.isWellFormed(byteCount: r.facts.count) else { malformed = true; return }
+        let (pair, prompt) = CheckFacts.keys(r.facts)
         let key = basis == .pair ? pair : prompt
         keys.update(key.a) { v in
             guard v.key == key else { return }
@@ -79,20 +77,18 @@ struct EarlierScan: @unchecked Sendable {
             v.answers.insert(pair)
         }
         if !sentences.isEmpty {
-            var at = CheckFacts.fixedBytes
-            while at < facts.count {
-                sentences.update(u64(at)) { v in
+            CheckFacts.forEachSentence(r.facts) { hash, _ in
+                sentences.update(hash) { v in
                     if v.records == 0 { v.first = r.id }
                     v.records += 1
                 }
-                at += 12
             }
         }
         guard let signature = r.signature else { return }
         signaturesRead += 1
         guard bands > 0, !r.exactDuplicate else { return }
-        guard signature.count == permutations * 4 else { malformed = true; return }
-        for k in 0..<permutations { row[k] = UInt32(littleEndian: signature.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)) }
+        guard MinHasher.isSignature(byteCount: signature.count, permutations: permutations) else { malformed = true; return }
+        MinHasher.read(signature, into: &row)
         row.withUnsafeBufferPointer { sig in
             guard let base = sig.baseAddress else { return }
             for b in 0..<bands {

@@ -149,10 +149,19 @@ public struct MinHasher: Sendable {
 
     /// A stored signature; nil when its length is not `permutations` values.
     public static func signature(blob: Data, permutations: Int) -> [UInt32]? {
-        guard blob.count == permutations * 4 else { return nil }
-        return blob.withUnsafeBytes { raw in
-            (0..<permutations).map { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
-        }
+        guard isSignature(byteCount: blob.count, permutations: permutations) else { return nil }
+        var signature = [UInt32](repeating: 0, count: permutations)
+        blob.withUnsafeBytes { read($0, into: &signature) }
+        return signature
+    }
+
+    /// Whether a stored blob of this many bytes is a signature of `permutations` values.
+    public static func isSignature(byteCount: Int, permutations: Int) -> Bool { byteCount == permutations * 4 }
+
+    /// Reads a stored signature (`isSignature` of its length) into `out`, which has one value a
+    /// permutation: no allocation, for streams of a million.
+    static func read(_ raw: UnsafeRawBufferPointer, into out: inout [UInt32]) {
+        for k in out.indices { out[k] = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: k * 4, as: UInt32.self)) }
     }
 }
 
@@ -312,11 +321,17 @@ public enum NearDuplicateFinder {
             for i in first.indices { first[i] = -1 }
         }
 
+        /// The slot holding `key`, or the empty slot where it goes.
+        private func slot(of key: UInt64) -> Int {
+            var slot = Int(truncatingIfNeeded: ((key ^ (key >> 29)) &* 0xBF58_476D_1CE4_E5B9) >> 20) & mask
+            while first[slot] >= 0 && keys[slot] != key { slot = (slot + 1) & mask }
+            return slot
+        }
+
         /// Sets what the table holds for a key, as if the records had been visited.
         mutating func fill(key: UInt64, first f: Int32, second s: Int32, latest l: Int32) {
             guard f >= 0 else { return }
-            var slot = Int(truncatingIfNeeded: ((key ^ (key >> 29)) &* 0xBF58_476D_1CE4_E5B9) >> 20) & mask
-            while first[slot] >= 0 && keys[slot] != key { slot = (slot + 1) & mask }
+            let slot = slot(of: key)
             keys[slot] = key
             first[slot] = f
             second[slot] = s
@@ -325,23 +340,18 @@ public enum NearDuplicateFinder {
 
         /// The records met before with this key (-1 where none), then records this one.
         mutating func visit(key: UInt64, record: Int32) -> (first: Int32, second: Int32, previous: Int32) {
-            var slot = Int(truncatingIfNeeded: ((key ^ (key >> 29)) &* 0xBF58_476D_1CE4_E5B9) >> 20) & mask
-            while true {
-                if first[slot] < 0 {
-                    keys[slot] = key
-                    first[slot] = record
-                    second[slot] = -1
-                    latest[slot] = record
-                    return (-1, -1, -1)
-                }
-                if keys[slot] == key {
-                    let found = (first[slot], second[slot], second[slot] == latest[slot] || first[slot] == latest[slot] ? -1 : latest[slot])
-                    if second[slot] < 0 { second[slot] = record }
-                    latest[slot] = record
-                    return found
-                }
-                slot = (slot + 1) & mask
+            let slot = slot(of: key)
+            if first[slot] < 0 {
+                keys[slot] = key
+                first[slot] = record
+                second[slot] = -1
+                latest[slot] = record
+                return (-1, -1, -1)
             }
+            let found = (first[slot], second[slot], second[slot] == latest[slot] || first[slot] == latest[slot] ? -1 : latest[slot])
+            if second[slot] < 0 { second[slot] = record }
+            latest[slot] = record
+            return found
         }
     }
 

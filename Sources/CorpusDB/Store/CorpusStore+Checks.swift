@@ -88,7 +88,7 @@ extension CorpusStore {
             try insert.bind(1, configId)
             var added = 0
             // The per-check counts of the rows inserted (for the summary kept with the state).
-            var checkedAdded = [Int](repeating: 0, count: CheckCatalog.names.count), failedAdded = checkedAdded
+            var inserted = VerdictCounts()
             var merged = false
             for row in rows where row.ran != 0 {
                 try insert.reset()
@@ -99,10 +99,7 @@ extension CorpusStore {
                 try insert.bind(6, row.detailsJSON)
                 if try insert.step("storing the verdicts of record \(row.recordId)") == 1 {
                     added += row.count
-                    for bit in checkedAdded.indices {
-                        if (row.ran >> UInt32(bit)) & 1 == 1 { checkedAdded[bit] += 1 }
-                        if (row.failed >> UInt32(bit)) & 1 == 1 { failedAdded[bit] += 1 }
-                    }
+                    inserted.add(ran: UInt64(row.ran), failed: UInt64(row.failed))
                 } else {
                     let more = try mergeVerdicts(db, row, configId: configId)
                     merged = merged || more > 0
@@ -124,14 +121,11 @@ extension CorpusStore {
             if let state {
                 // The counts: those kept with the previous state plus the rows inserted now, when
                 // there were such and no stored row changed; otherwise summed from every row.
-                var counts: (checked: [Int], failed: [Int])
+                var counts: VerdictCounts
                 if !merged, let before = try String.fetchOne(db, sql: "SELECT summary FROM check_state WHERE config_id = ?", arguments: [configId]),
                    let kept = Self.parseSummary(before) {
                     counts = kept
-                    for bit in counts.checked.indices {
-                        counts.checked[bit] += checkedAdded[bit]
-                        counts.failed[bit] += failedAdded[bit]
-                    }
+                    counts.add(inserted)
                 } else {
                     counts = try Self.verdictCounts(db, configId: configId)
                 }
@@ -201,37 +195,35 @@ extension CorpusStore {
             _ = try delete.step("removing record \(m.record) from the \(name(m.kind)) groups")
         }
         try delete.reset()
-        let insert = CheckedStatement(try db.makeStatement(sql: """
-            INSERT OR REPLACE INTO duplicate_groups (config_id, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
-            """), db, path: path)
-        try insert.bind(1, configId)
         // In the table's key order, so that the same findings write the same pages.
-        for (k, m) in unique.enumerated() where !keep[k] {
-            try insert.reset()
-            try insert.bind(2, name(m.kind))
-            try insert.bind(3, m.record)
-            try insert.bind(4, m.representative)
-            try insert.bind(5, m.similarity)
-            _ = try insert.step("storing record \(m.record) of the \(name(m.kind)) group of record \(m.representative)")
+        try storeGroupMembers(db, configId: configId) { put in
+            for (k, m) in unique.enumerated() where !keep[k] { try put(name(m.kind), m.record, m.representative, m.similarity) }
         }
-        try insert.reset()
     }
 
     /// Inserts (or updates) group members, removing none.
     private func insertGroupMembers(_ db: Database, _ groups: [DuplicateGroup], configId: Int64) throws {
+        try storeGroupMembers(db, configId: configId) { put in
+            for g in groups {
+                for m in g.members { try put(g.kind.rawValue, m, g.representative, g.similarity[m]) }
+            }
+        }
+    }
+
+    /// Inserts or replaces the group members `members` hands to `put` (kind, record, representative, similarity).
+    private func storeGroupMembers(_ db: Database, configId: Int64,
+                                   _ members: ((String, Int64, Int64, Double?) throws -> Void) throws -> Void) throws {
         let insert = CheckedStatement(try db.makeStatement(sql: """
             INSERT OR REPLACE INTO duplicate_groups (config_id, kind, record_id, representative_id, similarity) VALUES (?, ?, ?, ?, ?)
             """), db, path: path)
         try insert.bind(1, configId)
-        for g in groups {
-            for m in g.members {
-                try insert.reset()
-                try insert.bind(2, g.kind.rawValue)
-                try insert.bind(3, m)
-                try insert.bind(4, g.representative)
-                try insert.bind(5, g.similarity[m])
-                _ = try insert.step("storing record \(m) of the \(g.kind.rawValue) group of record \(g.representative)")
-            }
+        try members { kind, record, representative, similarity in
+            try insert.reset()
+            try insert.bind(2, kind)
+            try insert.bind(3, record)
+            try insert.bind(4, representative)
+            try insert.bind(5, similarity)
+            _ = try insert.step("storing record \(record) of the \(kind) group of record \(representative)")
         }
         try insert.reset()
     }
@@ -308,37 +300,33 @@ extension CorpusStore {
     /// Per check of the catalogue: how many rows under a configuration it judged and failed.
     /// Grouped by the two masks (a few dozen combinations), summed per bit here: half the time of
     /// summing every bit of every row in SQL (0.6 against 1.3 s at a million rows).
-    static func verdictCounts(_ db: Database, configId: Int64) throws -> (checked: [Int], failed: [Int]) {
-        var checked = [Int](repeating: 0, count: CheckCatalog.names.count), failed = checked
+    static func verdictCounts(_ db: Database, configId: Int64) throws -> VerdictCounts {
+        var counts = VerdictCounts()
         let rows = try Row.fetchCursor(db, sql: "SELECT ran, failed, COUNT(*) FROM verdicts WHERE config_id = ? GROUP BY ran, failed",
                                        arguments: [configId])
         while let row = try rows.next() {
-            let ran: Int64 = row[0], fail: Int64 = row[1], count: Int = row[2]
-            for bit in checked.indices {
-                if (ran >> Int64(bit)) & 1 == 1 { checked[bit] += count }
-                if (fail >> Int64(bit)) & 1 == 1 { failed[bit] += count }
-            }
+            counts.add(ran: UInt64(bitPattern: row[0] as Int64), failed: UInt64(bitPattern: row[1] as Int64), rows: row[2])
         }
-        return (checked, failed)
+        return counts
     }
 
     /// The counts as kept in `check_state.summary`: {"check": [checked, failed], ...}.
-    static func summaryJSON(_ counts: (checked: [Int], failed: [Int])) -> String {
+    static func summaryJSON(_ counts: VerdictCounts) -> String {
         let fields = CheckCatalog.names.enumerated().map { bit, name in "\"\(name)\":[\(counts.checked[bit]),\(counts.failed[bit])]" }
         return "{" + fields.joined(separator: ",") + "}"
     }
 
     /// Reads `summaryJSON`'s form; nil unless it names every check of the catalogue with two
     /// counts (then the counts are summed from the rows instead).
-    static func parseSummary(_ json: String) -> (checked: [Int], failed: [Int])? {
+    static func parseSummary(_ json: String) -> VerdictCounts? {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return nil }
-        var checked: [Int] = [], failed: [Int] = []
-        for name in CheckCatalog.names {
+        var counts = VerdictCounts()
+        for (bit, name) in CheckCatalog.names.enumerated() {
             guard let pair = object[name] as? [Int], pair.count == 2, pair[0] >= 0, pair[1] >= 0, pair[1] <= pair[0] else { return nil }
-            checked.append(pair[0])
-            failed.append(pair[1])
+            counts.checked[bit] = pair[0]
+            counts.failed[bit] = pair[1]
         }
-        return (checked, failed)
+        return counts
     }
 
     /// The verdicts of one record, every configuration (by configuration hash, then check name).
@@ -465,6 +453,28 @@ extension CorpusStore {
                 }
                 try body(facts)
             }
+        }
+    }
+}
+
+/// Per check of the catalogue (by bit): how many verdict rows it judged and how many failed it.
+struct VerdictCounts {
+    var checked = [Int](repeating: 0, count: CheckCatalog.names.count)
+    var failed = [Int](repeating: 0, count: CheckCatalog.names.count)
+
+    /// Counts `rows` rows with these masks (bits of `PackedVerdicts.ran` and `failed`).
+    mutating func add(ran: UInt64, failed fail: UInt64, rows: Int = 1) {
+        for bit in checked.indices {
+            if (ran >> UInt64(bit)) & 1 == 1 { checked[bit] += rows }
+            if (fail >> UInt64(bit)) & 1 == 1 { failed[bit] += rows }
+        }
+    }
+
+    /// Adds another set of counts.
+    mutating func add(_ other: VerdictCounts) {
+        for bit in checked.indices {
+            checked[bit] += other.checked[bit]
+            failed[bit] += other.failed[bit]
         }
     }
 }

@@ -72,16 +72,22 @@ struct CheckCommand: ParsableCommand {
             }
             let factsKey = configuration.factsKey
             let signing = configuration.runs("near_duplicate")
+            // The signatures this run reads and stores (none without near duplicates).
+            let usedSignatureKey = signing ? signatureKey : nil
+            /// The state a whole-store run leaves for the next one.
+            func coveredState(records: Int, lastRecordId: Int64) -> CheckState {
+                CheckState(records: records, lastRecordId: lastRecordId, covering: expected, factsKey: factsKey, signatureKey: usedSignatureKey)
+            }
             var reused = 0, factsRead = 0
             /// Reads the records with ids above `after` into `pass`, in batches. A record judged
             /// before whose facts (keys, sentence hashes) and signature are stored is not read
             /// again: the findings take it from those rows (docs/QUALITY.md, "Incremental checks").
             func read(into pass: inout CheckPass, after: Int64, done: Set<Int64>) throws {
-                try store.forEachCheckBatch(size: Self.batchSize, signatureKey: signing ? signatureKey : nil, factsKey: factsKey, after: after,
+                try store.forEachCheckBatch(size: Self.batchSize, signatureKey: usedSignatureKey, factsKey: factsKey, after: after,
                                             needsText: { id, facts, signature in
                                                 // A malformed stored signature counts as none: the record is signed again.
                                                 ((judged?.contains(id) ?? true) && !done.contains(id))
-                                                    || (signing && signature?.count != permutations * 4)
+                                                    || (signing && !MinHasher.isSignature(byteCount: signature?.count ?? 0, permutations: permutations))
                                                     || facts.flatMap(CheckFacts.init(blob:)) == nil
                                             }) { rows in
                     var chunk: [CheckInput] = []
@@ -114,7 +120,7 @@ struct CheckCommand: ParsableCommand {
             var earlier: CheckState?
             var before = 0, context = 0, newState: CheckState?
             if judged == nil, let state = try store.checkState(configHash: hash), state.factsKey == factsKey,
-               state.signatureKey == (signing ? signatureKey : nil), state.covering & expected == expected,
+               state.signatureKey == usedSignatureKey, state.covering & expected == expected,
                try store.recordCount(upTo: state.lastRecordId) == state.records {
                 let done = try store.recordsJudged(configHash: hash, covering: expected, after: state.lastRecordId)
                 var pass = CheckPass(configuration: configuration, done: done, tokens: tokens)
@@ -136,8 +142,7 @@ struct CheckCommand: ParsableCommand {
                     reused += outcome?.storedSignaturesRead ?? 0
                     before = state.records + done.count
                     context = state.records + added
-                    newState = CheckState(records: state.records + added, lastRecordId: max(state.lastRecordId, lastId), covering: expected,
-                                          factsKey: factsKey, signatureKey: signing ? signatureKey : nil)
+                    newState = coveredState(records: state.records + added, lastRecordId: max(state.lastRecordId, lastId))
                     timing.mark("corpus-wide findings of the new records against the stored ones")
                 } else {
                     timing.mark("the stored findings do not cover the records checked before: settling every record again")
@@ -156,8 +161,7 @@ struct CheckCommand: ParsableCommand {
                 timing.mark("read \(context) records, analysed \(context - factsRead) (\(factsRead) from stored facts, \(reused) stored signatures)")
                 before = judged.map { $0.intersection(done).count } ?? done.count
                 if judged == nil {
-                    newState = CheckState(records: pass.count, lastRecordId: pass.lastId, covering: expected,
-                                          factsKey: factsKey, signatureKey: signing ? signatureKey : nil)
+                    newState = coveredState(records: pass.count, lastRecordId: pass.lastId)
                 }
                 outcome = try pass.finish(conversation: conversation)
                 timing.mark("corpus-wide findings (\(outcome?.verdictCount ?? 0) verdicts)")
