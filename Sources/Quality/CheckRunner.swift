@@ -31,17 +31,14 @@ public struct CheckOutcome: Sendable {
     /// How many stored signatures of earlier records an incremental check read.
     public var storedSignaturesRead = 0
     /// How many records' `CheckFacts` were computed in this run and are not stored yet.
-    public var newFactsCount: Int { newFactsRows.count }
-    /// Their rows in `kept`, in id order.
-    var newFactsRows: [Int32] = []
-    /// What the pass kept of each record.
-    var kept: [CheckPass.Kept] = []
+    public var newFactsCount: Int { newFactsBlobs.count }
+    /// Those facts as stored, in id order (none when the pass stored them before its findings).
+    var newFactsBlobs: [(recordId: Int64, blob: Data)] = []
 
     /// Frees the signatures and the per-record facts once they are stored (the verdicts and
     /// groups stay): at a million records they are most of what the check holds.
     public mutating func releaseStored() {
-        kept = []
-        newFactsRows = []
+        newFactsBlobs = []
         signatureRows = []
         newSignatureRows = []
         newSignatureIds = []
@@ -49,9 +46,7 @@ public struct CheckOutcome: Sendable {
 
     /// The k-th new record's facts as stored, made on demand.
     public func newFacts(_ k: Int) -> (recordId: Int64, blob: Data) {
-        let r = kept[Int(newFactsRows[k])]
-        return (r.id, CheckFacts(pairKey: r.pairKey, promptKey: r.promptKey, answerLength: r.answerLength,
-                                 sentences: r.sentences.map { ($0.hash, Int32(clamping: $0.length)) }).blob)
+        newFactsBlobs[k]
     }
     /// The signatures the run held, `permutations` values a row.
     var signatureRows: [UInt32] = []
@@ -110,23 +105,47 @@ public struct CheckPass: Sendable {
     let tokens: CheckRunner.TokenCounter?
     let hasher: MinHasher?
 
-    /// What is kept of one record between `add` and `finish`.
+    /// What is kept of one record between `add` and `finish`. Its keys, sentences and scores
+    /// sit in the pass's flat arrays below, at the same index or from the start given: one
+    /// allocation each for the whole corpus instead of three per record (at a million records,
+    /// ~170 MiB less), and the keys can be freed once the exact duplicates are settled.
     struct Kept: Sendable {
         var id: Int64
-        var pairKey: SHA256Key
-        var promptKey: SHA256Key
         var answerLength: Int32
         /// The signature's row in `signatures`, or -1 when the record has none.
         var signatureRow: Int32 = -1
+        /// Its sentences: `sentenceCount` entries of `sentenceHashes` and `sentenceLengths` from `sentenceStart`.
+        var sentenceStart = 0
+        var sentenceCount: Int32 = 0
+        /// Its own checks' verdicts (as `PackedVerdicts`): the checks run and failed, one score a
+        /// check run in `scores` from `scoreStart`, the reasons in `details`.
+        var ran: UInt32 = 0
+        var failed: UInt32 = 0
+        var scoreStart = 0
         /// Whether the signature was computed in this pass (to be stored).
         var newSignature = false
         /// Whether the keys and sentences were computed in this pass and are not stored yet.
         var newFacts = false
-        var sentences: [CheckRunner.Sentence]
-        var packed: PackedVerdicts
+
+        init(id: Int64, answerLength: Int32) {
+            self.id = id
+            self.answerLength = answerLength
+        }
+
+        var sentences: Range<Int> { sentenceStart..<(sentenceStart + Int(sentenceCount)) }
     }
 
     var kept: [Kept] = []
+    /// By index in `kept`: the keys of the whole conversation and of its question (`ExactDuplicates`).
+    var pairKeys: [SHA256Key] = []
+    var promptKeys: [SHA256Key] = []
+    /// Every record's sentences one after another: FNV-1a hash and length in characters.
+    var sentenceHashes: [UInt64] = []
+    var sentenceLengths: [Int32] = []
+    /// Every record's own scores one after another (`Kept.scoreStart`).
+    var scores: [Double] = []
+    /// By index in `kept`: the reasons of its own failed checks (few records have any).
+    var details: [Int: [String]] = [:]
     /// Every record's signature, `permutations` values a row, in the order records came.
     var signatures: [UInt32] = []
 
@@ -144,17 +163,86 @@ public struct CheckPass: Sendable {
     /// How many records have been added.
     public var count: Int { kept.count }
 
+    /// Makes room for `records` records at once: growing the per-record arrays batch by batch
+    /// copies them and holds the old and the new copy together (at a million records, half a
+    /// gigabyte of signatures).
+    public mutating func reserve(records: Int) {
+        guard records > 0 else { return }
+        kept.reserveCapacity(records)
+        pairKeys.reserveCapacity(records)
+        promptKeys.reserveCapacity(records)
+        let corpusWide: Set = ["exact_duplicate", "near_duplicate", "conflicting_answer", "boilerplate"]
+        let own = CheckCatalog.names.filter { configuration.runs($0) && !corpusWide.contains($0) && (tokens != nil || !$0.hasSuffix("_tokens")) }
+        scores.reserveCapacity(records * own.count)
+        if hasher != nil { signatures.reserveCapacity(records * configuration.nearDuplicates.permutations) }
+    }
+
+    /// Stores the signatures and facts computed in this pass, each in one call of the saver given
+    /// (a count, and the k-th row in id order made on demand), then counts them as stored: `finish`
+    /// then frees the signatures as soon as the near-duplicate search has read them, instead of
+    /// holding them until they are written. Returns how many signatures were handed over.
+    public mutating func storeNew(signatures saveSignatures: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void,
+                                  facts saveFacts: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void) rethrows -> Int {
+        let order = kept.indices.sorted { kept[$0].id < kept[$1].id }
+        let P = configuration.nearDuplicates.permutations
+        let signed = hasher == nil ? [] : order.filter { kept[$0].newSignature }
+        let computed = order.filter { kept[$0].newFacts }
+        try saveSignatures(signed.count) { k in
+            let r = kept[signed[k]], start = Int(r.signatureRow) * P
+            return (r.id, MinHasher.blob(Array(signatures[start..<(start + P)])))
+        }
+        for i in signed { kept[i].newSignature = false }
+        try saveFacts(computed.count) { k in factsBlob(computed[k]) }
+        for i in computed { kept[i].newFacts = false }
+        return signed.count
+    }
+
     /// The largest id added (`Int64.min` when none).
     public var lastId: Int64 { kept.reduce(Int64.min) { max($0, $1.id) } }
+
+    /// Keeps one record: its keys and own verdicts; its sentences are added after.
+    private mutating func keep(id: Int64, pairKey: SHA256Key, promptKey: SHA256Key, answerLength: Int32,
+                               packed: PackedVerdicts) -> Kept {
+        var k = Kept(id: id, answerLength: answerLength)
+        k.sentenceStart = sentenceHashes.count
+        k.ran = packed.ran
+        k.failed = packed.failed
+        k.scoreStart = scores.count
+        scores += packed.scores
+        if !packed.details.isEmpty { details[kept.count] = packed.details }
+        pairKeys.append(pairKey)
+        promptKeys.append(promptKey)
+        return k
+    }
+
+    /// The record's own verdicts (those that need nothing but the record), as analysed.
+    func ownVerdicts(_ i: Int) -> PackedVerdicts {
+        let k = kept[i]
+        var packed = PackedVerdicts(recordId: k.id)
+        packed.ran = k.ran
+        packed.failed = k.failed
+        packed.scores = Array(scores[k.scoreStart..<(k.scoreStart + k.ran.nonzeroBitCount)])
+        packed.details = details[i] ?? []
+        return packed
+    }
+
+    /// The record's facts as stored (`check_facts`).
+    func factsBlob(_ i: Int) -> (recordId: Int64, blob: Data) {
+        (kept[i].id, CheckFacts(pairKey: pairKeys[i], promptKey: promptKeys[i], answerLength: kept[i].answerLength,
+                                sentences: kept[i].sentences.map { (sentenceHashes[$0], sentenceLengths[$0]) }).blob)
+    }
 
     /// Adds records judged before whose facts (and signature) are stored: nothing to analyse.
     public mutating func add(known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)]) {
         let P = configuration.nearDuplicates.permutations
-        kept.reserveCapacity(kept.count + known.count)
         for r in known {
-            var k = Kept(id: r.id, pairKey: r.facts.pairKey, promptKey: r.facts.promptKey, answerLength: r.facts.answerLength,
-                         sentences: r.facts.sentences.map { CheckRunner.Sentence(hash: $0.hash, length: Int($0.length)) },
+            var k = keep(id: r.id, pairKey: r.facts.pairKey, promptKey: r.facts.promptKey, answerLength: r.facts.answerLength,
                          packed: PackedVerdicts(recordId: r.id))
+            for s in r.facts.sentences {
+                sentenceHashes.append(s.hash)
+                sentenceLengths.append(s.length)
+            }
+            k.sentenceCount = Int32(clamping: r.facts.sentences.count)
             if hasher != nil, let signature = r.signature, signature.count == P {
                 k.signatureRow = Int32(clamping: signatures.count / P)
                 signatures += signature
@@ -168,10 +256,14 @@ public struct CheckPass: Sendable {
     public mutating func add(_ chunk: [CheckInput], stored: [Int64: [UInt32]] = [:], factsStored: Set<Int64> = []) {
         let analyses = CheckRunner.analyseAll(chunk, configuration, tokens: tokens, hasher: hasher, stored: stored, judged: judged, done: done)
         let P = configuration.nearDuplicates.permutations
-        kept.reserveCapacity(kept.count + chunk.count)
         for (record, a) in zip(chunk, analyses) {
-            var k = Kept(id: record.id, pairKey: a.pairKey, promptKey: a.promptKey, answerLength: Int32(clamping: a.answerLength),
-                         sentences: a.sentences, packed: a.packed)
+            var k = keep(id: record.id, pairKey: a.pairKey, promptKey: a.promptKey, answerLength: Int32(clamping: a.answerLength),
+                         packed: a.packed)
+            for s in a.sentences {
+                sentenceHashes.append(s.hash)
+                sentenceLengths.append(Int32(clamping: s.length))
+            }
+            k.sentenceCount = Int32(clamping: a.sentences.count)
             k.newFacts = !factsStored.contains(record.id)
             if hasher != nil, let signature = a.signature ?? stored[record.id], signature.count == P {
                 k.signatureRow = Int32(clamping: signatures.count / P)
@@ -185,12 +277,25 @@ public struct CheckPass: Sendable {
     /// Settles the corpus-wide findings and returns every judged record's verdicts.
     /// - Parameter conversation: reads a record's conversation again (the boilerplate's text is
     ///   taken from the first answer it occurs in); nil when it is gone.
-    public consuming func finish(conversation: (Int64) throws -> Conversation?) rethrows -> CheckOutcome {
+    /// - Parameter mark: told the end of each step (exact duplicates, near duplicates,
+    ///   boilerplate, verdicts), for `CORPUS_TIMING`.
+    public consuming func finish(conversation: (Int64) throws -> Conversation?, mark: (String) -> Void = { _ in }) rethrows -> CheckOutcome {
         let c = configuration
         let order = kept.indices.sorted { kept[$0].id < kept[$1].id }
         let exact = exactDuplicates(order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
+        // The keys are not needed any more unless there are facts still to store.
+        if !kept.contains(where: \.newFacts) {
+            pairKeys = []
+            promptKeys = []
+        }
+        mark("exact duplicates and conflicting answers (\(exact.groups.count) groups)")
         let near = hasher.map { nearDuplicates(order: order, duplicateOf: exact.duplicateOf, settings: $0.settings) }
+        // Signatures already stored (`storeNew`) are not needed any more: at a million records
+        // they are half a gigabyte.
+        if !kept.contains(where: \.newSignature) { signatures = [] }
+        mark("near duplicates (\(near?.result.duplicates.count ?? 0) found)")
         let recurring = try recurringSentences(c.boilerplate, conversation: conversation)
+        mark("boilerplate (\(recurring.list.count) recurring sentences)")
         var outcome = CheckOutcome(packed: [], groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
         outcome.packed = collectVerdicts(order: order, exact: exact, near: near, recurring: recurring)
         handOver(&outcome, order: order)
@@ -200,7 +305,7 @@ public struct CheckPass: Sendable {
     /// Gives the outcome what is to be stored of the records (new facts and signatures).
     mutating func handOver(_ outcome: inout CheckOutcome, order: [Int]) {
         let c = configuration
-        outcome.newFactsRows = order.filter { kept[$0].newFacts }.map { Int32(clamping: $0) }
+        outcome.newFactsBlobs = order.filter { kept[$0].newFacts }.map(factsBlob)
         if hasher != nil {
             for i in order where kept[i].newSignature {
                 outcome.newSignatureIds.append(kept[i].id)
@@ -209,9 +314,6 @@ public struct CheckPass: Sendable {
             outcome.permutations = c.nearDuplicates.permutations
             outcome.signatureRows = signatures
         }
-        // Handed over, not copied: the new facts are encoded one at a time when stored.
-        outcome.kept = kept
-        kept = []
     }
 
     // MARK: Corpus-wide findings
@@ -229,42 +331,49 @@ public struct CheckPass: Sendable {
 
     func exactDuplicates(order: [Int], basis: ExactDuplicates.Basis) -> ExactFindings {
         var found = ExactFindings()
-        // The first record of each key (its index in `kept` and its rank in id order); a key met
-        // again collects its members. Groups come in the order of their first records.
-        var firstOf: [SHA256Key: (i: Int, rank: Int)] = [:], members: [SHA256Key: [Int]] = [:]
-        var firstOfPrompt: [SHA256Key: (i: Int, rank: Int)] = [:], promptMembers: [SHA256Key: [Int]] = [:]
-        var keyOrder: [(key: SHA256Key, rank: Int)] = [], promptOrder: [(key: SHA256Key, rank: Int)] = []
-        for (rank, i) in order.enumerated() {
-            let key = basis == .pair ? kept[i].pairKey : kept[i].promptKey
-            if let first = firstOf[key] {
-                if members[key] == nil { members[key] = [first.i]; keyOrder.append((key, first.rank)) }
-                members[key, default: []].append(i)
-            } else {
-                firstOf[key] = (i, rank)
+        // Records with the same key, found by sorting their ranks (positions in id order) by key
+        // and rank: runs of one key are its records in id order, the first one kept. A sort of
+        // 4-byte ranks instead of dictionaries keyed by 32-byte hashes: a few megabytes at a
+        // million records where the dictionaries took a quarter of a gigabyte.
+        func runs(_ key: (Int) -> SHA256Key) -> (ranks: [Int32], groups: [(first: Int32, start: Int, end: Int)]) {
+            // Sorted by the key's first 8 bytes (held beside the rank), the rest compared only on a tie.
+            var sorted = order.enumerated().map { (prefix: key($0.element).a, rank: Int32(clamping: $0.offset)) }
+            sorted.sort { x, y in
+                if x.prefix != y.prefix { return x.prefix < y.prefix }
+                let kx = key(order[Int(x.rank)]), ky = key(order[Int(y.rank)])
+                if kx.b != ky.b { return kx.b < ky.b }
+                if kx.c != ky.c { return kx.c < ky.c }
+                if kx.d != ky.d { return kx.d < ky.d }
+                return x.rank < y.rank
             }
-            let prompt = kept[i].promptKey
-            if let first = firstOfPrompt[prompt] {
-                if promptMembers[prompt] == nil { promptMembers[prompt] = [first.i]; promptOrder.append((prompt, first.rank)) }
-                promptMembers[prompt, default: []].append(i)
-            } else {
-                firstOfPrompt[prompt] = (i, rank)
+            let ranks = sorted.map(\.rank)
+            sorted = []
+            var groups: [(first: Int32, start: Int, end: Int)] = []
+            var s = 0
+            while s < ranks.count {
+                var e = s + 1
+                let k = key(order[Int(ranks[s])])
+                while e < ranks.count && key(order[Int(ranks[e])]) == k { e += 1 }
+                if e - s > 1 { groups.append((ranks[s], s, e)) }
+                s = e
             }
+            // Groups in the order of their first records.
+            groups.sort { $0.first < $1.first }
+            return (ranks, groups)
         }
-        firstOf = [:]
-        firstOfPrompt = [:]
-        keyOrder.sort { $0.rank < $1.rank }
-        promptOrder.sort { $0.rank < $1.rank }
-        for (key, _) in keyOrder {
-            guard let group = members[key] else { continue }
+        let pairs = runs { basis == .pair ? pairKeys[$0] : promptKeys[$0] }
+        for g in pairs.groups {
+            let group = pairs.ranks[g.start..<g.end].map { order[Int($0)] }
             let rep = kept[group[0]].id
             for m in group.dropFirst() { found.duplicateOf[m] = rep }
             found.groups.append(DuplicateGroup(kind: .exact, representative: rep, members: group.map { kept[$0].id }))
         }
-        for (key, _) in promptOrder {
-            guard let group = promptMembers[key] else { continue }
+        let prompts = runs { promptKeys[$0] }
+        for g in prompts.groups {
+            let group = prompts.ranks[g.start..<g.end].map { order[Int($0)] }
             // Distinct answers among the copies of this prompt (by the whole conversation's key).
             var answers: [SHA256Key] = []
-            for m in group where !answers.contains(kept[m].pairKey) { answers.append(kept[m].pairKey) }
+            for m in group where !answers.contains(pairKeys[m]) { answers.append(pairKeys[m]) }
             guard answers.count > 1 else { continue }
             for m in group { found.conflict[m] = (kept[group[0]].id, answers.count) }
             found.groups.append(DuplicateGroup(kind: .conflict, representative: kept[group[0]].id, members: group.map { kept[$0].id }))
@@ -321,7 +430,8 @@ public struct CheckPass: Sendable {
         var sentenceRecords: [UInt64: (records: Int, first: Int)] = [:]
         for (i, k) in kept.enumerated() {
             for s in k.sentences {
-                if let seen = sentenceRecords[s.hash] { sentenceRecords[s.hash] = (seen.records + 1, seen.first) } else { sentenceRecords[s.hash] = (1, i) }
+                let hash = sentenceHashes[s]
+                if let seen = sentenceRecords[hash] { sentenceRecords[hash] = (seen.records + 1, seen.first) } else { sentenceRecords[hash] = (1, i) }
             }
         }
         let needed = max(settings.minRecords, Int((settings.minShare * Double(kept.count)).rounded(.up)))
@@ -357,15 +467,13 @@ public struct CheckPass: Sendable {
 
     /// Every verdict of the judged records in id order: each record's own, then its corpus-wide
     /// ones (exact duplicate, near duplicate, conflicting answer, boilerplate), packed per record.
-    /// The per-record verdicts are moved out of `kept`, not copied.
     mutating func collectVerdicts(order: [Int], exact: ExactFindings, near: NearFindings?, recurring: RecurringSentences) -> [PackedVerdicts] {
         let c = configuration
         var out: [PackedVerdicts] = []
         out.reserveCapacity(judged?.count ?? kept.count)
         for i in order where judged?.contains(kept[i].id) ?? true && !done.contains(kept[i].id) {
             let id = kept[i].id
-            var verdicts = CheckRunner.VerdictList(packed: kept[i].packed)
-            kept[i].packed = PackedVerdicts(recordId: id)
+            var verdicts = CheckRunner.VerdictList(packed: ownVerdicts(i))
             defer { out.append(verdicts.packed) }
             if c.runs("exact_duplicate") {
                 if let rep = exact.duplicateOf[i] {
@@ -393,9 +501,9 @@ public struct CheckPass: Sendable {
             }
             if c.runs("boilerplate") {
                 var chars = 0, first: String?
-                for s in kept[i].sentences where recurring.recurring[s.hash] != nil {
-                    chars += s.length
-                    if first == nil { first = recurring.text[s.hash] }
+                for s in kept[i].sentences where recurring.recurring[sentenceHashes[s]] != nil {
+                    chars += Int(sentenceLengths[s])
+                    if first == nil { first = recurring.text[sentenceHashes[s]] }
                 }
                 let length = Int(kept[i].answerLength)
                 let share = length == 0 ? 0 : Double(chars) / Double(length)

@@ -161,15 +161,15 @@ extension CheckPass {
         var scan = EarlierScan(
             keys: KeyTable(capacity: order.count, empty: (SHA256Key(0, 0, 0, 0), -1, 0)),
             prompts: KeyTable(capacity: order.count, empty: (SHA256Key(0, 0, 0, 0), [], [])),
-            sentences: KeyTable(capacity: order.reduce(0) { $0 + kept[$1].sentences.count }, empty: (0, -1)),
+            sentences: KeyTable(capacity: order.reduce(0) { $0 + Int(kept[$1].sentenceCount) }, empty: (0, -1)),
             buckets: (0..<bands).map { _ in KeyTable(capacity: order.count, empty: (-1, -1, -1)) },
             bandFilter: [UInt64](repeating: 0, count: bands > 0 ? 1 << 17 : 0),
             basis: basis, permutations: P, bands: bands, rows: rows)
         for i in order {
-            let key = basis == .pair ? kept[i].pairKey : kept[i].promptKey
+            let key = basis == .pair ? pairKeys[i] : promptKeys[i]
             guard scan.keys.insert(key.a, (key, -1, 0), same: { $0.key == key }),
-                  scan.prompts.insert(kept[i].promptKey.a, (kept[i].promptKey, [], []), same: { $0.key == kept[i].promptKey }) else { return nil }
-            for s in kept[i].sentences { _ = scan.sentences.insert(s.hash, (0, -1), same: { _ in true }) }
+                  scan.prompts.insert(promptKeys[i].a, (promptKeys[i], [], []), same: { $0.key == promptKeys[i] }) else { return nil }
+            for s in kept[i].sentences { _ = scan.sentences.insert(sentenceHashes[s], (0, -1), same: { _ in true }) }
             if near != nil, kept[i].signatureRow >= 0 {
                 signatures.withUnsafeBufferPointer { sig in
                     guard let base = sig.baseAddress else { return }
@@ -217,7 +217,7 @@ extension CheckPass {
             groups[representative, default: DuplicateGroup(kind: kind, representative: representative, members: [])].members += members
         }
         for i in order {
-            let key = basis == .pair ? kept[i].pairKey : kept[i].promptKey
+            let key = basis == .pair ? pairKeys[i] : promptKeys[i]
             guard let old = keys.value(key.a) else { continue }
             if old.count > 0 {
                 exact.duplicateOf[i] = old.first
@@ -237,14 +237,14 @@ extension CheckPass {
         // Conflicting answers: a question asked again with another answer.
         var newAsking: [SHA256Key: [Int]] = [:], promptOrder: [SHA256Key] = []
         for i in order {
-            if newAsking[kept[i].promptKey] == nil { promptOrder.append(kept[i].promptKey) }
-            newAsking[kept[i].promptKey, default: []].append(i)
+            if newAsking[promptKeys[i]] == nil { promptOrder.append(promptKeys[i]) }
+            newAsking[promptKeys[i], default: []].append(i)
         }
         var conflictGroups: [Int64: DuplicateGroup] = [:]
         for prompt in promptOrder {
             guard let members = newAsking[prompt], let old = prompts.value(prompt.a) else { continue }
             var answers = old.answers
-            for m in members { answers.insert(kept[m].pairKey) }
+            for m in members { answers.insert(pairKeys[m]) }
             guard answers.count > 1 else { continue }
             let first = old.members.first ?? kept[members[0]].id
             for m in members { exact.conflict[m] = (first, answers.count) }
@@ -320,7 +320,8 @@ extension CheckPass {
         var newCounts: [UInt64: (records: Int, first: Int64)] = [:]
         for i in order {
             for s in kept[i].sentences {
-                if let seen = newCounts[s.hash] { newCounts[s.hash] = (seen.records + 1, seen.first) } else { newCounts[s.hash] = (1, kept[i].id) }
+                let hash = sentenceHashes[s]
+                if let seen = newCounts[hash] { newCounts[hash] = (seen.records + 1, seen.first) } else { newCounts[hash] = (1, kept[i].id) }
             }
         }
         let total = stored.records + kept.count

@@ -360,12 +360,14 @@ public enum NearDuplicateFinder {
         // @unchecked: each instance is used by one thread at a time (one per part of the bands).
         let slots: Int
         var other: [Int32]
-        var equal: [Int32]
+        /// Equal values (at most `permutations`, validated to 1,024): two bytes, not four, a
+        /// neighbour (a million records keep 6 a part).
+        var equal: [UInt16]
 
         init(count: Int, slots: Int) {
             self.slots = slots
             other = [Int32](repeating: -1, count: count * slots)
-            equal = [Int32](repeating: 0, count: count * slots)
+            equal = [UInt16](repeating: 0, count: count * slots)
         }
 
         func contains(record j: Int, other i: Int32) -> Bool {
@@ -374,7 +376,8 @@ public enum NearDuplicateFinder {
             return false
         }
 
-        func add(record j: Int, other i: Int32, equal e: Int32) {
+        func add(record j: Int, other i: Int32, equal wide: Int32) {
+            let e = UInt16(clamping: wide)
             let base = j * slots
             var weakest = base
             for k in base..<(base + slots) {
@@ -388,13 +391,13 @@ public enum NearDuplicateFinder {
         func merge(_ o: NeighbourLists) {
             let n = other.count / slots
             for j in 0..<n {
-                for k in (j * slots)..<((j + 1) * slots) where o.other[k] >= 0 { add(record: j, other: o.other[k], equal: o.equal[k]) }
+                for k in (j * slots)..<((j + 1) * slots) where o.other[k] >= 0 { add(record: j, other: o.other[k], equal: Int32(o.equal[k])) }
             }
         }
 
         func neighbours(of j: Int) -> [(Int32, Int32)] {
             var out: [(Int32, Int32)] = []
-            for k in (j * slots)..<((j + 1) * slots) where other[k] >= 0 { out.append((other[k], equal[k])) }
+            for k in (j * slots)..<((j + 1) * slots) where other[k] >= 0 { out.append((other[k], Int32(equal[k]))) }
             return out
         }
     }

@@ -50,6 +50,12 @@ public final class CorpusStore: Sendable {
         try migrate()
     }
 
+    /// Frees what every connection holds in its page cache (up to 64 MiB each: the writer and
+    /// each reader a parallel read used), for a command that goes on to work in memory.
+    public func releaseMemory() {
+        pool.releaseMemory()
+    }
+
     /// Seconds a write waits for another command's write to finish before it fails with
     /// `CorpusDBError.Code.busy`: 30, or `$CORPUS_BUSY_TIMEOUT`. Readers never wait (WAL).
     public static var busyTimeout: TimeInterval {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKernels
 import CorpusDB
 import Foundation
 import Quality
@@ -118,7 +119,7 @@ struct CheckCommand: ParsableCommand {
             // findings of the others, whose verdicts and groups stay as stored.
             var outcome: CheckOutcome?
             var earlier: CheckState?
-            var before = 0, context = 0, newState: CheckState?
+            var before = 0, context = 0, newState: CheckState?, signedEarly = 0
             if judged == nil, let state = try store.checkState(configHash: hash), state.factsKey == factsKey,
                state.signatureKey == usedSignatureKey, state.covering & expected == expected,
                try store.recordCount(upTo: state.lastRecordId) == state.records {
@@ -156,14 +157,29 @@ struct CheckCommand: ParsableCommand {
                 // context only; a new file costs its own checks plus the corpus-wide comparison.
                 let done = try store.recordsJudged(configHash: hash, covering: expected)
                 var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
+                pass.reserve(records: try store.recordCountAndLastId().count)
                 try read(into: &pass, after: Int64.min, done: done)
+                // Each step below frees what the one before held (the batches' conversations and
+                // the connections' page caches here, the signatures after the near-duplicate
+                // search); glibc keeps freed heap pages resident unless asked to hand them back,
+                // so it is asked at every step.
+                store.releaseMemory()
+                ck_release_free_memory()
                 context = pass.count
                 timing.mark("read \(context) records, analysed \(context - factsRead) (\(factsRead) from stored facts, \(reused) stored signatures)")
                 before = judged.map { $0.intersection(done).count } ?? done.count
                 if judged == nil {
                     newState = coveredState(records: pass.count, lastRecordId: pass.lastId)
                 }
-                outcome = try pass.finish(conversation: conversation)
+                // Stored before the findings so that the signatures can be freed right after the
+                // near-duplicate search (they are written whatever the findings are).
+                signedEarly = try pass.storeNew(signatures: { try store.saveMinHashSignatures(count: $0, key: signatureKey, $1) },
+                                                facts: { try store.saveCheckFacts(count: $0, key: factsKey, $1) })
+                store.releaseMemory()
+                ck_release_free_memory()
+                timing.mark("stored \(signedEarly) signatures and the new records' check facts")
+                // `consume`: the pass ends here, so what `finish` frees (the signatures) is freed.
+                outcome = try (consume pass).finish(conversation: conversation, mark: { ck_release_free_memory(); timing.mark($0) })
                 timing.mark("corpus-wide findings (\(outcome?.verdictCount ?? 0) verdicts)")
             }
             guard var outcome else { return }
@@ -171,7 +187,7 @@ struct CheckCommand: ParsableCommand {
             timing.mark("stored \(outcome.newSignatureIds.count) signatures")
             try store.saveCheckFacts(count: outcome.newFactsCount, key: factsKey) { outcome.newFacts($0) }
             timing.mark("stored \(outcome.newFactsCount) records' check facts")
-            let signaturesComputed = outcome.newSignatureIds.count
+            let signaturesComputed = signedEarly + outcome.newSignatureIds.count
             outcome.releaseStored()
             let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
                                                      groups: outcome.groups, replacingGroups: earlier == nil,
