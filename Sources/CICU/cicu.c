@@ -236,6 +236,16 @@ void cicu_decoded_free(cicu_decoded *decoded) {
     memset(decoded, 0, sizeof *decoded);
 }
 
+void cicu_decoded_shrink_utf8(cicu_decoded *decoded, int64_t keep) {
+    if (keep <= 0) {
+        free(decoded->utf8);
+        decoded->utf8 = NULL;
+        return;
+    }
+    uint8_t *p = realloc(decoded->utf8, (size_t)keep);
+    if (p != NULL) decoded->utf8 = p;
+}
+
 int64_t cicu_refine(const char *charset, const uint8_t *bytes, int64_t length, int64_t orig, int64_t utf8,
                     int64_t utf8_target) {
     UErrorCode status = U_ZERO_ERROR;

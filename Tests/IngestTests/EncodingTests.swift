@@ -97,6 +97,10 @@ struct EncodingTests {
             let whole = try Transcoder.decode(bytes, as: encoding)
             let pieces = try Transcoder.decode(bytes, as: encoding, chunk: chunk)
             #expect(pieces.utf8 == whole.utf8, "\(encoding.name)")
+            // ICU's output copied out in pieces of `chunk` bytes from its end, the buffer cut behind each.
+            let copied = try Transcoder.decode(bytes, as: encoding, chunk: chunk, copyPiece: chunk)
+            #expect(copied.utf8 == whole.utf8, "\(encoding.name)")
+            #expect(copied.utf8.count == whole.utf8.count && !copied.utf8.isEmpty, "\(encoding.name)")
             #expect(pieces.invalidSpans == whole.invalidSpans, "\(encoding.name)")
             for offset in 0...whole.utf8.count where offset == whole.utf8.count || whole.utf8[offset] & 0xC0 != 0x80 {
                 #expect(pieces.originalOffset(ofUTF8Offset: offset) == whole.originalOffset(ofUTF8Offset: offset), "\(encoding.name) at \(offset)")

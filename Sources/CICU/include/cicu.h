@@ -47,6 +47,11 @@ int32_t cicu_decode(const char *charset, const uint8_t *bytes, int64_t length, i
 /// Frees what `cicu_decode` allocated.
 void cicu_decoded_free(cicu_decoded *decoded);
 
+/// Keeps only the first `keep` bytes of the decoded text (`utf8` may move; 0 frees it), so that
+/// the text can be copied out from its end without holding two whole copies at once.
+/// `utf8_length` is left as it was.
+void cicu_decoded_shrink_utf8(cicu_decoded *decoded, int64_t keep);
+
 /// Walks the original bytes from a checkpoint (`orig`, `utf8`) one character at a time until the
 /// decoded position reaches `utf8_target`; returns the original offset there, or -1 on error.
 int64_t cicu_refine(const char *charset, const uint8_t *bytes, int64_t length, int64_t orig, int64_t utf8,

@@ -107,7 +107,9 @@ public enum Transcoder {
     ///   line feed (ICU takes less than 2 GiB at once; the tests use tiny pieces). The result does
     ///   not depend on it. Encodings where a 0x0A byte can be part of another character (UTF-16,
     ///   UTF-32, ISO-2022) are decoded whole, so up to 2 GiB.
-    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding, chunk: Int = 1 << 30) throws -> DecodedText {
+    /// - Parameter copyPiece: how many bytes of ICU's output are copied out at a time (the tests
+    ///   use tiny pieces); the result does not depend on it either.
+    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding, chunk: Int = 1 << 30, copyPiece: Int = 64 << 20) throws -> DecodedText {
         if encoding.name == "UTF-8" { return decodeUTF8(bytes, bom: encoding.bomLength) }
         var decoded = cicu_decoded()
         // Decode past the BOM in place (no copy of the file).
@@ -124,9 +126,31 @@ public enum Transcoder {
             throw IngestError(.unknownEncoding, "cannot decode the file as \(encoding.name): \(message); force another one with --encoding")
         }
         let bom = encoding.bomLength
-        let utf8 = Array(UnsafeBufferPointer(start: decoded.utf8, count: Int(decoded.utf8_length)))
         let checkpoints = UnsafeBufferPointer(start: decoded.checkpoints, count: Int(decoded.checkpoint_count))
             .map { (utf8: Int($0.utf8), original: Int($0.orig) + bom) }
+        // The text is copied out of ICU's buffer from its end, 64 MiB at a time, the buffer cut
+        // short behind each piece: the two copies never add up to more than the text and a piece
+        // (a 2.9 GB GB18030 file is ~4 GB of UTF-8, which a plain copy held twice).
+        let count = Int(decoded.utf8_length)
+        var utf8: [UInt8] = []
+        if count > 0 {
+            utf8 = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                guard let target = buffer.baseAddress else { return }
+                var end = count
+                // `utf8` stays non-nil while `end > 0` (cut to a length above zero, or kept when
+                // realloc fails); the guard below still refuses a text copied short.
+                while end > 0, let source = decoded.utf8 {
+                    let start = max(0, end - max(1, copyPiece))
+                    (target + start).initialize(from: source + start, count: end - start)
+                    end = start
+                    cicu_decoded_shrink_utf8(&decoded, Int64(start))
+                }
+                if end == 0 { initialized = count }
+            }
+        }
+        guard utf8.count == count else {
+            throw IngestError(.unknownEncoding, "cannot decode the file as \(encoding.name): the decoded text (\(count) bytes) could not be copied; retry with more free memory")
+        }
         let spans = UnsafeBufferPointer(start: decoded.invalid, count: Int(decoded.invalid_count)).map { entry -> InvalidSpan in
             let count = Int(min(entry.length, 8))
             let raw = withUnsafeBytes(of: entry.bytes) { Array($0.prefix(count)) }
