@@ -54,8 +54,13 @@ public enum SnapshotMath {
     /// position order (members are ordered by content hash).
     public static func hash<S: Sequence>(_ members: S) -> String where S.Element == (contentHash: String, split: String) {
         var hasher = SHA256()
-        for member in members { hasher.update(data: Data("\(member.contentHash) \(member.split)\n".utf8)) }
+        for member in members { hasher.update(data: line(contentHash: member.contentHash, split: member.split)) }
         return hasher.finalize().hexString
+    }
+
+    /// One member's line of the snapshot hash.
+    static func line(contentHash: String, split: String) -> Data {
+        Data("\(contentHash) \(split)\n".utf8)
     }
 }
 
