@@ -59,66 +59,137 @@ extension CorpusStore {
         if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw CorpusDBError(.invalid, "\(dir.path) exists and is not a folder; give --out a folder to write the export into")
         }
-        let rows = try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT m.position, m.split, m.content_hash, m.record_id, r.conversation, w.record_id IS NOT NULL AS withdrawn
-                FROM snapshot_records m JOIN records r ON r.id = m.record_id
-                LEFT JOIN withdrawals w ON w.record_id = m.record_id
-                WHERE m.snapshot_id = ? ORDER BY m.position
-                """, arguments: [snapshot.id])
-        }
-        var lines: [String: [UInt8]] = [:]
-        var counts: [String: Int] = [:]
-        var skipped: [String: Int] = [:]
-        var redacted = 0
-        var members: [(split: String, recordId: Int64, contentHash: String, conversation: Conversation)] = []
-        for row in rows {
-            let memberSplit: String = row["split"]
-            guard splits.contains(memberSplit) else { continue }
-            if row["withdrawn"] as Bool { skipped["withdrawn", default: 0] += 1; continue }
-            members.append((memberSplit, row["record_id"], row["content_hash"], try CanonicalJSON.decode(row["conversation"])))
-        }
         // A snapshot holding preference pairs exports LLaMA-Factory's ranking form (one file kind
         // per dataset): its pairs are written, plain conversations counted as skipped.
-        let ranking = members.contains { $0.conversation.isPair }
-        for member in members {
-            let memberSplit = member.split
-            var conversation = member.conversation
-            if ranking && !conversation.isPair { skipped["not_a_preference_pair", default: 0] += 1; continue }
-            if let redact, redactRecordIds.contains(member.recordId) {
-                conversation.messages = conversation.messages.map { Message(role: $0.role, content: redact($0.content)) }
-                conversation.rejected = conversation.rejected.map { Message(role: $0.role, content: redact($0.content)) }
-                redacted += 1
-            }
-            guard let line = Self.exportLine(conversation, format: format, contentHash: member.contentHash) else {
-                skipped["not_representable_in_\(format.rawValue)", default: 0] += 1
-                continue
-            }
-            lines["\(memberSplit).jsonl", default: []] += line
-            counts["\(memberSplit).jsonl", default: 0] += 1
+        let ranking = try pool.read { db in try Self.holdsPairs(db, snapshot: snapshot, splits: splits) }
+        // Each split's file is streamed: members read through a cursor one at a time, their lines
+        // written in 4 MiB pieces and hashed as they go, so memory does not grow with the
+        // snapshot. The files are written (by `AtomicFolder`, in this order) before the manifest
+        // that lists their hashes.
+        final class Tally {
+            var files: [String: (lines: Int, sha256: String)] = [:]
+            var skipped: [String: Int] = [:]
+            var redacted = 0
         }
-        var files: [String: (lines: Int, sha256: String)] = [:]
-        var contents: [(name: String, data: Data)] = []
-        for s in splits {
-            let name = "\(s).jsonl"
-            let bytes = lines[name] ?? []
-            contents.append((name, Data(bytes)))
-            files[name] = (counts[name] ?? 0, SHA256.hash(data: bytes).hexString)
+        let tally = Tally()
+        var outputs = splits.map { memberSplit in
+            AtomicFolder.File(name: "\(memberSplit).jsonl") { url in
+                try self.pool.read { db in
+                    let rows = try Row.fetchCursor(db, sql: """
+                        SELECT m.content_hash, m.record_id, r.conversation, w.record_id IS NOT NULL AS withdrawn
+                        FROM snapshot_records m JOIN records r ON r.id = m.record_id
+                        LEFT JOIN withdrawals w ON w.record_id = m.record_id
+                        WHERE m.snapshot_id = ? AND m.split = ? ORDER BY m.position
+                        """, arguments: [snapshot.id, memberSplit])
+                    let out = try StreamedFile(url)
+                    while let row = try rows.next() {
+                        if row["withdrawn"] as Bool { tally.skipped["withdrawn", default: 0] += 1; continue }
+                        var conversation = try CanonicalJSON.decode(row["conversation"] as String)
+                        if ranking && !conversation.isPair { tally.skipped["not_a_preference_pair", default: 0] += 1; continue }
+                        if let redact, redactRecordIds.contains(row["record_id"]) {
+                            conversation.messages = conversation.messages.map { Message(role: $0.role, content: redact($0.content)) }
+                            conversation.rejected = conversation.rejected.map { Message(role: $0.role, content: redact($0.content)) }
+                            tally.redacted += 1
+                        }
+                        guard let line = Self.exportLine(conversation, format: format, contentHash: row["content_hash"]) else {
+                            tally.skipped["not_representable_in_\(format.rawValue)", default: 0] += 1
+                            continue
+                        }
+                        try out.append(line)
+                    }
+                    tally.files["\(memberSplit).jsonl"] = try out.finish()
+                }
+            }
         }
         // The manifest and dataset_info.json, with sorted keys and no time of export, so the same
         // snapshot always exports to the same bytes.
-        let manifest: [String: Any] = [
-            "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
-            "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
-            "files": files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
-            "skipped": skipped, "redacted": redacted, "ranking": ranking, "records": snapshot.records, "train": snapshot.train, "eval": snapshot.eval,
-        ]
-        contents.append(("manifest.json", Data((Self.sortedJSON(manifest, pretty: true) + "\n").utf8)))
+        outputs.append(AtomicFolder.File(name: "manifest.json") { url in
+            let manifest: [String: Any] = [
+                "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
+                "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
+                "files": tally.files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
+                "skipped": tally.skipped, "redacted": tally.redacted, "ranking": ranking, "records": snapshot.records,
+                "train": snapshot.train, "eval": snapshot.eval,
+            ]
+            try AtomicFolder.writeData(Data((Self.sortedJSON(manifest, pretty: true) + "\n").utf8), to: url)
+        })
         var info: [String: Any] = [:]
         for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format, ranking: ranking) }
-        contents.append(("dataset_info.json", Data((Self.sortedJSON(info, pretty: true) + "\n").utf8)))
-        try Self.writeFolder(dir, contents + extraFiles)
-        return ExportReport(files: files, skipped: skipped, directory: dir.path)
+        outputs.append(.data(Data((Self.sortedJSON(info, pretty: true) + "\n").utf8), name: "dataset_info.json"))
+        do {
+            try AtomicFolder.write(outputs + extraFiles.map { AtomicFolder.File.data($0.data, name: $0.name) }, into: dir, requireEmpty: false)
+        } catch let error as FileWriteError {
+            throw CorpusDBError(.invalid, "\(error.path): \(error.message); check the folder's permissions and free space")
+        }
+        return ExportReport(files: tally.files, skipped: tally.skipped, directory: dir.path)
+    }
+
+    /// Whether the chosen splits hold a preference pair that is not withdrawn. Only a pair's
+    /// canonical JSON has the key `"rejected":` (inside a string a quote is escaped, and a string
+    /// is never followed by a colon unless it is a key), so SQLite finds the candidates and the
+    /// first one decoded settles it.
+    static func holdsPairs(_ db: Database, snapshot: Snapshot, splits: [String]) throws -> Bool {
+        let rows = try String.fetchCursor(db, sql: """
+            SELECT r.conversation FROM snapshot_records m JOIN records r ON r.id = m.record_id
+            LEFT JOIN withdrawals w ON w.record_id = m.record_id
+            WHERE m.snapshot_id = ? AND m.split IN (\(splits.map { _ in "?" }.joined(separator: ", "))) AND w.record_id IS NULL
+              AND instr(r.conversation, '"rejected":') > 0
+            """, arguments: StatementArguments([snapshot.id] + splits.map { $0 as (any DatabaseValueConvertible)? }))
+        while let json = try rows.next() {
+            if try CanonicalJSON.decode(json).isPair { return true }
+        }
+        return false
+    }
+
+    /// A file written in pieces and hashed as it is written.
+    final class StreamedFile {
+        private let handle: FileHandle
+        private let url: URL
+        private var buffer: [UInt8] = []
+        private var hasher = SHA256()
+        private var lines = 0
+        private var closed = false
+
+        init(_ url: URL) throws {
+            self.url = url
+            guard FileManager.default.createFile(atPath: url.path, contents: nil), let handle = try? FileHandle(forWritingTo: url) else {
+                throw FileWriteError(path: url.path, message: "cannot create the file; check free space and permissions")
+            }
+            self.handle = handle
+            buffer.reserveCapacity(4 << 20)
+        }
+
+        deinit {
+            if !closed { try? handle.close() }
+        }
+
+        func append(_ line: [UInt8]) throws {
+            buffer += line
+            lines += 1
+            if buffer.count >= 4 << 20 { try flush() }
+        }
+
+        private func flush() throws {
+            hasher.update(data: buffer)
+            do {
+                try handle.write(contentsOf: buffer)
+            } catch {
+                throw FileWriteError(path: url.path, message: "cannot write (\(error.localizedDescription)); check free space and permissions")
+            }
+            buffer.removeAll(keepingCapacity: true)
+        }
+
+        /// Writes what is left and closes the file: its line count and SHA-256.
+        func finish() throws -> (lines: Int, sha256: String) {
+            try flush()
+            closed = true
+            do {
+                try handle.close()
+            } catch {
+                throw FileWriteError(path: url.path, message: "cannot close (\(error.localizedDescription)); check free space")
+            }
+            return (lines, hasher.finalize().hexString)
+        }
     }
 
     /// LLaMA-Factory's description of one file (data/README.md of LLaMA-Factory); a ranking file
@@ -221,16 +292,6 @@ extension CorpusStore {
         comma(); key("content_hash"); string(contentHash)
         out.append(contentsOf: Array("}\n".utf8))
         return out
-    }
-
-    /// Writes the files into `directory` all together (`AtomicFolder`): a reader sees the old
-    /// files or all the new ones, and a new folder appears whole or not at all.
-    static func writeFolder(_ directory: URL, _ contents: [(name: String, data: Data)]) throws {
-        do {
-            try AtomicFolder.write(contents.map { AtomicFolder.File.data($0.data, name: $0.name) }, into: directory, requireEmpty: false)
-        } catch let error as FileWriteError {
-            throw CorpusDBError(.invalid, "\(error.path): \(error.message); check the folder's permissions and free space")
-        }
     }
 
 }
