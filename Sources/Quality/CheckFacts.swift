@@ -32,13 +32,19 @@ public struct CheckFacts: Sendable, Equatable {
 
     /// The stored form.
     public var blob: Data {
-        var out = [UInt8]()
-        out.reserveCapacity(Self.fixedBytes + sentences.count * 12)
-        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        for key in [pairKey, promptKey] { put(key.a); put(key.b); put(key.c); put(key.d) }
-        put(UInt32(bitPattern: answerLength))
-        for s in sentences { put(s.hash); put(UInt32(bitPattern: s.length)) }
-        return Data(out)
+        // Stored value by value into a buffer of the final size (no generic helper, no array of
+        // the two keys: a million records' facts are made in one go).
+        var data = Data(count: Self.fixedBytes + sentences.count * 12)
+        data.withUnsafeMutableBytes { raw in
+            var at = 0
+            func u64(_ v: UInt64) { raw.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self); at += 8 }
+            func u32(_ v: UInt32) { raw.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt32.self); at += 4 }
+            u64(pairKey.a); u64(pairKey.b); u64(pairKey.c); u64(pairKey.d)
+            u64(promptKey.a); u64(promptKey.b); u64(promptKey.c); u64(promptKey.d)
+            u32(UInt32(bitPattern: answerLength))
+            for s in sentences { u64(s.hash); u32(UInt32(bitPattern: s.length)) }
+        }
+        return data
     }
 
     /// Whether a stored blob of this many bytes has the stored form's shape.

@@ -55,7 +55,7 @@ public struct CheckOutcome: Sendable {
     /// The k-th new signature as stored (`MinHasher.blob`), made on demand.
     public func newSignature(_ k: Int) -> (recordId: Int64, blob: Data) {
         let start = Int(newSignatureRows[k]) * permutations
-        return (newSignatureIds[k], MinHasher.blob(Array(signatureRows[start..<(start + permutations)])))
+        return (newSignatureIds[k], signatureRows.withUnsafeBufferPointer { MinHasher.blob(UnsafeBufferPointer(rebasing: $0[start..<(start + permutations)])) })
     }
 
     /// The new signatures, every one copied out.
@@ -189,7 +189,7 @@ public struct CheckPass: Sendable {
         let computed = order.filter { kept[$0].newFacts }
         try saveSignatures(signed.count) { k in
             let r = kept[signed[k]], start = Int(r.signatureRow) * P
-            return (r.id, MinHasher.blob(Array(signatures[start..<(start + P)])))
+            return (r.id, signatures.withUnsafeBufferPointer { MinHasher.blob(UnsafeBufferPointer(rebasing: $0[start..<(start + P)])) })
         }
         for i in signed { kept[i].newSignature = false }
         try saveFacts(computed.count) { k in factsBlob(computed[k]) }
@@ -346,7 +346,7 @@ public struct CheckPass: Sendable {
                 if kx.d != ky.d { return kx.d < ky.d }
                 return x.rank < y.rank
             }
-            let ranks = sorted.map(\.rank)
+            let ranks = sorted.map { $0.rank }
             sorted = []
             var groups: [(first: Int32, start: Int, end: Int)] = []
             var s = 0

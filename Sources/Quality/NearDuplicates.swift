@@ -143,8 +143,18 @@ public struct MinHasher: Sendable {
 
     /// A signature as stored: little-endian unsigned 32-bit integers, one per permutation.
     public static func blob(_ signature: [UInt32]) -> Data {
-        let littleEndian = signature.map(\.littleEndian)
-        return littleEndian.withUnsafeBytes { Data($0) }
+        signature.withUnsafeBufferPointer { blob($0) }
+    }
+
+    /// The same from a row of values in place (no array per signature: a million are stored in
+    /// one go). Written value by value: `map(\.littleEndian)` went through a key path per value,
+    /// a fifth of the time of storing a million signatures.
+    static func blob(_ signature: UnsafeBufferPointer<UInt32>) -> Data {
+        var data = Data(count: signature.count * 4)
+        data.withUnsafeMutableBytes { raw in
+            for (k, v) in signature.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: k * 4, as: UInt32.self) }
+        }
+        return data
     }
 
     /// A stored signature; nil when its length is not `permutations` values.

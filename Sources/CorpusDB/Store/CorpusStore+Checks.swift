@@ -159,7 +159,7 @@ extension CorpusStore {
             for m in g.members { wanted.append(Member(kind: k, record: m, representative: g.representative, similarity: g.similarity[m])) }
         }
         // Stable, so that of a member given twice the last stands (as a later assignment would).
-        wanted = wanted.enumerated().sorted { ($0.element.kind, $0.element.record, $0.offset) < ($1.element.kind, $1.element.record, $1.offset) }.map(\.element)
+        wanted = wanted.enumerated().sorted { ($0.element.kind, $0.element.record, $0.offset) < ($1.element.kind, $1.element.record, $1.offset) }.map { $0.element }
         var unique: [Member] = []
         unique.reserveCapacity(wanted.count)
         for m in wanted {
