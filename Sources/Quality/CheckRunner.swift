@@ -278,7 +278,7 @@ public struct CheckPass: Sendable {
     /// - Parameter conversation: reads a record's conversation again (the boilerplate's text is
     ///   taken from the first answer it occurs in); nil when it is gone.
     /// - Parameter mark: told the end of each step (exact duplicates, near duplicates,
-    ///   boilerplate, verdicts), for `CORPUS_TIMING`.
+    ///   boilerplate), for `CORPUS_TIMING`.
     public consuming func finish(conversation: (Int64) throws -> Conversation?, mark: (String) -> Void = { _ in }) rethrows -> CheckOutcome {
         let c = configuration
         let order = kept.indices.sorted { kept[$0].id < kept[$1].id }

@@ -59,22 +59,19 @@ extension CorpusStore {
         if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw CorpusDBError(.invalid, "\(dir.path) exists and is not a folder; give --out a folder to write the export into")
         }
-        // A snapshot holding preference pairs exports LLaMA-Factory's ranking form (one file kind
-        // per dataset): its pairs are written, plain conversations counted as skipped.
-        let ranking = try pool.read { db in try Self.holdsPairs(db, snapshot: snapshot, splits: splits) }
-        // Each split's file is streamed: members read through a cursor one at a time, their lines
-        // written in 4 MiB pieces and hashed as they go, so memory does not grow with the
-        // snapshot. The files are written (by `AtomicFolder`, in this order) before the manifest
-        // that lists their hashes.
-        final class Tally {
-            var files: [String: (lines: Int, sha256: String)] = [:]
-            var skipped: [String: Int] = [:]
-            var redacted = 0
-        }
-        let tally = Tally()
-        var outputs = splits.map { memberSplit in
-            AtomicFolder.File(name: "\(memberSplit).jsonl") { url in
-                try self.pool.read { db in
+        // One read transaction for the whole export: the pair test and both splits see the store
+        // at one moment (a withdrawal made meanwhile applies to all of it or to none).
+        let tally = try pool.read { db -> Tally in
+            // A snapshot holding preference pairs exports LLaMA-Factory's ranking form (one file kind
+            // per dataset): its pairs are written, plain conversations counted as skipped.
+            let ranking = try Self.holdsPairs(db, snapshot: snapshot, splits: splits)
+            // Each split's file is streamed: members read through a cursor one at a time, their lines
+            // written in 4 MiB pieces and hashed as they go, so memory does not grow with the
+            // snapshot. The files are written (by `AtomicFolder`, in this order) before the manifest
+            // that lists their hashes.
+            let tally = Tally()
+            var outputs = splits.map { memberSplit in
+                AtomicFolder.File(name: "\(memberSplit).jsonl") { url in
                     let rows = try Row.fetchCursor(db, sql: """
                         SELECT m.content_hash, m.record_id, r.conversation, w.record_id IS NOT NULL AS withdrawn
                         FROM snapshot_records m JOIN records r ON r.id = m.record_id
@@ -100,26 +97,27 @@ extension CorpusStore {
                     tally.files["\(memberSplit).jsonl"] = try out.finish()
                 }
             }
-        }
-        // The manifest and dataset_info.json, with sorted keys and no time of export, so the same
-        // snapshot always exports to the same bytes.
-        outputs.append(AtomicFolder.File(name: "manifest.json") { url in
-            let manifest: [String: Any] = [
-                "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
-                "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
-                "files": tally.files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
-                "skipped": tally.skipped, "redacted": tally.redacted, "ranking": ranking, "records": snapshot.records,
-                "train": snapshot.train, "eval": snapshot.eval,
-            ]
-            try AtomicFolder.writeData(Data((Self.sortedJSON(manifest, pretty: true) + "\n").utf8), to: url)
-        })
-        var info: [String: Any] = [:]
-        for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format, ranking: ranking) }
-        outputs.append(.data(Data((Self.sortedJSON(info, pretty: true) + "\n").utf8), name: "dataset_info.json"))
-        do {
-            try AtomicFolder.write(outputs + extraFiles.map { AtomicFolder.File.data($0.data, name: $0.name) }, into: dir, requireEmpty: false)
-        } catch let error as FileWriteError {
-            throw CorpusDBError(.invalid, "\(error.path): \(error.message); check the folder's permissions and free space")
+            // The manifest and dataset_info.json, with sorted keys and no time of export, so the same
+            // snapshot always exports to the same bytes.
+            outputs.append(AtomicFolder.File(name: "manifest.json") { url in
+                let manifest: [String: Any] = [
+                    "snapshot": snapshot.label, "name": snapshot.name, "version": snapshot.version, "hash": snapshot.hash,
+                    "format": format.rawValue, "split": split, "created_at": snapshot.createdAt, "tool_version": CorpusVersion.string,
+                    "files": tally.files.mapValues { ["lines": $0.lines, "sha256": $0.sha256] as [String: Any] },
+                    "skipped": tally.skipped, "redacted": tally.redacted, "ranking": ranking, "records": snapshot.records,
+                    "train": snapshot.train, "eval": snapshot.eval,
+                ]
+                try AtomicFolder.writeData(Data((Self.sortedJSON(manifest, pretty: true) + "\n").utf8), to: url)
+            })
+            var info: [String: Any] = [:]
+            for s in splits { info["\(snapshot.name)_\(snapshot.version)_\(s)"] = Self.datasetInfo(file: "\(s).jsonl", format: format, ranking: ranking) }
+            outputs.append(.data(Data((Self.sortedJSON(info, pretty: true) + "\n").utf8), name: "dataset_info.json"))
+            do {
+                try AtomicFolder.write(outputs + extraFiles.map { AtomicFolder.File.data($0.data, name: $0.name) }, into: dir, requireEmpty: false)
+            } catch let error as FileWriteError {
+                throw CorpusDBError(.invalid, "\(error.path): \(error.message); check the folder's permissions and free space")
+            }
+            return tally
         }
         return ExportReport(files: tally.files, skipped: tally.skipped, directory: dir.path)
     }
@@ -139,6 +137,13 @@ extension CorpusStore {
             if try CanonicalJSON.decode(json).isPair { return true }
         }
         return false
+    }
+
+    /// What an export wrote and left out, filled as its files are written.
+    final class Tally {
+        var files: [String: (lines: Int, sha256: String)] = [:]
+        var skipped: [String: Int] = [:]
+        var redacted = 0
     }
 
     /// A file written in pieces and hashed as it is written.
