@@ -55,13 +55,22 @@ struct ConcurrencyTests {
             // A write first, as a corpus writer's open does (GRDB writes to an empty WAL when it
             // opens a pool): the WAL is not empty while a corpus command holds the lock.
             input.fileHandleForWriting.write(Data("CREATE TABLE lock_probe (x); DROP TABLE lock_probe;\nBEGIN IMMEDIATE;\n".utf8))
-            // Wait until the lock is really held: a write with no wait fails while it is.
-            let deadline = Date().addingTimeInterval(10)
+            // Wait until the lock is really held: a write with no wait fails while it is. On a
+            // loaded machine sqlite3 can take more than 10 s to get there; going on without the
+            // lock let the command under test open the store while sqlite3 took it (a CI run
+            // failed so), so the wait is long and not getting the lock is an error of its own.
+            let deadline = Date().addingTimeInterval(120)
             while Date() < deadline {
                 let probe = try TestSupport.runProcess(URL(fileURLWithPath: "/usr/bin/sqlite3"), [db, "BEGIN IMMEDIATE; ROLLBACK;"])
                 if probe.status != 0 { return }
                 Thread.sleep(forTimeInterval: 0.05)
             }
+            release()
+            throw LockNotTaken()
+        }
+
+        struct LockNotTaken: Error, CustomStringConvertible {
+            var description: String { "sqlite3 did not take the store's write lock within 120 s" }
         }
 
         /// Ends sqlite3 (the transaction is rolled back).
