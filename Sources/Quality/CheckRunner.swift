@@ -54,8 +54,7 @@ public struct CheckOutcome: Sendable {
 
     /// The k-th new signature as stored (`MinHasher.blob`), made on demand.
     public func newSignature(_ k: Int) -> (recordId: Int64, blob: Data) {
-        let start = Int(newSignatureRows[k]) * permutations
-        return (newSignatureIds[k], signatureRows.withUnsafeBufferPointer { MinHasher.blob(UnsafeBufferPointer(rebasing: $0[start..<(start + permutations)])) })
+        (newSignatureIds[k], MinHasher.blob(row: Int(newSignatureRows[k]), of: signatureRows, permutations: permutations))
     }
 
     /// The new signatures, every one copied out.
@@ -188,8 +187,8 @@ public struct CheckPass: Sendable {
         let signed = hasher == nil ? [] : order.filter { kept[$0].newSignature }
         let computed = order.filter { kept[$0].newFacts }
         try saveSignatures(signed.count) { k in
-            let r = kept[signed[k]], start = Int(r.signatureRow) * P
-            return (r.id, signatures.withUnsafeBufferPointer { MinHasher.blob(UnsafeBufferPointer(rebasing: $0[start..<(start + P)])) })
+            let r = kept[signed[k]]
+            return (r.id, MinHasher.blob(row: Int(r.signatureRow), of: signatures, permutations: P))
         }
         for i in signed { kept[i].newSignature = false }
         try saveFacts(computed.count) { k in factsBlob(computed[k]) }

@@ -146,6 +146,12 @@ public struct MinHasher: Sendable {
         signature.withUnsafeBufferPointer { blob($0) }
     }
 
+    /// Row `row` of a flat array of signatures (`permutations` values a row), as stored.
+    static func blob(row: Int, of rows: [UInt32], permutations: Int) -> Data {
+        let start = row * permutations
+        return rows.withUnsafeBufferPointer { blob(UnsafeBufferPointer(rebasing: $0[start..<(start + permutations)])) }
+    }
+
     /// The same from a row of values in place (no array per signature: a million are stored in
     /// one go). Written value by value: `map(\.littleEndian)` went through a key path per value,
     /// a fifth of the time of storing a million signatures.
