@@ -34,11 +34,16 @@ public enum EncodingDetector {
     ///    instead of being misread whole as Latin-1 or GB18030. Confidence drops with the damage.
     /// 5. Otherwise ICU's ucsdet; GBK and GB2312 (and ICU's "GB18030") are read as GB18030.
     public static func detect(_ bytes: [UInt8]) -> DetectedEncoding {
+        detect(prefix: bytes, scan: UTF8Scan(bytes))
+    }
+
+    /// `detect(_:)` for a file read in pieces: `prefix` is its start (64 KiB or more, or all of
+    /// it), `scan` the UTF-8 scan of all of it (rules 3 and 4 count the whole file).
+    static func detect(prefix bytes: [UInt8], scan: UTF8Scan) -> DetectedEncoding {
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { return DetectedEncoding(name: "UTF-8", confidence: 100, bomLength: 3, method: "bom") }
         if bytes.starts(with: [0xFF, 0xFE]) { return DetectedEncoding(name: "UTF-16LE", confidence: 100, bomLength: 2, method: "bom") }
         if bytes.starts(with: [0xFE, 0xFF]) { return DetectedEncoding(name: "UTF-16BE", confidence: 100, bomLength: 2, method: "bom") }
         if let utf16 = utf16WithoutBOM(bytes) { return DetectedEncoding(name: utf16, confidence: 80, bomLength: 0, method: "utf16-nul") }
-        let scan = UTF8Scan(bytes)
         if scan.invalid == 0 { return DetectedEncoding(name: "UTF-8", confidence: 100, bomLength: 0, method: "utf8") }
         if scan.multibyte >= 3 && scan.invalid * 10 <= scan.multibyte {
             let confidence = max(50, 99 - (scan.invalid * 100) / max(scan.multibyte, 1))
@@ -104,19 +109,35 @@ struct UTF8Scan {
     var multibyte = 0
     var invalid = 0
 
+    /// Set once the scan has seen enough to rule UTF-8 out: the rest is not looked at.
+    private(set) var settled = false
+
+    init() {}
+
     init(_ bytes: [UInt8]) {
-        bytes.withUnsafeBufferPointer { buffer in
-            var i = 0
-            let n = buffer.count
-            while i < n {
-                let b = buffer[i]
-                if b < 0x80 { i += 1; continue }
-                // Clearly not UTF-8 (rule 4 can no longer hold): stop early, the rest does not matter.
-                if invalid > 1000 && invalid * 10 > multibyte { return }
-                let length = UTF8Scan.sequenceLength(buffer, i)
-                if length > 0 { multibyte += 1; i += length } else { invalid += 1; i += 1 }
+        bytes.withUnsafeBufferPointer { _ = scan($0, final: true) }
+    }
+
+    /// Scans the next piece of a file. Returns how many of its bytes were scanned: unless `final`,
+    /// a sequence that may continue past the piece's end is left for the next piece (the caller
+    /// hands those at most 3 bytes in again at its front), so counts never depend on where a
+    /// file is cut.
+    mutating func scan(_ buffer: UnsafeBufferPointer<UInt8>, final: Bool) -> Int {
+        let n = buffer.count
+        var i = 0
+        while i < n {
+            let b = buffer[i]
+            if b < 0x80 { i += 1; continue }
+            // Clearly not UTF-8 (rule 4 can no longer hold): stop early, the rest does not matter.
+            if settled || (invalid > 1000 && invalid * 10 > multibyte) {
+                settled = true
+                return n
             }
+            if !final && n - i < 4 { return i }
+            let length = UTF8Scan.sequenceLength(buffer, i)
+            if length > 0 { multibyte += 1; i += length } else { invalid += 1; i += 1 }
         }
+        return n
     }
 
     /// Length of the valid UTF-8 sequence starting at `i` (a non-ASCII lead byte), or 0 if invalid.

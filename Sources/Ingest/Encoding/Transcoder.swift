@@ -17,18 +17,26 @@ public struct InvalidSpan: Sendable, Equatable {
     }
 }
 
-/// A file's text as UTF-8, with what is needed to map any position back to the original bytes.
+/// A file's text as UTF-8 (the whole file, or one window of it: see `TextStream`), with what is
+/// needed to map any position back to the original bytes.
+///
+/// Offsets into `utf8` are the window's own (0 is its first byte); offsets in the original are
+/// always the file's (`originalBase` is where the bytes the window was decoded from begin).
 public struct DecodedText: Sendable {
     /// The text, BOM removed, each invalid sequence replaced by U+FFFD.
     public var utf8: [UInt8]
     /// Invalid sequences, sorted by `utf8Offset`.
     public var invalidSpans: [InvalidSpan]
-    /// For non-UTF-8 input: positions where decoded and original offsets line up (sorted).
+    /// For non-UTF-8 input: positions where decoded and original offsets line up (sorted);
+    /// `original` indexes the `original` bytes.
     let checkpoints: [(utf8: Int, original: Int)]
     /// For non-UTF-8 input: the original bytes and the ICU converter name, to refine offsets.
     let original: [UInt8]
     let charset: String?
+    /// Bytes skipped at the start of the bytes decoded (the BOM, in the window that starts the file).
     let bomLength: Int
+    /// File offset of the first of the bytes this text was decoded from (0 for a whole file).
+    var originalBase: Int = 0
 
     /// Bytes an ASCII character takes in the original encoding, for the encodings where every
     /// ASCII character is one fixed-width unit and never part of a multi-byte sequence; nil for
@@ -49,6 +57,11 @@ public struct DecodedText: Sendable {
     /// Byte offset in the original file of the character starting at `utf8Offset` (exact for any
     /// character boundary, in any encoding).
     public func originalOffset(ofUTF8Offset offset: Int) -> Int {
+        originalBase + offsetInBytes(ofUTF8Offset: offset)
+    }
+
+    /// `originalOffset(ofUTF8Offset:)` in the bytes decoded (the window's, not the file's).
+    private func offsetInBytes(ofUTF8Offset offset: Int) -> Int {
         guard let charset else {
             // UTF-8: the BOM, plus for every replaced sequence before `offset` its length minus 3.
             var shift = bomLength
@@ -58,6 +71,7 @@ public struct DecodedText: Sendable {
                 if invalidSpans[mid].utf8Offset < offset { lo = mid + 1 } else { hi = mid }
             }
             for span in invalidSpans[..<lo] { shift += span.bytes.count - 3 }
+            // (InvalidSpan.originalOffset is the file's; only the lengths are used here.)
             return offset + shift
         }
         // The last checkpoint at or before `offset`, then walk the original characters from there.
@@ -109,11 +123,15 @@ public enum Transcoder {
     ///   UTF-32, ISO-2022) are decoded whole, so up to 2 GiB.
     /// - Parameter copyPiece: how many bytes of ICU's output are copied out at a time (the tests
     ///   use tiny pieces); the result does not depend on it either.
-    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding, chunk: Int = 1 << 30, copyPiece: Int = 64 << 20) throws -> DecodedText {
-        if encoding.name == "UTF-8" { return decodeUTF8(bytes, bom: encoding.bomLength) }
+    /// - Parameter originalBase: the file offset of `bytes[0]` when `bytes` are a window of the
+    ///   file (`TextStream`); a window that does not start the file skips no BOM.
+    public static func decode(_ bytes: [UInt8], as encoding: DetectedEncoding, originalBase: Int = 0, chunk: Int = 1 << 30,
+                              copyPiece: Int = 64 << 20) throws -> DecodedText {
+        let bomLength = originalBase == 0 ? encoding.bomLength : 0
+        if encoding.name == "UTF-8" { return decodeUTF8(bytes, bom: bomLength, originalBase: originalBase) }
         var decoded = cicu_decoded()
         // Decode past the BOM in place (no copy of the file).
-        let skip = min(encoding.bomLength, bytes.count)
+        let skip = min(bomLength, bytes.count)
         let status = bytes.withUnsafeBufferPointer { p in
             cicu_decode(encoding.name, p.baseAddress.map { $0 + skip }, Int64(p.count - skip), checkpointEvery, Int64(max(1, min(chunk, Int(Int32.max)))),
                         DecodedText.isASCIICompatible(encoding.name) ? 1 : 0, &decoded)
@@ -125,7 +143,7 @@ public enum Transcoder {
             }
             throw IngestError(.unknownEncoding, "cannot decode the file as \(encoding.name): \(message); force another one with --encoding")
         }
-        let bom = encoding.bomLength
+        let bom = skip
         let checkpoints = UnsafeBufferPointer(start: decoded.checkpoints, count: Int(decoded.checkpoint_count))
             .map { (utf8: Int($0.utf8), original: Int($0.orig) + bom) }
         // The text is copied out of ICU's buffer from its end, 64 MiB at a time, the buffer cut
@@ -154,15 +172,15 @@ public enum Transcoder {
         let spans = UnsafeBufferPointer(start: decoded.invalid, count: Int(decoded.invalid_count)).map { entry -> InvalidSpan in
             let count = Int(min(entry.length, 8))
             let raw = withUnsafeBytes(of: entry.bytes) { Array($0.prefix(count)) }
-            return InvalidSpan(utf8Offset: Int(entry.utf8), originalOffset: Int(entry.orig) + bom, bytes: raw)
+            return InvalidSpan(utf8Offset: Int(entry.utf8), originalOffset: originalBase + Int(entry.orig) + bom, bytes: raw)
         }
         // Refinement walks the original from a checkpoint; keep the BOM so offsets stay file offsets.
         return DecodedText(utf8: utf8, invalidSpans: spans, checkpoints: checkpoints, original: bytes,
-                           charset: encoding.name, bomLength: bom)
+                           charset: encoding.name, bomLength: bom, originalBase: originalBase)
     }
 
     /// UTF-8: copy as is (BOM dropped) unless there are invalid sequences, which become U+FFFD.
-    static func decodeUTF8(_ bytes: [UInt8], bom: Int) -> DecodedText {
+    static func decodeUTF8(_ bytes: [UInt8], bom: Int, originalBase: Int = 0) -> DecodedText {
         var spans: [InvalidSpan] = []
         var out: [UInt8] = []
         bytes.withUnsafeBufferPointer { p in
@@ -179,7 +197,7 @@ public enum Transcoder {
                     && isPrefixOfSequence(p, i, end - i + 1) { end += 1 }
                 if out.isEmpty { out.reserveCapacity(n + 64) }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: p[copiedUpTo..<i]))
-                spans.append(InvalidSpan(utf8Offset: out.count, originalOffset: i, bytes: Array(p[i..<end])))
+                spans.append(InvalidSpan(utf8Offset: out.count, originalOffset: originalBase + i, bytes: Array(p[i..<end])))
                 out.append(contentsOf: [0xEF, 0xBF, 0xBD])
                 i = end
                 copiedUpTo = end
@@ -191,7 +209,8 @@ public enum Transcoder {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: p[copiedUpTo..<n]))
             }
         }
-        return DecodedText(utf8: out, invalidSpans: spans, checkpoints: [], original: [], charset: nil, bomLength: bom)
+        return DecodedText(utf8: out, invalidSpans: spans, checkpoints: [], original: [], charset: nil, bomLength: bom,
+                           originalBase: originalBase)
     }
 
     /// Whether bytes `i..<i+count` could start a well-formed sequence (the maximal-subpart rule).

@@ -20,6 +20,10 @@ public struct IngestOptions: Sendable {
     public var force: Bool = false
     /// CSV delimiter; detected from the header line when nil.
     public var delimiter: UInt8?
+    /// About how many bytes of a file are decoded and read at a time (`TextStream`): what ingest
+    /// holds of a CSV or JSONL file instead of all of it. It changes nothing that is ingested
+    /// (the tests read files in windows of a few bytes and compare) and is not recorded.
+    public var windowBytes: Int = 64 << 20
 
     public init() {}
 
@@ -72,7 +76,7 @@ public struct FileSummary: Sendable {
 public struct IngestProgress: Sendable {
     public var path: String
     public var rows: Int
-    /// Bytes of the decoded text processed so far, and in all.
+    /// Bytes of the file processed so far, and in all.
     public var processed: Int
     public var total: Int
     public var elapsed: Double

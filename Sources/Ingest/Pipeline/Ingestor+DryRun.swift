@@ -18,24 +18,31 @@ extension Ingestor {
     /// `options.format`), reading rows, mapping and preparing each row as a record or a reject.
     /// - Throws: `IngestError` where `ingest(_:)` would refuse the whole file.
     package static func dryRun(_ bytes: [UInt8], path: String = "input", options: IngestOptions = IngestOptions()) throws -> DryRunResult {
-        guard !bytes.isEmpty else { throw IngestError(.emptyFile, "\(path): the file is empty (0 bytes); nothing to ingest") }
-        let encoding = try options.encoding.map { try EncodingDetector.forced($0, bytes: bytes) } ?? EncodingDetector.detect(bytes)
-        if let kind = binaryKind(bytes, encoding: encoding) {
-            throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind))")
-        }
-        let text = try Transcoder.decode(bytes, as: encoding)
-        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
-        }
-        let (format, rows, mapper) = try Self.rows(of: text, path: path, options: options)
-        let preparer = RowPreparer(sourceID: 1, text: text, mapper: mapper, options: options, directoryTags: [:], encodingName: encoding.name)
-        var result = DryRunResult(format: format, encoding: encoding, records: [], rejects: [])
-        try rows.forEach { row in
-            switch preparer.prepare(row) {
-            case let .record(record, _): result.records.append(record.conversation)
-            case let .reject(reject, _): result.rejects.append(reject.reason)
+        var result: DryRunResult?
+        try prepareAll(bytes, path: path, options: options) { format, encoding in
+            result = DryRunResult(format: format, encoding: encoding, records: [], rejects: [])
+        } row: { prepared in
+            switch prepared {
+            case let .record(record, _): result?.records.append(record.conversation)
+            case let .reject(reject, _): result?.rejects.append(reject.reason)
             }
         }
+        guard let result else { throw IngestError(.emptyFile, "\(path): no rows") }
         return result
+    }
+
+    /// Every row of `bytes` prepared as `ingest(_:)` prepares it (source id 1, no directory tags),
+    /// in file order: the dry run's and the tests' way to see what ingest would write.
+    package static func prepareAll(_ bytes: [UInt8], path: String, options: IngestOptions,
+                           started: (SourceFormat, DetectedEncoding) -> Void, row: (PreparedRow) -> Void) throws {
+        guard !bytes.isEmpty else { throw IngestError(.emptyFile, "\(path): the file is empty (0 bytes); nothing to ingest") }
+        let source = ByteSource(bytes: bytes, path: path)
+        let scan = try FileScan(source)
+        let encoding = try Self.encoding(prefix: scan.prefix, scan: scan.utf8, path: path, options: options)
+        let stream = TextStream(source: source, encoding: encoding, windowBytes: options.windowBytes, expectedSHA256: scan.sha256)
+        let (format, rows, mapper) = try Self.rows(of: stream, path: path, options: options)
+        started(format, encoding)
+        let preparer = RowPreparer(sourceID: 1, mapper: mapper, options: options, directoryTags: [:], encodingName: encoding.name)
+        try rows.forEach { input, text in row(preparer.prepare(input, in: text)) }
     }
 }

@@ -23,7 +23,7 @@ public final class Ingestor {
         let start = Date()
         let path = input.path
         let file = try load(path, start: start)
-        var summary = FileSummary(path: path, sha256: file.sha256, bytes: file.bytes.count, sourceId: nil, alreadyIngestedAs: nil,
+        var summary = FileSummary(path: path, sha256: file.sha256, bytes: file.source.size, sourceId: nil, alreadyIngestedAs: nil,
                                   format: nil, encoding: "", encodingConfidence: 0, rows: 0, records: 0,
                                   rejectsByReason: [], seconds: 0)
         if !options.force, let existing = try store.sources(sha256: file.sha256).first {
@@ -33,25 +33,21 @@ public final class Ingestor {
             summary.seconds = Date().timeIntervalSince(start)
             return summary
         }
-        if let kind = file.binary {
-            throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
-        }
-        let text = try file.decoded.get()
-        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
-        }
-        let (format, rows, mapper) = try Self.rows(of: text, path: path, options: options)
+        let encoding = try encoding(of: file)
+        let stream = TextStream(source: file.source, encoding: encoding, windowBytes: options.windowBytes, expectedSHA256: file.sha256)
+        let (format, rows, mapper) = try Self.rows(of: stream, path: path, options: options)
+        Self.phase("first window", start)
         summary.format = format
-        summary.encoding = file.encoding.name
-        summary.encodingConfidence = file.encoding.confidence
+        summary.encoding = encoding.name
+        summary.encodingConfidence = encoding.confidence
 
-        let source = Source(path: path, sha256: file.sha256, bytes: Int64(file.bytes.count), format: format.rawValue,
-                            encoding: file.encoding.name, encodingConfidence: file.encoding.confidence,
-                            encodingMethod: file.encoding.method, mapping: mapper.mappingJSON,
+        let source = Source(path: path, sha256: file.sha256, bytes: Int64(file.source.size), format: format.rawValue,
+                            encoding: encoding.name, encodingConfidence: encoding.confidence,
+                            encodingMethod: encoding.method, mapping: mapper.mappingJSON,
                             tags: CanonicalJSON.object(options.tags.merging(input.directoryTags) { explicit, _ in explicit }),
                             options: jsonText(options.json), importedAt: Timestamp.now(),
                             toolVersion: CorpusVersion.string)
-        let written = try write(source, rows: rows, mapper: mapper, text: text, input: input, encodingName: file.encoding.name, start: start)
+        let written = try write(source, rows: rows, mapper: mapper, input: input, encodingName: encoding.name, start: start)
         Self.phase("commit", start)
         summary.sourceId = written.sourceID
         summary.rows = written.rows
@@ -64,52 +60,49 @@ public final class Ingestor {
 
     // MARK: - Steps
 
-    /// A file read, hashed, and (unless it looks binary) decoded.
+    /// A file opened and read once through: its hash, its start and its UTF-8 scan.
     struct LoadedFile {
-        var bytes: [UInt8]
+        var source: ByteSource
         var sha256: String
-        var encoding: DetectedEncoding
-        /// The kind of binary file it looks like, or nil for text.
-        var binary: String?
-        /// The decoded text; a failure when the file is binary or does not decode.
-        var decoded: Result<DecodedText, any Error>
+        var scan: FileScan
     }
 
-    /// Reads the file, detects its encoding and decodes it while hashing it on the other core.
+    /// Opens the file and reads it once through, hashing it and scanning it for UTF-8 (nothing of
+    /// it is kept but its first 64 KiB).
     func load(_ path: String, start: Date) throws -> LoadedFile {
-        let bytes = try Self.readFile(path)
-        guard !bytes.isEmpty else {
+        let source = try ByteSource(path: path)
+        guard source.size > 0 else {
             throw IngestError(.emptyFile, "\(path): the file is empty (0 bytes); nothing to ingest")
         }
-        // SHA-256 runs at ~80 MB/s on this class of CPU: hash on the other core while this one
-        // detects and decodes. A file that turns out to be in the store already costs its decode.
-        let hashing = BackgroundResult { ContentHash.sha256Hex(bytes) }
-        let encoding: DetectedEncoding
-        if let forced = options.encoding {
-            encoding = try EncodingDetector.forced(forced, bytes: bytes)
-        } else {
-            encoding = EncodingDetector.detect(bytes)
-        }
-        Self.phase("detect", start)
-        let binary = Self.binaryKind(bytes, encoding: encoding)
-        let decoded: Result<DecodedText, any Error>
-        if binary == nil {
-            decoded = Result { try Transcoder.decode(bytes, as: encoding) }
-        } else {
-            decoded = .failure(CancellationError())
-        }
-        Self.phase("decode", start)
-        let sha256 = hashing.value()
-        Self.phase("hash", start)
-        return LoadedFile(bytes: bytes, sha256: sha256, encoding: encoding, binary: binary, decoded: decoded)
+        let scan = try FileScan(source)
+        Self.phase("hash and scan", start)
+        return LoadedFile(source: source, sha256: scan.sha256, scan: scan)
     }
 
-    /// The format of decoded text (forced or sniffed), its rows and the field mapping (given with
+    /// The file's encoding (forced or detected).
+    /// - Throws: `IngestError` for an unknown forced encoding or a file that looks binary.
+    func encoding(of file: LoadedFile) throws -> DetectedEncoding {
+        try Self.encoding(prefix: file.scan.prefix, scan: file.scan.utf8, path: file.source.path, options: options)
+    }
+
+    static func encoding(prefix: [UInt8], scan: UTF8Scan, path: String, options: IngestOptions) throws -> DetectedEncoding {
+        let encoding: DetectedEncoding
+        if let forced = options.encoding {
+            encoding = try EncodingDetector.forced(forced, bytes: prefix)
+        } else {
+            encoding = EncodingDetector.detect(prefix: prefix, scan: scan)
+        }
+        if let kind = binaryKind(prefix, encoding: encoding) {
+            throw IngestError(.binaryFile, "\(path): this looks like a binary file (\(kind)), not CSV, JSON or JSONL text; export the data as CSV or JSON first")
+        }
+        return encoding
+    }
+
+    /// The format of the text (forced or sniffed), its rows and the field mapping (given with
     /// `--map` or inferred).
     /// - Throws: `IngestError` when the file's structure or mapping rules out every row.
-    static func rows(of text: DecodedText, path: String, options: IngestOptions) throws -> (SourceFormat, RowSource, FieldMapper) {
-        let format = options.format ?? FormatSniffer.sniff(text.utf8)
-        let rows = try RowSource.make(format: format, text: text, path: path, options: options)
+    static func rows(of stream: TextStream, path: String, options: IngestOptions) throws -> (SourceFormat, RowSource, FieldMapper) {
+        let (format, rows) = try RowSource.make(stream: stream, path: path, options: options)
         let mapper = try rows.mapper(options: options, path: path)
         return (format, rows, mapper)
     }
@@ -125,18 +118,18 @@ public final class Ingestor {
     ///
     /// Two stages on the two cores: a producer thread reads, maps, serializes and hashes rows into
     /// batches; this thread writes them. The bounded queue keeps memory flat.
-    func write(_ source: Source, rows: RowSource, mapper: FieldMapper, text: DecodedText, input: InputFile,
+    func write(_ source: Source, rows: RowSource, mapper: FieldMapper, input: InputFile,
                encodingName: String, start: Date) throws -> Written {
         let path = input.path
         var counts: [String: Int] = [:]
         var rowCount = 0
         var lastProgress = Date()
         let sourceID: Int64 = try store.ingestTransaction(inserting: source) { writer in
-            let preparer = RowPreparer(sourceID: writer.sourceID, text: text, mapper: mapper, options: options,
+            let preparer = RowPreparer(sourceID: writer.sourceID, mapper: mapper, options: options,
                                        directoryTags: input.directoryTags, encodingName: encodingName)
             let queue = Self.produce(rows, preparer)
             defer { queue.cancel() }
-            while let batch = queue.take() {
+            while let batch = try queue.take() {
                 for prepared in batch {
                     rowCount += 1
                     switch prepared {
@@ -153,7 +146,7 @@ public final class Ingestor {
                 if now.timeIntervalSince(lastProgress) > 0.5, let onProgress = self.onProgress, let last = batch.last {
                     lastProgress = now
                     onProgress(IngestProgress(path: path, rows: rowCount, processed: last.position,
-                                              total: text.utf8.count, elapsed: now.timeIntervalSince(start)))
+                                              total: rows.stream.source.size, elapsed: now.timeIntervalSince(start)))
                 }
             }
             Self.phase("rows", start)
@@ -165,8 +158,10 @@ public final class Ingestor {
         return Written(sourceID: sourceID, rows: rowCount, rejectsByReason: counts)
     }
 
-    /// Starts the producer thread: prepares `rows` in batches of 256 into a bounded queue, which
-    /// it finishes when the rows run out or the consumer cancels.
+    /// Starts the producer thread: reads the file window by window and prepares its rows in
+    /// batches of 256 into a bounded queue, which it finishes when the rows run out or the
+    /// consumer cancels, or fails with the error that stopped it (a read error, a file that
+    /// changed): the consumer then throws it and nothing of the file is kept.
     static func produce(_ rows: RowSource, _ preparer: RowPreparer) -> BatchQueue<PreparedRow> {
         let queue = BatchQueue<PreparedRow>(capacity: 8)
         let producer = UncheckedSendable(rows)
@@ -174,16 +169,20 @@ public final class Ingestor {
             var batch: [PreparedRow] = []
             batch.reserveCapacity(256)
             do {
-                try producer.value.forEach { row in
-                    batch.append(preparer.prepare(row))
+                try producer.value.forEach { row, text in
+                    batch.append(preparer.prepare(row, in: text))
                     if batch.count == 256 {
                         guard queue.put(batch) else { throw CancellationError() }
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
                 if !batch.isEmpty { _ = queue.put(batch) }
-            } catch {}
-            queue.finish()
+                queue.finish()
+            } catch is CancellationError {
+                queue.finish()
+            } catch {
+                queue.fail(error)
+            }
         }
         return queue
     }
@@ -219,45 +218,6 @@ public final class Ingestor {
     static func phase(_ name: String, _ start: Date) {
         guard ProcessInfo.processInfo.environment["CORPUS_TIMING"] == "1" else { return }
         FileHandle.standardError.write(Data(String(format: "  [timing] %@ done at %.3fs\n", name, Date().timeIntervalSince(start)).utf8))
-    }
-
-    /// The file's bytes, read straight into one buffer of the file's size (FileHandle's
-    /// `readToEnd` grows a `Data` piece by piece and the copy into an array doubles that: for a
-    /// 2.9 GB file, 33 s against about 3).
-    static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw IngestError(.unreadableFile, "\(path): cannot open the file for reading (\(String(cString: strerror(errno)))); check that it exists and that you may read it")
-        }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw IngestError(.unreadableFile, "\(path): cannot read the file's size (\(String(cString: strerror(errno))))")
-        }
-        // A regular file is read into a buffer of its size (one that grows meanwhile is taken up
-        // to the size it had when opened; its hash is of exactly these bytes); a pipe or device
-        // until it ends, in growing steps.
-        let regular = info.st_mode & S_IFMT == S_IFREG
-        var bytes = [UInt8](repeating: 0, count: regular ? Int(info.st_size) : 1 << 20)
-        var filled = 0
-        while true {
-            if filled == bytes.count {
-                if regular { break }
-                bytes += [UInt8](repeating: 0, count: bytes.count)
-            }
-            let n = bytes.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return read(fd, base + filled, min(raw.count - filled, 1 << 30))
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw IngestError(.unreadableFile, "\(path): reading failed after \(filled) bytes (\(String(cString: strerror(errno))))")
-            }
-            if n == 0 { break }
-            filled += n
-        }
-        if filled < bytes.count { bytes.removeLast(bytes.count - filled) }
-        return bytes
     }
 
     /// Names the kind of binary file, or nil for text. Magic numbers first, then the share of

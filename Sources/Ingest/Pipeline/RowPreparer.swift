@@ -1,8 +1,8 @@
 import CorpusDB
 import Foundation
 
-/// A row ready to be written: a record or a reject, and where in the decoded text it ends.
-enum PreparedRow: Sendable {
+/// A row ready to be written: a record or a reject, and the file offset where it ends.
+package enum PreparedRow: Sendable, Equatable {
     case record(Record, position: Int)
     case reject(Reject, position: Int)
 
@@ -17,19 +17,19 @@ enum PreparedRow: Sendable {
 /// stage of the ingest pipeline).
 struct RowPreparer: Sendable {
     let sourceID: Int64
-    let text: DecodedText
     let mapper: FieldMapper
     let options: IngestOptions
     let directoryTags: [String: String]
     let encodingName: String
 
-    func prepare(_ row: InputRow) -> PreparedRow {
+    /// Prepares `row`, which lies in `text` (the window of the file it was read from).
+    func prepare(_ row: InputRow, in text: DecodedText) -> PreparedRow {
         let offset = text.originalOffset(ofUTF8Offset: row.range.lowerBound)
         let end = text.originalOffset(ofUTF8Offset: row.range.upperBound)
         func reject(_ code: String, _ detail: String) -> PreparedRow {
             .reject(Reject(sourceId: sourceID, rowIndex: row.index, locator: row.locator, line: row.line,
                            byteOffset: Int64(offset), byteLength: Int64(end - offset), reason: code,
-                           detail: detail, excerpt: Ingestor.excerpt(text.utf8, row.range)), position: row.range.upperBound)
+                           detail: detail, excerpt: Ingestor.excerpt(text.utf8, row.range)), position: end)
         }
         if let problem = row.problem { return reject(problem.code, problem.detail) }
         var flags: [String] = []
@@ -62,7 +62,7 @@ struct RowPreparer: Sendable {
                                   conversation: String(decoding: canonical, as: UTF8.self),
                                   original: original.original, tags: CanonicalJSON.object(tags),
                                   contentHash: ContentHash.sha256Hex(canonical),
-                                  flags: flags.isEmpty ? "[]" : jsonText(flags), originalRefs: original.refs), position: row.range.upperBound)
+                                  flags: flags.isEmpty ? "[]" : jsonText(flags), originalRefs: original.refs), position: end)
         }
     }
 }
@@ -73,6 +73,7 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private var batches: [[Element]] = []
     private var finished = false
+    private var failure: (any Error)?
     private var cancelled = false
     private let capacity: Int
 
@@ -99,6 +100,15 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// The producer stopped on `error`: the consumer's next `take` throws it.
+    func fail(_ error: any Error) {
+        condition.lock()
+        failure = error
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
     /// The consumer stops: the producer's next `put` returns false.
     func cancel() {
         condition.lock()
@@ -109,11 +119,15 @@ final class BatchQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     /// The next batch, waiting for one; nil when the producer finished and the queue is empty.
-    func take() -> [Element]? {
+    /// - Throws: the producer's error, once the batches it put before it are taken.
+    func take() throws -> [Element]? {
         condition.lock()
         defer { condition.unlock() }
         while batches.isEmpty && !finished { condition.wait() }
-        if batches.isEmpty { return nil }
+        if batches.isEmpty {
+            if let failure { throw failure }
+            return nil
+        }
         let batch = batches.removeFirst()
         condition.broadcast()
         return batch

@@ -46,37 +46,91 @@ struct InputRow {
     }
 }
 
-/// The rows of one decoded file, for each format.
-enum RowSource {
-    case csv(header: [String], delimiter: UInt8, text: [UInt8])
-    case json([JSONItem])
-    case jsonl([UInt8])
+/// The rows of one file, for each format, read window by window from its `TextStream`.
+struct RowSource {
+    enum Kind {
+        case csv(header: [String], delimiter: UInt8)
+        case json([JSONItem])
+        case jsonl
+    }
 
-    static func make(format: SourceFormat, text: DecodedText, path: String, options: IngestOptions) throws -> RowSource {
+    let kind: Kind
+    let stream: TextStream
+    /// The window the format was sniffed (and the header read) in.
+    let first: TextWindow
+    /// Where the rows begin in `first` (after a CSV's header).
+    let resume: CSVReader.Resume
+
+    /// Reads the file's first window, sniffs its format (unless forced) and reads what comes
+    /// before the rows (a CSV's header; a JSON array whole).
+    /// - Throws: `IngestError` when the file is blank or its structure rules out every row.
+    static func make(stream: TextStream, path: String, options: IngestOptions) throws -> (SourceFormat, RowSource) {
+        var first = try stream.window(at: 0)
+        // A window of blank lines is not enough to tell the format: read on until text or the end.
+        while !first.final && first.text.utf8.allSatisfy(Self.isBlank) {
+            first = try stream.window(at: 0, longerThan: first.end)
+        }
+        if first.final && first.text.utf8.allSatisfy(Self.isBlank) {
+            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
+        }
+        // The first window must hold what the format, the delimiter and the mapping are told
+        // from (two lines, the header, 50 JSONL objects): with 64 MiB windows it always does but
+        // for giant lines; otherwise a longer first window is read.
+        func longer() throws {
+            first = try stream.window(at: 0, longerThan: first.end)
+        }
+        var sniffed = options.format ?? FormatSniffer.sniff(first.text.utf8, final: first.final)
+        while sniffed == nil {
+            try longer()
+            sniffed = FormatSniffer.sniff(first.text.utf8, final: first.final)
+        }
+        let format = sniffed ?? .csv
         switch format {
         case .csv:
-            let delimiter = options.delimiter ?? CSVReader.sniffDelimiter(text.utf8)
-            var reader = CSVReader(utf8: text.utf8, delimiter: delimiter)
-            guard let header = reader.next() else {
-                throw IngestError(.emptyFile, "\(path): no rows at all; nothing to ingest")
+            while true {
+                guard let delimiter = options.delimiter ?? CSVReader.sniffDelimiter(first.text.utf8, final: first.final) else {
+                    try longer()
+                    continue
+                }
+                var reader = CSVReader(utf8: first.text.utf8, delimiter: delimiter, resume: CSVReader.Resume(position: 0, line: 1, index: 0),
+                                       final: first.final)
+                guard let header = reader.next() else {
+                    if reader.stoppedAtEnd {
+                        try longer()
+                        continue
+                    }
+                    throw IngestError(.emptyFile, "\(path): no rows at all; nothing to ingest")
+                }
+                if let problem = header.problem {
+                    throw IngestError(.malformedInput, "\(path): line \(header.line): the header row is malformed (\(problem)); fix the first line of the file")
+                }
+                let names = header.fields.enumerated().map { i, name -> String in
+                    let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
+                    return trimmed.isEmpty ? "column \(i + 1)" : trimmed
+                }
+                return (format, RowSource(kind: .csv(header: names, delimiter: delimiter), stream: stream, first: first, resume: reader.resume))
             }
-            if let problem = header.problem {
-                throw IngestError(.malformedInput, "\(path): line \(header.line): the header row is malformed (\(problem)); fix the first line of the file")
-            }
-            let names = header.fields.enumerated().map { i, name -> String in
-                let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-                return trimmed.isEmpty ? "column \(i + 1)" : trimmed
-            }
-            return .csv(header: names, delimiter: delimiter, text: text.utf8)
         case .json:
+            if !first.final {
+                stream.readWhole()
+                first = try stream.window(at: 0)
+            }
             do {
-                return .json(try JSONReader(utf8: text.utf8).items)
+                let items = try JSONReader(utf8: first.text.utf8).items
+                return (format, RowSource(kind: .json(items), stream: stream, first: first, resume: CSVReader.Resume(position: 0, line: 1, index: 0)))
             } catch let error as IngestError {
                 throw IngestError(error.code, "\(path): \(error.message)")
             }
         case .jsonl:
-            return .jsonl(text.utf8)
+            while !first.final && JSONLReader(utf8: first.text.utf8).lazy.compactMap({ $0.value as? [String: Any] }).prefix(50).count < 50 {
+                try longer()
+            }
+            return (format, RowSource(kind: .jsonl, stream: stream, first: first, resume: CSVReader.Resume(position: 0, line: 0, index: 0)))
         }
+    }
+
+    private static func isBlank(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
     }
 
     /// The explicit `--map`, or the mapping inferred from the header or the first objects' keys.
@@ -91,18 +145,19 @@ enum RowSource {
 
     /// Column names, or the keys of the first objects (in order of first appearance).
     var keys: [String] {
-        switch self {
-        case let .csv(header, _, _):
+        switch kind {
+        case let .csv(header, _):
             return header
         case let .json(items):
             return Self.keys(of: items.lazy.compactMap { $0.value as? [String: Any] }.prefix(50))
-        case let .jsonl(text):
-            return Self.keys(of: JSONLReader(utf8: text).lazy.compactMap { $0.value as? [String: Any] }.prefix(50))
+        case .jsonl:
+            // The first 50 objects (the first window holds them).
+            return Self.keys(of: JSONLReader(utf8: first.text.utf8).lazy.compactMap { $0.value as? [String: Any] }.prefix(50))
         }
     }
 
     var emptyDescription: String {
-        switch self {
+        switch kind {
         case .csv: return "the CSV has a header and no data rows"
         case .json: return "the JSON array is empty"
         case .jsonl: return "no non-blank lines"
@@ -118,37 +173,67 @@ enum RowSource {
         return out
     }
 
-    /// Visits every row in file order.
-    func forEach(_ body: (InputRow) throws -> Void) throws {
-        switch self {
-        case let .csv(header, delimiter, text):
-            var reader = CSVReader(utf8: text, delimiter: delimiter)
-            _ = reader.next() // the header
-            while let row = reader.next() {
-                var problem: RowProblem?
-                var fields: [String: String] = [:]
-                if let p = row.problem {
-                    problem = RowProblem(code: row.problemCode ?? "malformed_row", detail: p)
-                } else if row.fields.count != header.count {
-                    problem = RowProblem(code: "wrong_column_count",
-                        detail: "the row has \(row.fields.count) fields, the header has \(header.count); check for an unquoted delimiter or a missing field")
-                } else {
-                    for (name, value) in zip(header, row.fields) where fields[name] == nil { fields[name] = value }
+    /// Visits every row in file order, with the window of text it lies in (its ranges are the
+    /// window's), then checks that the bytes read are the bytes hashed.
+    func forEach(_ body: (InputRow, DecodedText) throws -> Void) throws {
+        switch kind {
+        case let .csv(header, delimiter):
+            var window = first
+            var resume = self.resume
+            while true {
+                var reader = CSVReader(utf8: window.text.utf8, delimiter: delimiter, resume: resume, final: window.final)
+                while let row = reader.next() {
+                    var problem: RowProblem?
+                    var fields: [String: String] = [:]
+                    if let p = row.problem {
+                        problem = RowProblem(code: row.problemCode ?? "malformed_row", detail: p)
+                    } else if row.fields.count != header.count {
+                        problem = RowProblem(code: "wrong_column_count",
+                            detail: "the row has \(row.fields.count) fields, the header has \(header.count); check for an unquoted delimiter or a missing field")
+                    } else {
+                        for (name, value) in zip(header, row.fields) where fields[name] == nil { fields[name] = value }
+                    }
+                    try body(InputRow(index: row.index, locator: "row \(row.index)", line: row.line, range: row.range,
+                                      problem: problem, payload: .fields(fields)), window.text)
                 }
-                try body(InputRow(index: row.index, locator: "row \(row.index)", line: row.line, range: row.range,
-                                  problem: problem, payload: .fields(fields)))
+                if window.final { break }
+                let stop = reader.resume
+                if reader.stoppedAtEnd && stop.position == resume.position {
+                    // Not one whole row fits: read a longer window from the same place (the same
+                    // text up to its old end, so `resume` still holds).
+                    window = try stream.window(at: window.start, longerThan: window.end)
+                } else {
+                    window = try stream.window(at: windowStart(window, stop))
+                    resume = CSVReader.Resume(position: 0, line: stop.line, index: stop.index)
+                }
             }
         case let .json(items):
             for item in items {
                 try body(InputRow(index: item.index, locator: item.locator, line: item.line, range: item.range,
-                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)))
+                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)), first.text)
             }
-        case let .jsonl(text):
-            for item in JSONLReader(utf8: text) {
-                try body(InputRow(index: item.index, locator: item.locator, line: item.line, range: item.range,
-                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)))
+        case .jsonl:
+            var window = first
+            var lines = 0, items = 0
+            while true {
+                // A window ends after a line feed: every line in it is whole.
+                var reader = JSONLReader(utf8: window.text.utf8, lines: lines, items: items)
+                while let item = reader.next() {
+                    try body(InputRow(index: item.index, locator: item.locator, line: item.line, range: item.range,
+                                      problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)), window.text)
+                }
+                if window.final { break }
+                lines = reader.lines
+                items = reader.items
+                window = try stream.window(at: window.end)
             }
         }
+        try stream.verifyHash()
+    }
+
+    /// The file offset where the next window starts: where the reader stopped in `window`.
+    private func windowStart(_ window: TextWindow, _ stop: CSVReader.Resume) -> Int {
+        stop.position >= window.text.utf8.count ? window.end : window.text.originalOffset(ofUTF8Offset: stop.position)
     }
 
     private static func jsonProblem(_ problem: String) -> RowProblem {

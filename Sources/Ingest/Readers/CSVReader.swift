@@ -37,28 +37,82 @@ public struct CSVReader: Sequence, IteratorProtocol {
     private var line = 1
     private var index = 0
 
+    /// False for a window of a file that goes on after it (`TextStream`): a row that reaches the
+    /// window's end may go on past it, and `next()` leaves it unread (see `stoppedAtEnd`).
+    private let final: Bool
+    /// Set when `next()` returned nil because the row ahead reaches the end of a window that is
+    /// not `final`: it is read again, whole, from the next window (at `resume`).
+    public private(set) var stoppedAtEnd = false
+
     public init(utf8: [UInt8], delimiter: UInt8 = UInt8(ascii: ",")) {
         self.utf8 = utf8
         self.delimiter = delimiter
+        self.final = true
     }
+
+    /// A reader of one window of a file that goes on where the window before stopped.
+    init(utf8: [UInt8], delimiter: UInt8, resume: Resume, final: Bool) {
+        self.utf8 = utf8
+        self.delimiter = delimiter
+        self.final = final
+        self.position = resume.position
+        self.line = resume.line
+        self.index = resume.index
+    }
+
+    /// Where a reader stands: the next byte to read, its physical line, the next row's number.
+    struct Resume: Equatable {
+        var position: Int
+        var line: Int
+        var index: Int
+    }
+
+    var resume: Resume { Resume(position: position, line: line, index: index) }
 
     /// The most frequent of `,` `\t` `;` `|` on the first line outside quotes (`,` when none).
     public static func sniffDelimiter(_ utf8: [UInt8]) -> UInt8 {
+        sniffDelimiter(utf8, final: true) ?? 0x2C
+    }
+
+    /// `sniffDelimiter(_:)` of the start of a file (`final` false): nil when the first line
+    /// may go on past `utf8`.
+    static func sniffDelimiter(_ utf8: [UInt8], final: Bool) -> UInt8? {
         let candidates: [UInt8] = [0x2C, 0x09, 0x3B, 0x7C]
         var counts = [Int](repeating: 0, count: candidates.count)
         var quoted = false
+        var ended = false
         for byte in utf8 {
             if byte == 0x22 { quoted.toggle(); continue }
             if quoted { continue }
-            if byte == 0x0A || byte == 0x0D { break }
+            if byte == 0x0A || byte == 0x0D { ended = true; break }
             if let k = candidates.firstIndex(of: byte) { counts[k] += 1 }
         }
+        if !ended && !final { return nil }
         guard let best = counts.indices.max(by: { counts[$0] < counts[$1] }), counts[best] > 0 else { return 0x2C }
         return candidates[best]
     }
 
     public mutating func next() -> CSVRow? {
-        utf8.withUnsafeBufferPointer { p -> CSVRow? in
+        guard !stoppedAtEnd else { return nil }
+        let before = resume
+        guard let row = read() else { return nil }
+        if !final && reachedEnd {
+            // The row may go on in the next window: leave it (and any blank lines before it) unread.
+            position = before.position
+            line = before.line
+            index = before.index
+            stoppedAtEnd = true
+            return nil
+        }
+        return row
+    }
+
+    /// Whether the last `read()` looked at the end of the bytes (its row may be cut there).
+    private var reachedEnd = false
+
+    private mutating func read() -> CSVRow? {
+        reachedEnd = false
+        return utf8.withUnsafeBufferPointer { p -> CSVRow? in
             let n = p.count
             // Skip empty lines.
             while position < n && (p[position] == 0x0A || p[position] == 0x0D) {
@@ -107,6 +161,7 @@ public struct CSVReader: Sequence, IteratorProtocol {
                         j += 1
                     }
                     if !closed {
+                        reachedEnd = true
                         // Unterminated: end the row at the end of the line where the quote opened.
                         line = quoteLine
                         var k = i
@@ -160,6 +215,7 @@ public struct CSVReader: Sequence, IteratorProtocol {
                 rowEnd = i
                 finished = true
             }
+            if rowEnd == n { reachedEnd = true }
             // Consume the line terminator.
             if rowEnd < n {
                 if p[rowEnd] == 0x0D && rowEnd + 1 < n && p[rowEnd + 1] == 0x0A { position = rowEnd + 2 } else { position = rowEnd + 1 }

@@ -209,6 +209,18 @@ public struct JSONLReader: Sequence, IteratorProtocol {
         self.utf8 = utf8
     }
 
+    /// A reader of one window of a file (`TextStream`) that goes on where the window before
+    /// stopped: `lines` lines and `items` items were read before it.
+    init(utf8: [UInt8], lines: Int, items: Int) {
+        self.utf8 = utf8
+        self.line = lines
+        self.index = items
+    }
+
+    /// Lines and items read so far (in the whole file, for a resumed reader).
+    var lines: Int { line }
+    var items: Int { index }
+
     public mutating func next() -> JSONItem? {
         while position < utf8.count {
             line += 1
@@ -236,13 +248,20 @@ public enum FormatSniffer {
     /// A first line longer than `JSONReader.maximumElementBytes` is not parsed: a line starting
     /// with `{` after it makes the file jsonl.
     public static func sniff(_ utf8: [UInt8]) -> SourceFormat {
+        sniff(utf8, final: true) ?? .csv
+    }
+
+    /// `sniff(_:)` of the start of a file (`final` false): nil when the answer may depend on
+    /// what follows.
+    static func sniff(_ utf8: [UInt8], final: Bool) -> SourceFormat? {
         var i = 0
         while i < utf8.count, [0x20, 0x09, 0x0A, 0x0D].contains(utf8[i]) { i += 1 }
-        guard i < utf8.count else { return .csv }
+        guard i < utf8.count else { return final ? .csv : nil }
         if utf8[i] == UInt8(ascii: "[") { return .json }
         guard utf8[i] == UInt8(ascii: "{") else { return .csv }
         var end = i
         while end < utf8.count && utf8[end] != 0x0A { end += 1 }
+        if end == utf8.count && !final { return nil }
         // A first line too long to be parsed is not parsed: the next line decides alone.
         if end - i <= JSONReader.maximumElementBytes {
             let firstLine = Data(utf8[i..<end])
@@ -250,6 +269,7 @@ public enum FormatSniffer {
         }
         var j = end
         while j < utf8.count, [0x20, 0x09, 0x0A, 0x0D].contains(utf8[j]) { j += 1 }
+        if j == utf8.count && !final { return nil }
         return j < utf8.count && utf8[j] == UInt8(ascii: "{") ? .jsonl : .json
     }
 }
