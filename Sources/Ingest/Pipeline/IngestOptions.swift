@@ -23,7 +23,7 @@ public struct IngestOptions: Sendable {
     /// About how many bytes of a file are decoded and read at a time (`TextStream`): what ingest
     /// holds of a CSV or JSONL file instead of all of it. It changes nothing that is ingested
     /// (the tests read files in windows of a few bytes and compare) and is not recorded.
-    public var windowBytes: Int = 64 << 20
+    public var windowBytes: Int = 16 << 20
 
     public init() {}
 

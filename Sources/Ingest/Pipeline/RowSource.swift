@@ -47,7 +47,7 @@ struct InputRow {
 }
 
 /// The rows of one file, for each format, read window by window from its `TextStream`.
-struct RowSource {
+final class RowSource {
     enum Kind {
         case csv(header: [String], delimiter: UInt8)
         case json([JSONItem])
@@ -57,9 +57,17 @@ struct RowSource {
     let kind: Kind
     let stream: TextStream
     /// The window the format was sniffed (and the header read) in.
-    let first: TextWindow
+    /// Until `forEach` starts; it then holds the windows itself, one at a time.
+    private var first: TextWindow?
     /// Where the rows begin in `first` (after a CSV's header).
     let resume: CSVReader.Resume
+
+    init(kind: Kind, stream: TextStream, first: TextWindow, resume: CSVReader.Resume) {
+        self.kind = kind
+        self.stream = stream
+        self.first = first
+        self.resume = resume
+    }
 
     /// Reads the file's first window, sniffs its format (unless forced) and reads what comes
     /// before the rows (a CSV's header; a JSON array whole).
@@ -74,7 +82,7 @@ struct RowSource {
             throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
         }
         // The first window must hold what the format, the delimiter and the mapping are told
-        // from (two lines, the header, 50 JSONL objects): with 64 MiB windows it always does but
+        // from (two lines, the header, 50 JSONL objects): with 16 MiB windows it always does but
         // for giant lines; otherwise a longer first window is read.
         func longer() throws {
             first = try stream.window(at: 0, longerThan: first.end)
@@ -152,7 +160,7 @@ struct RowSource {
             return Self.keys(of: items.lazy.compactMap { $0.value as? [String: Any] }.prefix(50))
         case .jsonl:
             // The first 50 objects (the first window holds them).
-            return Self.keys(of: JSONLReader(utf8: first.text.utf8).lazy.compactMap { $0.value as? [String: Any] }.prefix(50))
+            return Self.keys(of: JSONLReader(utf8: first?.text.utf8 ?? []).lazy.compactMap { $0.value as? [String: Any] }.prefix(50))
         }
     }
 
@@ -174,13 +182,30 @@ struct RowSource {
     }
 
     /// Visits every row in file order, with the window of text it lies in (its ranges are the
-    /// window's), then checks that the bytes read are the bytes hashed.
+    /// window's), then checks that the bytes read are the bytes hashed. Once only: the first
+    /// window is let go as soon as the second is read, so at most one window is held.
     func forEach(_ body: (InputRow, DecodedText) throws -> Void) throws {
+        guard let firstWindow = first else { return }
+        first = nil
+        /// The window to read next: the first one, or one starting at a file offset.
+        enum Next {
+            case first
+            case at(Int, longerThan: Int?)
+        }
+        var next = Next.first
+        var lines = 0, items = 0
+        var resume = self.resume
+        // Each window is a local of one turn of the loop: it is freed before the next is read.
+        func read(_ next: Next) throws -> TextWindow {
+            switch next {
+            case .first: return firstWindow
+            case let .at(start, longerThan): return try stream.window(at: start, longerThan: longerThan)
+            }
+        }
         switch kind {
         case let .csv(header, delimiter):
-            var window = first
-            var resume = self.resume
             while true {
+                let window = try read(next)
                 var reader = CSVReader(utf8: window.text.utf8, delimiter: delimiter, resume: resume, final: window.final)
                 while let row = reader.next() {
                     var problem: RowProblem?
@@ -201,21 +226,20 @@ struct RowSource {
                 if reader.stoppedAtEnd && stop.position == resume.position {
                     // Not one whole row fits: read a longer window from the same place (the same
                     // text up to its old end, so `resume` still holds).
-                    window = try stream.window(at: window.start, longerThan: window.end)
+                    next = .at(window.start, longerThan: window.end)
                 } else {
-                    window = try stream.window(at: windowStart(window, stop))
+                    next = .at(windowStart(window, stop), longerThan: nil)
                     resume = CSVReader.Resume(position: 0, line: stop.line, index: stop.index)
                 }
             }
         case let .json(items):
             for item in items {
                 try body(InputRow(index: item.index, locator: item.locator, line: item.line, range: item.range,
-                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)), first.text)
+                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)), firstWindow.text)
             }
         case .jsonl:
-            var window = first
-            var lines = 0, items = 0
             while true {
+                let window = try read(next)
                 // A window ends after a line feed: every line in it is whole.
                 var reader = JSONLReader(utf8: window.text.utf8, lines: lines, items: items)
                 while let item = reader.next() {
@@ -225,7 +249,7 @@ struct RowSource {
                 if window.final { break }
                 lines = reader.lines
                 items = reader.items
-                window = try stream.window(at: window.end)
+                next = .at(window.end, longerThan: nil)
             }
         }
         try stream.verifyHash()
