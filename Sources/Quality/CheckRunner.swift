@@ -147,6 +147,9 @@ public struct CheckPass: Sendable {
     var details: [Int: [String]] = [:]
     /// Every record's signature, `permutations` values a row, in the order records came.
     var signatures: [UInt32] = []
+    /// Indices of `kept` in id order, once asked for (`storeNew`, then `finish`), with the count
+    /// of records it was made for: records are only ever added, so the same count is the same order.
+    private var idOrder: (count: Int, order: [Int]) = (0, [])
 
     /// - Parameters:
     ///   - judged: the records to judge (nil: all); the others are context.
@@ -182,7 +185,7 @@ public struct CheckPass: Sendable {
     /// holding them until they are written. Returns how many signatures were handed over.
     public mutating func storeNew(signatures saveSignatures: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void,
                                   facts saveFacts: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void) rethrows -> Int {
-        let order = kept.indices.sorted { kept[$0].id < kept[$1].id }
+        let order = orderById()
         let P = configuration.nearDuplicates.permutations
         let signed = hasher == nil ? [] : order.filter { kept[$0].newSignature }
         let computed = order.filter { kept[$0].newFacts }
@@ -194,6 +197,14 @@ public struct CheckPass: Sendable {
         try saveFacts(computed.count) { k in factsBlob(computed[k]) }
         for i in computed { kept[i].newFacts = false }
         return signed.count
+    }
+
+    /// Indices of `kept` in id order (sorted once for a given number of records).
+    private mutating func orderById() -> [Int] {
+        if idOrder.count != kept.count || idOrder.order.count != kept.count {
+            idOrder = (kept.count, kept.indices.sorted { kept[$0].id < kept[$1].id })
+        }
+        return idOrder.order
     }
 
     /// The largest id added (`Int64.min` when none).
@@ -280,7 +291,8 @@ public struct CheckPass: Sendable {
     ///   boilerplate), for `CORPUS_TIMING`.
     public consuming func finish(conversation: (Int64) throws -> Conversation?, mark: (String) -> Void = { _ in }) rethrows -> CheckOutcome {
         let c = configuration
-        let order = kept.indices.sorted { kept[$0].id < kept[$1].id }
+        let order = orderById()
+        idOrder = (0, [])
         let exact = exactDuplicates(order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
         // The keys are not needed any more unless there are facts still to store.
         if !kept.contains(where: \.newFacts) {

@@ -183,10 +183,15 @@ struct CheckCommand: ParsableCommand {
                 timing.mark("corpus-wide findings (\(outcome?.verdictCount ?? 0) verdicts)")
             }
             guard var outcome else { return }
-            try store.saveMinHashSignatures(count: outcome.newSignatureIds.count, key: signatureKey) { outcome.newSignature($0) }
-            timing.mark("stored \(outcome.newSignatureIds.count) signatures")
-            try store.saveCheckFacts(count: outcome.newFactsCount, key: factsKey) { outcome.newFacts($0) }
-            timing.mark("stored \(outcome.newFactsCount) records' check facts")
+            // What is left to store (a whole-store check stored it all before the findings).
+            if !outcome.newSignatureIds.isEmpty {
+                try store.saveMinHashSignatures(count: outcome.newSignatureIds.count, key: signatureKey) { outcome.newSignature($0) }
+                timing.mark("stored \(outcome.newSignatureIds.count) signatures")
+            }
+            if outcome.newFactsCount > 0 {
+                try store.saveCheckFacts(count: outcome.newFactsCount, key: factsKey) { outcome.newFacts($0) }
+                timing.mark("stored \(outcome.newFactsCount) records' check facts")
+            }
             let signaturesComputed = signedEarly + outcome.newSignatureIds.count
             outcome.releaseStored()
             let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
