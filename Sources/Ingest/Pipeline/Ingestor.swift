@@ -116,8 +116,9 @@ public final class Ingestor {
 
     /// Writes the source and its rows in the store's one transaction for the file.
     ///
-    /// Two stages on the two cores: a producer thread reads, maps, serializes and hashes rows into
-    /// batches; this thread writes them. The bounded queue keeps memory flat.
+    /// Two stages on the two cores: a producer thread reads the file window by window, decodes,
+    /// parses, maps, serializes and hashes rows into batches; this thread writes them. The bounded
+    /// queue and the windows keep memory flat, whatever the file's size.
     func write(_ source: Source, rows: RowSource, mapper: FieldMapper, input: InputFile,
                encodingName: String, start: Date) throws -> Written {
         let path = input.path
@@ -188,31 +189,6 @@ public final class Ingestor {
     }
 
     // MARK: - Helpers
-
-    /// A value computed on another thread; `value()` waits for it.
-    final class BackgroundResult<Value: Sendable>: @unchecked Sendable {
-        // @unchecked: `result` is written once by the worker before `done` is signalled and read
-        // only after waiting on `done`.
-        private var result: Value?
-        private let done = DispatchSemaphore(value: 0)
-        private let work: @Sendable () -> Value
-
-        init(_ work: @escaping @Sendable () -> Value) {
-            self.work = work
-            DispatchQueue.global(qos: .userInitiated).async {
-                self.result = work()
-                self.done.signal()
-            }
-        }
-
-        func value() -> Value {
-            done.wait()
-            done.signal()
-            // The worker always stores a value before signalling; computing it here is a fallback
-            // that cannot be reached, kept so that no path can crash.
-            return result ?? work()
-        }
-    }
 
     /// With CORPUS_TIMING=1, prints the seconds since `start` at the end of each phase to stderr.
     static func phase(_ name: String, _ start: Date) {
