@@ -147,9 +147,9 @@ public struct CheckPass: Sendable {
     var details: [Int: [String]] = [:]
     /// Every record's signature, `permutations` values a row, in the order records came.
     var signatures: [UInt32] = []
-    /// Indices of `kept` in id order, once asked for (`storeNew`, then `finish`), with the count
-    /// of records it was made for: records are only ever added, so the same count is the same order.
-    private var idOrder: (count: Int, order: [Int]) = (0, [])
+    /// Indices of `kept` in id order, once asked for (`storeNew`, then `finish`): records are only
+    /// ever added, so an order of as many records as `kept` holds is still the order.
+    private var idOrder: [Int] = []
 
     /// - Parameters:
     ///   - judged: the records to judge (nil: all); the others are context.
@@ -201,10 +201,10 @@ public struct CheckPass: Sendable {
 
     /// Indices of `kept` in id order (sorted once for a given number of records).
     private mutating func orderById() -> [Int] {
-        if idOrder.count != kept.count || idOrder.order.count != kept.count {
-            idOrder = (kept.count, kept.indices.sorted { kept[$0].id < kept[$1].id })
+        if idOrder.count != kept.count {
+            idOrder = kept.indices.sorted { kept[$0].id < kept[$1].id }
         }
-        return idOrder.order
+        return idOrder
     }
 
     /// The largest id added (`Int64.min` when none).
@@ -292,7 +292,7 @@ public struct CheckPass: Sendable {
     public consuming func finish(conversation: (Int64) throws -> Conversation?, mark: (String) -> Void = { _ in }) rethrows -> CheckOutcome {
         let c = configuration
         let order = orderById()
-        idOrder = (0, [])
+        idOrder = []
         let exact = exactDuplicates(order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
         // The keys are not needed any more unless there are facts still to store.
         if !kept.contains(where: \.newFacts) {

@@ -50,8 +50,8 @@ public struct SHA256Key: Hashable, Sendable {
 }
 
 extension Digest {
-    /// Lowercase hexadecimal form of the digest.
-    var hexString: String {
+    /// Lowercase hexadecimal form of the digest (as `sha256sum` prints it).
+    public var hexString: String {
         var out: [UInt8] = []
         out.reserveCapacity(Self.byteCount * 2)
         for byte in self {

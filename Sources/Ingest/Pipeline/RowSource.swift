@@ -74,18 +74,17 @@ final class RowSource {
     /// - Throws: `IngestError` when the file is blank or its structure rules out every row.
     static func make(stream: TextStream, path: String, options: IngestOptions) throws -> (SourceFormat, RowSource) {
         var first = try stream.window(at: 0)
-        // A window of blank lines is not enough to tell the format: read on until text or the end.
-        while !first.final && first.text.utf8.allSatisfy(Self.isBlank) {
-            first = try stream.window(at: 0, longerThan: first.end)
-        }
-        if first.final && first.text.utf8.allSatisfy(Self.isBlank) {
-            throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
-        }
         // The first window must hold what the format, the delimiter and the mapping are told
-        // from (two lines, the header, 50 JSONL objects): with 16 MiB windows it always does but
-        // for giant lines; otherwise a longer first window is read.
+        // from (text at all, two lines, the header, 50 JSONL objects): with 16 MiB windows it
+        // always does but for giant lines; otherwise a longer first window is read.
         func longer() throws {
             first = try stream.window(at: 0, longerThan: first.end)
+        }
+        while first.text.utf8.allSatisfy(Self.isBlank) {
+            if first.final {
+                throw IngestError(.emptyFile, "\(path): the file holds only whitespace; nothing to ingest")
+            }
+            try longer()
         }
         var sniffed = options.format ?? FormatSniffer.sniff(first.text.utf8, final: first.final)
         while sniffed == nil {
@@ -100,8 +99,7 @@ final class RowSource {
                     try longer()
                     continue
                 }
-                var reader = CSVReader(utf8: first.text.utf8, delimiter: delimiter, resume: CSVReader.Resume(position: 0, line: 1, index: 0),
-                                       final: first.final)
+                var reader = CSVReader(utf8: first.text.utf8, delimiter: delimiter, resume: .start, final: first.final)
                 guard let header = reader.next() else {
                     if reader.stoppedAtEnd {
                         try longer()
@@ -125,7 +123,7 @@ final class RowSource {
             }
             do {
                 let items = try JSONReader(utf8: first.text.utf8).items
-                return (format, RowSource(kind: .json(items), stream: stream, first: first, resume: CSVReader.Resume(position: 0, line: 1, index: 0)))
+                return (format, RowSource(kind: .json(items), stream: stream, first: first, resume: .start))
             } catch let error as IngestError {
                 throw IngestError(error.code, "\(path): \(error.message)")
             }
@@ -133,7 +131,7 @@ final class RowSource {
             while !first.final && JSONLReader(utf8: first.text.utf8).lazy.compactMap({ $0.value as? [String: Any] }).prefix(50).count < 50 {
                 try longer()
             }
-            return (format, RowSource(kind: .jsonl, stream: stream, first: first, resume: CSVReader.Resume(position: 0, line: 0, index: 0)))
+            return (format, RowSource(kind: .jsonl, stream: stream, first: first, resume: .start))
         }
     }
 
@@ -185,20 +183,16 @@ final class RowSource {
     /// window's), then checks that the bytes read are the bytes hashed. Once only: the first
     /// window is let go as soon as the second is read, so at most one window is held.
     func forEach(_ body: (InputRow, DecodedText) throws -> Void) throws {
-        guard let firstWindow = first else { return }
+        // The first window is taken out of `first` into `next`, which lets it go when the
+        // second is asked for: no other binding holds it. Each window is a local of one turn of
+        // the loop, freed before the next is read.
+        guard var next = first.map(Next.window) else { return }
         first = nil
-        /// The window to read next: the first one, or one starting at a file offset.
-        enum Next {
-            case first
-            case at(Int, longerThan: Int?)
-        }
-        var next = Next.first
         var lines = 0, items = 0
         var resume = self.resume
-        // Each window is a local of one turn of the loop: it is freed before the next is read.
         func read(_ next: Next) throws -> TextWindow {
             switch next {
-            case .first: return firstWindow
+            case let .window(window): return window
             case let .at(start, longerThan): return try stream.window(at: start, longerThan: longerThan)
             }
         }
@@ -233,9 +227,11 @@ final class RowSource {
                 }
             }
         case let .json(items):
+            // One window, the whole file.
+            let whole = try read(next)
             for item in items {
                 try body(InputRow(index: item.index, locator: item.locator, line: item.line, range: item.range,
-                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)), firstWindow.text)
+                                  problem: item.problem.map(Self.jsonProblem), payload: .value(item.value)), whole.text)
             }
         case .jsonl:
             while true {
@@ -253,6 +249,13 @@ final class RowSource {
             }
         }
         try stream.verifyHash()
+    }
+
+    /// The window `forEach` reads next: the first one (already read), or one starting at a file
+    /// offset.
+    private enum Next {
+        case window(TextWindow)
+        case at(Int, longerThan: Int?)
     }
 
     /// The file offset where the next window starts: where the reader stopped in `window`.

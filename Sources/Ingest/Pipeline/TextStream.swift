@@ -121,7 +121,7 @@ struct FileScan {
             }
             offset = end
         } while offset < source.size
-        sha256 = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        sha256 = hasher.finalize().hexString
         utf8 = scan
     }
 }
@@ -206,7 +206,7 @@ final class TextStream {
         guard hashedUpTo == source.size else {
             throw IngestError(.unreadableFile, "\(source.path): only \(hashedUpTo) of its \(source.size) bytes were read; run the same command again")
         }
-        let sha256 = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let sha256 = hasher.finalize().hexString
         guard sha256 == expectedSHA256 else {
             throw IngestError(.unreadableFile, "\(source.path): the file changed while it was being read (its SHA-256 was \(expectedSHA256) at the start, \(sha256) at the end); nothing of it was kept, run the same command again once it no longer changes")
         }

@@ -45,9 +45,7 @@ public struct CSVReader: Sequence, IteratorProtocol {
     public private(set) var stoppedAtEnd = false
 
     public init(utf8: [UInt8], delimiter: UInt8 = UInt8(ascii: ",")) {
-        self.utf8 = utf8
-        self.delimiter = delimiter
-        self.final = true
+        self.init(utf8: utf8, delimiter: delimiter, resume: .start, final: true)
     }
 
     /// A reader of one window of a file that goes on where the window before stopped.
@@ -65,6 +63,9 @@ public struct CSVReader: Sequence, IteratorProtocol {
         var position: Int
         var line: Int
         var index: Int
+
+        /// The start of a file.
+        static let start = Resume(position: 0, line: 1, index: 0)
     }
 
     var resume: Resume { Resume(position: position, line: line, index: index) }
