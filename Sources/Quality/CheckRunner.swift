@@ -14,12 +14,29 @@ public struct CheckInput: Sendable {
 
 /// What one `corpus check` run found: verdicts, duplicate groups and the corpus's boilerplate.
 public struct CheckOutcome: Sendable {
-    /// Every judged record's verdicts, one packed row per record in id order (as stored).
-    public var packed: [PackedVerdicts]
+    /// How many records were judged (one packed row of verdicts each).
+    public private(set) var judgedCount = 0
+    /// The k-th judged record's verdicts (in id order), made when asked for: a check of ten
+    /// million records hands them to the store one at a time instead of holding them all.
+    private var makeRow: @Sendable (Int) throws -> PackedVerdicts = { PackedVerdicts(recordId: Int64($0)) }
+    /// Throws only when the pass kept its records' own verdicts on disk and they cannot be read back.
+    public func packedRow(_ k: Int) throws -> PackedVerdicts { try makeRow(k) }
+    /// Every judged record's verdicts, one packed row per record in id order (as stored), all made
+    /// at once; [] when they cannot be (see `packedRow`).
+    public var packed: [PackedVerdicts] { (try? (0..<judgedCount).map(makeRow)) ?? [] }
     /// The verdicts one by one (record by record, each in catalogue order).
     public var verdicts: [CheckVerdict] { packed.flatMap(\.verdicts) }
-    /// How many verdicts there are.
-    public var verdictCount: Int { packed.reduce(0) { $0 + $1.count } }
+
+    init(groups: [DuplicateGroup], boilerplate: [RecurringSentence]) {
+        self.groups = groups
+        self.boilerplate = boilerplate
+    }
+
+    /// Sets the judged records' verdicts: `count` rows, the k-th made by `row(k)`.
+    mutating func setRows(count: Int, _ row: @escaping @Sendable (Int) throws -> PackedVerdicts) {
+        judgedCount = count
+        makeRow = row
+    }
     /// Exact-duplicate and conflicting-answer groups (and near-duplicate groups when computed).
     public var groups: [DuplicateGroup]
     /// Recurring sentences, most frequent first: the text, in how many answers it occurs, its hash.
@@ -83,12 +100,12 @@ public enum CheckRunner {
     ///   `newSignatures`.
     public static func run(_ records: [CheckInput], configuration c: CheckConfiguration,
                            judged: Set<Int64>? = nil, tokens: TokenCounter? = nil,
-                           signatures: [Int64: [UInt32]] = [:]) -> CheckOutcome {
+                           signatures: [Int64: [UInt32]] = [:]) throws -> CheckOutcome {
         var pass = CheckPass(configuration: c, judged: judged, tokens: tokens)
-        pass.add(records, stored: signatures)
+        try pass.add(records, stored: signatures)
         var byId: [Int64: Conversation] = [:]
         for r in records where byId[r.id] == nil { byId[r.id] = r.conversation }
-        return pass.finish { byId[$0] }
+        return try pass.finish { byId[$0] }
     }
 }
 
@@ -117,7 +134,8 @@ public struct CheckPass: Sendable {
         var sentenceStart = 0
         var sentenceCount: Int32 = 0
         /// Its own checks' verdicts (as `PackedVerdicts`): the checks run and failed, one score a
-        /// check run in `scores` from `scoreStart`, the reasons in `details`.
+        /// check run in `scores` from `scoreStart`, the reasons in `details`; or, with a spill,
+        /// all of them in the spill from `scoreStart` (-1: none).
         var ran: UInt32 = 0
         var failed: UInt32 = 0
         var scoreStart = 0
@@ -145,8 +163,11 @@ public struct CheckPass: Sendable {
     var scores: [Double] = []
     /// By index in `kept`: the reasons of its own failed checks (few records have any).
     var details: [Int: [String]] = [:]
-    /// Every record's signature, `permutations` values a row, in the order records came.
+    /// Every record's signature, `permutations` values a row, in the order records came; or,
+    /// after `spillToDisk`, in `spill` on disk (with each band's keys) and none here.
     var signatures: [UInt32] = []
+    /// Temporary files beside the store for the signatures and own verdicts (`spillToDisk`).
+    var spill: CheckSpill?
     /// Indices of `kept` in id order, once asked for (`storeNew`, then `finish`): records are only
     /// ever added, so an order of as many records as `kept` holds is still the order.
     private var idOrder: [Int] = []
@@ -165,6 +186,31 @@ public struct CheckPass: Sendable {
     /// How many records have been added.
     public var count: Int { kept.count }
 
+    /// Keeps the signatures and own verdicts of the records added from now on in temporary files
+    /// in a folder beside the store (`<store>.check-<pid>-<n>`, removed when the pass and its
+    /// outcome are gone) instead of in memory: ~600 bytes a record with the default settings, six
+    /// gigabytes at ten million. The near-duplicate search and the verdicts read them back
+    /// (docs/QUALITY.md, "Memory"). Call before adding any record.
+    public mutating func spillToDisk(besideStore path: String) throws {
+        guard spill == nil, kept.isEmpty else { return }
+        spill = try CheckSpill(besideStore: path, settings: hasher?.settings)
+    }
+
+    /// Keeps a signature: its row in `signatures` or in the spill.
+    private mutating func keepSignature(_ signature: [UInt32]) throws -> Int32 {
+        let P = configuration.nearDuplicates.permutations
+        if let spill { return try signature.withUnsafeBufferPointer { try spill.append($0) } }
+        signatures += signature
+        return Int32(clamping: signatures.count / P - 1)
+    }
+
+    /// Signature row `row` as stored (`MinHasher.blob`).
+    private func signatureBlob(row: Int32) throws -> Data {
+        let P = configuration.nearDuplicates.permutations
+        guard let spill else { return MinHasher.blob(row: Int(row), of: signatures, permutations: P) }
+        return MinHasher.blob(try spill.row(Int(row)))
+    }
+
     /// Makes room for `records` records at once: growing the per-record arrays batch by batch
     /// copies them and holds the old and the new copy together (at a million records, half a
     /// gigabyte of signatures).
@@ -175,23 +221,23 @@ public struct CheckPass: Sendable {
         promptKeys.reserveCapacity(records)
         let corpusWide: Set = ["exact_duplicate", "near_duplicate", "conflicting_answer", "boilerplate"]
         let own = CheckCatalog.names.filter { configuration.runs($0) && !corpusWide.contains($0) && (tokens != nil || !$0.hasSuffix("_tokens")) }
-        scores.reserveCapacity(records * own.count)
-        if hasher != nil { signatures.reserveCapacity(records * configuration.nearDuplicates.permutations) }
+        if spill == nil { scores.reserveCapacity(records * own.count) }
+        if hasher != nil && spill == nil { signatures.reserveCapacity(records * configuration.nearDuplicates.permutations) }
     }
 
     /// Stores the signatures and facts computed in this pass, each in one call of the saver given
     /// (a count, and the k-th row in id order made on demand), then counts them as stored: `finish`
     /// then frees the signatures as soon as the near-duplicate search has read them, instead of
     /// holding them until they are written. Returns how many signatures were handed over.
-    public mutating func storeNew(signatures saveSignatures: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void,
-                                  facts saveFacts: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void) rethrows -> Int {
+    public mutating func storeNew(signatures saveSignatures: (Int, (Int) throws -> (recordId: Int64, blob: Data)) throws -> Void,
+                                  facts saveFacts: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void) throws -> Int {
         let order = orderById()
-        let P = configuration.nearDuplicates.permutations
         let signed = hasher == nil ? [] : order.filter { kept[$0].newSignature }
         let computed = order.filter { kept[$0].newFacts }
+        try spill?.flush()
         try saveSignatures(signed.count) { k in
             let r = kept[signed[k]]
-            return (r.id, MinHasher.blob(row: Int(r.signatureRow), of: signatures, permutations: P))
+            return (r.id, try signatureBlob(row: r.signatureRow))
         }
         for i in signed { kept[i].newSignature = false }
         try saveFacts(computed.count) { k in factsBlob(computed[k]) }
@@ -212,22 +258,27 @@ public struct CheckPass: Sendable {
 
     /// Keeps one record: its keys and own verdicts; its sentences are added after.
     private mutating func keep(id: Int64, pairKey: SHA256Key, promptKey: SHA256Key, answerLength: Int32,
-                               packed: PackedVerdicts) -> Kept {
+                               packed: PackedVerdicts) throws -> Kept {
         var k = Kept(id: id, answerLength: answerLength)
         k.sentenceStart = sentenceHashes.count
         k.ran = packed.ran
         k.failed = packed.failed
-        k.scoreStart = scores.count
-        scores += packed.scores
-        if !packed.details.isEmpty { details[kept.count] = packed.details }
+        if let spill {
+            k.scoreStart = packed.ran == 0 ? -1 : try spill.appendOwn(packed)
+        } else {
+            k.scoreStart = scores.count
+            scores += packed.scores
+            if !packed.details.isEmpty { details[kept.count] = packed.details }
+        }
         pairKeys.append(pairKey)
         promptKeys.append(promptKey)
         return k
     }
 
     /// The record's own verdicts (those that need nothing but the record), as analysed.
-    func ownVerdicts(_ i: Int) -> PackedVerdicts {
+    func ownVerdicts(_ i: Int) throws -> PackedVerdicts {
         let k = kept[i]
+        if let spill { return k.scoreStart < 0 ? PackedVerdicts(recordId: k.id) : try spill.readOwn(at: k.scoreStart, id: k.id) }
         var packed = PackedVerdicts(recordId: k.id)
         packed.ran = k.ran
         packed.failed = k.failed
@@ -243,10 +294,10 @@ public struct CheckPass: Sendable {
     }
 
     /// Adds records judged before whose facts (and signature) are stored: nothing to analyse.
-    public mutating func add(known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)]) {
+    public mutating func add(known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)]) throws {
         let P = configuration.nearDuplicates.permutations
         for r in known {
-            var k = keep(id: r.id, pairKey: r.facts.pairKey, promptKey: r.facts.promptKey, answerLength: r.facts.answerLength,
+            var k = try keep(id: r.id, pairKey: r.facts.pairKey, promptKey: r.facts.promptKey, answerLength: r.facts.answerLength,
                          packed: PackedVerdicts(recordId: r.id))
             for s in r.facts.sentences {
                 sentenceHashes.append(s.hash)
@@ -254,8 +305,7 @@ public struct CheckPass: Sendable {
             }
             k.sentenceCount = Int32(clamping: r.facts.sentences.count)
             if hasher != nil, let signature = r.signature, signature.count == P {
-                k.signatureRow = Int32(clamping: signatures.count / P)
-                signatures += signature
+                k.signatureRow = try keepSignature(signature)
             }
             kept.append(k)
         }
@@ -263,11 +313,11 @@ public struct CheckPass: Sendable {
 
     /// Analyses a chunk of records. `stored`: signatures already stored for (some of) them;
     /// `factsStored`: the records whose facts are stored already (the others' are to be stored).
-    public mutating func add(_ chunk: [CheckInput], stored: [Int64: [UInt32]] = [:], factsStored: Set<Int64> = []) {
+    public mutating func add(_ chunk: [CheckInput], stored: [Int64: [UInt32]] = [:], factsStored: Set<Int64> = []) throws {
         let analyses = CheckRunner.analyseAll(chunk, configuration, tokens: tokens, hasher: hasher, stored: stored, judged: judged, done: done)
         let P = configuration.nearDuplicates.permutations
         for (record, a) in zip(chunk, analyses) {
-            var k = keep(id: record.id, pairKey: a.pairKey, promptKey: a.promptKey, answerLength: Int32(clamping: a.answerLength),
+            var k = try keep(id: record.id, pairKey: a.pairKey, promptKey: a.promptKey, answerLength: Int32(clamping: a.answerLength),
                          packed: a.packed)
             for s in a.sentences {
                 sentenceHashes.append(s.hash)
@@ -276,9 +326,8 @@ public struct CheckPass: Sendable {
             k.sentenceCount = Int32(clamping: a.sentences.count)
             k.newFacts = !factsStored.contains(record.id)
             if hasher != nil, let signature = a.signature ?? stored[record.id], signature.count == P {
-                k.signatureRow = Int32(clamping: signatures.count / P)
+                k.signatureRow = try keepSignature(signature)
                 k.newSignature = a.signature != nil
-                signatures += signature
             }
             kept.append(k)
         }
@@ -289,7 +338,7 @@ public struct CheckPass: Sendable {
     ///   taken from the first answer it occurs in); nil when it is gone.
     /// - Parameter mark: told the end of each step (exact duplicates, near duplicates,
     ///   boilerplate), for `CORPUS_TIMING`.
-    public consuming func finish(conversation: (Int64) throws -> Conversation?, mark: (String) -> Void = { _ in }) rethrows -> CheckOutcome {
+    public consuming func finish(conversation: (Int64) throws -> Conversation?, mark: (String) -> Void = { _ in }) throws -> CheckOutcome {
         let c = configuration
         let order = orderById()
         idOrder = []
@@ -300,30 +349,39 @@ public struct CheckPass: Sendable {
             promptKeys = []
         }
         mark("exact duplicates and conflicting answers (\(exact.groups.count) groups)")
-        let near = hasher.map { nearDuplicates(order: order, duplicateOf: exact.duplicateOf, settings: $0.settings) }
+        let near = try hasher.map { try nearDuplicates(order: order, duplicateOf: exact.duplicateOf, settings: $0.settings) }
         // Signatures already stored (`storeNew`) are not needed any more: at a million records
         // they are half a gigabyte.
         if !kept.contains(where: \.newSignature) { signatures = [] }
         mark("near duplicates (\(near?.result.duplicates.count ?? 0) found)")
         let recurring = try recurringSentences(c.boilerplate, conversation: conversation)
         mark("boilerplate (\(recurring.list.count) recurring sentences)")
-        var outcome = CheckOutcome(packed: [], groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
-        outcome.packed = collectVerdicts(order: order, exact: exact, near: near, recurring: recurring)
-        handOver(&outcome, order: order)
+        var outcome = CheckOutcome(groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
+        try handOver(&outcome, order: order)
+        // The outcome keeps the spill (the records' own verdicts are read back from it) and
+        // frees it with itself.
+        setVerdicts(&outcome, order: order, exact: exact, near: near, recurring: recurring)
         return outcome
     }
 
     /// Gives the outcome what is to be stored of the records (new facts and signatures).
-    mutating func handOver(_ outcome: inout CheckOutcome, order: [Int]) {
+    mutating func handOver(_ outcome: inout CheckOutcome, order: [Int]) throws {
         let c = configuration
         outcome.newFactsBlobs = order.filter { kept[$0].newFacts }.map(factsBlob)
         if hasher != nil {
+            let P = c.nearDuplicates.permutations
             for i in order where kept[i].newSignature {
                 outcome.newSignatureIds.append(kept[i].id)
-                outcome.newSignatureRows.append(kept[i].signatureRow)
+                if let spill {
+                    // Spilled signatures not stored yet (`storeNew` not called): read back.
+                    outcome.newSignatureRows.append(Int32(clamping: outcome.signatureRows.count / P))
+                    outcome.signatureRows += try spill.row(Int(kept[i].signatureRow))
+                } else {
+                    outcome.newSignatureRows.append(kept[i].signatureRow)
+                }
             }
-            outcome.permutations = c.nearDuplicates.permutations
-            outcome.signatureRows = signatures
+            outcome.permutations = P
+            if spill == nil { outcome.signatureRows = signatures }
         }
     }
 
@@ -400,14 +458,15 @@ public struct CheckPass: Sendable {
     }
 
     /// Near duplicates among the records that are not exact copies of an earlier one.
-    func nearDuplicates(order: [Int], duplicateOf: [Int: Int64], settings: NearDuplicateSettings) -> NearFindings {
+    func nearDuplicates(order: [Int], duplicateOf: [Int: Int64], settings: NearDuplicateSettings) throws -> NearFindings {
         var found = NearFindings()
         var ids: [Int64] = [], rows: [Int32] = []
         for i in order where kept[i].signatureRow >= 0 && duplicateOf[i] == nil {
             ids.append(kept[i].id)
             rows.append(kept[i].signatureRow)
         }
-        let near = NearDuplicateFinder.find(ids: ids, signatures: signatures, rowOf: rows, settings: settings)
+        let near = try spill.map { try NearDuplicateFinder.find(ids: ids, rowOf: rows, spill: $0, settings: settings) }
+            ?? NearDuplicateFinder.find(ids: ids, signatures: signatures, rowOf: rows, settings: settings)
         found.result = near
         var members: [Int64: [Int64]] = [:]
         for (id, match) in near.duplicates { members[match.other, default: []].append(id) }
@@ -476,54 +535,67 @@ public struct CheckPass: Sendable {
         return RecurringSentences(recurring: counts, text: text, list: list)
     }
 
-    /// Every verdict of the judged records in id order: each record's own, then its corpus-wide
-    /// ones (exact duplicate, near duplicate, conflicting answer, boilerplate), packed per record.
-    mutating func collectVerdicts(order: [Int], exact: ExactFindings, near: NearFindings?, recurring: RecurringSentences) -> [PackedVerdicts] {
+    /// Gives the outcome the judged records' verdicts, made one record at a time when asked for
+    /// (from what the pass and the findings hold, not kept once made).
+    func setVerdicts(_ outcome: inout CheckOutcome, order: [Int], exact: ExactFindings, near: NearFindings?, recurring: RecurringSentences) {
+        var judgedOrder: [Int32] = []
+        judgedOrder.reserveCapacity(judged?.count ?? kept.count)
+        for i in order where judged?.contains(kept[i].id) ?? true && !done.contains(kept[i].id) { judgedOrder.append(Int32(i)) }
+        var pass = self
+        // What only the verdicts need; the rest (signatures, keys) is let go.
+        pass.signatures = []
+        pass.pairKeys = []
+        pass.promptKeys = []
+        pass.idOrder = []
+        let nearResult = near?.result
+        outcome.setRows(count: judgedOrder.count) { [pass, judgedOrder] k in
+            try pass.verdicts(of: Int(judgedOrder[k]), exact: exact, near: nearResult, recurring: recurring)
+        }
+    }
+
+    /// One record's verdicts: its own, then its corpus-wide ones (exact duplicate, near
+    /// duplicate, conflicting answer, boilerplate), packed.
+    func verdicts(of i: Int, exact: ExactFindings, near: NearDuplicateFinder.Result?, recurring: RecurringSentences) throws -> PackedVerdicts {
         let c = configuration
-        var out: [PackedVerdicts] = []
-        out.reserveCapacity(judged?.count ?? kept.count)
-        for i in order where judged?.contains(kept[i].id) ?? true && !done.contains(kept[i].id) {
-            let id = kept[i].id
-            var verdicts = CheckRunner.VerdictList(packed: ownVerdicts(i))
-            defer { out.append(verdicts.packed) }
-            if c.runs("exact_duplicate") {
-                if let rep = exact.duplicateOf[i] {
-                    verdicts.add("exact_duplicate", false, nil, "duplicate of record \(rep)")
-                } else {
-                    verdicts.add("exact_duplicate", true, nil, "")
-                }
-            }
-            if let near = near?.result {
-                if let match = near.duplicates[id] {
-                    verdicts.add("near_duplicate", false, match.similarity,
-                                 "near duplicate of record \(match.other) (similarity \(String(format: "%.2f", match.similarity)))")
-                } else {
-                    verdicts.add("near_duplicate", true, near.borderline[id]?.similarity, "")
-                }
-            }
-            if c.runs("conflicting_answer") {
-                if let found = exact.conflict[i] {
-                    let detail = found.first == id ? "same question as later records with other answers (\(found.answers) different answers)"
-                        : "same question as record \(found.first) with another answer (\(found.answers) different answers)"
-                    verdicts.add("conflicting_answer", false, Double(found.answers), detail)
-                } else {
-                    verdicts.add("conflicting_answer", true, nil, "")
-                }
-            }
-            if c.runs("boilerplate") {
-                var chars = 0, first: String?
-                for s in kept[i].sentences where recurring.recurring[sentenceHashes[s]] != nil {
-                    chars += Int(sentenceLengths[s])
-                    if first == nil { first = recurring.text[sentenceHashes[s]] }
-                }
-                let length = Int(kept[i].answerLength)
-                let share = length == 0 ? 0 : Double(chars) / Double(length)
-                let passed = share <= c.boilerplate.maxAnswerShare
-                let detail = first.map { "\(Int((share * 100).rounded()))% recurring sentences, e.g. \"\($0)\"" } ?? ""
-                verdicts.add("boilerplate", passed, share, detail)
+        let id = kept[i].id
+        var verdicts = CheckRunner.VerdictList(packed: try ownVerdicts(i))
+        if c.runs("exact_duplicate") {
+            if let rep = exact.duplicateOf[i] {
+                verdicts.add("exact_duplicate", false, nil, "duplicate of record \(rep)")
+            } else {
+                verdicts.add("exact_duplicate", true, nil, "")
             }
         }
-        return out
+        if let near {
+            if let match = near.duplicates[id] {
+                verdicts.add("near_duplicate", false, match.similarity,
+                             "near duplicate of record \(match.other) (similarity \(String(format: "%.2f", match.similarity)))")
+            } else {
+                verdicts.add("near_duplicate", true, near.borderline[id]?.similarity, "")
+            }
+        }
+        if c.runs("conflicting_answer") {
+            if let found = exact.conflict[i] {
+                let detail = found.first == id ? "same question as later records with other answers (\(found.answers) different answers)"
+                    : "same question as record \(found.first) with another answer (\(found.answers) different answers)"
+                verdicts.add("conflicting_answer", false, Double(found.answers), detail)
+            } else {
+                verdicts.add("conflicting_answer", true, nil, "")
+            }
+        }
+        if c.runs("boilerplate") {
+            var chars = 0, first: String?
+            for s in kept[i].sentences where recurring.recurring[sentenceHashes[s]] != nil {
+                chars += Int(sentenceLengths[s])
+                if first == nil { first = recurring.text[sentenceHashes[s]] }
+            }
+            let length = Int(kept[i].answerLength)
+            let share = length == 0 ? 0 : Double(chars) / Double(length)
+            let passed = share <= c.boilerplate.maxAnswerShare
+            let detail = first.map { "\(Int((share * 100).rounded()))% recurring sentences, e.g. \"\($0)\"" } ?? ""
+            verdicts.add("boilerplate", passed, share, detail)
+        }
+        return verdicts.packed
     }
 }
 

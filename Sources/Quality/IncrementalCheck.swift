@@ -152,7 +152,7 @@ extension CheckPass {
         let c = configuration
         let basis = ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair
         let order = kept.indices.sorted { kept[$0].id < kept[$1].id }
-        guard stored.boilerplate.allSatisfy({ $0.hash != nil }) else { return nil }
+        guard stored.boilerplate.allSatisfy({ $0.hash != nil }), spill == nil else { return nil }
         let near = hasher?.settings
         let P = c.nearDuplicates.permutations, bands = near?.bands ?? 0, rows = near?.rows ?? 0
 
@@ -344,10 +344,10 @@ extension CheckPass {
         }
         let recurring = Self.recurring(counts, text: text)
 
-        var outcome = CheckOutcome(packed: [], groups: exact.groups + (nearFindings?.groups ?? []), boilerplate: recurring.list)
+        var outcome = CheckOutcome(groups: exact.groups + (nearFindings?.groups ?? []), boilerplate: recurring.list)
         outcome.storedSignaturesRead = signaturesRead
-        outcome.packed = collectVerdicts(order: order, exact: exact, near: nearFindings, recurring: recurring)
-        handOver(&outcome, order: order)
+        try handOver(&outcome, order: order)
+        setVerdicts(&outcome, order: order, exact: exact, near: nearFindings, recurring: recurring)
         return outcome
     }
 }

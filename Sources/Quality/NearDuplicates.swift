@@ -204,9 +204,6 @@ public enum NearDuplicateFinder {
         public var borderline: [Int64: Match] = [:]
     }
 
-    /// How many earlier neighbours (confirmed at or above threshold - margin) each record keeps.
-    static let neighbourSlots = 6
-
     /// Records compared before, for a search that judges only records added since (an
     /// incremental check): the first `count` of `ids` are such records, candidates only.
     public struct Earlier: Sendable {
@@ -244,65 +241,108 @@ public enum NearDuplicateFinder {
     ///     over every record would judge them.
     public static func find(ids: [Int64], signatures: [UInt32], rowOf: [Int32]? = nil, settings s: NearDuplicateSettings,
                             earlier: Earlier? = nil) -> Result {
-        let n = ids.count, P = s.permutations, rows = s.rows
-        let start = earlier?.count ?? 0
-        guard n > start, n > 1, P > 0, rows > 0, start >= 0 else { return Result() }
-        if let earlier, earlier.kept.count != start || earlier.buckets.count != s.bands { return Result() }
+        let n = ids.count, P = s.permutations
+        guard P > 0, s.rows > 0 else { return Result() }
         let rowIndex = rowOf ?? (0..<Int32(clamping: n)).map { $0 }
         let available = signatures.count / P
         guard rowIndex.count == n, rowOf != nil || signatures.count == n * P,
               rowIndex.allSatisfy({ $0 >= 0 && Int($0) < available }) else { return Result() }
-        let low = s.threshold - s.borderlineMargin
-        let minEqual = Int32((low * Double(P)).rounded(.up))
-        let K = neighbourSlots
-
-        // Each band is scanned with its own bucket table; the bands are split over the cores,
-        // each part with its own neighbour lists, merged afterwards.
-        let parts = max(1, min(s.bands, ProcessInfo.processInfo.activeProcessorCount))
-        let lists = (0..<parts).map { _ in NeighbourLists(count: n, slots: K) }
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            signatures.withUnsafeBufferPointer { sig in rowIndex.withUnsafeBufferPointer { at in
-                guard let base = sig.baseAddress else { return }
-                let mine = lists[part]
-                var table = BucketTable(capacity: n)
-                var band = part
-                while band < s.bands {
-                    table.clear()
-                    if let earlier {
-                        for (key, b) in earlier.buckets[band] { table.fill(key: key, first: b.first, second: b.second, latest: b.latest) }
-                    }
-                    let offset = band * rows
-                    for j in start..<n {
-                        let h = bandKey(band: band, base + Int(at[j]) * P + offset, rows: rows)
-                        let found = table.visit(key: h, record: Int32(j))
-                        func confirm(_ candidate: Int32) {
-                            guard candidate >= 0, !mine.contains(record: j, other: candidate) else { return }
-                            let equal = cmh_matches(base + Int(at[Int(candidate)]) * P, base + Int(at[j]) * P, Int32(P))
-                            if equal >= minEqual { mine.add(record: j, other: candidate, equal: equal) }
-                        }
-                        confirm(found.first)
-                        confirm(found.second)
-                        confirm(found.previous)
-                    }
-                    band += parts
-                }
-            } }
+        return signatures.withUnsafeBufferPointer { sig in
+            guard let base = sig.baseAddress else { return Result() }
+            // Held in memory: nothing here can fail.
+            return (try? search(ids: ids, rowOf: rowIndex, MemorySignatures(base: base, permutations: P, rows: s.rows),
+                                settings: s, earlier: earlier, spillFolder: nil)) ?? Result()
         }
-        for part in lists.dropFirst() { lists[0].merge(part) }
-        let merged = lists[0]
+    }
 
+    /// The same over signatures spilled to disk (a whole-store check, `CheckSpill`): the
+    /// candidates of each band are spilled beside them.
+    static func find(ids: [Int64], rowOf: [Int32], spill: CheckSpill, settings s: NearDuplicateSettings) throws -> Result {
+        try spill.flush()
+        return try search(ids: ids, rowOf: rowOf, SpilledSignatures(spill), settings: s, earlier: nil, spillFolder: spill.folder)
+    }
+
+    /// The search, in two steps that each hold a few arrays of one value a record:
+    ///
+    /// 1. Band by band, the records are sorted by (band key, position): a run of one key is a
+    ///    bucket in id order, and each record's candidates in it (the bucket's first two records
+    ///    and the one just before it) are written down, three a record a band.
+    /// 2. Record by record in id order, its candidates of every band (distinct, still kept) are
+    ///    compared with it on the whole signature; it is a near duplicate of the most similar one
+    ///    at or above the threshold (the earliest of equals), else borderline with the most
+    ///    similar one within the margin below it.
+    ///
+    /// Every confirmed candidate counts (no cap on neighbours): the outcome depends on neither
+    /// the number of cores nor the order the bands are visited in.
+    static func search<S: SignatureSource>(ids: [Int64], rowOf: [Int32], _ source: S, settings s: NearDuplicateSettings,
+                                           earlier: Earlier?, spillFolder: String?) throws -> Result {
+        let n = ids.count, P = s.permutations
+        let start = earlier?.count ?? 0
+        guard n > start, n > 1, start >= 0 else { return Result() }
+        if let earlier, earlier.kept.count != start || earlier.buckets.count != s.bands { return Result() }
+        let m = n - start
+        let candidates = try CandidateBands(bands: s.bands, records: m, folder: spillFolder)
+
+        // 1. Candidates, band by band.
+        for band in 0..<s.bands {
+            let keys = try source.bandKeys(band: band, of: rowOf[start..<n])
+            var order = [(key: UInt64, rank: Int32)]()
+            order.reserveCapacity(m)
+            for (k, key) in keys.enumerated() { order.append((key, Int32(start + k))) }
+            order.sort { $0.key != $1.key ? $0.key < $1.key : $0.rank < $1.rank }
+            var found = [Int32](repeating: -1, count: 3 * m)
+            let before = earlier?.buckets[band]
+            var r = 0
+            while r < order.count {
+                let key = order[r].key
+                // The bucket as the records before this run left it: empty, or the earlier records'.
+                var first: Int32 = -1, second: Int32 = -1, latest: Int32 = -1
+                if let b = before?[key], b.first >= 0 { (first, second, latest) = (b.first, b.second, b.latest) }
+                while r < order.count && order[r].key == key {
+                    let j = Int(order[r].rank), at = 3 * (j - start)
+                    if first < 0 {
+                        first = Int32(j)
+                        latest = Int32(j)
+                    } else {
+                        found[at] = first
+                        found[at + 1] = second
+                        found[at + 2] = second == latest || first == latest ? -1 : latest
+                        if second < 0 { second = Int32(j) }
+                        latest = Int32(j)
+                    }
+                    r += 1
+                }
+            }
+            try candidates.put(band: band, found)
+        }
+
+        // 2. Confirmation, in id order (whether a candidate is kept is known by then).
         var kept = [Bool](repeating: true, count: n)
         if let earlier { kept.replaceSubrange(0..<start, with: earlier.kept) }
-        var result = Result()
+        let low = s.threshold - s.borderlineMargin
+        let minEqual = Int32((low * Double(P)).rounded(.up))
         let thresholdEqual = Int32((s.threshold * Double(P)).rounded(.up))
-        for j in start..<n {
-            // The most similar kept earlier record at or above the threshold, else below it.
+        var result = Result()
+        let mine = UnsafeMutablePointer<UInt32>.allocate(capacity: P), theirs = UnsafeMutablePointer<UInt32>.allocate(capacity: P)
+        defer {
+            mine.deallocate()
+            theirs.deallocate()
+        }
+        var distinct: [Int32] = []
+        distinct.reserveCapacity(3 * s.bands)
+        try candidates.forEachRecord { k, found in
+            let j = start + k
+            distinct.removeAll(keepingCapacity: true)
+            for c in found where c >= 0 && kept[Int(c)] && !distinct.contains(c) { distinct.append(c) }
+            guard !distinct.isEmpty else { return }
+            let a = try source.row(Int(rowOf[j]), scratch: mine)
             var best = (i: Int32(-1), equal: Int32(0)), bestLow = (i: Int32(-1), equal: Int32(0))
-            for (i, equal) in merged.neighbours(of: j) where kept[Int(i)] {
+            for c in distinct {
+                let equal = cmh_matches(try source.row(Int(rowOf[Int(c)]), scratch: theirs), a, Int32(P))
                 if equal >= thresholdEqual {
-                    if equal > best.equal || (equal == best.equal && i < best.i) { best = (i, equal) }
-                } else if equal > bestLow.equal || (equal == bestLow.equal && i < bestLow.i) {
-                    bestLow = (i, equal)
+                    if equal > best.equal || (equal == best.equal && c < best.i) { best = (c, equal) }
+                } else if equal >= minEqual, equal > bestLow.equal || (equal == bestLow.equal && c < bestLow.i) {
+                    bestLow = (c, equal)
                 }
             }
             if best.i >= 0 {
@@ -315,106 +355,95 @@ public enum NearDuplicateFinder {
         return result
     }
 
-    /// Open-addressing table from a band key to the first two records and the latest record with it.
-    struct BucketTable {
-        private var keys: [UInt64]
-        private var first: [Int32]
-        private var second: [Int32]
-        private var latest: [Int32]
-        private let mask: Int
+    /// Each record's candidates of every band (three a band, -1 where none), by position from the
+    /// first record searched: in memory, or in one temporary file a band beside a spill.
+    final class CandidateBands {
+        let bands: Int, records: Int
+        private var memory: [[Int32]] = []
+        private var files: [SpillFile] = []
 
-        init(capacity: Int) {
-            var size = 16
-            while size < capacity * 2 { size <<= 1 }
-            keys = [UInt64](repeating: 0, count: size)
-            first = [Int32](repeating: -1, count: size)
-            second = [Int32](repeating: -1, count: size)
-            latest = [Int32](repeating: -1, count: size)
-            mask = size - 1
-        }
-
-        mutating func clear() {
-            for i in first.indices { first[i] = -1 }
-        }
-
-        /// The slot holding `key`, or the empty slot where it goes.
-        private func slot(of key: UInt64) -> Int {
-            var slot = Int(truncatingIfNeeded: ((key ^ (key >> 29)) &* 0xBF58_476D_1CE4_E5B9) >> 20) & mask
-            while first[slot] >= 0 && keys[slot] != key { slot = (slot + 1) & mask }
-            return slot
-        }
-
-        /// Sets what the table holds for a key, as if the records had been visited.
-        mutating func fill(key: UInt64, first f: Int32, second s: Int32, latest l: Int32) {
-            guard f >= 0 else { return }
-            let slot = slot(of: key)
-            keys[slot] = key
-            first[slot] = f
-            second[slot] = s
-            latest[slot] = l
-        }
-
-        /// The records met before with this key (-1 where none), then records this one.
-        mutating func visit(key: UInt64, record: Int32) -> (first: Int32, second: Int32, previous: Int32) {
-            let slot = slot(of: key)
-            if first[slot] < 0 {
-                keys[slot] = key
-                first[slot] = record
-                second[slot] = -1
-                latest[slot] = record
-                return (-1, -1, -1)
+        init(bands: Int, records: Int, folder: String?) throws {
+            self.bands = bands
+            self.records = records
+            if let folder {
+                files = try (0..<bands).map { try SpillFile(path: "\(folder)/candidates-\($0)") }
             }
-            let found = (first[slot], second[slot], second[slot] == latest[slot] || first[slot] == latest[slot] ? -1 : latest[slot])
-            if second[slot] < 0 { second[slot] = record }
-            latest[slot] = record
-            return found
+        }
+
+        deinit { for f in files { unlink(f.path) } }
+
+        func put(band: Int, _ found: [Int32]) throws {
+            if files.isEmpty {
+                memory.append(found)
+            } else {
+                try found.withUnsafeBufferPointer { try files[band].append($0) }
+                try files[band].flush()
+            }
+        }
+
+        /// Hands over each record's candidates (`3 * bands` values) in order.
+        func forEachRecord(_ body: (Int, UnsafeBufferPointer<Int32>) throws -> Void) throws {
+            let block = 4096
+            var gathered = [Int32](repeating: -1, count: block * 3 * bands)
+            var read = [Int32](repeating: -1, count: block * 3)
+            var k = 0
+            while k < records {
+                let count = min(block, records - k)
+                for band in 0..<bands {
+                    if files.isEmpty {
+                        for x in 0..<(count * 3) { read[x] = memory[band][3 * k + x] }
+                    } else {
+                        try read.withUnsafeMutableBytes { raw in
+                            try files[band].read(at: 3 * k * 4, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<(count * 12)]))
+                        }
+                    }
+                    for r in 0..<count {
+                        for x in 0..<3 { gathered[(r * bands + band) * 3 + x] = read[r * 3 + x] }
+                    }
+                }
+                try gathered.withUnsafeBufferPointer { g in
+                    for r in 0..<count {
+                        try body(k + r, UnsafeBufferPointer(rebasing: g[(r * bands * 3)..<((r + 1) * bands * 3)]))
+                    }
+                }
+                k += count
+            }
         }
     }
+}
 
-    /// Up to `slots` confirmed earlier neighbours per record, keeping the most similar.
-    final class NeighbourLists: @unchecked Sendable {
-        // @unchecked: each instance is used by one thread at a time (one per part of the bands).
-        let slots: Int
-        var other: [Int32]
-        /// Equal values (at most `permutations`, validated to 1,024): two bytes, not four, a
-        /// neighbour (a million records keep 6 a part).
-        var equal: [UInt16]
+/// Where the near-duplicate search reads signatures: a row's values, and a band's keys of rows.
+protocol SignatureSource {
+    /// Row `row`'s values: in place, or read into `scratch` (room for a row).
+    func row(_ row: Int, scratch: UnsafeMutablePointer<UInt32>) throws -> UnsafePointer<UInt32>
+    /// The key of band `band` of each row given.
+    func bandKeys(band: Int, of rows: ArraySlice<Int32>) throws -> [UInt64]
+}
 
-        init(count: Int, slots: Int) {
-            self.slots = slots
-            other = [Int32](repeating: -1, count: count * slots)
-            equal = [UInt16](repeating: 0, count: count * slots)
-        }
+/// Signatures held in one array.
+struct MemorySignatures: SignatureSource {
+    let base: UnsafePointer<UInt32>
+    let permutations: Int, rows: Int
 
-        func contains(record j: Int, other i: Int32) -> Bool {
-            let base = j * slots
-            for k in 0..<slots where other[base + k] == i { return true }
-            return false
-        }
+    func row(_ row: Int, scratch: UnsafeMutablePointer<UInt32>) -> UnsafePointer<UInt32> { base + row * permutations }
 
-        func add(record j: Int, other i: Int32, equal wide: Int32) {
-            let e = UInt16(clamping: wide)
-            let base = j * slots
-            var weakest = base
-            for k in base..<(base + slots) {
-                if other[k] == i { return }
-                if other[k] < 0 { other[k] = i; equal[k] = e; return }
-                if equal[k] < equal[weakest] { weakest = k }
-            }
-            if e > equal[weakest] { other[weakest] = i; equal[weakest] = e }
-        }
+    func bandKeys(band: Int, of rowIndex: ArraySlice<Int32>) -> [UInt64] {
+        rowIndex.map { NearDuplicateFinder.bandKey(band: band, base + Int($0) * permutations + band * rows, rows: rows) }
+    }
+}
 
-        func merge(_ o: NeighbourLists) {
-            let n = other.count / slots
-            for j in 0..<n {
-                for k in (j * slots)..<((j + 1) * slots) where o.other[k] >= 0 { add(record: j, other: o.other[k], equal: Int32(o.equal[k])) }
-            }
-        }
+/// Signatures spilled to disk: a row is read back when compared, a band's keys all at once.
+struct SpilledSignatures: SignatureSource {
+    let spill: CheckSpill
+    init(_ spill: CheckSpill) { self.spill = spill }
 
-        func neighbours(of j: Int) -> [(Int32, Int32)] {
-            var out: [(Int32, Int32)] = []
-            for k in (j * slots)..<((j + 1) * slots) where other[k] >= 0 { out.append((other[k], Int32(equal[k]))) }
-            return out
-        }
+    func row(_ row: Int, scratch: UnsafeMutablePointer<UInt32>) throws -> UnsafePointer<UInt32> {
+        try spill.read(row: row, into: scratch)
+        return UnsafePointer(scratch)
+    }
+
+    func bandKeys(band: Int, of rowIndex: ArraySlice<Int32>) throws -> [UInt64] {
+        let all = try spill.keys(band: band)
+        return rowIndex.map { all[Int($0)] }
     }
 }

@@ -74,6 +74,8 @@ struct DiskFullTests {
         #expect(try store.integrityProblems().isEmpty)
         let verdicts = try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM verdicts") ?? -1 }
         #expect(verdicts == 0, "no verdict of the failed check was kept")
+        let left = try FileManager.default.contentsOfDirectory(atPath: disk.url.path).filter { $0.contains(".check-") }
+        #expect(left.isEmpty, "the check's temporary folder is removed: \(left)")
 
         try disk.free()
         let again = try TestSupport.run(["check", "--db", db, "--json"])

@@ -89,6 +89,6 @@ struct CheckConfigurationTests {
             CheckInput(id: Int64(i + 1), conversation: Conversation(messages: [Message(role: .user, content: "问题\(i)是什么？"),
                                                                                Message(role: .assistant, content: "这是一个很长的回答。请咨询医生。")]))
         }
-        #expect(CheckRunner.run(records, configuration: c).verdicts.contains { $0.name == "boilerplate" })
+        #expect(try CheckRunner.run(records, configuration: c).verdicts.contains { $0.name == "boilerplate" })
     }
 }

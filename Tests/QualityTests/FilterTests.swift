@@ -93,19 +93,19 @@ struct FilterTests {
 
     /// Pairs are exact duplicates only with the same rejected answer too; the pii check reads the
     /// rejected answer.
-    @Test func preferencePairsThroughTheRunner() {
+    @Test func preferencePairsThroughTheRunner() throws {
         func pair(_ id: Int64, _ rejected: String) -> CheckInput {
             CheckInput(id: id, conversation: Conversation(messages: [Message(role: .user, content: "布洛芬一次吃多少？"),
                                                                      Message(role: .assistant, content: "成人一次200到400毫克，按说明书服用。")],
                                                           rejected: Message(role: .assistant, content: rejected)))
         }
-        let outcome = CheckRunner.run([pair(1, "随便吃。"), pair(2, "越多越好。"), pair(3, "随便吃。"), pair(4, "打13812345678问我")],
+        let outcome = try CheckRunner.run([pair(1, "随便吃。"), pair(2, "越多越好。"), pair(3, "随便吃。"), pair(4, "打13812345678问我")],
                                       configuration: CheckConfiguration())
         #expect(Self.failed(outcome, "exact_duplicate") == [3])
         #expect(Self.failed(outcome, "pii") == [4])
     }
 
-    @Test func everyFilterThroughTheRunner() {
+    @Test func everyFilterThroughTheRunner() throws {
         let good = "多休息，多喝水，必要时请到医院就诊。"
         let records = [
             Self.input(1, "头痛怎么办？", good),
@@ -120,7 +120,7 @@ struct FilterTests {
             Self.input(10, "腰疼怎么办？", ""),                                                    // answer_length (empty)
             Self.input(11, "牙疼怎么办", "刷牙。请联系13812345678。"),                              // pii
         ]
-        let outcome = CheckRunner.run(records, configuration: CheckConfiguration())
+        let outcome = try CheckRunner.run(records, configuration: CheckConfiguration())
         #expect(Self.failed(outcome, "char_repetition") == [2])
         #expect(Self.failed(outcome, "ngram_repetition") == [2, 3])                  // 哈×12: 2 of 3 10-grams repeat
         #expect(Self.failed(outcome, "special_characters") == [4])
@@ -141,7 +141,7 @@ struct FilterTests {
         #expect(outcome.verdicts.count == 14 * 11)
     }
 
-    @Test func boilerplateByFrequency() {
+    @Test func boilerplateByFrequency() throws {
         let closing = "以上内容仅供参考，具体请咨询专业医生。"
         var records: [CheckInput] = []
         for i in 1...30 {
@@ -149,7 +149,7 @@ struct FilterTests {
         }
         records.append(Self.input(31, "还有什么建议？", closing))                  // nothing but the closing sentence
         var c = CheckConfiguration()
-        let outcome = CheckRunner.run(records, configuration: c)
+        let outcome = try CheckRunner.run(records, configuration: c)
         #expect(outcome.boilerplate.map(\.sentence) == ["以上内容仅供参考,具体请咨询专业医生。"])
         #expect(outcome.boilerplate.map(\.records) == [31])
         #expect(Self.failed(outcome, "boilerplate") == [31])
@@ -157,21 +157,21 @@ struct FilterTests {
         #expect(abs(score - 19.0 / 33.0) < 1e-12)                   // 19 of the answer's 33 characters
         // Fewer records than min_records: nothing recurs often enough.
         c.boilerplate.minRecords = 32
-        #expect(CheckRunner.run(records, configuration: c).boilerplate.isEmpty)
+        #expect(try CheckRunner.run(records, configuration: c).boilerplate.isEmpty)
     }
 
-    @Test func judgedSubsetStillSeesTheWholeCorpus() {
+    @Test func judgedSubsetStillSeesTheWholeCorpus() throws {
         let records = [Self.input(1, "头痛怎么办？", "多休息。"), Self.input(2, "头痛怎么办?", "多休息。")]
-        let outcome = CheckRunner.run(records, configuration: CheckConfiguration(), judged: [2])
+        let outcome = try CheckRunner.run(records, configuration: CheckConfiguration(), judged: [2])
         #expect(Set(outcome.verdicts.map(\.recordId)) == [2])
         #expect(outcome.verdicts.first { $0.name == "exact_duplicate" }?.detail == "duplicate of record 1")
     }
 
-    @Test func skippedChecksAndTokens() {
+    @Test func skippedChecksAndTokens() throws {
         var c = CheckConfiguration()
         c.skip = ["pii", "mojibake"]
         c.length.maxAnswerTokens = 3
-        let outcome = CheckRunner.run([Self.input(1, "头痛怎么办？", "多休息，多喝水。")], configuration: c,
+        let outcome = try CheckRunner.run([Self.input(1, "头痛怎么办？", "多休息，多喝水。")], configuration: c,
                                       tokens: { $0.unicodeScalars.count })
         #expect(!outcome.verdicts.contains { $0.name == "pii" || $0.name == "mojibake" })
         #expect(Self.failed(outcome, "answer_tokens") == [1])

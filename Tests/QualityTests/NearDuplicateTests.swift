@@ -136,12 +136,12 @@ struct LabelledSet {
     }
 
     /// Precision and recall of the near-duplicate check on the planted near copies.
-    func measure(_ settings: NearDuplicateSettings) -> (precision: Double, recall: Double, found: Int, truePositives: Int) {
+    func measure(_ settings: NearDuplicateSettings) throws -> (precision: Double, recall: Double, found: Int, truePositives: Int) {
         var config = CheckConfiguration()
         config.nearDuplicates = settings
         config.skip = CheckConfiguration.checkNames.filter { $0 != "near_duplicate" && $0 != "exact_duplicate" }
         let inputs = conversations.enumerated().map { CheckInput(id: Int64($0.offset + 1), conversation: $0.element) }
-        let outcome = CheckRunner.run(inputs, configuration: config)
+        let outcome = try CheckRunner.run(inputs, configuration: config)
         var found = 0, truePositives = 0
         var representative: [Int: Int] = [:]
         for g in outcome.groups where g.kind == .near {
@@ -173,21 +173,21 @@ struct NearDuplicateTests {
     @Test(.needsShared(LabelledSet.file)) func labelledSetPrecisionAndRecall() throws {
         let set = try LabelledSet.make()
         #expect(set.conversations.count == 300 * 5 + 160)
-        let chosen = set.measure(NearDuplicateSettings())
+        let chosen = try set.measure(NearDuplicateSettings())
         print("near duplicates, defaults (3-grams, 128 permutations, 32x4, 0.7): precision \(chosen.precision) recall \(chosen.recall) (\(chosen.truePositives)/\(chosen.found) found, 900 planted)")
         #expect(chosen.precision >= 0.99)
         #expect(chosen.recall >= 0.95)
         for n in [2, 4, 5] {
             var s = NearDuplicateSettings()
             s.ngram = n
-            let m = set.measure(s)
+            let m = try set.measure(s)
             print("near duplicates, \(n)-grams: precision \(m.precision) recall \(m.recall) (\(m.truePositives)/\(m.found))")
         }
         // The web-page setting: 5-grams at 0.8 misses many short edited copies.
         var web = NearDuplicateSettings()
         web.ngram = 5
         web.threshold = 0.8
-        let w = set.measure(web)
+        let w = try set.measure(web)
         print("near duplicates, 5-grams at 0.8: precision \(w.precision) recall \(w.recall)")
         #expect(w.recall < chosen.recall)
     }
@@ -196,7 +196,7 @@ struct NearDuplicateTests {
     @Test(.needsShared(LabelledSet.file)) func exactCopiesAreNotNearDuplicates() throws {
         let set = try LabelledSet.make(bases: 40, negatives: 0)
         let inputs = set.conversations.enumerated().map { CheckInput(id: Int64($0.offset + 1), conversation: $0.element) }
-        let outcome = CheckRunner.run(inputs, configuration: Self.nearOnly())
+        let outcome = try CheckRunner.run(inputs, configuration: Self.nearOnly())
         let exact = Set(outcome.verdicts.filter { $0.name == "exact_duplicate" && !$0.passed }.map(\.recordId))
         let near = Set(outcome.verdicts.filter { $0.name == "near_duplicate" && !$0.passed }.map(\.recordId))
         let plantedExact = Set(set.labels.indices.filter { if case .exact = set.labels[$0] { return true } else { return false } }.map { Int64($0 + 1) })
@@ -237,11 +237,11 @@ struct NearDuplicateTests {
     @Test(.needsShared(LabelledSet.file)) func storedSignaturesGiveTheSameFindings() throws {
         let set = try LabelledSet.make(bases: 60, negatives: 20)
         let inputs = set.conversations.enumerated().map { CheckInput(id: Int64($0.offset + 1), conversation: $0.element) }
-        let fresh = CheckRunner.run(inputs, configuration: Self.nearOnly())
+        let fresh = try CheckRunner.run(inputs, configuration: Self.nearOnly())
         #expect(fresh.newSignatures.count == inputs.count)
         // The first 200 records were checked before; the rest are newly ingested.
         let stored = Dictionary(uniqueKeysWithValues: fresh.newSignatures.filter { $0.recordId <= 200 }.map { ($0.recordId, $0.signature) })
-        let again = CheckRunner.run(inputs, configuration: Self.nearOnly(), signatures: stored)
+        let again = try CheckRunner.run(inputs, configuration: Self.nearOnly(), signatures: stored)
         #expect(again.newSignatures.map(\.recordId) == Array(201...Int64(inputs.count)))
         #expect(again.verdicts == fresh.verdicts)
         #expect(again.groups == fresh.groups)
@@ -260,27 +260,75 @@ struct NearDuplicateTests {
         }
         var config = CheckConfiguration()
         config.boilerplate.minRecords = 20
-        let whole = CheckRunner.run(inputs, configuration: config)
+        let whole = try CheckRunner.run(inputs, configuration: config)
         #expect(whole.boilerplate.first?.sentence == Normalizer.comparable(closing))
         #expect(whole.groups.contains { $0.kind == .exact } && whole.groups.contains { $0.kind == .near })
         let stored = Dictionary(uniqueKeysWithValues: whole.newSignatures.filter { $0.recordId % 3 == 0 }.map { ($0.recordId, $0.signature) })
         let byId = Dictionary(uniqueKeysWithValues: inputs.map { ($0.id, $0.conversation) })
-        for size in [1, 7, 64, inputs.count] {
-            var pass = CheckPass(configuration: config)
-            for start in stride(from: 0, to: inputs.count, by: size) {
-                let chunk = Array(inputs[start..<min(inputs.count, start + size)])
-                pass.add(chunk, stored: stored.filter { id, _ in chunk.contains { $0.id == id } })
+        // In memory, and with the signatures spilled to disk beside a store (`corpus check`).
+        let folder = try TestSupport.temporaryDirectory("near-spill")
+        let store = folder.appendingPathComponent("corpus.db").path
+        for (size, spilled) in [(1, false), (7, false), (64, false), (inputs.count, false), (7, true), (inputs.count, true)] {
+            do {
+                var pass = CheckPass(configuration: config)
+                if spilled { try pass.spillToDisk(besideStore: store) }
+                #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).count == (spilled ? 1 : 0))
+                for start in stride(from: 0, to: inputs.count, by: size) {
+                    let chunk = Array(inputs[start..<min(inputs.count, start + size)])
+                    try pass.add(chunk, stored: stored.filter { id, _ in chunk.contains { $0.id == id } })
+                }
+                let batched = try (consume pass).finish { byId[$0] }
+                #expect(batched.packed == whole.packed, "batch size \(size), spilled \(spilled)")
+                // Scores by bit pattern (a check with no measure scores NaN).
+                #expect(batched.packed.map { $0.scores.map(\.bitPattern) } == whole.packed.map { $0.scores.map(\.bitPattern) },
+                        "batch size \(size), spilled \(spilled)")
+                #expect(batched.groups == whole.groups, "batch size \(size), spilled \(spilled)")
+                #expect(batched.boilerplate.map(\.sentence) == whole.boilerplate.map(\.sentence))
+                #expect(batched.boilerplate.map(\.records) == whole.boilerplate.map(\.records))
+                #expect(batched.newSignatureIds == whole.newSignatures.map(\.recordId).filter { $0 % 3 != 0 })
+                #expect(batched.newSignatures.map(\.signature) == whole.newSignatures.filter { $0.recordId % 3 != 0 }.map(\.signature))
             }
-            let batched = pass.finish { byId[$0] }
-            #expect(batched.packed == whole.packed, "batch size \(size)")
-            #expect(batched.groups == whole.groups, "batch size \(size)")
-            #expect(batched.boilerplate.map(\.sentence) == whole.boilerplate.map(\.sentence))
-            #expect(batched.boilerplate.map(\.records) == whole.boilerplate.map(\.records))
-            #expect(batched.newSignatureIds == whole.newSignatures.map(\.recordId).filter { $0 % 3 != 0 })
+            // The spill folder goes with the outcome.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty, "spilled \(spilled)")
         }
+        // A folder left by a check that was killed (its process gone) is removed by the next one.
+        let abandoned = folder.appendingPathComponent("corpus.db.check-2147483646-0")
+        try FileManager.default.createDirectory(at: abandoned, withIntermediateDirectories: false)
+        try Data([1, 2, 3]).write(to: abandoned.appendingPathComponent("signatures"))
+        var pass = CheckPass(configuration: config)
+        try pass.spillToDisk(besideStore: store)
+        #expect(!FileManager.default.fileExists(atPath: abandoned.path))
     }
 
-    @Test func groupsRepresentativesAndBorderline() {
+    /// A record is a near duplicate of a kept earlier record it matches even when more similar
+    /// earlier records (themselves near duplicates, so not kept) are more than a handful: every
+    /// confirmed candidate counts. Record 0 is kept; 1...7 each match it on bands 0-22 (92 of
+    /// 128 values) and are its near duplicates; record 8 matches 0 on bands 0-22 and each k of
+    /// 1...7 on bands 0-22 and its own band 22+k (96 values): its candidates are all eight, and
+    /// its representative is 0, the one kept. (A search that kept six neighbours a record, as
+    /// before, dropped 0 for the closer copies and left record 8 unflagged.)
+    @Test func everyConfirmedCandidateCounts() throws {
+        let s = NearDuplicateSettings()
+        #expect(s.permutations == 128 && s.bands == 32 && s.rows == 4)
+        var next: UInt32 = 1_000
+        func fresh() -> UInt32 { next += 1; return next }
+        let x = (0..<128).map { _ in fresh() }                           // record 8's values
+        var rows: [[UInt32]] = []
+        rows.append((0..<128).map { $0 < 92 ? x[$0] : fresh() })        // record 0
+        for k in 1...7 {
+            let own = (22 + k) * 4
+            rows.append((0..<128).map { $0 < 92 || ($0 >= own && $0 < own + 4) ? x[$0] : fresh() })
+        }
+        rows.append(x)
+        let ids = (0..<9).map { Int64(100 + $0) }
+        let result = NearDuplicateFinder.find(ids: ids, signatures: rows.flatMap { $0 }, settings: s)
+        for k in 1...8 {
+            #expect(result.duplicates[ids[k]]?.other == 100 && result.duplicates[ids[k]]?.similarity == 92.0 / 128, "record \(k)")
+        }
+        #expect(result.duplicates.count == 8 && result.borderline.isEmpty)
+    }
+
+    @Test func groupsRepresentativesAndBorderline() throws {
         let q = "高血压患者日常饮食需要注意哪些问题？"
         let a = "高血压患者应当低盐饮食，每日食盐不超过五克，多吃新鲜蔬菜和水果，限制饮酒，控制体重，规律运动，按时服药并定期测量血压。"
         let records = [
@@ -289,7 +337,7 @@ struct NearDuplicateTests {
             CheckInput(id: 12, conversation: Self.pair(q, a.replacingOccurrences(of: "五克", with: "六克"))),
             CheckInput(id: 13, conversation: Self.pair(q, String(a.dropLast(12)) + "另需戒烟，并保持良好作息。")),
         ]
-        let outcome = CheckRunner.run(records, configuration: Self.nearOnly())
+        let outcome = try CheckRunner.run(records, configuration: Self.nearOnly())
         let near = outcome.groups.filter { $0.kind == .near }
         #expect(near.count == 1)
         #expect(near.first?.representative == 10)

@@ -75,6 +75,16 @@ extension CorpusStore {
     public func savePackedVerdicts(_ rows: [PackedVerdicts], configHash: String, configJSON: String,
                                    groups: [DuplicateGroup] = [], replacingGroups: Bool = true, boilerplate: [RecurringSentence]? = nil,
                                    state: CheckState? = nil, arguments: [String] = []) throws -> Int {
+        try savePackedVerdicts(count: rows.count, { rows[$0] }, configHash: configHash, configJSON: configJSON, groups: groups,
+                               replacingGroups: replacingGroups, boilerplate: boilerplate, state: state, arguments: arguments)
+    }
+
+    /// The same with the rows made one at a time (`row(k)` for k < `count`), so that ten
+    /// million of them are never held together.
+    @discardableResult
+    public func savePackedVerdicts(count: Int, _ row: (Int) throws -> PackedVerdicts, configHash: String, configJSON: String,
+                                   groups: [DuplicateGroup] = [], replacingGroups: Bool = true, boilerplate: [RecurringSentence]? = nil,
+                                   state: CheckState? = nil, arguments: [String] = []) throws -> Int {
         try pool.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO check_configs (hash, config, created_at) VALUES (?, ?, ?)",
                            arguments: [configHash, configJSON, Timestamp.now()])
@@ -90,7 +100,9 @@ extension CorpusStore {
             // The per-check counts of the rows inserted (for the summary kept with the state).
             var inserted = VerdictCounts()
             var merged = false
-            for row in rows where row.ran != 0 {
+            for k in 0..<count {
+                let row = try row(k)
+                guard row.ran != 0 else { continue }
                 try insert.reset()
                 try insert.bind(2, row.recordId)
                 try insert.bind(3, Int64(row.ran))
@@ -253,7 +265,7 @@ extension CorpusStore {
     /// (made one at a time: a million of them are half a gigabyte). A stored one is replaced: a
     /// check computes a signature only where none readable is stored, so this repairs a malformed
     /// row (which an incremental check would otherwise meet, and fall back on, every time).
-    public func saveMinHashSignatures(count: Int, key: String, _ signature: (Int) -> (recordId: Int64, blob: Data)) throws {
+    public func saveMinHashSignatures(count: Int, key: String, _ signature: (Int) throws -> (recordId: Int64, blob: Data)) throws {
         try savePerRecordBlobs(sql: "INSERT OR REPLACE INTO minhash_signatures (record_id, settings_hash, signature) VALUES (?, ?, ?)",
                                count: count, key: key, what: "MinHash signature", signature)
     }
@@ -268,13 +280,13 @@ extension CorpusStore {
 
     /// One transaction of `sql` (parameters: record id, key, blob) for `count` rows made on demand.
     private func savePerRecordBlobs(sql: String, count: Int, key: String, what: String,
-                                    _ row: (Int) -> (recordId: Int64, blob: Data)) throws {
+                                    _ row: (Int) throws -> (recordId: Int64, blob: Data)) throws {
         guard count > 0 else { return }
         try pool.write { db in
             let insert = CheckedStatement(try db.makeStatement(sql: sql), db, path: path)
             try insert.bind(2, key)
             for k in 0..<count {
-                let r = row(k)
+                let r = try row(k)
                 try insert.reset()
                 try insert.bind(1, r.recordId)
                 try insert.bind(3, r.blob)

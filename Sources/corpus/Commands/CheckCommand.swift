@@ -107,8 +107,8 @@ struct CheckCommand: ParsableCommand {
                         }
                     }
                     factsRead += known.count
-                    pass.add(known: known)
-                    pass.add(chunk, stored: stored, factsStored: factsStored)
+                    try pass.add(known: known)
+                    try pass.add(chunk, stored: stored, factsStored: factsStored)
                 }
             }
             let conversation: (Int64) throws -> Conversation? = { id in try store.record(id: id).map { try CanonicalJSON.decode($0.conversation) } }
@@ -157,6 +157,9 @@ struct CheckCommand: ParsableCommand {
                 // context only; a new file costs its own checks plus the corpus-wide comparison.
                 let done = try store.recordsJudged(configHash: hash, covering: expected)
                 var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
+                // The signatures and own verdicts wait on disk beside the store, not in memory (six
+                // gigabytes at ten million records); the folder goes with the outcome.
+                try pass.spillToDisk(besideStore: store.path)
                 pass.reserve(records: try store.recordCountAndLastId().count)
                 try read(into: &pass, after: Int64.min, done: done)
                 // Each step below frees what the one before held (the batches' conversations and
@@ -180,7 +183,7 @@ struct CheckCommand: ParsableCommand {
                 timing.mark("stored \(signedEarly) signatures and the new records' check facts")
                 // `consume`: the pass ends here, so what `finish` frees (the signatures) is freed.
                 outcome = try (consume pass).finish(conversation: conversation, mark: { ck_release_free_memory(); timing.mark($0) })
-                timing.mark("corpus-wide findings (\(outcome?.verdictCount ?? 0) verdicts)")
+                timing.mark("corpus-wide findings (\(outcome?.judgedCount ?? 0) records to judge)")
             }
             guard var outcome else { return }
             // What is left to store (a whole-store check stored it all before the findings).
@@ -194,14 +197,14 @@ struct CheckCommand: ParsableCommand {
             }
             let signaturesComputed = signedEarly + outcome.newSignatureIds.count
             outcome.releaseStored()
-            let added = try store.savePackedVerdicts(outcome.packed, configHash: hash, configJSON: try configuration.canonicalJSON(),
+            let added = try store.savePackedVerdicts(count: outcome.judgedCount, outcome.packedRow, configHash: hash, configJSON: try configuration.canonicalJSON(),
                                                      groups: outcome.groups, replacingGroups: earlier == nil,
                                                      boilerplate: configuration.runs("boilerplate") ? outcome.boilerplate : nil,
                                                      state: newState, arguments: CommandLine.arguments)
             timing.mark("stored verdicts and groups")
             let summary = try store.checkSummary(configHash: hash)
             // Judged in this run; and in its scope, judged before (their verdicts kept).
-            let judgedCount = outcome.packed.count
+            let judgedCount = outcome.judgedCount
             if output.json {
                 Output.printJSON(["config_hash": hash, "records": judgedCount, "judged_before": before, "context": context, "verdicts_added": added,
                                   "incremental": earlier != nil,
