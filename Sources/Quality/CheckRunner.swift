@@ -28,7 +28,11 @@ public struct CheckOutcome: Sendable {
     public var verdicts: [CheckVerdict] { packed.flatMap(\.verdicts) }
 
     init(groups: [DuplicateGroup], boilerplate: [RecurringSentence]) {
-        self.groups = groups
+        self.init(members: GroupMembers(groups), boilerplate: boilerplate)
+    }
+
+    init(members: GroupMembers, boilerplate: [RecurringSentence]) {
+        self.members = members
         self.boilerplate = boilerplate
     }
 
@@ -37,8 +41,11 @@ public struct CheckOutcome: Sendable {
         judgedCount = count
         makeRow = row
     }
-    /// Exact-duplicate and conflicting-answer groups (and near-duplicate groups when computed).
-    public var groups: [DuplicateGroup]
+    /// The members of the exact-duplicate and conflicting-answer groups (and of the near-duplicate
+    /// groups and borderline pairs when computed), as stored (`duplicate_groups`).
+    public var members: GroupMembers
+    /// The same as groups (`GroupMembers.groups`).
+    public var groups: [DuplicateGroup] { members.groups }
     /// Recurring sentences, most frequent first: the text, in how many answers it occurs, its hash.
     public var boilerplate: [RecurringSentence]
     /// The MinHash signatures computed in this run (not given as already stored), to store: record
@@ -126,19 +133,20 @@ public struct CheckPass: Sendable {
     /// allocation each for the whole corpus instead of three per record (at a million records,
     /// ~170 MiB less), and the keys can be freed once the exact duplicates are settled.
     struct Kept: Sendable {
+        // Fields ordered so that the struct packs into 48 bytes (480 MB at ten million records).
         var id: Int64
+        /// Its own checks' verdicts (as `PackedVerdicts`): one score a check run in `scores` from
+        /// `scoreStart`, the reasons in `details`, the checks run and failed below; or, with a
+        /// spill, all of them in the spill from `scoreStart` (-1: none).
+        var scoreStart = 0
+        /// Its sentences: `sentenceCount` entries of `sentenceHashes` and `sentenceLengths` from `sentenceStart`.
+        var sentenceStart = 0
         var answerLength: Int32
         /// The signature's row in `signatures`, or -1 when the record has none.
         var signatureRow: Int32 = -1
-        /// Its sentences: `sentenceCount` entries of `sentenceHashes` and `sentenceLengths` from `sentenceStart`.
-        var sentenceStart = 0
         var sentenceCount: Int32 = 0
-        /// Its own checks' verdicts (as `PackedVerdicts`): the checks run and failed, one score a
-        /// check run in `scores` from `scoreStart`, the reasons in `details`; or, with a spill,
-        /// all of them in the spill from `scoreStart` (-1: none).
         var ran: UInt32 = 0
         var failed: UInt32 = 0
-        var scoreStart = 0
         /// Whether the signature was computed in this pass (to be stored).
         var newSignature = false
         /// Whether the keys and sentences were computed in this pass and are not stored yet.
@@ -153,9 +161,13 @@ public struct CheckPass: Sendable {
     }
 
     var kept: [Kept] = []
-    /// By index in `kept`: the keys of the whole conversation and of its question (`ExactDuplicates`).
+    /// By index in `kept`: the keys of the whole conversation and of its question (`ExactDuplicates`);
+    /// with a spill, only their first 8 bytes (`pairPrefixes`, `promptPrefixes`) and the whole
+    /// keys in the spill (`keys(_:)`): 16 bytes a record in memory instead of 64.
     var pairKeys: [SHA256Key] = []
     var promptKeys: [SHA256Key] = []
+    var pairPrefixes: [UInt64] = []
+    var promptPrefixes: [UInt64] = []
     /// Every record's sentences one after another: FNV-1a hash and length in characters.
     var sentenceHashes: [UInt64] = []
     var sentenceLengths: [Int32] = []
@@ -217,8 +229,13 @@ public struct CheckPass: Sendable {
     public mutating func reserve(records: Int) {
         guard records > 0 else { return }
         kept.reserveCapacity(records)
-        pairKeys.reserveCapacity(records)
-        promptKeys.reserveCapacity(records)
+        if spill == nil {
+            pairKeys.reserveCapacity(records)
+            promptKeys.reserveCapacity(records)
+        } else {
+            pairPrefixes.reserveCapacity(records)
+            promptPrefixes.reserveCapacity(records)
+        }
         let corpusWide: Set = ["exact_duplicate", "near_duplicate", "conflicting_answer", "boilerplate"]
         let own = CheckCatalog.names.filter { configuration.runs($0) && !corpusWide.contains($0) && (tokens != nil || !$0.hasSuffix("_tokens")) }
         if spill == nil { scores.reserveCapacity(records * own.count) }
@@ -230,7 +247,7 @@ public struct CheckPass: Sendable {
     /// then frees the signatures as soon as the near-duplicate search has read them, instead of
     /// holding them until they are written. Returns how many signatures were handed over.
     public mutating func storeNew(signatures saveSignatures: (Int, (Int) throws -> (recordId: Int64, blob: Data)) throws -> Void,
-                                  facts saveFacts: (Int, (Int) -> (recordId: Int64, blob: Data)) throws -> Void) throws -> Int {
+                                  facts saveFacts: (Int, (Int) throws -> (recordId: Int64, blob: Data)) throws -> Void) throws -> Int {
         let order = orderById()
         let signed = hasher == nil ? [] : order.filter { kept[$0].newSignature }
         let computed = order.filter { kept[$0].newFacts }
@@ -240,7 +257,7 @@ public struct CheckPass: Sendable {
             return (r.id, try signatureBlob(row: r.signatureRow))
         }
         for i in signed { kept[i].newSignature = false }
-        try saveFacts(computed.count) { k in factsBlob(computed[k]) }
+        try saveFacts(computed.count) { k in try factsBlob(computed[k], inOrder: true) }
         for i in computed { kept[i].newFacts = false }
         return signed.count
     }
@@ -270,8 +287,14 @@ public struct CheckPass: Sendable {
             scores += packed.scores
             if !packed.details.isEmpty { details[kept.count] = packed.details }
         }
-        pairKeys.append(pairKey)
-        promptKeys.append(promptKey)
+        if let spill {
+            try spill.appendKeys(pair: pairKey, prompt: promptKey)
+            pairPrefixes.append(pairKey.a)
+            promptPrefixes.append(promptKey.a)
+        } else {
+            pairKeys.append(pairKey)
+            promptKeys.append(promptKey)
+        }
         return k
     }
 
@@ -287,10 +310,23 @@ public struct CheckPass: Sendable {
         return packed
     }
 
+    /// The record's two keys. `inOrder`: read in the order records were added (one thread).
+    func keys(_ i: Int, inOrder: Bool = false) throws -> (pair: SHA256Key, prompt: SHA256Key) {
+        if let spill { return try spill.keys(i, inOrder: inOrder) }
+        return (pairKeys[i], promptKeys[i])
+    }
+
+    /// The first 8 bytes of the record's key of the whole conversation or of its question.
+    func keyPrefix(_ i: Int, prompt: Bool) -> UInt64 {
+        if spill != nil { return prompt ? promptPrefixes[i] : pairPrefixes[i] }
+        return prompt ? promptKeys[i].a : pairKeys[i].a
+    }
+
     /// The record's facts as stored (`check_facts`).
-    func factsBlob(_ i: Int) -> (recordId: Int64, blob: Data) {
-        (kept[i].id, CheckFacts(pairKey: pairKeys[i], promptKey: promptKeys[i], answerLength: kept[i].answerLength,
-                                sentences: kept[i].sentences.map { (sentenceHashes[$0], sentenceLengths[$0]) }).blob)
+    func factsBlob(_ i: Int, inOrder: Bool = false) throws -> (recordId: Int64, blob: Data) {
+        let (pair, prompt) = try keys(i, inOrder: inOrder)
+        return (kept[i].id, CheckFacts(pairKey: pair, promptKey: prompt, answerLength: kept[i].answerLength,
+                                       sentences: kept[i].sentences.map { (sentenceHashes[$0], sentenceLengths[$0]) }).blob)
     }
 
     /// Adds records judged before whose facts (and signature) are stored: nothing to analyse.
@@ -342,21 +378,29 @@ public struct CheckPass: Sendable {
         let c = configuration
         let order = orderById()
         idOrder = []
-        let exact = exactDuplicates(order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
+        var exact = try exactDuplicates(order: order, basis: ExactDuplicates.Basis(rawValue: c.exactDuplicates.on) ?? .pair)
         // The keys are not needed any more unless there are facts still to store.
+        pairPrefixes = []
+        promptPrefixes = []
         if !kept.contains(where: \.newFacts) {
             pairKeys = []
             promptKeys = []
         }
-        mark("exact duplicates and conflicting answers (\(exact.groups.count) groups)")
-        let near = try hasher.map { try nearDuplicates(order: order, duplicateOf: exact.duplicateOf, settings: $0.settings) }
+        mark("exact duplicates and conflicting answers (\(exact.members.count) group members)")
+        var near = try hasher.map { try nearDuplicates(order: order, duplicateOf: exact.duplicateOf, settings: $0.settings) }
         // Signatures already stored (`storeNew`) are not needed any more: at a million records
         // they are half a gigabyte.
         if !kept.contains(where: \.newSignature) { signatures = [] }
         mark("near duplicates (\(near?.result.duplicates.count ?? 0) found)")
         let recurring = try recurringSentences(c.boilerplate, conversation: conversation)
         mark("boilerplate (\(recurring.list.count) recurring sentences)")
-        var outcome = CheckOutcome(groups: exact.groups + (near?.groups ?? []), boilerplate: recurring.list)
+        // The members move to the outcome (the near ones are most of them: not copied).
+        var members = near?.members ?? GroupMembers()
+        near?.members = GroupMembers()
+        members.append(contentsOf: exact.members)
+        exact.members = GroupMembers()
+        members.sortForTable()
+        var outcome = CheckOutcome(members: members, boilerplate: recurring.list)
         try handOver(&outcome, order: order)
         // The outcome keeps the spill (the records' own verdicts are read back from it) and
         // frees it with itself.
@@ -367,7 +411,7 @@ public struct CheckPass: Sendable {
     /// Gives the outcome what is to be stored of the records (new facts and signatures).
     mutating func handOver(_ outcome: inout CheckOutcome, order: [Int]) throws {
         let c = configuration
-        outcome.newFactsBlobs = order.filter { kept[$0].newFacts }.map(factsBlob)
+        outcome.newFactsBlobs = try order.filter { kept[$0].newFacts }.map { try factsBlob($0) }
         if hasher != nil {
             let P = c.nearDuplicates.permutations
             for i in order where kept[i].newSignature {
@@ -389,8 +433,8 @@ public struct CheckPass: Sendable {
 
     /// Exact duplicates and conflicting answers, settled in id order.
     struct ExactFindings {
-        /// Exact-duplicate groups, then conflicting-answer groups.
-        var groups: [DuplicateGroup] = []
+        /// The members of the exact-duplicate and conflicting-answer groups.
+        var members = GroupMembers()
         /// By index in `kept`: the id of the earlier record it copies.
         var duplicateOf: [Int: Int64] = [:]
         /// By index in `kept`: the first record asking the same question, and how many
@@ -398,54 +442,73 @@ public struct CheckPass: Sendable {
         var conflict: [Int: (first: Int64, answers: Int)] = [:]
     }
 
-    func exactDuplicates(order: [Int], basis: ExactDuplicates.Basis) -> ExactFindings {
+    func exactDuplicates(order: [Int], basis: ExactDuplicates.Basis) throws -> ExactFindings {
         var found = ExactFindings()
-        // Records with the same key, found by sorting their ranks (positions in id order) by key
-        // and rank: runs of one key are its records in id order, the first one kept. A sort of
-        // 4-byte ranks instead of dictionaries keyed by 32-byte hashes: a few megabytes at a
-        // million records where the dictionaries took a quarter of a gigabyte.
-        func runs(_ key: (Int) -> SHA256Key) -> (ranks: [Int32], groups: [(first: Int32, start: Int, end: Int)]) {
-            // Sorted by the key's first 8 bytes (held beside the rank), the rest compared only on a tie.
-            var sorted = order.enumerated().map { (prefix: key($0.element).a, rank: Int32(clamping: $0.offset)) }
-            sorted.sort { x, y in
-                if x.prefix != y.prefix { return x.prefix < y.prefix }
-                let kx = key(order[Int(x.rank)]), ky = key(order[Int(y.rank)])
-                if kx.b != ky.b { return kx.b < ky.b }
-                if kx.c != ky.c { return kx.c < ky.c }
-                if kx.d != ky.d { return kx.d < ky.d }
-                return x.rank < y.rank
-            }
-            let ranks = sorted.map { $0.rank }
-            sorted = []
+        // Records with the same key, found by sorting their ranks (positions in id order) by the
+        // key's first 8 bytes: runs of one prefix are its records in id order, the first one kept.
+        // The whole keys of a run's records are compared after (read back from the spill when
+        // there is one); a run whose keys differ (two keys sharing 8 bytes) is split by them.
+        // A sort of 12-byte entries instead of dictionaries keyed by 32-byte hashes: a few
+        // megabytes at a million records where the dictionaries took a quarter of a gigabyte.
+        func runs(prompt: Bool) throws -> (ranks: [Int32], groups: [(first: Int32, start: Int, end: Int)]) {
+            var sorted = order.enumerated().map { (prefix: keyPrefix($0.element, prompt: prompt), rank: Int32(clamping: $0.offset)) }
+            sorted.sort { ($0.prefix, $0.rank) < ($1.prefix, $1.rank) }
+            var ranks = sorted.map { $0.rank }
             var groups: [(first: Int32, start: Int, end: Int)] = []
             var s = 0
             while s < ranks.count {
                 var e = s + 1
-                let k = key(order[Int(ranks[s])])
-                while e < ranks.count && key(order[Int(ranks[e])]) == k { e += 1 }
-                if e - s > 1 { groups.append((ranks[s], s, e)) }
+                while e < ranks.count && sorted[e].prefix == sorted[s].prefix { e += 1 }
+                if e - s > 1 {
+                    let whole = try ranks[s..<e].map { r in
+                        let k = try keys(order[Int(r)])
+                        return (key: prompt ? k.prompt : k.pair, rank: r)
+                    }
+                    if whole.allSatisfy({ $0.key == whole[0].key }) {
+                        groups.append((ranks[s], s, e))
+                    } else {
+                        // Keys that share their first 8 bytes: ordered by the whole key, then rank.
+                        let byKey = whole.sorted { x, y in
+                            (x.key.a, x.key.b, x.key.c, x.key.d, x.rank) < (y.key.a, y.key.b, y.key.c, y.key.d, y.rank)
+                        }
+                        for (k, x) in byKey.enumerated() { ranks[s + k] = x.rank }
+                        var a = 0
+                        while a < byKey.count {
+                            var b = a + 1
+                            while b < byKey.count && byKey[b].key == byKey[a].key { b += 1 }
+                            if b - a > 1 { groups.append((byKey[a].rank, s + a, s + b)) }
+                            a = b
+                        }
+                    }
+                }
                 s = e
             }
+            sorted = []
             // Groups in the order of their first records.
             groups.sort { $0.first < $1.first }
             return (ranks, groups)
         }
-        let pairs = runs { basis == .pair ? pairKeys[$0] : promptKeys[$0] }
+        let pairs = try runs(prompt: basis == .prompt)
         for g in pairs.groups {
             let group = pairs.ranks[g.start..<g.end].map { order[Int($0)] }
             let rep = kept[group[0]].id
             for m in group.dropFirst() { found.duplicateOf[m] = rep }
-            found.groups.append(DuplicateGroup(kind: .exact, representative: rep, members: group.map { kept[$0].id }))
+            for m in group { found.members.append(.exact, record: kept[m].id, representative: rep) }
         }
-        let prompts = runs { promptKeys[$0] }
+        let prompts = try runs(prompt: true)
         for g in prompts.groups {
             let group = prompts.ranks[g.start..<g.end].map { order[Int($0)] }
             // Distinct answers among the copies of this prompt (by the whole conversation's key).
             var answers: [SHA256Key] = []
-            for m in group where !answers.contains(pairKeys[m]) { answers.append(pairKeys[m]) }
+            for m in group {
+                let pair = try keys(m).pair
+                if !answers.contains(pair) { answers.append(pair) }
+            }
             guard answers.count > 1 else { continue }
-            for m in group { found.conflict[m] = (kept[group[0]].id, answers.count) }
-            found.groups.append(DuplicateGroup(kind: .conflict, representative: kept[group[0]].id, members: group.map { kept[$0].id }))
+            for m in group {
+                found.conflict[m] = (kept[group[0]].id, answers.count)
+                found.members.append(.conflict, record: kept[m].id, representative: kept[group[0]].id)
+            }
         }
         return found
     }
@@ -453,8 +516,9 @@ public struct CheckPass: Sendable {
     /// Near duplicates and borderline pairs.
     struct NearFindings {
         var result = NearDuplicateFinder.Result()
-        /// Near-duplicate groups by representative, then borderline pairs by later record.
-        var groups: [DuplicateGroup] = []
+        /// The members of the near-duplicate groups (each representative too, similarity 1) and
+        /// the borderline pairs' later records.
+        var members = GroupMembers()
     }
 
     /// Near duplicates among the records that are not exact copies of an earlier one.
@@ -468,17 +532,22 @@ public struct CheckPass: Sendable {
         let near = try spill.map { try NearDuplicateFinder.find(ids: ids, rowOf: rows, spill: $0, settings: settings) }
             ?? NearDuplicateFinder.find(ids: ids, signatures: signatures, rowOf: rows, settings: settings)
         found.result = near
-        var members: [Int64: [Int64]] = [:]
-        for (id, match) in near.duplicates { members[match.other, default: []].append(id) }
-        for rep in members.keys.sorted() {
-            let later = (members[rep] ?? []).sorted()
-            var similarity = [rep: 1.0]
-            for m in later { similarity[m] = near.duplicates[m]?.similarity }
-            found.groups.append(DuplicateGroup(kind: .near, representative: rep, members: [rep] + later, similarity: similarity))
+        found.members.reserveCapacity(near.duplicates.count * 5 / 4 + near.borderline.count)
+        var representatives: [Int64] = []
+        representatives.reserveCapacity(near.duplicates.count)
+        for (id, match) in near.duplicates {
+            found.members.append(.near, record: id, representative: match.other, similarity: match.similarity)
+            representatives.append(match.other)
         }
-        for id in near.borderline.keys.sorted() {
-            guard let match = near.borderline[id] else { continue }
-            found.groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
+        representatives.sort()
+        var previous: Int64?
+        for rep in representatives where rep != previous {
+            found.members.append(.near, record: rep, representative: rep, similarity: 1)
+            previous = rep
+        }
+        representatives = []
+        for (id, match) in near.borderline {
+            found.members.append(.borderline, record: id, representative: match.other, similarity: match.similarity)
         }
         return found
     }

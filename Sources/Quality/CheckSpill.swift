@@ -99,7 +99,7 @@ final class SpillFile {
     static func failure(_ path: String, _ what: String, _ code: Int32) -> CorpusDBError {
         let reason = String(cString: strerror(code))
         if code == ENOSPC || code == EDQUOT {
-            return CorpusDBError(.storageFailed, "the disk holding the store is full: the check's temporary file \(path) \(what) (\(reason)); nothing of the check was stored and the store is intact: free some space (a check holds about 1.2 KB a record beside the store while it runs) and run the command again")
+            return CorpusDBError(.storageFailed, "the disk holding the store is full: the check's temporary file \(path) \(what) (\(reason)); nothing of the check was stored and the store is intact: free some space (a check holds about 1.3 KB a record beside the store while it runs) and run the command again")
         }
         return CorpusDBError(.storageFailed, "\(path): the check's temporary file \(what) (\(reason)); nothing of the check was stored and the store is intact: check the folder's permissions and the disk, then run the command again")
     }
@@ -118,6 +118,9 @@ final class CheckSpill: @unchecked Sendable {
     private let bandKeys: [SpillFile]
     private let own: SpillFile
     private var ownReader: SpillFile.Reader?
+    /// Each record's two exact-duplicate keys (pair, then prompt: 64 bytes), in the order added.
+    private let keyFile: SpillFile
+    private var keyReader: SpillFile.Reader?
     /// Signatures appended.
     private(set) var count = 0
 
@@ -140,6 +143,7 @@ final class CheckSpill: @unchecked Sendable {
         rows = s?.rows ?? 0
         do {
             own = try SpillFile(path: folder + "/verdicts")
+            keyFile = try SpillFile(path: folder + "/keys")
             signatures = s == nil ? nil : try SpillFile(path: folder + "/signatures")
             bandKeys = try (0..<bands).map { try SpillFile(path: folder + "/band-\($0)") }
         } catch {
@@ -205,6 +209,29 @@ final class CheckSpill: @unchecked Sendable {
 }
 
 extension CheckSpill {
+    /// Appends the next record's keys (its whole conversation's and its question's).
+    func appendKeys(pair: SHA256Key, prompt: SHA256Key) throws {
+        var words = [pair.a, pair.b, pair.c, pair.d, prompt.a, prompt.b, prompt.c, prompt.d].map(\.littleEndian)
+        try words.withUnsafeMutableBytes { try keyFile.append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The keys of the `index`-th record added. `inOrder`: read through a window (fast when
+    /// records are read in the order they were added; not for several threads at once);
+    /// otherwise one `pread`.
+    func keys(_ index: Int, inOrder: Bool = false) throws -> (pair: SHA256Key, prompt: SHA256Key) {
+        func decode(_ raw: UnsafeRawBufferPointer) -> (pair: SHA256Key, prompt: SHA256Key) {
+            func w(_ k: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)) }
+            return (SHA256Key(w(0), w(1), w(2), w(3)), SHA256Key(w(4), w(5), w(6), w(7)))
+        }
+        if inOrder {
+            if keyReader == nil { keyReader = try SpillFile.Reader(keyFile) }
+            if let keyReader { return try keyReader.withBytes(at: index * 64, count: 64, decode) }
+        }
+        var bytes = [UInt8](repeating: 0, count: 64)
+        try bytes.withUnsafeMutableBytes { try keyFile.read(at: index * 64, into: $0) }
+        return bytes.withUnsafeBytes(decode)
+    }
+
     /// Appends a record's own verdicts (ran and failed masks, one float64 a check run, then the
     /// reasons of the failed ones, each its length and UTF-8); returns where they start.
     func appendOwn(_ v: PackedVerdicts) throws -> Int {

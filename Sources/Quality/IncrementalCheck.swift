@@ -251,8 +251,8 @@ extension CheckPass {
             // A question that had one answer before becomes a group now: its earlier records join.
             addMember(&conflictGroups, .conflict, representative: first, (old.answers.count > 1 ? [] : old.members) + members.map { kept[$0].id })
         }
-        exact.groups = exactGroups.values.sorted { $0.representative < $1.representative }
-            + conflictGroups.values.sorted { $0.representative < $1.representative }
+        exact.members = GroupMembers(exactGroups.values.sorted { $0.representative < $1.representative }
+                                     + conflictGroups.values.sorted { $0.representative < $1.representative })
 
         // Near duplicates: the new records against the earlier ones in their buckets, then each other.
         var nearFindings: NearFindings?
@@ -296,7 +296,7 @@ extension CheckPass {
                                                       kept: candidateIds.map { !notKept.contains($0) })
             let result = NearDuplicateFinder.find(ids: candidateIds + newIds, signatures: all, settings: near, earlier: earlier)
             var found = NearFindings(result: result)
-            var nearGroups: [Int64: DuplicateGroup] = [:]
+            var nearGroups: [Int64: DuplicateGroup] = [:], groups: [DuplicateGroup] = []
             for (id, match) in result.duplicates {
                 addMember(&nearGroups, .near, representative: match.other, [id])
                 nearGroups[match.other]?.similarity[id] = match.similarity
@@ -306,12 +306,13 @@ extension CheckPass {
                 // The representative's own row (similarity 1): stored already when it had a group.
                 g.members = [rep] + g.members.sorted()
                 g.similarity[rep] = 1.0
-                found.groups.append(g)
+                groups.append(g)
             }
             for id in result.borderline.keys.sorted() {
                 guard let match = result.borderline[id] else { continue }
-                found.groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
+                groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
             }
+            found.members = GroupMembers(groups)
             nearFindings = found
         }
 
@@ -344,7 +345,8 @@ extension CheckPass {
         }
         let recurring = Self.recurring(counts, text: text)
 
-        var outcome = CheckOutcome(groups: exact.groups + (nearFindings?.groups ?? []), boilerplate: recurring.list)
+        var outcome = CheckOutcome(members: exact.members, boilerplate: recurring.list)
+        if let nearFindings { outcome.members.append(contentsOf: nearFindings.members) }
         outcome.storedSignaturesRead = signaturesRead
         try handOver(&outcome, order: order)
         setVerdicts(&outcome, order: order, exact: exact, near: nearFindings, recurring: recurring)

@@ -171,4 +171,45 @@ struct VerdictLayoutTests {
         #expect(try store.duplicateGroups(configHash: "h", kind: .borderline).isEmpty)
         #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM duplicate_groups") } == 5)
     }
+
+    /// Groups handed over as flat members (what `corpus check` does) are put in the table's key
+    /// order with the later of two entries for one (kind, record) standing, and read back as the
+    /// same groups.
+    @Test func groupMembersSortAndMakeTheSameGroups() throws {
+        let groups = [DuplicateGroup(kind: .near, representative: 2, members: [2, 9, 4], similarity: [2: 1, 9: 0.75, 4: 0.9]),
+                      DuplicateGroup(kind: .exact, representative: 3, members: [3, 7]),
+                      DuplicateGroup(kind: .borderline, representative: 2, members: [8], similarity: [8: 0.6]),
+                      DuplicateGroup(kind: .borderline, representative: 3, members: [6], similarity: [6: 0.62]),
+                      DuplicateGroup(kind: .conflict, representative: 1, members: [1, 5])]
+        var members = GroupMembers(groups)
+        #expect(members.count == 9)
+        #expect(!members.isSortedForTable)
+        // Given again later with another representative: the later entry stands.
+        members.append(.exact, record: 7, representative: 1)
+        members.sortForTable()
+        #expect(members.isSortedForTable)
+        // borderline < conflict < exact < near, as SQLite orders the names.
+        #expect(members.kinds == [.borderline, .borderline, .conflict, .conflict, .exact, .exact, .near, .near, .near])
+        #expect(members.records == [6, 8, 1, 5, 3, 7, 2, 4, 9])
+        #expect(members.representatives == [3, 2, 1, 1, 3, 1, 2, 2, 2])
+        #expect(members.similarity(0) == 0.62 && members.similarity(2) == nil && members.similarity(8) == 0.75)
+        #expect(members.groups == [DuplicateGroup(kind: .exact, representative: 1, members: [7]),
+                                   DuplicateGroup(kind: .exact, representative: 3, members: [3]),
+                                   DuplicateGroup(kind: .near, representative: 2, members: [2, 4, 9], similarity: [2: 1, 9: 0.75, 4: 0.9]),
+                                   DuplicateGroup(kind: .conflict, representative: 1, members: [1, 5]),
+                                   DuplicateGroup(kind: .borderline, representative: 3, members: [6], similarity: [6: 0.62]),
+                                   DuplicateGroup(kind: .borderline, representative: 2, members: [8], similarity: [8: 0.6])])
+        // Equal by similarity bit pattern (NaN where none).
+        #expect(GroupMembers(groups) == GroupMembers(groups))
+        #expect(GroupMembers(groups) != members)
+        // Stored and read back: the table holds exactly these rows.
+        let store = try TestSupport.temporaryStore()
+        try store.ingestTransaction(inserting: IngestTransactionTests.source()) { writer in
+            for i in 0..<9 { try writer.append(IngestTransactionTests.record(writer.sourceID, i)) }
+        }
+        try store.savePackedVerdicts(count: 0, { PackedVerdicts(recordId: Int64($0)) }, configHash: "h", configJSON: "{}", groups: members)
+        #expect(try store.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT kind || ' ' || record_id || ' ' || representative_id FROM duplicate_groups ORDER BY kind, record_id")
+        } == ["borderline 6 3", "borderline 8 2", "conflict 1 1", "conflict 5 1", "exact 3 3", "exact 7 1", "near 2 2", "near 4 2", "near 9 2"])
+    }
 }

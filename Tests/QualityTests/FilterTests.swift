@@ -141,6 +141,29 @@ struct FilterTests {
         #expect(outcome.verdicts.count == 14 * 11)
     }
 
+    /// Keys that share their first 8 bytes but differ after are told apart (the pass sorts by
+    /// the first 8 bytes and compares the whole keys within a run), in memory and spilled.
+    @Test func keysSharingTheirFirstBytesAreToldApart() throws {
+        func key(_ a: UInt64, _ b: UInt64) -> SHA256Key { SHA256Key(a, b, 0, 0) }
+        func facts(_ pair: SHA256Key, _ prompt: SHA256Key) -> CheckFacts {
+            CheckFacts(pairKey: pair, promptKey: prompt, answerLength: 3, sentences: [])
+        }
+        let known: [(id: Int64, facts: CheckFacts, signature: [UInt32]?)] = [
+            (1, facts(key(5, 1), key(9, 0)), nil), (2, facts(key(5, 2), key(9, 0)), nil), (3, facts(key(5, 1), key(9, 0)), nil),
+            (4, facts(key(5, 2), key(9, 1)), nil), (5, facts(key(7, 0), key(9, 1)), nil),
+        ]
+        let folder = try TestSupport.temporaryDirectory("key-prefixes")
+        for spilled in [false, true] {
+            var pass = CheckPass(configuration: CheckConfiguration())
+            if spilled { try pass.spillToDisk(besideStore: folder.appendingPathComponent("corpus.db").path) }
+            try pass.add(known: known)
+            let outcome = try (consume pass).finish { _ in nil }
+            #expect(outcome.members.kinds == [.conflict, .conflict, .conflict, .conflict, .conflict, .exact, .exact, .exact, .exact], "spilled \(spilled)")
+            #expect(outcome.members.records == [1, 2, 3, 4, 5, 1, 2, 3, 4], "spilled \(spilled)")
+            #expect(outcome.members.representatives == [1, 1, 1, 4, 4, 1, 2, 1, 2], "spilled \(spilled)")
+        }
+    }
+
     @Test func boilerplateByFrequency() throws {
         let closing = "以上内容仅供参考，具体请咨询专业医生。"
         var records: [CheckInput] = []

@@ -75,15 +75,15 @@ extension CorpusStore {
     public func savePackedVerdicts(_ rows: [PackedVerdicts], configHash: String, configJSON: String,
                                    groups: [DuplicateGroup] = [], replacingGroups: Bool = true, boilerplate: [RecurringSentence]? = nil,
                                    state: CheckState? = nil, arguments: [String] = []) throws -> Int {
-        try savePackedVerdicts(count: rows.count, { rows[$0] }, configHash: configHash, configJSON: configJSON, groups: groups,
+        try savePackedVerdicts(count: rows.count, { rows[$0] }, configHash: configHash, configJSON: configJSON, groups: GroupMembers(groups),
                                replacingGroups: replacingGroups, boilerplate: boilerplate, state: state, arguments: arguments)
     }
 
     /// The same with the rows made one at a time (`row(k)` for k < `count`), so that ten
-    /// million of them are never held together.
+    /// million of them are never held together, and the groups as flat members.
     @discardableResult
     public func savePackedVerdicts(count: Int, _ row: (Int) throws -> PackedVerdicts, configHash: String, configJSON: String,
-                                   groups: [DuplicateGroup] = [], replacingGroups: Bool = true, boilerplate: [RecurringSentence]? = nil,
+                                   groups: GroupMembers = GroupMembers(), replacingGroups: Bool = true, boilerplate: [RecurringSentence]? = nil,
                                    state: CheckState? = nil, arguments: [String] = []) throws -> Int {
         try pool.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO check_configs (hash, config, created_at) VALUES (?, ?, ?)",
@@ -154,70 +154,57 @@ extension CorpusStore {
         }
     }
 
-    /// Makes the stored group members under a configuration exactly `groups`, touching only the
+    /// Makes the stored group members under a configuration exactly `members`, touching only the
     /// rows that differ: checking again after a small new file leaves most of a large corpus's
     /// groups as they were, and deleting and re-inserting them all was most of such a run. The
-    /// wanted members are sorted in the table's key order (kind, record) and merged with the
-    /// stored ones read in that order: no hash table of a million members.
-    private func replaceGroups(_ db: Database, _ groups: [DuplicateGroup], configId: Int64) throws {
-        // Kinds ranked as SQLite orders their names.
+    /// members, in the table's key order (kind, record), are merged with the stored ones read in
+    /// that order: no hash table of a million members.
+    private func replaceGroups(_ db: Database, _ members: GroupMembers, configId: Int64) throws {
+        var members = members
+        if !members.isSortedForTable { members.sortForTable() }
         let kinds = DuplicateGroup.Kind.allCases.sorted { $0.rawValue < $1.rawValue }
-        let rank = Dictionary(uniqueKeysWithValues: kinds.enumerated().map { ($1, $0) })
-        struct Member { var kind: Int, record: Int64, representative: Int64, similarity: Double? }
-        var wanted: [Member] = []
-        wanted.reserveCapacity(groups.reduce(0) { $0 + $1.members.count })
-        for g in groups {
-            let k = rank[g.kind] ?? 0
-            for m in g.members { wanted.append(Member(kind: k, record: m, representative: g.representative, similarity: g.similarity[m])) }
-        }
-        // Stable, so that of a member given twice the last stands (as a later assignment would).
-        wanted = wanted.enumerated().sorted { ($0.element.kind, $0.element.record, $0.offset) < ($1.element.kind, $1.element.record, $1.offset) }.map { $0.element }
-        var unique: [Member] = []
-        unique.reserveCapacity(wanted.count)
-        for m in wanted {
-            if let last = unique.last, last.kind == m.kind, last.record == m.record { unique[unique.count - 1] = m } else { unique.append(m) }
-        }
-        wanted = []
-        var stale: [(kind: Int, record: Int64)] = []
-        var keep = [Bool](repeating: false, count: unique.count)
+        var stale: [(kind: String, record: Int64)] = []
+        var keep = [Bool](repeating: false, count: members.count)
         let stored = try Row.fetchCursor(db, sql: """
             SELECT kind, record_id, representative_id, similarity FROM duplicate_groups WHERE config_id = ? ORDER BY kind, record_id
             """, arguments: [configId])
         var w = 0
+        func rank(_ k: Int) -> Int { Int(GroupMembers.tableRank[members.kinds[k]] ?? 0) }
         while let row = try stored.next() {
             let kindName: String = row[0]
             let kind = kinds.firstIndex { $0.rawValue == kindName } ?? -1
             let record: Int64 = row[1], representative: Int64 = row[2], similarity: Double? = row[3]
-            while w < unique.count && (unique[w].kind, unique[w].record) < (kind, record) { w += 1 }
-            if w < unique.count, unique[w].kind == kind, unique[w].record == record,
-               unique[w].representative == representative, unique[w].similarity?.bitPattern == similarity?.bitPattern {
+            while w < members.count && (rank(w), members.records[w]) < (kind, record) { w += 1 }
+            if w < members.count, rank(w) == kind, members.records[w] == record,
+               members.representatives[w] == representative, members.similarity(w)?.bitPattern == similarity?.bitPattern {
                 keep[w] = true               // already stored as it should be
             } else {
-                stale.append((kind, record))
+                stale.append((kindName, record))
             }
         }
-        func name(_ kind: Int) -> String { kind >= 0 && kind < kinds.count ? kinds[kind].rawValue : "" }
         let delete = CheckedStatement(try db.makeStatement(sql: "DELETE FROM duplicate_groups WHERE config_id = ? AND kind = ? AND record_id = ?"),
                                       db, path: path)
         try delete.bind(1, configId)
         for m in stale {
             try delete.reset()
-            try delete.bind(2, name(m.kind))
+            try delete.bind(2, m.kind)
             try delete.bind(3, m.record)
-            _ = try delete.step("removing record \(m.record) from the \(name(m.kind)) groups")
+            _ = try delete.step("removing record \(m.record) from the \(m.kind) groups")
         }
         try delete.reset()
         // In the table's key order, so that the same findings write the same pages.
         try storeGroupMembers(db, configId: configId) { put in
-            for (k, m) in unique.enumerated() where !keep[k] { try put(name(m.kind), m.record, m.representative, m.similarity) }
+            for k in 0..<members.count where !keep[k] {
+                try put(members.kinds[k].rawValue, members.records[k], members.representatives[k], members.similarity(k))
+            }
         }
     }
 
     /// Inserts (or updates) group members, removing none.
-    private func insertGroupMembers(_ db: Database, _ groups: [DuplicateGroup], configId: Int64) throws {
+    private func insertGroupMembers(_ db: Database, _ members: GroupMembers, configId: Int64) throws {
         try storeGroupMembers(db, configId: configId) { put in
-            for g in groups {
-                for m in g.members { try put(g.kind.rawValue, m, g.representative, g.similarity[m]) }
+            for k in 0..<members.count {
+                try put(members.kinds[k].rawValue, members.records[k], members.representatives[k], members.similarity(k))
             }
         }
     }
@@ -273,7 +260,7 @@ extension CorpusStore {
     /// Stores `count` records' check facts under a key, the k-th given by `facts(k)`; a stored row
     /// is replaced (facts are computed only where none readable is stored: a malformed row is
     /// repaired).
-    public func saveCheckFacts(count: Int, key: String, _ facts: (Int) -> (recordId: Int64, blob: Data)) throws {
+    public func saveCheckFacts(count: Int, key: String, _ facts: (Int) throws -> (recordId: Int64, blob: Data)) throws {
         try savePerRecordBlobs(sql: "INSERT OR REPLACE INTO check_facts (record_id, facts_key, facts) VALUES (?, ?, ?)",
                                count: count, key: key, what: "check facts", facts)
     }

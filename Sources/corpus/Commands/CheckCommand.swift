@@ -198,7 +198,7 @@ struct CheckCommand: ParsableCommand {
             let signaturesComputed = signedEarly + outcome.newSignatureIds.count
             outcome.releaseStored()
             let added = try store.savePackedVerdicts(count: outcome.judgedCount, outcome.packedRow, configHash: hash, configJSON: try configuration.canonicalJSON(),
-                                                     groups: outcome.groups, replacingGroups: earlier == nil,
+                                                     groups: outcome.members, replacingGroups: earlier == nil,
                                                      boilerplate: configuration.runs("boilerplate") ? outcome.boilerplate : nil,
                                                      state: newState, arguments: CommandLine.arguments)
             timing.mark("stored verdicts and groups")
