@@ -45,26 +45,26 @@ final class SpillFile {
     }
 
     private func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            guard let base = bytes.baseAddress else { return }
-            let n = pwrite(fd, base + done, bytes.count - done, off_t(flushed + done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw Self.failure(path, "could not be written", n < 0 ? errno : ENOSPC) }
-            done += n
-        }
+        guard let base = bytes.baseAddress else { return }
+        try transfer(bytes.count, "could not be written", short: ENOSPC) { pwrite(fd, base + $0, bytes.count - $0, off_t(flushed + $0)) }
         flushed += bytes.count
     }
 
     /// Reads `into.count` bytes from `offset` (which with them must lie within what was appended).
     func read(at offset: Int, into: UnsafeMutableRawBufferPointer) throws {
         if offset + into.count > flushed { try flush() }
+        guard let base = into.baseAddress else { return }
+        try transfer(into.count, "could not be read back", short: EIO) { pread(fd, base + $0, into.count - $0, off_t(offset + $0)) }
+    }
+
+    /// Calls `io(done)` (a `pwrite` or `pread` of what is left after `done` bytes) until `count`
+    /// bytes are through, again when interrupted; a call that moves nothing fails with `short`.
+    private func transfer(_ count: Int, _ what: String, short: Int32, _ io: (Int) -> Int) throws {
         var done = 0
-        while done < into.count {
-            guard let base = into.baseAddress else { return }
-            let n = pread(fd, base + done, into.count - done, off_t(offset + done))
+        while done < count {
+            let n = io(done)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw Self.failure(path, "could not be read back", n < 0 ? errno : EIO) }
+            guard n > 0 else { throw Self.failure(path, what, n < 0 ? errno : short) }
             done += n
         }
     }
