@@ -178,7 +178,7 @@ public struct CheckPass: Sendable {
     /// Every record's signature, `permutations` values a row, in the order records came; or,
     /// after `spillToDisk`, in `spill` on disk (with each band's keys) and none here.
     var signatures: [UInt32] = []
-    /// Temporary files beside the store for the signatures and own verdicts (`spillToDisk`).
+    /// Temporary files beside the store for the signatures, keys and own verdicts (`spillToDisk`).
     var spill: CheckSpill?
     /// Indices of `kept` in id order, once asked for (`storeNew`, then `finish`): records are only
     /// ever added, so an order of as many records as `kept` holds is still the order.
@@ -198,11 +198,12 @@ public struct CheckPass: Sendable {
     /// How many records have been added.
     public var count: Int { kept.count }
 
-    /// Keeps the signatures and own verdicts of the records added from now on in temporary files
-    /// in a folder beside the store (`<store>.check-<pid>-<n>`, removed when the pass and its
-    /// outcome are gone) instead of in memory: ~600 bytes a record with the default settings, six
-    /// gigabytes at ten million. The near-duplicate search and the verdicts read them back
-    /// (docs/QUALITY.md, "Memory"). Call before adding any record.
+    /// Keeps the signatures, band keys, exact-duplicate keys and own verdicts of the records added
+    /// from now on in temporary files in a folder beside the store (`<store>.check-<pid>-<n>`,
+    /// removed when the pass and its outcome are gone) instead of in memory: with the LSH's
+    /// candidates about 1.3 KB a record with the default settings, 13 GB at ten million. The
+    /// findings and the verdicts read them back (docs/QUALITY.md, "Memory"). Call before adding
+    /// any record.
     public mutating func spillToDisk(besideStore path: String) throws {
         guard spill == nil, kept.isEmpty else { return }
         spill = try CheckSpill(besideStore: path, settings: hasher?.settings)
@@ -282,16 +283,13 @@ public struct CheckPass: Sendable {
         k.failed = packed.failed
         if let spill {
             k.scoreStart = packed.ran == 0 ? -1 : try spill.appendOwn(packed)
-        } else {
-            k.scoreStart = scores.count
-            scores += packed.scores
-            if !packed.details.isEmpty { details[kept.count] = packed.details }
-        }
-        if let spill {
             try spill.appendKeys(pair: pairKey, prompt: promptKey)
             pairPrefixes.append(pairKey.a)
             promptPrefixes.append(promptKey.a)
         } else {
+            k.scoreStart = scores.count
+            scores += packed.scores
+            if !packed.details.isEmpty { details[kept.count] = packed.details }
             pairKeys.append(pairKey)
             promptKeys.append(promptKey)
         }
