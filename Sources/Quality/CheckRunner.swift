@@ -513,15 +513,34 @@ public struct CheckPass: Sendable {
 
     /// Near duplicates and borderline pairs.
     struct NearFindings {
-        var result = NearDuplicateFinder.Result()
+        var result: NearDuplicateFinder.Result
         /// The members of the near-duplicate groups (each representative too, similarity 1) and
         /// the borderline pairs' later records.
         var members = GroupMembers()
+
+        init(result: NearDuplicateFinder.Result) {
+            self.result = result
+            members.reserveCapacity(result.duplicates.count * 5 / 4 + result.borderline.count)
+            var representatives: [Int64] = []
+            representatives.reserveCapacity(result.duplicates.count)
+            for (id, match) in result.duplicates {
+                members.append(.near, record: id, representative: match.other, similarity: match.similarity)
+                representatives.append(match.other)
+            }
+            representatives.sort()
+            var previous: Int64?
+            for rep in representatives where rep != previous {
+                members.append(.near, record: rep, representative: rep, similarity: 1)
+                previous = rep
+            }
+            for (id, match) in result.borderline {
+                members.append(.borderline, record: id, representative: match.other, similarity: match.similarity)
+            }
+        }
     }
 
     /// Near duplicates among the records that are not exact copies of an earlier one.
     func nearDuplicates(order: [Int], duplicateOf: [Int: Int64], settings: NearDuplicateSettings) throws -> NearFindings {
-        var found = NearFindings()
         var ids: [Int64] = [], rows: [Int32] = []
         for i in order where kept[i].signatureRow >= 0 && duplicateOf[i] == nil {
             ids.append(kept[i].id)
@@ -529,25 +548,7 @@ public struct CheckPass: Sendable {
         }
         let near = try spill.map { try NearDuplicateFinder.find(ids: ids, rowOf: rows, spill: $0, settings: settings) }
             ?? NearDuplicateFinder.find(ids: ids, signatures: signatures, rowOf: rows, settings: settings)
-        found.result = near
-        found.members.reserveCapacity(near.duplicates.count * 5 / 4 + near.borderline.count)
-        var representatives: [Int64] = []
-        representatives.reserveCapacity(near.duplicates.count)
-        for (id, match) in near.duplicates {
-            found.members.append(.near, record: id, representative: match.other, similarity: match.similarity)
-            representatives.append(match.other)
-        }
-        representatives.sort()
-        var previous: Int64?
-        for rep in representatives where rep != previous {
-            found.members.append(.near, record: rep, representative: rep, similarity: 1)
-            previous = rep
-        }
-        representatives = []
-        for (id, match) in near.borderline {
-            found.members.append(.borderline, record: id, representative: match.other, similarity: match.similarity)
-        }
-        return found
+        return NearFindings(result: near)
     }
 
     /// Sentences recurring in many answers (the corpus's boilerplate).

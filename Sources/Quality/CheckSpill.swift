@@ -196,7 +196,9 @@ final class CheckSpill: @unchecked Sendable {
     /// Row `row`, copied out.
     func row(_ row: Int) throws -> [UInt32] {
         var values = [UInt32](repeating: 0, count: permutations)
-        try values.withUnsafeMutableBytes { try signatures?.read(at: row * permutations * 4, into: $0) }
+        try values.withUnsafeMutableBufferPointer { buffer in
+            if let base = buffer.baseAddress { try read(row: row, into: base) }
+        }
         return values
     }
 

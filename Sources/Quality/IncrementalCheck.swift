@@ -295,25 +295,8 @@ extension CheckPass {
             let earlier = NearDuplicateFinder.Earlier(count: candidateIds.count, buckets: earlierBuckets,
                                                       kept: candidateIds.map { !notKept.contains($0) })
             let result = NearDuplicateFinder.find(ids: candidateIds + newIds, signatures: all, settings: near, earlier: earlier)
-            var found = NearFindings(result: result)
-            var nearGroups: [Int64: DuplicateGroup] = [:], groups: [DuplicateGroup] = []
-            for (id, match) in result.duplicates {
-                addMember(&nearGroups, .near, representative: match.other, [id])
-                nearGroups[match.other]?.similarity[id] = match.similarity
-            }
-            for rep in nearGroups.keys.sorted() {
-                guard var g = nearGroups[rep] else { continue }
-                // The representative's own row (similarity 1): stored already when it had a group.
-                g.members = [rep] + g.members.sorted()
-                g.similarity[rep] = 1.0
-                groups.append(g)
-            }
-            for id in result.borderline.keys.sorted() {
-                guard let match = result.borderline[id] else { continue }
-                groups.append(DuplicateGroup(kind: .borderline, representative: match.other, members: [id], similarity: [id: match.similarity]))
-            }
-            found.members = GroupMembers(groups)
-            nearFindings = found
+            // The representatives' own rows (similarity 1) are stored again where they had a group.
+            nearFindings = NearFindings(result: result)
         }
 
         // Boilerplate over the whole corpus: a sentence of no new record keeps its stored count.

@@ -162,7 +162,6 @@ extension CorpusStore {
     private func replaceGroups(_ db: Database, _ members: GroupMembers, configId: Int64) throws {
         var members = members
         if !members.isSortedForTable { members.sortForTable() }
-        let kinds = DuplicateGroup.Kind.allCases.sorted { $0.rawValue < $1.rawValue }
         var stale: [(kind: String, record: Int64)] = []
         var keep = [Bool](repeating: false, count: members.count)
         let stored = try Row.fetchCursor(db, sql: """
@@ -172,7 +171,7 @@ extension CorpusStore {
         func rank(_ k: Int) -> Int { Int(GroupMembers.tableRank[members.kinds[k]] ?? 0) }
         while let row = try stored.next() {
             let kindName: String = row[0]
-            let kind = kinds.firstIndex { $0.rawValue == kindName } ?? -1
+            let kind = DuplicateGroup.Kind(rawValue: kindName).flatMap { GroupMembers.tableRank[$0] }.map(Int.init) ?? -1
             let record: Int64 = row[1], representative: Int64 = row[2], similarity: Double? = row[3]
             while w < members.count && (rank(w), members.records[w]) < (kind, record) { w += 1 }
             if w < members.count, rank(w) == kind, members.records[w] == record,

@@ -157,8 +157,8 @@ struct CheckCommand: ParsableCommand {
                 // context only; a new file costs its own checks plus the corpus-wide comparison.
                 let done = try store.recordsJudged(configHash: hash, covering: expected)
                 var pass = CheckPass(configuration: configuration, judged: judged, done: done, tokens: tokens)
-                // The signatures and own verdicts wait on disk beside the store, not in memory (six
-                // gigabytes at ten million records); the folder goes with the outcome.
+                // The signatures, keys and own verdicts wait on disk beside the store, not in memory
+                // (about 1.3 KB a record); the folder goes with the outcome.
                 try pass.spillToDisk(besideStore: store.path)
                 pass.reserve(records: try store.recordCountAndLastId().count)
                 try read(into: &pass, after: Int64.min, done: done)
